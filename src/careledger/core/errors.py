@@ -1,0 +1,126 @@
+"""Every way CareLedger refuses something, as a stable numeric code.
+
+Exception tree::
+
+    LedgerError                      (code, message; message is for humans, never hashed)
+    ├── InvalidTx                    the transaction can never enter a block (admission / block building)
+    │   ├── EncodingError            malformed, non-canonical or oversized bytes
+    │   ├── AuthError                chain id, signature, signer membership
+    │   └── NonceError               replayed, out-of-order or duplicate transaction
+    ├── TxFailed                     included in a block with a non-zero receipt, writes rolled back
+    ├── GenesisError                 the genesis file is not a valid consortium declaration
+    ├── StoreCorrupted               a stored file fails an integrity check
+    └── NotFound                     a query names something that does not exist
+
+Codes are grouped by range: 1xx encoding, 2xx authentication, 3xx ordering, 4xx generic contract
+failures, 9xx node. Each contract owns a range of its own (identity 1000, governance 1100, records
+2000, consent 2100, audit 2200, supply 3000, claims 4000, trials 5000). Codes never change meaning
+once released; new ones are appended.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    """Stable result codes. 0 is success."""
+
+    OK = 0
+    # 1xx: encoding and shape
+    MALFORMED_ENCODING = 101
+    NON_CANONICAL_ENCODING = 102
+    OVERSIZED = 103
+    UNKNOWN_TX_TYPE = 104
+    INVALID_PAYLOAD = 105
+    # 2xx: authentication and authorisation of the signer
+    WRONG_CHAIN = 201
+    BAD_SIGNATURE = 202
+    MISSING_SIGNATURE = 203
+    UNKNOWN_SIGNER = 204
+    SIGNER_REVOKED = 205
+    UNAUTHORISED = 206
+    # 3xx: ordering and replay
+    NONCE_REPLAYED = 301
+    NONCE_OUT_OF_ORDER = 302
+    DUPLICATE_TX = 303
+    MEMPOOL_FULL = 304
+    TX_EXPIRED = 305
+    # 4xx: generic contract outcomes
+    NOT_FOUND = 401
+    ALREADY_EXISTS = 402
+    INVALID_STATE = 403
+    LIMIT_EXCEEDED = 404
+    # 9xx: node
+    INVALID_GENESIS = 901
+    STORE_CORRUPTED = 902
+    TIMEOUT = 903
+    NODE_UNAVAILABLE = 904
+    BAD_REQUEST = 905
+    INTERNAL_ERROR = 999
+    # 1000: identity
+    ORG_UNKNOWN = 1001
+    ORG_INACTIVE = 1002
+    ROLE_NOT_ALLOWED = 1003
+    MEMBER_EXISTS = 1004
+    MEMBER_UNKNOWN = 1005
+    PATIENT_EXISTS = 1006
+    KEY_IN_USE = 1007
+    # 1100: governance
+    PROPOSAL_UNKNOWN = 1101
+    PROPOSAL_CLOSED = 1102
+    ALREADY_VOTED = 1103
+    PROPOSAL_INVALID = 1104
+
+
+class LedgerError(Exception):
+    """Base of every CareLedger refusal: a stable ``code`` and a human ``message`` (never hashed)."""
+
+    default_code: Code = Code.INVALID_STATE
+
+    def __init__(self, message: str, code: Code | None = None) -> None:
+        super().__init__(message)
+        self.code: Code = code if code is not None else self.default_code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.name} ({int(self.code)}): {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": int(self.code), "name": self.code.name, "message": self.message}
+
+
+class InvalidTx(LedgerError):
+    """The transaction is invalid: it is refused at admission and never enters a block."""
+
+    default_code = Code.INVALID_PAYLOAD
+
+
+class EncodingError(InvalidTx):
+    default_code = Code.MALFORMED_ENCODING
+
+
+class AuthError(InvalidTx):
+    default_code = Code.BAD_SIGNATURE
+
+
+class NonceError(InvalidTx):
+    default_code = Code.NONCE_REPLAYED
+
+
+class TxFailed(LedgerError):
+    """A well-formed transaction refused by its contract: included with a non-zero receipt."""
+
+    default_code = Code.INVALID_STATE
+
+
+class GenesisError(LedgerError):
+    default_code = Code.INVALID_GENESIS
+
+
+class StoreCorrupted(LedgerError):
+    default_code = Code.STORE_CORRUPTED
+
+
+class NotFound(LedgerError):
+    default_code = Code.NOT_FOUND

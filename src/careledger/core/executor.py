@@ -1,0 +1,209 @@
+"""The state machine: genesis, admission checks and block execution. Pure: no clock, no I/O.
+
+Two kinds of bad transaction are kept apart, as in ethereum/execution-specs:
+
+* *invalid* (:class:`InvalidTx`): malformed, badly signed, wrong chain, unknown type, wrong nonce,
+  unknown or revoked signer. Such a transaction is refused at admission and never enters a block;
+  a block containing one is itself invalid.
+* *failed* (:class:`TxFailed`): valid, but refused by its contract (missing role, wrong state).
+  It is included with a receipt carrying a non-zero code; its nonce is consumed and every other
+  write rolls back.
+
+Both engines (solo and CometBFT) drive :class:`BlockExecution` and nothing else, so the same blocks
+give the same receipts and app hashes under either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from careledger.contracts import governance, identity
+from careledger.contracts.base import Handler, Registry, Signer, TxContext
+from careledger.core.block import BlockEnv, Header, Receipt, receipts_root, txs_root
+from careledger.core.crypto import SUITES, CryptoSuite
+from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, NonceError
+from careledger.core.genesis import Genesis
+from careledger.core.state import MemoryState, Overlay, StateReader, compute_app_hash
+from careledger.core.tx import Tx, decode_tx
+
+log = logging.getLogger("careledger.executor")
+
+
+def nonce_key(pub: str) -> str:
+    return f"nonce/{pub}"
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The static facts execution depends on: genesis, contracts and crypto suite."""
+
+    genesis: Genesis
+    registry: Registry
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    @property
+    def suite(self) -> CryptoSuite:
+        return SUITES[self.genesis.crypto_suite]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.genesis.params.model_dump()
+
+    @property
+    def max_tx_bytes(self) -> int:
+        return self.genesis.params.max_tx_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedTx:
+    """A transaction that passed every stateless check, with its typed payload."""
+
+    tx: Tx
+    handler: Handler[Any]
+    payload: Any
+
+
+def genesis_state(genesis: Genesis) -> dict[str, bytes | None]:
+    """The writes that genesis makes: chain facts, parameters, organisations, admins, validators."""
+    overlay = Overlay(MemoryState())
+    overlay.put("chain", {"chain_id": genesis.chain_id, "crypto_suite": genesis.crypto_suite,
+                          "genesis_hash": genesis.hash.hex()})
+    overlay.put("params", genesis.params.model_dump())
+    for org in genesis.organisations:
+        identity.write_organisation(overlay, org.model_dump(mode="json"), 0)
+    for v in genesis.validators:
+        overlay.put(governance.validator_key(v.pub_key), {"org": v.org, "power": v.power})
+    return overlay.writes
+
+
+def genesis_app_hash(genesis: Genesis, changes: dict[str, bytes | None]) -> bytes:
+    return compute_app_hash(0, genesis.hash, changes)
+
+
+def check_stateless(chain: Chain, raw: bytes, verify_signature: bool = True) -> CheckedTx:
+    """Decode, verify the signature, find the handler and parse the payload. Raises InvalidTx."""
+    tx = decode_tx(raw, chain.chain_id, chain.suite, chain.max_tx_bytes, verify_signature)
+    handler = chain.registry.get(tx.type, tx.version)
+    return CheckedTx(tx, handler, handler.parse(tx.payload))
+
+
+def committed_nonce(state: StateReader | Overlay, pub: str) -> int:
+    raw = state.get_raw(nonce_key(pub))
+    return 0 if raw is None else int(raw)
+
+
+def check_signer(state: StateReader | Overlay, checked: CheckedTx) -> Signer:
+    """The signer must be registered and active, unless the handler is open to new keys."""
+    signer = identity.resolve_signer(state, checked.tx.signer_hex)
+    if signer.kind == "unregistered":
+        if not checked.handler.open_to_unregistered:
+            raise AuthError("signer is not a member of the consortium nor a registered patient",
+                            Code.UNKNOWN_SIGNER)
+    elif not signer.active:
+        raise AuthError("signer's membership has been revoked", Code.SIGNER_REVOKED)
+    return signer
+
+
+def check_nonce(expected: int, nonce: int) -> None:
+    if nonce < expected:
+        raise NonceError(f"nonce {nonce} was already used (next is {expected})", Code.NONCE_REPLAYED)
+    if nonce > expected:
+        raise NonceError(f"nonce {nonce} is ahead of the next expected nonce {expected}", Code.NONCE_OUT_OF_ORDER)
+
+
+def check_admission(chain: Chain, state: StateReader, env: BlockEnv, checked: CheckedTx, expected_nonce: int) -> None:
+    """The mempool's check against committed state: nonce, signer, and the contract's authorisation.
+
+    Raises InvalidTx (nonce, signer) or TxFailed (authorisation). Writes nothing.
+    """
+    check_nonce(expected_nonce, checked.tx.nonce)
+    signer = check_signer(state, checked)
+    ctx = TxContext(env=env, tx_hash=checked.tx.hash_hex, index=0, signer=signer, params=chain.params)
+    checked.handler.authorize(Overlay(state), ctx, checked.payload)
+
+
+@dataclass
+class BlockResult:
+    header_fields: dict[str, Any]
+    txs: list[bytes]
+    receipts: list[Receipt]
+    changes: dict[str, bytes | None]
+    app_hash: bytes
+    validator_updates: list[dict[str, Any]] = field(default_factory=list)
+
+    def header(self, prev_hash: str, proposer: str) -> Header:
+        f = self.header_fields
+        return Header(chain_id=f["chain_id"], height=f["height"], time_ms=f["time_ms"], prev_hash=prev_hash,
+                      txs_root=f["txs_root"], receipts_root=f["receipts_root"], app_hash=self.app_hash.hex(),
+                      proposer=proposer, tx_count=len(self.txs))
+
+
+class BlockExecution:
+    """Executes one block's transactions in order on a staged copy of the state."""
+
+    def __init__(self, chain: Chain, base: StateReader, env: BlockEnv, prev_app_hash: bytes) -> None:
+        self.chain = chain
+        self.env = env
+        self.prev_app_hash = prev_app_hash
+        self.state = Overlay(base)
+        self.txs: list[bytes] = []
+        self.receipts: list[Receipt] = []
+        self._params = chain.params
+
+    def add(self, checked: CheckedTx) -> Receipt:
+        """Execute ``checked`` as the next transaction of the block.
+
+        Raises InvalidTx (nonce, unknown or revoked signer) and leaves the block unchanged: the
+        transaction must not be included. Otherwise returns its receipt, success or failure.
+        """
+        tx = checked.tx
+        check_nonce(committed_nonce(self.state, tx.signer_hex) + 1, tx.nonce)
+        signer = check_signer(self.state, checked)
+        index = len(self.txs)
+        ctx = TxContext(env=self.env, tx_hash=tx.hash_hex, index=index, signer=signer, params=self._params)
+        self.state.writes[nonce_key(tx.signer_hex)] = str(tx.nonce).encode()
+        staged = Overlay(self.state)
+        code, message, result = 0, "", None
+        try:
+            checked.handler.authorize(staged, ctx, checked.payload)
+            result = checked.handler.apply(staged, ctx, checked.payload)
+        except LedgerError as exc:
+            code, message = int(exc.code), exc.message
+        except Exception as exc:  # a contract bug must still give every node the same receipt
+            log.exception("contract %s raised unexpectedly", tx.type)
+            code, message = int(Code.INTERNAL_ERROR), f"internal error in {tx.type}: {type(exc).__name__}"
+        if code == 0:
+            staged.merge_into(self.state)
+            receipt = Receipt(tx=tx.hash_hex, index=index, code=0, result=result, events=tuple(ctx.events))
+        else:
+            receipt = Receipt(tx=tx.hash_hex, index=index, code=code, message=message)
+        self.txs.append(tx.raw)
+        self.receipts.append(receipt)
+        return receipt
+
+    def finish(self) -> BlockResult:
+        changes = self.state.writes
+        app_hash = compute_app_hash(self.env.height, self.prev_app_hash, changes)
+        updates = [dict(e["attrs"]) for r in self.receipts for e in r.events if e["type"] == "validator_update"]
+        fields = {"chain_id": self.env.chain_id, "height": self.env.height, "time_ms": self.env.time_ms,
+                  "txs_root": txs_root(self.txs).hex(), "receipts_root": receipts_root(self.receipts).hex()}
+        return BlockResult(fields, self.txs, self.receipts, dict(changes), app_hash, updates)
+
+
+def execute_block(chain: Chain, base: StateReader, env: BlockEnv, prev_app_hash: bytes, raw_txs: Iterable[bytes],
+                  checker: Callable[[bytes], CheckedTx] | None = None) -> BlockResult:
+    """Execute a decided block strictly: any invalid transaction makes the whole block invalid."""
+    run = BlockExecution(chain, base, env, prev_app_hash)
+    check = checker or (lambda raw: check_stateless(chain, raw))
+    for i, raw in enumerate(raw_txs):
+        try:
+            run.add(check(raw))
+        except InvalidTx as exc:
+            raise InvalidTx(f"block {env.height} tx {i} is invalid: {exc.message}", exc.code) from exc
+    return run.finish()

@@ -1,0 +1,252 @@
+"""The embedded node: store, executor, mempool and the solo engine in one process.
+
+The solo engine is the single-validator default. It produces a block as soon as transactions are
+pending, waiting at most ``block_interval_ms`` to gather more (or until ``max_block_txs`` are
+pending). Signature checks run in the submitting threads; libsodium releases the GIL, so concurrent
+submitters (the HTTP server's worker threads, the benchmark's submitters) use both cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from careledger.contracts import default_registry, governance
+from careledger.core import codec
+from careledger.core.block import BlockEnv, Header, Receipt
+from careledger.core.crypto import SigningKey
+from careledger.core.errors import Code, InvalidTx, LedgerError, NotFound, StoreCorrupted
+from careledger.core.executor import (
+    BlockExecution,
+    Chain,
+    CheckedTx,
+    check_admission,
+    check_stateless,
+    committed_nonce,
+    genesis_app_hash,
+    genesis_state,
+)
+from careledger.core.genesis import Genesis, parse_genesis
+from careledger.node.mempool import Mempool, Pending
+from careledger.node.store import Head, Store, StoredTx
+
+log = logging.getLogger("careledger.node")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    block_interval_ms: int = 25
+    max_block_txs: int = 2_000
+    mempool_capacity: int = 50_000
+
+
+def open_store(path: Any, genesis: Genesis | None = None, check: bool = True) -> tuple[Store, Chain]:
+    """Open (and on first use initialise) a ledger store; refuse a store that fails its integrity check."""
+    store = Store(path)
+    try:
+        if not store.is_initialised():
+            if genesis is None:
+                raise StoreCorrupted("store is empty and no genesis was given")
+            changes = genesis_state(genesis)
+            store.init_genesis(genesis.encode(), genesis.hash, changes, genesis_app_hash(genesis, changes))
+        stored = store.get_meta("genesis")
+        assert stored is not None
+        stored_genesis = parse_genesis(codec.decode_trusted(stored))
+        if genesis is not None and stored_genesis.hash != genesis.hash:
+            raise StoreCorrupted("the store belongs to a different genesis")
+        if check:
+            store.check_integrity()
+    except Exception:
+        store.close()
+        raise
+    return store, Chain(stored_genesis, default_registry())
+
+
+class Node:
+    """One CareLedger node running the solo engine."""
+
+    def __init__(self, store: Store, chain: Chain, node_key: SigningKey, config: EngineConfig | None = None) -> None:
+        self.store = store
+        self.chain = chain
+        self.node_key = node_key
+        self.config = config or EngineConfig()
+        self.mempool = Mempool(self.config.mempool_capacity)
+        self._head = store.head()
+        self._head_time_ms = store.block(self._head.height)[0].time_ms if self._head.height else 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._commit_listeners: list[Any] = []
+        self.commit_cond = threading.Condition()
+        validators = {v["pub_key"] for v in governance.validators(store.writer_view)}
+        if node_key.public_hex not in validators:
+            raise LedgerError("this node's key is not a validator of the consortium; the solo engine "
+                              "cannot sign blocks with it", Code.UNAUTHORISED)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="solo-engine", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self.mempool.lock:
+            self.mempool.not_empty.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    @property
+    def head(self) -> Head:
+        return self._head
+
+    # -- admission ----------------------------------------------------------------------------------
+    def check(self, raw: bytes) -> CheckedTx:
+        """Stateless checks; safe to call from many threads at once."""
+        return check_stateless(self.chain, raw)
+
+    def submit(self, raw: bytes) -> Future[object]:
+        """Admit a transaction to the mempool; returns a future of its receipt. Raises LedgerError."""
+        checked = self.check(raw)
+        return self.admit(checked)
+
+    def admit(self, checked: CheckedTx) -> Future[object]:
+        tx = checked.tx
+        if self.store.has_tx(tx.hash):
+            raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
+        view = self.store.view()
+        env = BlockEnv(self.chain.chain_id, self._head.height + 1, self._head_time_ms, self.node_key.public_hex)
+        with self.mempool.lock:
+            if self.mempool.contains(tx.hash):
+                raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
+            expected = self.mempool.next_nonce(tx.signer_hex)
+            if expected is None:
+                expected = committed_nonce(view, tx.signer_hex) + 1
+            check_admission(self.chain, view, env, checked, expected)
+            pending = Pending(checked, submitted_at=time.perf_counter())
+            self.mempool.add(pending)
+        return pending.future
+
+    def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
+        fut = self.submit(raw)
+        result = fut.result(timeout=timeout)
+        if isinstance(result, LedgerError):
+            raise result
+        assert isinstance(result, Receipt)
+        return result
+
+    # -- block production -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        interval = self.config.block_interval_ms / 1000
+        while not self._stop.is_set():
+            with self.mempool.lock:
+                while not len(self.mempool) and not self._stop.is_set():
+                    self.mempool.not_empty.wait(timeout=0.5)
+                if self._stop.is_set():
+                    return
+                deadline = time.monotonic() + interval
+                while len(self.mempool) < self.config.max_block_txs and not self._stop.is_set():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self.mempool.not_empty.wait(timeout=remaining)
+                batch = self.mempool.take(self.config.max_block_txs)
+            try:
+                self.produce_block(batch)
+            except Exception:  # never let the engine thread die silently
+                log.exception("block production failed; the node stops producing blocks")
+                self._stop.set()
+                raise
+
+    def produce_block(self, batch: list[Pending]) -> Header | None:
+        """Execute ``batch`` as the next block, commit it, and settle every future."""
+        height = self._head.height + 1
+        now_ms = int(time.time() * 1000)
+        env = BlockEnv(self.chain.chain_id, height, max(now_ms, self._head_time_ms + 1), self.node_key.public_hex)
+        run = BlockExecution(self.chain, self.store.writer_view, env, self._head.app_hash)
+        included: list[tuple[Pending, Receipt]] = []
+        dropped: list[tuple[Pending, InvalidTx]] = []
+        for pending in batch:
+            try:
+                included.append((pending, run.add(pending.checked)))
+            except InvalidTx as exc:
+                dropped.append((pending, exc))
+        header = None
+        if included:
+            result = run.finish()
+            header = result.header(self._head.block_hash.hex(), self.node_key.public_hex)
+            signature = self.node_key.sign("block", self.chain.chain_id, header.hash)
+            self._head = self.store.commit_block(header, signature, result.txs, result.receipts, result.changes)
+            self._head_time_ms = header.time_ms
+        with self.mempool.lock:
+            self.mempool.remove([p.checked.tx.hash for p, _ in included] + [p.checked.tx.hash for p, _ in dropped])
+            for pending, _ in dropped:  # later nonces of the same signer can never apply now
+                tx = pending.checked.tx
+                for doomed in self.mempool.drop_signer_after(tx.signer_hex, tx.nonce):
+                    dropped.append((doomed, InvalidTx("an earlier transaction of this signer was dropped",
+                                                      Code.NONCE_OUT_OF_ORDER)))
+        for pending, receipt in included:
+            pending.future.set_result(receipt)
+        for pending, exc in dropped:
+            if not pending.future.done():
+                pending.future.set_result(exc)
+        if header is not None:
+            with self.commit_cond:
+                self.commit_cond.notify_all()
+            for listener in list(self._commit_listeners):
+                listener(header)
+        return header
+
+    def on_commit(self, listener: Any) -> None:
+        self._commit_listeners.append(listener)
+
+    # -- queries --------------------------------------------------------------------------------------
+    def get_tx(self, tx_hash: bytes) -> StoredTx:
+        return self.store.tx(tx_hash)
+
+    def wait_for_height(self, height: int, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self.commit_cond:
+            while self._head.height < height:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.commit_cond.wait(left)
+        return True
+
+    def status(self) -> dict[str, Any]:
+        head = self._head
+        latest_time = self._head_time_ms
+        return {
+            "chain_id": self.chain.chain_id, "engine": "solo", "height": head.height,
+            "app_hash": head.app_hash.hex(), "block_hash": head.block_hash.hex(), "latest_block_time_ms": latest_time,
+            "node_key": self.node_key.public_hex, "mempool": len(self.mempool),
+            "genesis_hash": self.chain.genesis.hash.hex(), "crypto_suite": self.chain.genesis.crypto_suite,
+        }
+
+
+def genesis_of(store: Store) -> Genesis:
+    raw = store.get_meta("genesis")
+    if raw is None:
+        raise NotFound("store has no genesis")
+    return parse_genesis(codec.decode_trusted(raw))
+
+
+
+
+def tx_proof(store: Store, tx_hash: bytes) -> dict[str, Any]:
+    """The inclusion proof bundle of a committed transaction (see careledger.core.proofs)."""
+    from careledger.core.proofs import build_proof
+
+    stored = store.tx(tx_hash)
+    header, _, signature = store.block(stored.height)
+    txs = store.block_txs(stored.height)
+    return build_proof(header, signature, [t.raw for t in txs], [t.receipt for t in txs], stored.index)

@@ -1,0 +1,299 @@
+"""The block and state store: one SQLite file in WAL mode, written only at commit.
+
+Tables::
+
+    meta    (key, value)                       genesis bytes, head {height, app_hash, block_hash}
+    blocks  (height, hash, header, signature)  canonical header bytes; hash = SHA-256(header)
+    txs     (hash, height, idx, raw, receipt, message, chk)
+    state   (key, value, chk)                  canonical JSON values; chk = SHA-256(key 0x00 value)[:8]
+
+A block, its transactions and receipts, its state changes and the new head are written in one
+SQLite transaction with ``synchronous=FULL``, so after a crash the store is at the last committed
+height or the one before, never in between. :meth:`Store.check_integrity` re-checks every row's
+checksum and every block's hash link; the node runs it before serving, and refuses to start with
+:class:`StoreCorrupted` when a byte has changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from careledger.core import codec
+from careledger.core.block import Header, Receipt
+from careledger.core.errors import Code, NotFound, StoreCorrupted
+from careledger.core.state import prefix_end
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL,
+                                   signature BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,
+                                raw BLOB NOT NULL, receipt BLOB NOT NULL, message TEXT NOT NULL,
+                                chk BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS txs_position ON txs (height, idx);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL, chk BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+
+def state_chk(key: str, value: bytes) -> bytes:
+    return hashlib.sha256(key.encode() + b"\x00" + value).digest()[:8]
+
+
+def tx_chk(raw: bytes, receipt: bytes) -> bytes:
+    return hashlib.sha256(hashlib.sha256(raw).digest() + receipt).digest()[:8]
+
+
+@dataclass(frozen=True)
+class Head:
+    height: int
+    app_hash: bytes
+    block_hash: bytes
+
+
+@dataclass(frozen=True)
+class StoredTx:
+    hash: bytes
+    height: int
+    index: int
+    raw: bytes
+    receipt: Receipt
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+class StateView:
+    """Committed state read through one connection (implements core.state.StateReader)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get_raw(self, key: str) -> bytes | None:
+        row = self._conn.execute("SELECT value, chk FROM state WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        value, chk = row
+        if state_chk(key, value) != chk:
+            raise StoreCorrupted(f"state entry {key[:40]!r} fails its checksum")
+        return bytes(value)
+
+    def scan_raw(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        rows = self._conn.execute("SELECT key, value, chk FROM state WHERE key >= ? AND key < ? ORDER BY key",
+                                  (prefix, prefix_end(prefix))).fetchall()
+        for key, value, chk in rows:
+            if state_chk(key, value) != chk:
+                raise StoreCorrupted(f"state entry {key[:40]!r} fails its checksum")
+            yield key, bytes(value)
+
+    def get(self, key: str) -> Any:
+        raw = self.get_raw(key)
+        return None if raw is None else codec.decode_trusted(raw)
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        for key, raw in self.scan_raw(prefix):
+            yield key, codec.decode_trusted(raw)
+
+
+class Store:
+    """One ledger database. The writer connection belongs to the engine; readers get their own."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = _connect(path)
+        self._local = threading.local()
+        self._conn.executescript(SCHEMA)
+        self.writer_view = StateView(self._conn)
+
+    # -- connections --------------------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+        return conn  # type: ignore[no-any-return]
+
+    def view(self) -> StateView:
+        """A read-only view of committed state for the calling thread."""
+        return StateView(self._reader())
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- meta ---------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> bytes | None:
+        row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def is_initialised(self) -> bool:
+        return self.get_meta("genesis") is not None
+
+    def head(self) -> Head:
+        raw = self.get_meta("head")
+        if raw is None:
+            raise StoreCorrupted("store has no head record")
+        doc = codec.decode_trusted(raw)
+        return Head(doc["height"], bytes.fromhex(doc["app_hash"]), bytes.fromhex(doc["block_hash"]))
+
+    # -- writes -------------------------------------------------------------------------------------
+    def init_genesis(self, genesis_bytes: bytes, genesis_hash: bytes, changes: dict[str, bytes | None],
+                     app_hash: bytes) -> None:
+        if self.is_initialised():
+            raise StoreCorrupted("store is already initialised", Code.ALREADY_EXISTS)
+        head = codec.encode({"app_hash": app_hash.hex(), "block_hash": genesis_hash.hex(), "height": 0})
+        with self._tx():
+            self._conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION).encode(),))
+            self._conn.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis_bytes,))
+            self._conn.execute("INSERT INTO meta VALUES ('genesis_app_hash', ?)", (app_hash,))
+            self._write_state(changes)
+            self._conn.execute("INSERT INTO meta VALUES ('head', ?)", (head,))
+
+    def commit_block(self, header: Header, signature: bytes, txs: list[bytes], receipts: list[Receipt],
+                     changes: dict[str, bytes | None]) -> Head:
+        """Write a block, its transactions, receipts, state changes and the new head atomically."""
+        header_bytes = header.encode()
+        block_hash = hashlib.sha256(header_bytes).digest()
+        head = codec.encode({"app_hash": header.app_hash, "block_hash": block_hash.hex(), "height": header.height})
+        rows = []
+        for raw, receipt in zip(txs, receipts, strict=True):
+            rb = receipt.encode()
+            rows.append((bytes.fromhex(receipt.tx), header.height, receipt.index, raw, rb, receipt.message,
+                         tx_chk(raw, rb)))
+        with self._tx():
+            self._conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)",
+                               (header.height, block_hash, header_bytes, signature))
+            self._conn.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._write_state(changes)
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
+        return Head(header.height, bytes.fromhex(header.app_hash), block_hash)
+
+    def _write_state(self, changes: dict[str, bytes | None]) -> None:
+        puts = [(k, v, state_chk(k, v)) for k, v in changes.items() if v is not None]
+        dels = [(k,) for k, v in changes.items() if v is None]
+        if puts:
+            self._conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", puts)
+        if dels:
+            self._conn.executemany("DELETE FROM state WHERE key = ?", dels)
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> None:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+    def _tx(self) -> Store._Tx:
+        return Store._Tx(self._conn)
+
+    # -- reads --------------------------------------------------------------------------------------
+    def block(self, height: int) -> tuple[Header, bytes, bytes]:
+        """(header, block hash, signature) at ``height``; raises NotFound."""
+        row = self._reader().execute("SELECT hash, header, signature FROM blocks WHERE height = ?",
+                                     (height,)).fetchone()
+        if row is None:
+            raise NotFound(f"no block at height {height}")
+        block_hash, header_bytes, signature = (bytes(x) for x in row)
+        if hashlib.sha256(header_bytes).digest() != block_hash:
+            raise StoreCorrupted(f"block {height} header does not match its hash")
+        return Header.from_json(codec.decode_trusted(header_bytes)), block_hash, signature
+
+    def block_txs(self, height: int) -> list[StoredTx]:
+        rows = self._reader().execute(
+            "SELECT hash, height, idx, raw, receipt, message, chk FROM txs WHERE height = ? ORDER BY idx",
+            (height,)).fetchall()
+        return [self._stored_tx(r) for r in rows]
+
+    def tx(self, tx_hash: bytes) -> StoredTx:
+        row = self._reader().execute(
+            "SELECT hash, height, idx, raw, receipt, message, chk FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
+        if row is None:
+            raise NotFound(f"no committed transaction {tx_hash.hex()}")
+        return self._stored_tx(row)
+
+    def has_tx(self, tx_hash: bytes) -> bool:
+        return self._reader().execute("SELECT 1 FROM txs WHERE hash = ?", (tx_hash,)).fetchone() is not None
+
+    @staticmethod
+    def _stored_tx(row: tuple[Any, ...]) -> StoredTx:
+        h, height, idx, raw, receipt, message, chk = row
+        raw, receipt = bytes(raw), bytes(receipt)
+        if tx_chk(raw, receipt) != bytes(chk) or hashlib.sha256(raw).digest() != bytes(h):
+            raise StoreCorrupted(f"transaction at height {height} index {idx} fails its checksum")
+        return StoredTx(bytes(h), height, idx, raw, Receipt.from_json(codec.decode_trusted(receipt), message))
+
+    def iter_blocks(self) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        """(height, hash, header bytes, signature) in height order, for verification."""
+        cur = self._reader().execute("SELECT height, hash, header, signature FROM blocks ORDER BY height")
+        for height, h, header, sig in cur:
+            yield height, bytes(h), bytes(header), bytes(sig)
+
+    def iter_block_txs(self) -> Iterator[tuple[int, int, bytes, bytes, bytes, bytes, str]]:
+        """(height, idx, hash, raw, receipt, chk, message) in block order."""
+        cur = self._reader().execute("SELECT height, idx, hash, raw, receipt, chk, message FROM txs "
+                                     "ORDER BY height, idx")
+        for height, idx, h, raw, receipt, chk, message in cur:
+            yield height, idx, bytes(h), bytes(raw), bytes(receipt), bytes(chk), message
+
+    def iter_state(self) -> Iterator[tuple[str, bytes, bytes]]:
+        cur = self._reader().execute("SELECT key, value, chk FROM state ORDER BY key")
+        for key, value, chk in cur:
+            yield key, bytes(value), bytes(chk)
+
+    # -- integrity ----------------------------------------------------------------------------------
+    def check_integrity(self) -> Head:
+        """Refuse (StoreCorrupted) unless SQLite's structure, every row checksum and the head agree."""
+        try:
+            result = self._reader().execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupted(f"database file is damaged: {exc}") from exc
+        if result != [("ok",)]:
+            raise StoreCorrupted(f"database file is damaged: {str(result[0][0])[:200]}")
+        try:
+            return self._check_rows()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupted(f"database file is damaged: {exc}") from exc
+
+    def _check_rows(self) -> Head:
+        head = self.head()
+        for key, value, chk in self.iter_state():
+            if state_chk(key, value) != chk:
+                raise StoreCorrupted(f"state entry {key[:40]!r} fails its checksum")
+        counts: dict[int, int] = {}
+        for height, idx, h, raw, receipt, chk, _ in self.iter_block_txs():
+            if tx_chk(raw, receipt) != chk or hashlib.sha256(raw).digest() != h:
+                raise StoreCorrupted(f"transaction at height {height} index {idx} fails its checksum")
+            counts[height] = counts.get(height, 0) + 1
+        expected = 1
+        last_hash, last_header = None, None
+        for height, h, header, _sig in self.iter_blocks():
+            if height != expected:
+                raise StoreCorrupted(f"block {expected} is missing")
+            if hashlib.sha256(header).digest() != h:
+                raise StoreCorrupted(f"block {height} header does not match its hash")
+            doc = codec.decode_trusted(header)
+            if last_hash is not None and doc["prev_hash"] != last_hash.hex():
+                raise StoreCorrupted(f"block {height} does not link to block {height - 1}")
+            if doc["tx_count"] != counts.get(height, 0):
+                raise StoreCorrupted(f"block {height} has {counts.get(height, 0)} stored transactions, "
+                                     f"its header says {doc['tx_count']}")
+            last_hash, last_header, expected = h, doc, expected + 1
+        if head.height != expected - 1:
+            raise StoreCorrupted(f"head says height {head.height} but the last stored block is {expected - 1}")
+        if last_header is not None and (last_header["app_hash"] != head.app_hash.hex() or last_hash != head.block_hash):
+            raise StoreCorrupted("head does not match the last stored block")
+        return head
