@@ -83,6 +83,7 @@ class Handler(Generic[P]):
     authorize: Authorize = _allow_all
     open_to_unregistered: bool = False
     summary: str = ""
+    read_hints: Callable[[Any], list[str]] | None = None  # keys apply will read; only a prefetch hint
 
     def parse(self, payload: dict[str, Any]) -> P:
         try:

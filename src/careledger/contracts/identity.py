@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from careledger.contracts.base import Handler, Payload, Signer, TxContext
+from careledger.core.codec import decode_shared
 from careledger.core.errors import Code, TxFailed
 from careledger.core.state import Overlay, StateReader
 from careledger.core.types import Handle, OrgId, PublicKeyHex, Reason, Url
@@ -73,11 +74,9 @@ def compute_pseudonym(public_key_hex: str) -> str:
 # --- accessors used by every contract -----------------------------------------------------------
 
 def get_org(state: StateReader | Overlay, org: str) -> dict[str, Any] | None:
+    """The organisation's record (shared: callers copy before changing it)."""
     raw = state.get_raw(org_key(org))
-    if raw is None:
-        return None
-    from careledger.core.codec import decode_trusted
-    return decode_trusted(raw)  # type: ignore[no-any-return]
+    return None if raw is None else decode_shared(raw)  # type: ignore[no-any-return]
 
 
 def is_org_active(state: StateReader | Overlay, org: str) -> bool:
@@ -99,8 +98,7 @@ def resolve_signer(state: StateReader | Overlay, pub: str) -> Signer:
     raw = state.get_raw(key_key(pub))
     if raw is None:
         return Signer(key=pub, kind="unregistered", org=None, roles=(), active=False)
-    from careledger.core.codec import decode_trusted
-    rec = decode_trusted(raw)
+    rec = decode_shared(raw)
     active = rec["status"] == "active"
     org = rec.get("org")
     if active and org is not None:
@@ -255,11 +253,13 @@ def _authorize_unregistered(state: Overlay, ctx: TxContext, p: Any) -> None:
 
 HANDLERS: list[Handler[Any]] = [
     Handler("identity.enrol_member", 1, EnrolMember, apply_enrol_member, _authorize_org_admin,
-            summary="An organisation admin enrols a member key with roles."),
+            summary="An organisation admin enrols a member key with roles.",
+            read_hints=lambda p: [key_key(p.member), org_key(p.org)]),
     Handler("identity.set_member_roles", 1, SetMemberRoles, apply_set_member_roles, _authorize_org_admin,
-            summary="An organisation admin changes a member's roles."),
+            summary="An organisation admin changes a member's roles.", read_hints=lambda p: [key_key(p.member)]),
     Handler("identity.revoke_member", 1, RevokeMember, apply_revoke_member, _authorize_org_admin,
-            summary="An organisation admin revokes a member; their transactions fail from the next block."),
+            summary="An organisation admin revokes a member; their transactions fail from the next block.",
+            read_hints=lambda p: [key_key(p.member)]),
     Handler("identity.register_patient", 1, RegisterPatient, apply_register_patient, _authorize_unregistered,
             open_to_unregistered=True, summary="A patient registers a pseudonymous key."),
     Handler("identity.set_org_api", 1, SetOrgApi, apply_set_org_api, _authorize_org_admin,

@@ -38,7 +38,7 @@ class BlockEnv:
     proposer: str  # hex public key of the proposing validator
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Receipt:
     tx: str
     index: int
@@ -52,7 +52,12 @@ class Receipt:
                 "result": self.result, "tx": self.tx}
 
     def encode(self) -> bytes:
-        return codec.encode(self.to_json())
+        """Canonical bytes (computed once; a receipt never changes)."""
+        cached: bytes | None = self.__dict__.get("_encoded")
+        if cached is None:
+            cached = codec.encode(self.to_json())
+            object.__setattr__(self, "_encoded", cached)
+        return cached
 
     @classmethod
     def from_json(cls, doc: dict[str, Any], message: str = "") -> Receipt:

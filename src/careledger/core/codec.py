@@ -1,6 +1,8 @@
 """The one canonical encoding of CareLedger: a strict profile of RFC 8785 (JCS) JSON.
 
-Every byte string that is hashed or signed is produced by :func:`encode`. The profile:
+Every byte string that is hashed or signed is produced by :func:`encode`. The profile (orjson
+produces exactly these bytes for values inside it; the standard library's ``json`` gives the
+precise diagnosis when input is refused):
 
 * values are ``null``, ``true``, ``false``, integers, strings, arrays and objects; no floats,
   no NaN or infinities; integers lie in the IEEE-754 safe range ``[-(2**53-1), 2**53-1]`` so that
@@ -18,7 +20,11 @@ floats and out-of-range integers, re-encodes, and requires the result to equal t
 from __future__ import annotations
 
 import json
+import re
+from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from careledger.core.errors import Code, EncodingError
 
@@ -26,10 +32,6 @@ MAX_SAFE_INT = 2**53 - 1
 MAX_DEPTH = 32
 
 JsonValue = Any  # None | bool | int | str | list[JsonValue] | dict[str, JsonValue]
-
-_dumps = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
-).encode
 
 
 def _check(value: object, depth: int) -> None:
@@ -55,14 +57,33 @@ def _check(value: object, depth: int) -> None:
                         Code.MALFORMED_ENCODING)
 
 
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_FLOATISH = re.compile(rb"[.eE]|[0-9]{16,}")
+
+
 def encode(value: JsonValue) -> bytes:
-    """Return the canonical bytes of ``value``; raises :class:`EncodingError` for values outside the profile."""
-    _check(value, 0)
+    """Return the canonical bytes of ``value``; raises :class:`EncodingError` for values outside the profile.
+
+    Fast path: the C encoder, then a scan of the output with strings removed for anything that is
+    not an integer in the safe range. Output with non-ASCII bytes (or a suspicious number) gets the
+    full recursive check, which also enforces ASCII keys.
+    """
     try:
-        return _dumps(value).encode("utf-8")
-    except (UnicodeEncodeError, ValueError) as exc:
+        out = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+                           | orjson.OPT_PASSTHROUGH_DATACLASS)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        _check(value, 0)
         raise EncodingError("value has no canonical encoding (lone surrogate?)",
                             Code.MALFORMED_ENCODING) from exc
+    if not out.isascii():
+        _check(value, 0)
+        return out
+    bare = _STRINGS.sub(b"", out)
+    # orjson writes NaN and infinities as null and nests deeper than MAX_DEPTH: check whenever the
+    # output could hide either (a null, or more containers than the depth limit allows)
+    if _FLOATISH.search(bare) or b"null" in bare or bare.count(b"[") + bare.count(b"{") > MAX_DEPTH:
+        _check(value, 0)
+    return out
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -86,7 +107,17 @@ _loads = json.JSONDecoder(
 
 
 def decode(data: bytes) -> JsonValue:
-    """Parse canonical bytes; raises :class:`EncodingError` (MALFORMED_ENCODING or NON_CANONICAL_ENCODING)."""
+    """Parse canonical bytes; raises :class:`EncodingError` (MALFORMED_ENCODING or NON_CANONICAL_ENCODING).
+
+    Fast path: a plain parse and a re-encode that must reproduce the input exactly. Only when that
+    fails is the input parsed again with strict hooks, to name the precise problem.
+    """
+    try:
+        value = orjson.loads(data)
+        if encode(value) == data:
+            return value
+    except (ValueError, RecursionError, EncodingError, TypeError):  # UnicodeDecodeError is a ValueError
+        pass
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -97,10 +128,9 @@ def decode(data: bytes) -> JsonValue:
         raise
     except (ValueError, RecursionError) as exc:
         raise EncodingError(f"not valid JSON: {str(exc)[:120]}", Code.MALFORMED_ENCODING) from exc
-    if encode(value) != data:
-        raise EncodingError("bytes are valid JSON but not in canonical form (RFC 8785 profile)",
-                            Code.NON_CANONICAL_ENCODING)
-    return value
+    encode(value)  # raises for values outside the profile (floats were refused by the hooks already)
+    raise EncodingError("bytes are valid JSON but not in canonical form (RFC 8785 profile)",
+                        Code.NON_CANONICAL_ENCODING)
 
 
 def decode_lenient(data: bytes) -> JsonValue:
@@ -117,4 +147,10 @@ def decode_lenient(data: bytes) -> JsonValue:
 
 def decode_trusted(data: bytes) -> JsonValue:
     """Parse bytes this node wrote itself (already canonical); skips the canonical-form check."""
-    return json.loads(data)
+    return orjson.loads(data)
+
+
+@lru_cache(maxsize=16384)
+def decode_shared(data: bytes) -> JsonValue:
+    """Like :func:`decode_trusted`, memoised: the result is shared and must never be mutated."""
+    return orjson.loads(data)

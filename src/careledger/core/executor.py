@@ -93,6 +93,14 @@ def check_stateless(chain: Chain, raw: bytes, verify_signature: bool = True) -> 
     return CheckedTx(tx, handler, handler.parse(tx.payload))
 
 
+def read_hints(checked: CheckedTx) -> list[str]:
+    """State keys executing ``checked`` will read: a prefetch hint that never changes results."""
+    keys = [nonce_key(checked.tx.signer_hex), identity.key_key(checked.tx.signer_hex)]
+    if checked.handler.read_hints is not None:
+        keys.extend(checked.handler.read_hints(checked.payload))
+    return keys
+
+
 def committed_nonce(state: StateReader | Overlay, pub: str) -> int:
     raw = state.get_raw(nonce_key(pub))
     return 0 if raw is None else int(raw)

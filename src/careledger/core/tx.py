@@ -68,6 +68,15 @@ def sign_tx(key: SigningKey, chain_id: str, tx_type: str, version: int, nonce: i
     return codec.encode({"body": body, "sig": sig.hex()})
 
 
+def signed_body(raw: bytes) -> bytes:
+    """The body bytes a valid transaction's signature covers.
+
+    Canonical form sorts ``body`` before ``sig``, so the wire bytes are exactly
+    ``b'{"body":' + body + b',"sig":"' + 128 hex digits + b'"}'``.
+    """
+    return raw[8:-138]
+
+
 def tx_hash(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()
 
@@ -114,6 +123,6 @@ def decode_tx(raw: bytes, chain_id: str, suite: CryptoSuite, max_bytes: int = DE
     except ValueError as exc:
         raise AuthError("sig is not hex", Code.BAD_SIGNATURE) from exc
     if verify_signature:
-        suite.verify(signer, "tx", chain_id, codec.encode(body), signature)
+        suite.verify(signer, "tx", chain_id, signed_body(raw), signature)
     return Tx(raw=raw, hash=tx_hash(raw), chain_id=chain_id, type=tx_type, version=version, signer=signer,
               signer_hex=body["signer"], nonce=nonce, payload=body["payload"], signature=signature)

@@ -19,7 +19,7 @@ from careledger.contracts import default_registry, governance
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Header, Receipt
 from careledger.core.crypto import SigningKey
-from careledger.core.errors import Code, InvalidTx, LedgerError, NotFound, StoreCorrupted
+from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, NotFound, StoreCorrupted
 from careledger.core.executor import (
     BlockExecution,
     Chain,
@@ -29,10 +29,12 @@ from careledger.core.executor import (
     committed_nonce,
     genesis_app_hash,
     genesis_state,
+    read_hints,
 )
 from careledger.core.genesis import Genesis, parse_genesis
+from careledger.core.tx import signed_body
 from careledger.node.mempool import Mempool, Pending
-from careledger.node.store import Head, Store, StoredTx
+from careledger.node.store import Head, PrefetchedView, StateView, Store, StoredTx
 
 log = logging.getLogger("careledger.node")
 
@@ -42,6 +44,17 @@ class EngineConfig:
     block_interval_ms: int = 25
     max_block_txs: int = 2_000
     mempool_capacity: int = 50_000
+    sig_workers: int = 1  # worker processes verifying signatures; 0 verifies in the submitting thread
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submitted transaction: ``admitted`` resolves when it enters the mempool (or raises why not);
+    ``committed`` resolves to its :class:`Receipt`, or to the :class:`InvalidTx` that kept it out of a block."""
+
+    tx_hash: bytes
+    admitted: Future[None]
+    committed: Future[object]
 
 
 def open_store(path: Any, genesis: Genesis | None = None, check: bool = True) -> tuple[Store, Chain]:
@@ -78,6 +91,7 @@ class Node:
         self._head = store.head()
         self._head_time_ms = store.block(self._head.height)[0].time_ms if self._head.height else 0
         self._stop = threading.Event()
+        self._sigcheck: Any = None
         self._thread: threading.Thread | None = None
         self._commit_listeners: list[Any] = []
         self.commit_cond = threading.Condition()
@@ -88,11 +102,19 @@ class Node:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
+        if self.config.sig_workers > 0 and self._sigcheck is None:
+            from careledger.node.sigcheck import SignatureChecker
+
+            self._sigcheck = SignatureChecker(self.chain.genesis.crypto_suite, self.chain.chain_id,
+                                              self._on_verdicts, workers=self.config.sig_workers)
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="solo-engine", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
+        if self._sigcheck is not None:
+            self._sigcheck.close()
+            self._sigcheck = None
         self._stop.set()
         with self.mempool.lock:
             self.mempool.not_empty.notify_all()
@@ -110,29 +132,85 @@ class Node:
 
     # -- admission ----------------------------------------------------------------------------------
     def check(self, raw: bytes) -> CheckedTx:
-        """Stateless checks; safe to call from many threads at once."""
+        """Stateless checks including the signature; safe to call from many threads at once."""
         return check_stateless(self.chain, raw)
 
-    def submit(self, raw: bytes) -> Future[object]:
-        """Admit a transaction to the mempool; returns a future of its receipt. Raises LedgerError."""
-        checked = self.check(raw)
-        return self.admit(checked)
+    def submit_async(self, raw: bytes) -> Submission:
+        """Start admitting a transaction without waiting for its signature check.
 
-    def admit(self, checked: CheckedTx) -> Future[object]:
+        Raises LedgerError at once for problems visible without the signature (size, encoding,
+        envelope, chain id, type, payload). Everything else arrives through the returned futures.
+        """
+        if self._sigcheck is None:
+            checked = self.check(raw)
+            committed = self.admit(checked)
+            admitted: Future[None] = Future()
+            admitted.set_result(None)
+            return Submission(checked.tx.hash, admitted, committed)
+        checked = check_stateless(self.chain, raw, verify_signature=False)
         tx = checked.tx
-        if self.store.has_tx(tx.hash):
-            raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
-        view = self.store.view()
-        env = BlockEnv(self.chain.chain_id, self._head.height + 1, self._head_time_ms, self.node_key.public_hex)
+        sub = Submission(tx.hash, Future(), Future())
+        self._sigcheck.submit((tx.signer, tx.signature, signed_body(raw)), (checked, sub))
+        return sub
+
+    def _on_verdicts(self, verdicts: list[tuple[tuple[CheckedTx, Submission], bool]]) -> None:
+        """Admit a batch whose signatures were checked, in order, reading the state it needs at once."""
+        good = [(checked, sub) for (checked, sub), ok in verdicts if ok]
+        for (_, sub), ok in verdicts:
+            if not ok:
+                sub.admitted.set_exception(AuthError("signature does not verify", Code.BAD_SIGNATURE))
+        if not good:
+            return
+        view = self._prefetched_view([checked for checked, _ in good])
+        outcomes: list[tuple[Submission, LedgerError | None]] = []
         with self.mempool.lock:
-            if self.mempool.contains(tx.hash):
-                raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
-            expected = self.mempool.next_nonce(tx.signer_hex)
-            if expected is None:
-                expected = committed_nonce(view, tx.signer_hex) + 1
-            check_admission(self.chain, view, env, checked, expected)
-            pending = Pending(checked, submitted_at=time.perf_counter())
-            self.mempool.add(pending)
+            for checked, sub in good:
+                try:
+                    self._admit_locked(checked, view, sub.committed)
+                    outcomes.append((sub, None))
+                except LedgerError as exc:
+                    outcomes.append((sub, exc))
+        for sub, error in outcomes:
+            if error is None:
+                sub.admitted.set_result(None)
+            else:
+                sub.admitted.set_exception(error)
+
+    def _prefetched_view(self, batch: list[CheckedTx]) -> StateView:
+        reader = self.store.view()
+        keys = [k for checked in batch for k in read_hints(checked)]
+        values = reader.get_many(keys)
+        orgs = {f"identity/org/{rec['org']}" for k, raw in values.items()
+                if raw is not None and k.startswith("identity/key/")
+                for rec in [codec.decode_shared(raw)] if rec.get("org")}
+        values.update(reader.get_many(sorted(orgs)))
+        return PrefetchedView(reader.connection, values)
+
+    def submit(self, raw: bytes, timeout: float = 30.0) -> Future[object]:
+        """Admit a transaction to the mempool; returns a future of its receipt. Raises LedgerError."""
+        sub = self.submit_async(raw)
+        sub.admitted.result(timeout=timeout)
+        return sub.committed
+
+    def admit(self, checked: CheckedTx, committed: Future[object] | None = None) -> Future[object]:
+        """Admit a signature-checked transaction: duplicates, nonce, signer and authorisation."""
+        view = self.store.view()  # committed state through this thread's own read connection
+        with self.mempool.lock:
+            return self._admit_locked(checked, view, committed)
+
+    def _admit_locked(self, checked: CheckedTx, view: StateView, committed: Future[object] | None) -> Future[object]:
+        tx = checked.tx
+        if self.mempool.contains(tx.hash):
+            raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
+        expected = self.mempool.next_nonce(tx.signer_hex)
+        if expected is None:
+            expected = committed_nonce(view, tx.signer_hex) + 1
+        if tx.nonce < expected and self.store.has_tx(tx.hash):
+            raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
+        env = BlockEnv(self.chain.chain_id, self._head.height + 1, self._head_time_ms, self.node_key.public_hex)
+        check_admission(self.chain, view, env, checked, expected)
+        pending = Pending(checked, committed or Future(), time.perf_counter())
+        self.mempool.add(pending)
         return pending.future
 
     def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
@@ -146,19 +224,22 @@ class Node:
     # -- block production -----------------------------------------------------------------------------
     def _run(self) -> None:
         interval = self.config.block_interval_ms / 1000
+        last_start = 0.0
         while not self._stop.is_set():
             with self.mempool.lock:
                 while not len(self.mempool) and not self._stop.is_set():
                     self.mempool.not_empty.wait(timeout=0.5)
                 if self._stop.is_set():
                     return
-                deadline = time.monotonic() + interval
+                # Blocks start at most every `interval`; a busy engine does not wait again.
+                deadline = max(last_start + interval, time.monotonic() + 0.002)
                 while len(self.mempool) < self.config.max_block_txs and not self._stop.is_set():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self.mempool.not_empty.wait(timeout=remaining)
                 batch = self.mempool.take(self.config.max_block_txs)
+            last_start = time.monotonic()
             try:
                 self.produce_block(batch)
             except Exception:  # never let the engine thread die silently
@@ -171,6 +252,7 @@ class Node:
         height = self._head.height + 1
         now_ms = int(time.time() * 1000)
         env = BlockEnv(self.chain.chain_id, height, max(now_ms, self._head_time_ms + 1), self.node_key.public_hex)
+        self.store.writer_view.prefetch([k for p in batch for k in read_hints(p.checked)])
         run = BlockExecution(self.chain, self.store.writer_view, env, self._head.app_hash)
         included: list[tuple[Pending, Receipt]] = []
         dropped: list[tuple[Pending, InvalidTx]] = []

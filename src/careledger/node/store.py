@@ -80,6 +80,10 @@ class StateView:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
     def get_raw(self, key: str) -> bytes | None:
         row = self._conn.execute("SELECT value, chk FROM state WHERE key = ?", (key,)).fetchone()
         if row is None:
@@ -88,6 +92,20 @@ class StateView:
         if state_chk(key, value) != chk:
             raise StoreCorrupted(f"state entry {key[:40]!r} fails its checksum")
         return bytes(value)
+
+    def get_many(self, keys: list[str]) -> dict[str, bytes | None]:
+        """Read many keys in few queries (each SQLite call releases the interpreter lock, so batch them)."""
+        found: dict[str, bytes | None] = dict.fromkeys(keys)
+        unique = list(found)
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, value, chk in self._conn.execute(
+                    f"SELECT key, value, chk FROM state WHERE key IN ({marks})", chunk).fetchall():
+                if state_chk(key, value) != chk:
+                    raise StoreCorrupted(f"state entry {key[:40]!r} fails its checksum")
+                found[key] = bytes(value)
+        return found
 
     def scan_raw(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         rows = self._conn.execute("SELECT key, value, chk FROM state WHERE key >= ? AND key < ? ORDER BY key",
@@ -106,6 +124,61 @@ class StateView:
             yield key, codec.decode_trusted(raw)
 
 
+class PrefetchedView(StateView):
+    """A view over a fixed snapshot of some keys, falling back to the connection for the rest."""
+
+    def __init__(self, conn: sqlite3.Connection, values: dict[str, bytes | None]) -> None:
+        super().__init__(conn)
+        self._values = values
+
+    def get_raw(self, key: str) -> bytes | None:
+        if key in self._values:
+            return self._values[key]
+        return super().get_raw(key)
+
+
+class CachedStateView(StateView):
+    """The engine's view of committed state, with a read cache kept exact by :meth:`Store.commit_block`.
+
+    Only the engine writes, and it writes through the store, so the cache is never stale. Its size
+    is bounded; a miss reads SQLite. Cache hits and misses return the same bytes, so results never
+    depend on it.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, capacity: int = 200_000) -> None:
+        super().__init__(conn)
+        self._cache: dict[str, bytes | None] = {}
+        self._capacity = capacity
+
+    def get_raw(self, key: str) -> bytes | None:
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        value = super().get_raw(key)
+        if len(self._cache) >= self._capacity:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
+
+    def prefetch(self, keys: list[str]) -> None:
+        """Load ``keys`` (present or absent) into the cache with as few queries as possible."""
+        missing = [k for k in keys if k not in self._cache]
+        if not missing:
+            return
+        if len(self._cache) + len(missing) >= self._capacity:
+            self._cache.clear()
+        self._cache.update(self.get_many(missing))
+
+    def apply(self, changes: dict[str, bytes | None]) -> None:
+        for key, value in changes.items():
+            if key in self._cache:
+                self._cache[key] = value
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
 class Store:
     """One ledger database. The writer connection belongs to the engine; readers get their own."""
 
@@ -114,7 +187,7 @@ class Store:
         self._conn = _connect(path)
         self._local = threading.local()
         self._conn.executescript(SCHEMA)
-        self.writer_view = StateView(self._conn)
+        self.writer_view = CachedStateView(self._conn)
 
     # -- connections --------------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
@@ -177,6 +250,7 @@ class Store:
             self._conn.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self._write_state(changes)
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
+        self.writer_view.apply(changes)
         return Head(header.height, bytes.fromhex(header.app_hash), block_hash)
 
     def _write_state(self, changes: dict[str, bytes | None]) -> None:

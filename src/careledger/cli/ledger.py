@@ -1,0 +1,167 @@
+"""Transaction and query commands that talk to a running node's HTTP API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from careledger.cli.common import HomeOption, console, expand, fail, print_json
+from careledger.keys import KeyFileError, read_key
+from careledger.node.home import Home, HomeError
+
+identity_app = typer.Typer(help="Organisations, members and patients.", no_args_is_help=True)
+governance_app = typer.Typer(help="Consortium proposals and votes.", no_args_is_help=True)
+tx_app = typer.Typer(help="Look up transactions and blocks.", no_args_is_help=True)
+
+AsOption = typer.Option("--as", help="Signing key: a name in HOME/keys or a key file path.")
+UrlOption = typer.Option(help="Node API URL; default: the home's configured API.")
+
+
+def _client(home: Path, url: str | None) -> Any:
+    from careledger.client import Client
+
+    if url:
+        return Client(url)
+    try:
+        return Client(f"http://{Home(expand(home)).config().api}")
+    except HomeError as exc:
+        fail(str(exc))
+
+
+def _key(home: Path, name: str) -> Any:
+    candidate = Path(name).expanduser()
+    path = candidate if candidate.suffix == ".json" and candidate.exists() else expand(home) / "keys" / f"{name}.json"
+    try:
+        return read_key(path)
+    except KeyFileError as exc:
+        fail(str(exc))
+
+
+def _send(home: Path, url: str | None, signer: str, tx_type: str, payload: dict[str, Any]) -> None:
+    from careledger.client import ClientError
+
+    client = _client(home, url)
+    try:
+        result = client.send(_key(home, signer), tx_type, 1, payload, wait=True)
+    except ClientError as exc:
+        fail(f"{exc.name} ({exc.code}): {exc.message}")
+    receipt = result.get("receipt", {})
+    colour = "green" if receipt.get("code") == 0 else "red"
+    console.print(f"[{colour}]{tx_type}[/] height={result.get('height')} tx={result.get('tx_hash')} "
+                  f"code={receipt.get('code')} {receipt.get('name', '')} {receipt.get('message', '')}")
+    if receipt.get("result") is not None:
+        print_json(receipt["result"])
+    if receipt.get("code") != 0:
+        raise typer.Exit(3)
+
+
+@identity_app.command("enrol")
+def enrol(
+    org: str, member: str,
+    role: Annotated[list[str], typer.Option(help="Role (repeatable): physician, nurse, pharmacist, ...")],
+    signer: Annotated[str, AsOption] = "admin",
+    handle: Annotated[str | None, typer.Option(help="Opaque staff handle (no personal data).")] = None,
+    home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Enrol MEMBER (a public key, or a key name in the keyring) in ORG with roles."""
+    pub = member if len(member) == 64 else _key(home, member).public_hex
+    payload: dict[str, Any] = {"member": pub, "org": org, "roles": sorted(role)}
+    if handle:
+        payload["handle"] = handle
+    _send(home, url, signer, "identity.enrol_member", payload)
+
+
+@identity_app.command("revoke")
+def revoke(
+    org: str, member: str, reason: Annotated[str, typer.Option(help="Why (no personal data).")] = "revoked",
+    signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Revoke MEMBER of ORG; their transactions fail from the next block."""
+    pub = member if len(member) == 64 else _key(home, member).public_hex
+    _send(home, url, signer, "identity.revoke_member", {"member": pub, "org": org, "reason": reason})
+
+
+@identity_app.command("register-patient")
+def register_patient(
+    signer: Annotated[str, AsOption], home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Register the signing key as a patient's pseudonymous key."""
+    _send(home, url, signer, "identity.register_patient", {})
+
+
+@identity_app.command("orgs")
+def orgs(home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
+    """List the consortium's organisations."""
+    print_json(_client(home, url).organisations())
+
+
+@identity_app.command("whois")
+def whois(key: str, home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
+    """Who a public key is on the ledger."""
+    print_json(_client(home, url).key_info(key))
+
+
+@governance_app.command("propose-org")
+def propose_org(
+    org_id: str, name: str,
+    role: Annotated[list[str], typer.Option(help="Organisation role (repeatable).")],
+    admin_key: Annotated[list[str], typer.Option(help="Admin public key (repeatable).")],
+    signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Propose adding an organisation to the consortium."""
+    action = {"kind": "add_organisation",
+              "organisation": {"admins": admin_key, "id": org_id, "name": name, "roles": role}}
+    _send(home, url, signer, "governance.propose", {"action": action, "title": f"Add {org_id}"})
+
+
+@governance_app.command("propose-removal")
+def propose_removal(
+    org: str, signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Propose removing an organisation from the consortium."""
+    _send(home, url, signer, "governance.propose",
+          {"action": {"kind": "remove_organisation", "org": org}, "title": f"Remove {org}"})
+
+
+@governance_app.command("propose-validator")
+def propose_validator(
+    org: str, pub_key: str, power: int, signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Propose adding, re-weighting (power > 0) or removing (power 0) a validator."""
+    _send(home, url, signer, "governance.propose",
+          {"action": {"kind": "set_validator", "org": org, "power": power, "pub_key": pub_key},
+           "title": f"Validator {pub_key[:12]} power {power}"})
+
+
+@governance_app.command("vote")
+def vote(
+    proposal: str, approve: Annotated[bool, typer.Option("--yes/--no", help="Approve or reject.")] = True,
+    signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Cast your organisation's vote on a proposal."""
+    _send(home, url, signer, "governance.vote", {"approve": approve, "proposal": proposal})
+
+
+@governance_app.command("list")
+def proposals(home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
+    """List proposals."""
+    print_json(_client(home, url).proposals())
+
+
+@tx_app.command("get")
+def tx_get(tx_hash: str, home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
+    """A committed transaction with its receipt and inclusion proof (save it for `careledger proof verify`)."""
+    print_json(_client(home, url).tx(tx_hash))
+
+
+@tx_app.command("block")
+def block(height: str = "latest", home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
+    """A block header with its transaction hashes."""
+    print_json(_client(home, url).block(height))

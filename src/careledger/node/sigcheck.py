@@ -1,0 +1,116 @@
+"""Signature checks on a second core: batches go to worker processes, verdicts come back in order.
+
+CPython threads share one interpreter lock, and libsodium's verify (about 55 µs here) is too short
+for a thread to profit from releasing it: the verifying thread then queues for the lock while the
+engine runs. So under load the node sends signatures in batches to worker *processes*
+(:mod:`careledger.node.sigworker`) and admits the transactions in submission order as the verdicts
+return. One signer's transactions therefore reach the mempool in the order they were submitted.
+
+    submit ─► collector thread ─► batch ─► worker process(es) ─► completer thread ─► admit
+              (drains the queue)            (verify, in order)     (in batch order)
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from careledger.node.sigworker import U32, encode_request, read_exact
+
+log = logging.getLogger("careledger.sigcheck")
+
+Item = tuple[bytes, bytes, bytes]  # public key, signature, signed body bytes
+
+
+class SignatureChecker:
+    """Verifies transaction signatures in worker processes; ``on_verdicts`` runs in submission order."""
+
+    def __init__(self, suite_name: str, chain_id: str, on_verdicts: Callable[[list[tuple[Any, bool]]], None],
+                 workers: int = 1, batch_max: int = 512, linger_ms: float = 2.0) -> None:
+        self._on_verdicts = on_verdicts
+        self._linger = linger_ms / 1000
+        self._batch_max = batch_max
+        self._procs = [subprocess.Popen([sys.executable, "-m", "careledger.node.sigworker", suite_name, chain_id],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(workers)]
+        self._incoming: queue.SimpleQueue[tuple[Item, Any] | None] = queue.SimpleQueue()
+        self._inflight: queue.Queue[tuple[IO[bytes], list[Any]] | None] = queue.Queue(maxsize=8)
+        self._collector = threading.Thread(target=self._collect, name="sig-collector", daemon=True)
+        self._completer = threading.Thread(target=self._complete, name="sig-completer", daemon=True)
+        self._collector.start()
+        self._completer.start()
+
+    def submit(self, item: Item, token: Any) -> None:
+        """Queue ``item``; ``on_verdicts([(token, ok), ...])`` is called later, in submission order."""
+        self._incoming.put((item, token))
+
+    def close(self) -> None:
+        self._incoming.put(None)
+        self._collector.join(timeout=10)
+        self._completer.join(timeout=10)
+        for proc in self._procs:
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            if proc.stdout:
+                proc.stdout.close()
+
+    def _collect(self) -> None:
+        workers = itertools.cycle(self._procs)
+        while True:
+            first = self._incoming.get()
+            if first is None:
+                break
+            items, tokens = [first[0]], [first[1]]
+            stop = False
+            deadline = time.monotonic() + self._linger
+            while len(items) < self._batch_max:
+                try:
+                    nxt = self._incoming.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                items.append(nxt[0])
+                tokens.append(nxt[1])
+            proc = next(workers)
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(encode_request(items))
+                proc.stdin.flush()
+                self._inflight.put((proc.stdout, tokens))
+            except OSError:
+                log.exception("signature worker is gone; failing the batch closed")
+                self._settle(tokens, b"\x00" * len(tokens))
+            if stop:
+                break
+        self._inflight.put(None)
+
+    def _complete(self) -> None:
+        while True:
+            entry = self._inflight.get()
+            if entry is None:
+                return
+            stream, tokens = entry
+            head = read_exact(stream, 4)
+            verdicts = read_exact(stream, U32.unpack(head)[0]) if head else None
+            if verdicts is None or len(verdicts) != len(tokens):
+                log.error("signature worker died; failing the batch closed")
+                verdicts = b"\x00" * len(tokens)
+            self._settle(tokens, verdicts)
+
+    def _settle(self, tokens: list[Any], verdicts: bytes) -> None:
+        try:
+            self._on_verdicts([(token, ok == 1) for token, ok in zip(tokens, verdicts, strict=True)])
+        except Exception:
+            log.exception("admission after the signature check failed")
