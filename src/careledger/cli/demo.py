@@ -14,12 +14,12 @@ from careledger.cli.common import console, expand, fail
 
 
 def demo(
-    home: Annotated[Path | None, typer.Option(help="Create the demo home here (default: a new temp directory).")] = None,
+    home: Annotated[Path | None, typer.Option(help="Create the demo home here (default: a new temp dir).")] = None,
     serve: Annotated[bool, typer.Option("--serve", help="Keep the node and API running after the story.")] = False,
     api: Annotated[str, typer.Option(help="HOST:PORT for the API (port 0 picks a free one).")] = "127.0.0.1:0",
 ) -> None:
     """Create a demo consortium, run the embedded node, walk the story, verify the ledger, exit 0."""
-    from careledger.api.server import ApiServer
+    from careledger.api.server import serve_in_thread
     from careledger.client import Client
     from careledger.demo.consortium import create_consortium
     from careledger.demo.story import DemoFailed, banner, run_story
@@ -36,9 +36,8 @@ def demo(
     node = consortium.home.open_node()
     node.start()
     host, port = api.rsplit(":", 1)
-    server = ApiServer(node, host, int(port))
-    bound = server.start()
-    base = f"http://{host}:{bound}"
+    server = serve_in_thread(node, host, int(port))
+    base = server.url
     console.print(f"node running: solo engine, HTTP API at {base} (OpenAPI: {base}/openapi.json)")
     try:
         run_story(Client(base), consortium, console)

@@ -36,7 +36,7 @@ def init(
     home: Path = HomeOption,
     genesis: Annotated[Path | None, typer.Option(help="Consortium genesis file; omit for a one-organisation "
                                                       "development consortium.")] = None,
-    node_key: Annotated[Path | None, typer.Option(help="This node's validator key file (generated if omitted).")] = None,
+    node_key: Annotated[Path | None, typer.Option(help="This node's validator key (generated if omitted).")] = None,
     chain_id: Annotated[str, typer.Option(help="Chain id of a generated development genesis.")] = "careledger-dev",
     api: Annotated[str, typer.Option(help="HOST:PORT the HTTP API listens on.")] = "127.0.0.1:8700",
 ) -> None:

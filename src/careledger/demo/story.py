@@ -127,7 +127,7 @@ def chapter_refusals(s: Story) -> None:
            {"member": SigningKey.generate().public_hex, "org": "st-marys", "roles": ["inspector"]},
            expect=1003)
     s.step("Replaying the patient's registration byte for byte is caught.")
-    s.refused(s.client.tx(s.facts["patient_tx"])["raw"], "DUPLICATE_TX")
+    s.refused(bytes.fromhex(s.client.tx(s.facts["patient_tx"])["proof"]["tx"]), "DUPLICATE_TX")
     s.step("A transaction signed for another chain is refused.")
     s.refused(sign_tx(s.person("stranger"), "another-chain", "identity.register_patient", 1, 1, {}), "WRONG_CHAIN")
     s.step("A tampered signature is refused.")
@@ -181,8 +181,9 @@ def chapter_proofs(s: Story) -> None:
     s.step(f"The patient's registration sits in block {tx['height']}; its inclusion proof is checked against "
            "the genesis validators alone.")
     receipt = verify_proof(tx["proof"], genesis.chain_id, [v.pub_key for v in genesis.validators])
-    s.console.print(f"    [green]proof valid[/]: receipt code {receipt.code}, "
-                    f"{len(tx['proof']['tx_path'])}-step audit path to txs_root {tx['proof']['header']['txs_root'][:16]}…")
+    proof = tx["proof"]
+    s.console.print(f"    [green]proof valid[/]: receipt code {receipt.code}, {len(proof['tx_path'])}-step audit "
+                    f"path to txs_root {proof['header']['txs_root'][:16]}…")
 
 
 CHAPTERS: list[Callable[[Story], None]] = [

@@ -161,9 +161,16 @@ class Node:
                 sub.admitted.set_exception(AuthError("signature does not verify", Code.BAD_SIGNATURE))
         if not good:
             return
-        view = self._prefetched_view([checked for checked, _ in good])
+        batch = [checked for checked, _ in good]
+        seen_height = self._head.height
+        view = self._prefetched_view(batch)
         outcomes: list[tuple[Submission, LedgerError | None]] = []
         with self.mempool.lock:
+            # A block committed since the prefetch may already have left the mempool: its nonces
+            # are then only in the store, so read again (a commit after this point cannot leave
+            # the mempool before we release the lock).
+            if self._head.height != seen_height:
+                view = self._prefetched_view(batch)
             for checked, sub in good:
                 try:
                     self._admit_locked(checked, view, sub.committed)

@@ -114,3 +114,47 @@ class SignatureChecker:
             self._on_verdicts([(token, ok == 1) for token, ok in zip(tokens, verdicts, strict=True)])
         except Exception:
             log.exception("admission after the signature check failed")
+
+
+class SignaturePipe:
+    """Synchronous, pipelined signature checks for bulk work such as ``careledger verify``.
+
+    ``send(items)`` hands a batch to the next worker and returns a ticket; ``verdicts(ticket)``
+    returns its verdicts. Tickets must be redeemed in the order they were issued.
+    """
+
+    def __init__(self, suite_name: str, chain_id: str, workers: int = 2) -> None:
+        self._procs = [subprocess.Popen([sys.executable, "-m", "careledger.node.sigworker", suite_name, chain_id],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(workers)]
+        self._next = itertools.cycle(range(workers))
+        self._issued: list[tuple[int, int]] = []
+
+    def send(self, items: list[Item]) -> int:
+        w = next(self._next)
+        proc = self._procs[w]
+        assert proc.stdin is not None
+        proc.stdin.write(encode_request(items))
+        proc.stdin.flush()
+        self._issued.append((w, len(items)))
+        return len(self._issued) - 1
+
+    def verdicts(self, ticket: int) -> bytes:
+        w, count = self._issued[ticket]
+        stream = self._procs[w].stdout
+        assert stream is not None
+        head = read_exact(stream, 4)
+        data = read_exact(stream, U32.unpack(head)[0]) if head else None
+        if data is None or len(data) != count:
+            raise RuntimeError("signature worker died")
+        return data
+
+    def close(self) -> None:
+        for proc in self._procs:
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            if proc.stdout:
+                proc.stdout.close()

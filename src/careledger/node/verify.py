@@ -13,17 +13,19 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from careledger.contracts import default_registry, governance
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Header
 from careledger.core.errors import LedgerError
-from careledger.core.executor import Chain, CheckedTx, check_stateless, execute_block, genesis_app_hash, genesis_state
+from careledger.core.executor import BlockExecution, Chain, CheckedTx, check_stateless, genesis_app_hash, genesis_state
 from careledger.core.genesis import parse_genesis
 from careledger.core.state import MemoryState
+from careledger.core.tx import signed_body
+from careledger.node.sigcheck import SignaturePipe
 from careledger.node.store import Store, state_chk, tx_chk
 
 
@@ -51,30 +53,22 @@ class _Bad(Exception):
         self.problem = problem
 
 
-def _verify_signatures(chain: Chain, raws: list[bytes], pool: ThreadPoolExecutor) -> list[CheckedTx | LedgerError]:
-    def one(raw: bytes) -> CheckedTx | LedgerError:
-        try:
-            return check_stateless(chain, raw)
-        except LedgerError as exc:
-            return exc
-
-    if len(raws) < 64:
-        return [one(r) for r in raws]
-    return list(pool.map(one, raws, chunksize=64))
-
-
 def verify_store(store: Store, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     """Verify everything in ``store``; never raises for a bad ledger, returns a report naming the first bad height."""
     import time
 
     started = time.perf_counter()
     report = VerifyReport(ok=True)
+    snapshot = store.view().connection
+    snapshot.execute("BEGIN")  # one consistent snapshot even if a node is committing meanwhile
     try:
         _verify(store, report, progress)
     except _Bad as bad:
         report.ok, report.bad_height, report.problem = False, bad.height, bad.problem
     except sqlite3.DatabaseError as exc:
         report.ok, report.problem = False, f"database file is damaged: {exc}"
+    finally:
+        snapshot.execute("COMMIT")
     report.seconds = time.perf_counter() - started
     return report
 
@@ -102,83 +96,124 @@ def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], N
     except LedgerError as exc:
         raise _Bad(0, exc.message) from exc
     total = head.height
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
-    txs_by_height: dict[int, list[tuple[int, bytes, bytes, bytes, bytes, str]]] = {}
-    tx_iter = store.iter_block_txs()
-    pending_tx = next(tx_iter, None)
-    expected = 1
+    pipe = SignaturePipe(chain.genesis.crypto_suite, chain.chain_id, workers=max(1, (os.cpu_count() or 2)))
+    inflight: deque[tuple[_Block, int]] = deque()
+    inflight_txs = 0
     try:
-        for height, block_hash, header_bytes, signature in store.iter_blocks():
-            if height != expected:
-                raise _Bad(expected, f"block {expected} is missing")
-            expected += 1
-            if hashlib.sha256(header_bytes).digest() != block_hash:
-                raise _Bad(height, "header bytes do not hash to the stored block hash")
-            try:
-                header = Header.from_json(codec.decode(header_bytes))
-            except (LedgerError, KeyError, TypeError) as exc:
-                raise _Bad(height, "header is not a canonical header") from exc
-            if header.height != height or header.chain_id != chain.chain_id:
-                raise _Bad(height, "header names the wrong height or chain")
-            if header.prev_hash != prev_hash.hex():
-                raise _Bad(height, "header does not link to the previous block")
-            validator_keys = {v["pub_key"] for v in governance.validators(state)}
-            if header.proposer not in validator_keys:
-                raise _Bad(height, "block proposer is not a validator")
-            try:
-                chain.suite.verify(bytes.fromhex(header.proposer), "block", chain.chain_id, block_hash, signature)
-            except LedgerError as exc:
-                raise _Bad(height, "block signature does not verify") from exc
-            rows = []
-            while pending_tx is not None and pending_tx[0] == height:
-                rows.append(pending_tx)
-                pending_tx = next(tx_iter, None)
-            if pending_tx is not None and pending_tx[0] < height:
-                raise _Bad(pending_tx[0], "transaction stored at a height with no block")
-            if len(rows) != header.tx_count:
-                raise _Bad(height, f"{len(rows)} transactions stored, header says {header.tx_count}")
-            raws = []
-            for i, (_, idx, h, raw, receipt, chk, _msg) in enumerate(rows):
-                if idx != i or hashlib.sha256(raw).digest() != h or tx_chk(raw, receipt) != chk:
-                    raise _Bad(height, f"transaction {i} fails its checksum")
-                raws.append(raw)
-            checked = _verify_signatures(chain, raws, pool)
-            by_raw = {c.tx.raw: c for c in checked if isinstance(c, CheckedTx)}
-            for i, c in enumerate(checked):
-                if isinstance(c, LedgerError):
-                    raise _Bad(height, f"transaction {i} is invalid: {c}")
-            env = BlockEnv(chain.chain_id, height, header.time_ms, header.proposer)
-            try:
-                result = execute_block(chain, state, env, app_hash, raws, checker=by_raw.__getitem__)
-            except LedgerError as exc:
-                raise _Bad(height, f"replay refused the block: {exc}") from exc
-            for i, (receipt, row) in enumerate(zip(result.receipts, rows, strict=True)):
-                if receipt.encode() != row[4]:
-                    raise _Bad(height, f"receipt of transaction {i} differs from replay")
-            fields = result.header_fields
-            if fields["txs_root"] != header.txs_root:
-                raise _Bad(height, "txs_root does not match the transactions")
-            if fields["receipts_root"] != header.receipts_root:
-                raise _Bad(height, "receipts_root does not match the receipts")
-            if result.app_hash.hex() != header.app_hash:
-                raise _Bad(height, "app hash differs from replay")
-            state.apply(result.changes)
-            for key in result.changes:
-                written_at[key] = height
-            app_hash, prev_hash = result.app_hash, block_hash
-            report.blocks += 1
-            report.txs += len(raws)
-            report.height = height
-            if progress is not None:
-                progress(height, total)
+        for block in _read_blocks(store, chain):
+            items = [(c.tx.signer, c.tx.signature, signed_body(c.tx.raw)) for c in block.checked]
+            inflight.append((block, pipe.send(items) if items else -1))
+            inflight_txs += len(items)
+            while inflight and (inflight_txs > 4000 or len(inflight) > 64):
+                done, ticket = inflight.popleft()
+                inflight_txs -= len(done.checked)
+                state_app = _replay(chain, state, done, ticket, pipe, app_hash, prev_hash, written_at, report, total,
+                                    progress)
+                app_hash, prev_hash = state_app
+        while inflight:
+            done, ticket = inflight.popleft()
+            app_hash, prev_hash = _replay(chain, state, done, ticket, pipe, app_hash, prev_hash, written_at, report,
+                                          total, progress)
     finally:
-        pool.shutdown()
-    if pending_tx is not None:
-        raise _Bad(pending_tx[0], "transaction stored beyond the last block")
+        pipe.close()
     if head.height != report.height or head.app_hash != app_hash or head.block_hash != prev_hash:
         raise _Bad(report.height, "head record does not match the last block")
     _compare_state(store, state, written_at, report.height)
-    txs_by_height.clear()
+
+
+@dataclass
+class _Block:
+    height: int
+    hash: bytes
+    header: Header
+    signature: bytes
+    checked: list[CheckedTx]
+    receipts: list[bytes]
+
+
+def _read_blocks(store: Store, chain: Chain) -> Iterator[_Block]:
+    """Stored blocks in order, with the checks that need no state: hashes, checksums, decoding."""
+    tx_iter = store.iter_block_txs()
+    pending_tx = next(tx_iter, None)
+    expected = 1
+    for height, block_hash, header_bytes, signature in store.iter_blocks():
+        if height != expected:
+            raise _Bad(expected, f"block {expected} is missing")
+        expected += 1
+        if hashlib.sha256(header_bytes).digest() != block_hash:
+            raise _Bad(height, "header bytes do not hash to the stored block hash")
+        try:
+            header = Header.from_json(codec.decode(header_bytes))
+        except (LedgerError, KeyError, TypeError) as exc:
+            raise _Bad(height, "header is not a canonical header") from exc
+        rows = []
+        while pending_tx is not None and pending_tx[0] == height:
+            rows.append(pending_tx)
+            pending_tx = next(tx_iter, None)
+        if pending_tx is not None and pending_tx[0] < height:
+            raise _Bad(pending_tx[0], "transaction stored at a height with no block")
+        if len(rows) != header.tx_count:
+            raise _Bad(height, f"{len(rows)} transactions stored, header says {header.tx_count}")
+        checked = []
+        for i, (_, idx, h, raw, receipt, chk, _msg) in enumerate(rows):
+            if idx != i or hashlib.sha256(raw).digest() != h or tx_chk(raw, receipt) != chk:
+                raise _Bad(height, f"transaction {i} fails its checksum")
+            try:
+                checked.append(check_stateless(chain, raw, verify_signature=False))
+            except LedgerError as exc:
+                raise _Bad(height, f"transaction {i} is invalid: {exc}") from exc
+        yield _Block(height, block_hash, header, signature, checked, [r[4] for r in rows])
+    if pending_tx is not None:
+        raise _Bad(pending_tx[0], "transaction stored beyond the last block")
+
+
+def _replay(chain: Chain, state: MemoryState, block: _Block, ticket: int, pipe: SignaturePipe, app_hash: bytes,
+            prev_hash: bytes, written_at: dict[str, int], report: VerifyReport, total: int,
+            progress: Callable[[int, int], None] | None) -> tuple[bytes, bytes]:
+    height, header = block.height, block.header
+    if header.height != height or header.chain_id != chain.chain_id:
+        raise _Bad(height, "header names the wrong height or chain")
+    if header.prev_hash != prev_hash.hex():
+        raise _Bad(height, "header does not link to the previous block")
+    validator_keys = {v["pub_key"] for v in governance.validators(state)}
+    if header.proposer not in validator_keys:
+        raise _Bad(height, "block proposer is not a validator")
+    try:
+        chain.suite.verify(bytes.fromhex(header.proposer), "block", chain.chain_id, block.hash, block.signature)
+    except LedgerError as exc:
+        raise _Bad(height, "block signature does not verify") from exc
+    if ticket >= 0:
+        verdicts = pipe.verdicts(ticket)
+        for i, ok in enumerate(verdicts):
+            if ok != 1:
+                raise _Bad(height, f"transaction {i} has a bad signature")
+    env = BlockEnv(chain.chain_id, height, header.time_ms, header.proposer)
+    run = BlockExecution(chain, state, env, app_hash)
+    for i, checked in enumerate(block.checked):
+        try:
+            run.add(checked)
+        except LedgerError as exc:
+            raise _Bad(height, f"replay refused transaction {i}: {exc}") from exc
+    result = run.finish()
+    for i, (receipt, stored) in enumerate(zip(result.receipts, block.receipts, strict=True)):
+        if receipt.encode() != stored:
+            raise _Bad(height, f"receipt of transaction {i} differs from replay")
+    fields = result.header_fields
+    if fields["txs_root"] != header.txs_root:
+        raise _Bad(height, "txs_root does not match the transactions")
+    if fields["receipts_root"] != header.receipts_root:
+        raise _Bad(height, "receipts_root does not match the receipts")
+    if result.app_hash.hex() != header.app_hash:
+        raise _Bad(height, "app hash differs from replay")
+    state.apply(result.changes)
+    for key in result.changes:
+        written_at[key] = height
+    report.blocks += 1
+    report.txs += len(block.checked)
+    report.height = height
+    if progress is not None:
+        progress(height, total)
+    return result.app_hash, block.hash
 
 
 def _compare_state(store: Store, state: MemoryState, written_at: dict[str, int], head: int) -> None:

@@ -1,0 +1,388 @@
+"""The CometBFT engine: CareLedger's state machine behind ABCI 2.0 (CometBFT v0.38.x).
+
+:class:`CareLedgerApp` answers CometBFT's requests with the same core the solo engine uses
+(:func:`check_stateless`, :func:`check_admission`, :class:`BlockExecution`, :class:`Store`):
+
+* ``InitChain``   parses our genesis from ``app_state_bytes``, initialises an empty store with it (or
+                  checks that the store holds the same genesis, so a repeat is harmless) and returns
+                  the genesis app hash and the validators (Ed25519 keys with their power);
+* ``Info``        reports the last height and app hash *persisted* in the store;
+* ``CheckTx``     stateless checks, then nonce, signer and authorisation against committed state plus
+                  the nonces of transactions this app admitted since the last commit;
+* ``PrepareProposal`` simulates the block on a throwaway overlay, dropping invalid transactions and
+                  staying within ``max_tx_bytes`` and the genesis ``max_block_txs``;
+* ``ProcessProposal`` rejects a block holding any invalid transaction (deterministic);
+* ``FinalizeBlock`` executes the decided block and keeps the result in memory: receipts become
+                  ``tx_results`` (code = receipt code, data = canonical receipt bytes), validator
+                  changes become ``validator_updates`` sorted by key;
+* ``Commit``      writes block, receipts and state in one SQLite transaction before returning.
+
+Blocks stored under CometBFT carry an empty signature (CometBFT's commit signs them) and name the
+proposer by its CometBFT address (hex of the first 20 bytes of SHA-256 of its public key); the
+block time is CometBFT's header time in milliseconds. The app is never ahead of CometBFT: it
+persists only in ``Commit``, so after a crash ``Info`` reports the last committed height and
+CometBFT replays the rest.
+
+A decided block can only hold an invalid transaction if more than a third of the voting power is
+faulty. Such a transaction is then not executed: it gets a ``tx_result`` with its InvalidTx code and
+is left out of the stored block.
+
+Queries (committed state only, latest height): ``/head``, ``/state/<key>``, ``/tx/<hash hex>``,
+``/block/<height>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from careledger.abci import abci_pb2 as pb
+from careledger.contracts import governance
+from careledger.core import codec
+from careledger.core.block import BlockEnv, Receipt
+from careledger.core.errors import Code, GenesisError, InvalidTx, LedgerError, NotFound, StoreCorrupted
+from careledger.core.executor import (
+    BlockExecution,
+    BlockResult,
+    Chain,
+    CheckedTx,
+    check_admission,
+    check_stateless,
+    committed_nonce,
+)
+from careledger.core.genesis import Genesis, parse_genesis
+from careledger.node.node import open_store
+from careledger.node.store import Head, Store
+
+log = logging.getLogger("careledger.abci")
+
+APP_VERSION = 1  # the application protocol version CometBFT writes into block headers
+SOFTWARE_VERSION = "careledger/0.1.0"
+CODESPACE = "careledger"
+
+
+def time_ms_of(ts: Any) -> int:
+    """Milliseconds since the Unix epoch of a ``google.protobuf.Timestamp`` (truncated)."""
+    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
+
+
+def tx_proto_size(raw: bytes) -> int:
+    """The bytes ``raw`` occupies in a block's data, as CometBFT counts it against ``max_tx_bytes``."""
+    return int(pb.PrepareProposalResponse(txs=[raw]).ByteSize())
+
+
+def to_event(event_type: str, attrs: dict[str, Any]) -> pb.Event:
+    """A receipt event as an indexed ABCI event; non-string values are canonical JSON."""
+    attributes = [pb.EventAttribute(key=key, value=value if isinstance(value, str) else codec.encode(value).decode(),
+                                    index=True)
+                  for key, value in sorted(attrs.items())]
+    return pb.Event(type=event_type, attributes=attributes)
+
+
+def to_validator_updates(updates: list[dict[str, Any]]) -> list[pb.ValidatorUpdate]:
+    """One update per key (the last one in block order wins), sorted by key: CometBFT refuses repeats."""
+    latest: dict[str, int] = {}
+    for update in updates:
+        latest[str(update["pub_key"])] = int(update["power"])
+    return [pb.ValidatorUpdate(pub_key=pb.PublicKey(ed25519=bytes.fromhex(key)), power=power)
+            for key, power in sorted(latest.items())]
+
+
+@dataclass
+class _Finalized:
+    """A block executed by FinalizeBlock and waiting for Commit."""
+
+    height: int
+    proposer: str
+    result: BlockResult
+
+
+class CareLedgerApp:
+    """One CareLedger node's application, driven by CometBFT over ABCI (one request at a time)."""
+
+    def __init__(self, db_path: Path, check_integrity: bool = True) -> None:
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.store: Store | None = None
+        self.chain: Chain | None = None
+        self._head: Head | None = None
+        self._head_time_ms = 0
+        self._finalized: _Finalized | None = None
+        self._pending_nonces: dict[str, int] = {}
+        probe = Store(self.db_path)
+        try:
+            initialised = probe.is_initialised()
+        finally:
+            probe.close()
+        if initialised:
+            self._attach(*open_store(self.db_path, None, check=check_integrity))
+
+    def _attach(self, store: Store, chain: Chain) -> None:
+        self.store, self.chain = store, chain
+        self._head = store.head()
+        self._head_time_ms = (store.block(self._head.height)[0].time_ms if self._head.height
+                              else chain.genesis.genesis_time_ms)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    # -- helpers ------------------------------------------------------------------------------------
+    @property
+    def head(self) -> Head:
+        if self._head is None:
+            raise LedgerError("the ledger has no genesis yet (InitChain has not run)", Code.NODE_UNAVAILABLE)
+        return self._head
+
+    def _ready(self) -> tuple[Store, Chain, Head]:
+        if self.store is None or self.chain is None or self._head is None:
+            raise LedgerError("the ledger has no genesis yet (InitChain has not run)", Code.NODE_UNAVAILABLE)
+        return self.store, self.chain, self._head
+
+    def _env(self, chain: Chain, head: Head, height: int, time: Any, proposer_address: bytes) -> BlockEnv:
+        if height != head.height + 1:
+            raise LedgerError(f"CometBFT asks about height {height} but the ledger's next height is "
+                              f"{head.height + 1}", Code.INTERNAL_ERROR)
+        return BlockEnv(chain.chain_id, height, time_ms_of(time), proposer_address.hex())
+
+    # -- information --------------------------------------------------------------------------------
+    def info(self, req: pb.InfoRequest) -> pb.InfoResponse:
+        """The last persisted height and app hash (0 and empty before genesis)."""
+        if self._head is None:
+            return pb.InfoResponse(data="careledger", version=SOFTWARE_VERSION, app_version=APP_VERSION)
+        log.info("Info: CometBFT %s asks; ledger is at height %d", req.version, self._head.height)
+        return pb.InfoResponse(data="careledger", version=SOFTWARE_VERSION, app_version=APP_VERSION,
+                               last_block_height=self._head.height, last_block_app_hash=self._head.app_hash)
+
+    def init_chain(self, req: pb.InitChainRequest) -> pb.InitChainResponse:
+        """Initialise the ledger from the genesis in ``app_state_bytes``; repeating it is harmless.
+
+        Raises GenesisError when the genesis is invalid, names another chain id than CometBFT's, or
+        differs from the one the store already holds; StoreCorrupted when the store is past genesis.
+        """
+        genesis = genesis_of_app_state(req.app_state_bytes)
+        if req.chain_id != genesis.chain_id:
+            raise GenesisError(f"CometBFT's chain_id {req.chain_id!r} differs from the CareLedger genesis "
+                               f"chain_id {genesis.chain_id!r}")
+        if req.initial_height not in (0, 1):
+            raise GenesisError(f"initial_height {req.initial_height} is not supported; CareLedger starts at 1")
+        if self.store is None:
+            self._attach(*open_store(self.db_path, genesis, check=False))
+        store, chain, head = self._ready()
+        if chain.genesis.hash != genesis.hash:
+            raise GenesisError("the store already holds a different genesis")
+        if head.height != 0:
+            raise StoreCorrupted(f"InitChain at a ledger already at height {head.height}: the app is ahead of "
+                                 "CometBFT")
+        validators = self.validator_set(store)
+        requested = sorted((v.pub_key.ed25519.hex(), v.power) for v in req.validators)
+        ours = sorted((v.pub_key.ed25519.hex(), v.power) for v in validators)
+        if requested and requested != ours:
+            log.warning("CometBFT's genesis validators differ from CareLedger's; CareLedger's genesis wins")
+        log.info("InitChain: chain %s, %d validators, app hash %s", genesis.chain_id, len(validators),
+                 head.app_hash.hex())
+        return pb.InitChainResponse(validators=validators, app_hash=head.app_hash)
+
+    @staticmethod
+    def validator_set(store: Store) -> list[pb.ValidatorUpdate]:
+        """The committed validators as ABCI updates, sorted by key."""
+        return to_validator_updates([{"pub_key": v["pub_key"], "power": v["power"]}
+                                     for v in governance.validators(store.writer_view)])
+
+    # -- mempool ------------------------------------------------------------------------------------
+    def check_tx(self, req: pb.CheckTxRequest) -> pb.CheckTxResponse:
+        """Admit a transaction to CometBFT's mempool, or refuse it with its stable code."""
+        try:
+            checked = self._admit(req.tx)
+        except LedgerError as exc:
+            return pb.CheckTxResponse(code=int(exc.code), log=exc.message, codespace=CODESPACE)
+        except Exception as exc:  # a bug must not take the mempool connection down
+            log.exception("CheckTx failed unexpectedly")
+            return pb.CheckTxResponse(code=int(Code.INTERNAL_ERROR), log=f"internal error: {type(exc).__name__}",
+                                      codespace=CODESPACE)
+        return pb.CheckTxResponse(code=0, data=checked.tx.hash)
+
+    def _admit(self, raw: bytes) -> CheckedTx:
+        store, chain, head = self._ready()
+        checked = check_stateless(chain, raw)
+        tx = checked.tx
+        if store.has_tx(tx.hash):
+            raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
+        view = store.view()
+        expected = self._pending_nonces.get(tx.signer_hex)
+        if expected is None:
+            expected = committed_nonce(view, tx.signer_hex) + 1
+        env = BlockEnv(chain.chain_id, head.height + 1, self._head_time_ms, "")
+        check_admission(chain, view, env, checked, expected)
+        self._pending_nonces[tx.signer_hex] = tx.nonce + 1
+        return checked
+
+    # -- proposals ----------------------------------------------------------------------------------
+    def prepare_proposal(self, req: pb.PrepareProposalRequest) -> pb.PrepareProposalResponse:
+        """The mempool's transactions that would be valid in order, within the block's limits."""
+        store, chain, head = self._ready()
+        env = self._env(chain, head, req.height, req.time, req.proposer_address)
+        run = BlockExecution(chain, store.writer_view, env, head.app_hash)  # never persisted: a throwaway
+        limit = chain.genesis.params.max_block_txs
+        chosen: list[bytes] = []
+        size = 0
+        for raw in req.txs:
+            if len(chosen) >= limit:
+                break
+            raw_size = tx_proto_size(raw)
+            if size + raw_size > req.max_tx_bytes:
+                continue
+            try:
+                run.add(check_stateless(chain, raw))
+            except InvalidTx as exc:
+                log.debug("PrepareProposal drops a transaction: %s", exc)
+                continue
+            chosen.append(raw)
+            size += raw_size
+        if len(chosen) != len(req.txs):
+            log.info("PrepareProposal at height %d: %d of %d transactions", req.height, len(chosen), len(req.txs))
+        return pb.PrepareProposalResponse(txs=chosen)
+
+    def process_proposal(self, req: pb.ProcessProposalRequest) -> pb.ProcessProposalResponse:
+        """Accept a proposal only if every transaction in it is valid, in order (deterministic)."""
+        store, chain, head = self._ready()
+        env = self._env(chain, head, req.height, req.time, req.proposer_address)
+        status = pb.ProcessProposalResponse.ACCEPT
+        if len(req.txs) > chain.genesis.params.max_block_txs:
+            log.warning("rejecting proposal at height %d: %d transactions exceed max_block_txs", req.height,
+                        len(req.txs))
+            status = pb.ProcessProposalResponse.REJECT
+        else:
+            run = BlockExecution(chain, store.writer_view, env, head.app_hash)
+            for i, raw in enumerate(req.txs):
+                try:
+                    run.add(check_stateless(chain, raw))
+                except InvalidTx as exc:
+                    log.warning("rejecting proposal at height %d: tx %d is invalid: %s", req.height, i, exc)
+                    status = pb.ProcessProposalResponse.REJECT
+                    break
+        return pb.ProcessProposalResponse(status=status)
+
+    def extend_vote(self, req: pb.ExtendVoteRequest) -> pb.ExtendVoteResponse:
+        return pb.ExtendVoteResponse(vote_extension=b"")
+
+    def verify_vote_extension(self, req: pb.VerifyVoteExtensionRequest) -> pb.VerifyVoteExtensionResponse:
+        """CareLedger uses no vote extensions: only an empty one is valid."""
+        ok = not req.vote_extension
+        return pb.VerifyVoteExtensionResponse(status=pb.VerifyVoteExtensionResponse.ACCEPT if ok
+                                              else pb.VerifyVoteExtensionResponse.REJECT)
+
+    # -- execution and commit -----------------------------------------------------------------------
+    def finalize_block(self, req: pb.FinalizeBlockRequest) -> pb.FinalizeBlockResponse:
+        """Execute the decided block on a staged overlay; nothing is persisted until Commit."""
+        store, chain, head = self._ready()
+        env = self._env(chain, head, req.height, req.time, req.proposer_address)
+        run = BlockExecution(chain, store.writer_view, env, head.app_hash)
+        tx_results: list[pb.ExecTxResult] = []
+        for i, raw in enumerate(req.txs):
+            try:
+                checked = check_stateless(chain, raw)
+                receipt = run.add(checked)
+            except InvalidTx as exc:
+                log.error("decided block %d holds invalid tx %d (%s); it is not executed", req.height, i, exc)
+                tx_results.append(pb.ExecTxResult(code=int(exc.code), log=f"not executed: {exc.message}",
+                                                  codespace=CODESPACE))
+                continue
+            tx_results.append(self._tx_result(checked, receipt))
+        result = run.finish()
+        self._finalized = _Finalized(req.height, env.proposer, result)
+        return pb.FinalizeBlockResponse(tx_results=tx_results,
+                                        validator_updates=to_validator_updates(result.validator_updates),
+                                        app_hash=result.app_hash)
+
+    @staticmethod
+    def _tx_result(checked: CheckedTx, receipt: Receipt) -> pb.ExecTxResult:
+        tx = checked.tx
+        events = [to_event("careledger_tx", {"code": receipt.code, "signer": tx.signer_hex, "type": tx.type})]
+        events += [to_event(e["type"], e["attrs"]) for e in receipt.events]
+        return pb.ExecTxResult(code=receipt.code, data=receipt.encode(), log=receipt.message, events=events,
+                               codespace=CODESPACE if receipt.code else "")
+
+    def commit(self, req: pb.CommitRequest) -> pb.CommitResponse:
+        """Persist the finalized block atomically, then forget the mempool's pending nonces."""
+        store, _, head = self._ready()
+        finalized = self._finalized
+        if finalized is None or finalized.height != head.height + 1:
+            raise LedgerError("Commit without a finalized block for the next height", Code.INTERNAL_ERROR)
+        result = finalized.result
+        header = result.header(head.block_hash.hex(), finalized.proposer)
+        self._head = store.commit_block(header, b"", result.txs, result.receipts, result.changes)
+        self._head_time_ms = header.time_ms
+        self._finalized = None
+        self._pending_nonces.clear()
+        log.debug("committed height %d (%d txs) app hash %s", header.height, len(result.txs), header.app_hash)
+        return pb.CommitResponse(retain_height=0)
+
+    # -- queries ------------------------------------------------------------------------------------
+    def query(self, req: pb.QueryRequest) -> pb.QueryResponse:
+        """Read committed state at the latest height; errors carry stable codes."""
+        try:
+            store, _, head = self._ready()
+            if req.height not in (0, head.height):
+                raise LedgerError(f"only the latest committed height ({head.height}) can be queried",
+                                  Code.BAD_REQUEST)
+            key, value = self._query(store, head, req.path)
+        except LedgerError as exc:
+            return pb.QueryResponse(code=int(exc.code), log=exc.message, codespace=CODESPACE,
+                                    height=self._head.height if self._head else 0)
+        return pb.QueryResponse(code=0, key=key, value=value, height=head.height)
+
+    def _query(self, store: Store, head: Head, path: str) -> tuple[bytes, bytes]:
+        if path == "/head":
+            return b"head", codec.encode({"app_hash": head.app_hash.hex(), "block_hash": head.block_hash.hex(),
+                                          "height": head.height, "time_ms": self._head_time_ms})
+        if path.startswith("/state/"):
+            key = path[len("/state/"):]
+            raw = store.view().get_raw(key)
+            if raw is None:
+                raise NotFound(f"no state entry {key[:80]!r}")
+            return key.encode(), raw
+        if path.startswith("/tx/"):
+            try:
+                tx_hash = bytes.fromhex(path[len("/tx/"):])
+            except ValueError:
+                raise LedgerError("a transaction hash is 64 hex characters", Code.BAD_REQUEST) from None
+            stored = store.tx(tx_hash)
+            doc = {"height": stored.height, "index": stored.index, "message": stored.receipt.message,
+                   "receipt": stored.receipt.to_json(), "tx": codec.decode_trusted(stored.raw)}
+            return tx_hash, codec.encode(doc)
+        if path.startswith("/block/"):
+            text = path[len("/block/"):]
+            if not text.isdigit():
+                raise LedgerError("a block height is a decimal integer", Code.BAD_REQUEST)
+            header, block_hash, _ = store.block(int(text))
+            return block_hash, header.encode()
+        raise LedgerError(f"unknown query path {path[:80]!r} (try /head, /state/<key>, /tx/<hash>, /block/<height>)",
+                          Code.BAD_REQUEST)
+
+    # -- state sync: not offered ----------------------------------------------------------------------
+    def list_snapshots(self, req: pb.ListSnapshotsRequest) -> pb.ListSnapshotsResponse:
+        return pb.ListSnapshotsResponse()
+
+    def offer_snapshot(self, req: pb.OfferSnapshotRequest) -> pb.OfferSnapshotResponse:
+        return pb.OfferSnapshotResponse(result=pb.OfferSnapshotResponse.REJECT)
+
+    def load_snapshot_chunk(self, req: pb.LoadSnapshotChunkRequest) -> pb.LoadSnapshotChunkResponse:
+        return pb.LoadSnapshotChunkResponse()
+
+    def apply_snapshot_chunk(self, req: pb.ApplySnapshotChunkRequest) -> pb.ApplySnapshotChunkResponse:
+        return pb.ApplySnapshotChunkResponse(result=pb.ApplySnapshotChunkResponse.REJECT_SNAPSHOT)
+
+
+def genesis_of_app_state(app_state: bytes) -> Genesis:
+    """Parse the CareLedger genesis carried as CometBFT's ``app_state``; raises GenesisError."""
+    try:
+        return parse_genesis(codec.decode_lenient(app_state))
+    except GenesisError:
+        raise
+    except LedgerError as exc:
+        raise GenesisError(f"app_state in CometBFT's genesis is not a CareLedger genesis: {exc.message}") \
+            from exc

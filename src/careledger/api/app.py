@@ -1,0 +1,69 @@
+"""The node's HTTP API: one FastAPI application over one running :class:`~careledger.node.node.Node`.
+
+Routes live in one module per area (:mod:`.txs`, :mod:`.chain`, :mod:`.identity`,
+:mod:`.governance`); errors are mapped in :mod:`.errors`. The reference is ``docs/http-api.md`` and
+the OpenAPI document is served at ``/openapi.json`` (Swagger UI at ``/docs``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from careledger.api import chain, governance, identity, txs
+from careledger.api.errors import install_error_handlers
+from careledger.node.node import Node
+
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """\
+The HTTP interface of a CareLedger node: submit signed transactions, read blocks and receipts with
+their inclusion proofs, and query committed consortium state (organisations, members, patient
+pseudonyms, governance proposals, validators, account nonces).
+
+No protected health information is ever on the ledger or in this API.
+
+Every error has the shape `{"error": {"code": int, "name": str, "message": str}}`, where `code` is a
+stable CareLedger result code; the HTTP status follows from the code (see `docs/http-api.md`).
+"""
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "transactions", "description": "Submit signed transactions and look them up with their proofs."},
+    {"name": "blocks", "description": "Committed blocks: header, signature, transactions, receipt codes."},
+    {"name": "node", "description": "The node's own status."},
+    {"name": "accounts", "description": "Per-key nonces, for building the next transaction."},
+    {"name": "identity", "description": "Organisations, members, keys and patient pseudonyms."},
+    {"name": "governance", "description": "Consortium proposals and the validator set."},
+]
+
+
+def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with its default 422 validation responses replaced by our 400 error shape."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                          tags=app.openapi_tags)
+        error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        for operations in doc.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None and "400" not in responses:
+                    responses["400"] = {"description": "Malformed request",
+                                        "content": {"application/json": {"schema": error_ref}}}
+        schemas = doc.get("components", {}).get("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def create_app(node: Node) -> FastAPI:
+    """The API application serving ``node``. The caller starts and stops the node."""
+    app = FastAPI(title="CareLedger node API", version=API_VERSION, description=DESCRIPTION, openapi_tags=TAGS)
+    app.state.node = node
+    install_error_handlers(app)
+    for module in (txs, chain, identity, governance):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi_with_ledger_errors(app)  # type: ignore[method-assign]
+    return app

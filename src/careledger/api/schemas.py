@@ -1,0 +1,188 @@
+"""Response shapes, for the OpenAPI document only.
+
+Routes return plain JSON (no re-validation on the way out); these models describe it. Every model
+allows extra fields, so adding a field to a response is not a breaking change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(_Open):
+    code: int = Field(description="Stable numeric code (careledger.core.errors.Code).", examples=[409])
+    name: str = Field(description="The code's stable name.", examples=["NONCE_REPLAYED"])
+    message: str = Field(description="For humans; may change between releases.")
+
+
+class ErrorResponse(_Open):
+    """Every error response has this shape."""
+
+    error: ErrorDetail
+    tx_hash: str | None = Field(None, description="On transaction submissions: SHA-256 of the submitted bytes.")
+
+
+class ReceiptView(_Open):
+    code: int = Field(description="0 on success; otherwise the contract's refusal code (writes rolled back).")
+    name: str = Field(description="'OK' or the refusal code's name.")
+    result: Any = Field(None, description="What the contract returned (null when it failed).")
+    events: list[dict[str, Any]] = Field(description="Events the transaction emitted, [{type, attrs}].")
+    index: int = Field(description="Position of the transaction in its block.")
+    message: str = Field(description="Human explanation of a failure; empty on success. Never hashed.")
+
+
+class SubmitPending(_Open):
+    tx_hash: str
+    status: Literal["pending"]
+
+
+class SubmitCommitted(_Open):
+    tx_hash: str
+    status: Literal["committed"]
+    height: int
+    receipt: ReceiptView
+
+
+class BatchItem(_Open):
+    index: int = Field(description="Position of the item in the submitted array.")
+    tx_hash: str | None = Field(None, description="SHA-256 of the item's bytes (null if the item was not hex).")
+    status: Literal["pending", "committed", "rejected"]
+    height: int | None = None
+    receipt: ReceiptView | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResponse(_Open):
+    accepted: int = Field(description="Items admitted to the mempool.")
+    rejected: int = Field(description="Items refused (at admission, when building the block, or timed out).")
+    results: list[BatchItem]
+
+
+class TxView(_Open):
+    tx_hash: str
+    status: Literal["committed", "pending"]
+    height: int | None = None
+    index: int | None = None
+    tx: dict[str, Any] | None = Field(None, description="The decoded wire document: {body, sig}.")
+    receipt: ReceiptView | None = None
+    proof: dict[str, Any] | None = Field(None, description="Inclusion proof bundle; check it offline with "
+                                                           "careledger.core.proofs.verify_proof.")
+
+
+class ReceiptSummary(_Open):
+    tx: str
+    index: int
+    code: int
+    name: str
+
+
+class BlockView(_Open):
+    height: int
+    hash: str = Field(description="SHA-256 of the canonical header bytes.")
+    header: dict[str, Any]
+    signature: str = Field(description="The proposer's Ed25519 signature of the block hash (domain 'block').")
+    txs: list[str] = Field(description="Transaction hashes in block order.")
+    receipts: list[ReceiptSummary]
+
+
+class StatusView(_Open):
+    chain_id: str
+    engine: str
+    height: int
+    app_hash: str
+    block_hash: str
+    latest_block_time_ms: int
+    node_key: str
+    mempool: int
+    genesis_hash: str
+    crypto_suite: str
+
+
+class NonceView(_Open):
+    account: str
+    committed: int = Field(description="Nonce of the account's last committed transaction (0 if none).")
+    pending: int = Field(description="How many of its transactions wait in this node's mempool.")
+    next: int = Field(description="The nonce its next transaction must carry.")
+
+
+class Organisation(_Open):
+    id: str
+    name: str
+    roles: list[str]
+    admins: list[str]
+    api: str | None = None
+    status: str
+    since: int
+
+
+class OrganisationList(_Open):
+    organisations: list[Organisation]
+
+
+class Member(_Open):
+    key: str
+    roles: list[str]
+    status: str
+
+
+class MemberList(_Open):
+    org: str
+    members: list[Member]
+
+
+class KeyInfo(_Open):
+    key: str
+    kind: str = Field(description="admin | member | patient")
+    org: str | None = None
+    roles: list[str]
+    status: str = Field(description="The key record's own status: active | revoked.")
+    active: bool = Field(description="Whether the key may sign now (also false once its organisation is removed).")
+    since: int
+    validator: dict[str, Any] | None = Field(None, description="{org, power} when the key is a validator.")
+
+
+class PatientView(BaseModel):
+    pseudonym: str
+    key: str
+    status: str
+    since: int
+
+
+class Proposal(_Open):
+    id: str
+    title: str
+    action: dict[str, Any]
+    proposer_org: str
+    status: str = Field(description="open | executed | rejected | failed | expired (open past its expiry).")
+    opened: int
+    expires: int
+    yes: list[str]
+    no: list[str]
+
+
+class ProposalList(_Open):
+    proposals: list[Proposal]
+
+
+class Validator(_Open):
+    pub_key: str
+    org: str
+    power: int
+
+
+class ValidatorList(_Open):
+    validators: list[Validator]
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses."""
+    text = {400: "Malformed request", 401: "Signature or chain check failed", 403: "Not allowed",
+            404: "Not found", 409: "Conflict (nonce, duplicate)", 413: "Too large", 422: "Refused by the contract",
+            500: "Node error", 503: "Node busy", 504: "Timed out"}
+    return {s: {"model": ErrorResponse, "description": text.get(s, "Error")} for s in statuses}

@@ -1,0 +1,251 @@
+"""Transaction routes: submit one, submit a batch, look one up with its inclusion proof.
+
+Submissions carry the signed wire bytes exactly as :func:`careledger.core.tx.sign_tx` produced them;
+the server never parses and re-serialises them (the hash and signature are over those bytes).
+Logs name the transaction hash and result code only, never the payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from concurrent.futures import Future
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from careledger.api import schemas
+from careledger.api.common import HEX32_PATTERN, node_of, not_found, read_body, receipt_json
+from careledger.api.errors import LedgerRoute, error_response
+from careledger.core import codec
+from careledger.core.block import Receipt
+from careledger.core.errors import Code, EncodingError, LedgerError, NotFound
+from careledger.node.node import Node, Submission, tx_proof
+
+log = logging.getLogger("careledger.api")
+
+MAX_BATCH_ITEMS = 1000
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_WAIT_SECONDS = 120.0
+
+router = APIRouter(prefix="/v1", tags=["transactions"], route_class=LedgerRoute)
+
+Wait = Annotated[Literal["none", "commit"], Query(
+    description="`none`: answer once the transaction is admitted to the mempool (202). "
+                "`commit`: wait until it is in a committed block and return its receipt (200).")]
+Timeout = Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS,
+                                 description="With wait=commit: seconds to wait before answering 504 TIMEOUT.")]
+
+TX_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The signed transaction's canonical wire bytes (RFC 8785 JSON), sent unchanged.",
+        "content": {"application/json": {"schema": {
+            "type": "object", "required": ["body", "sig"],
+            "properties": {
+                "body": {"type": "object", "required": ["chain_id", "nonce", "payload", "signer", "type", "version"],
+                         "properties": {"chain_id": {"type": "string"}, "nonce": {"type": "integer"},
+                                        "payload": {"type": "object"}, "signer": {"type": "string"},
+                                        "type": {"type": "string", "example": "identity.enrol_member"},
+                                        "version": {"type": "integer"}}},
+                "sig": {"type": "string", "description": "128 lower-case hex characters"}}}}},
+    },
+}
+BATCH_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": f"A JSON array of at most {MAX_BATCH_ITEMS} hex-encoded transactions (wire bytes). "
+                       "Items are admitted in array order, so one signer's consecutive nonces may share a batch.",
+        "content": {"application/json": {"schema": {"type": "array", "maxItems": MAX_BATCH_ITEMS,
+                                                    "items": {"type": "string", "pattern": "^([0-9a-f]{2})*$"}}}},
+    },
+}
+
+
+def _committed_height(node: Node, tx_hash: bytes) -> int:
+    return node.store.tx(tx_hash).height
+
+
+def _heights(node: Node, hashes: list[str]) -> list[int]:
+    return [_committed_height(node, bytes.fromhex(h)) for h in hashes]
+
+
+def _watch(fut: Future[Any]) -> asyncio.Future[Any]:
+    """An awaitable for a node future that never cancels it: the node settles its futures itself and
+    must not find one cancelled under it (a timed-out or disconnected waiter only stops watching)."""
+    watch = asyncio.shield(asyncio.wrap_future(fut))
+    watch.add_done_callback(_observe)
+    return watch
+
+
+def _observe(watch: asyncio.Future[Any]) -> None:
+    """Mark a watch's outcome as seen, so one nobody waits for any more is not reported as lost."""
+    if not watch.cancelled():
+        watch.exception()
+
+
+def _timeout_error(timeout: float, tx_hash: str, stage: str) -> LedgerError:
+    return LedgerError(f"transaction was not {stage} within {timeout:g}s; it may still be; "
+                       f"look it up at /v1/txs/{tx_hash}", Code.TIMEOUT)
+
+
+@router.post(
+    "/txs", status_code=202, summary="Submit a signed transaction", response_model=None,
+    openapi_extra=TX_BODY_DOC,
+    responses={202: {"model": schemas.SubmitPending, "description": "Admitted to the mempool (wait=none)"},
+               200: {"model": schemas.SubmitCommitted,
+                     "description": "Committed (wait=commit). A receipt code other than 0 means the contract "
+                                    "refused it: it is in the block, its writes were rolled back."},
+               **schemas.errors(400, 401, 403, 409, 413, 422, 503, 504)},
+)
+async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30.0) -> JSONResponse:
+    """Admit a transaction: decode, check canonical form, size, chain, signature, nonce and the signer's
+    authority against committed state. A refusal writes nothing."""
+    node = node_of(request)
+    raw = await read_body(request, node.chain.max_tx_bytes)
+    tx_hash = hashlib.sha256(raw).hexdigest()
+    try:
+        sub = await run_in_threadpool(node.submit_async, raw)
+        await asyncio.wait_for(_watch(sub.admitted), timeout)
+    except LedgerError as exc:
+        log.info("tx %s refused at admission: %s", tx_hash, exc.code.name)
+        return error_response(exc, {"tx_hash": tx_hash})
+    except TimeoutError:
+        return error_response(_timeout_error(timeout, tx_hash, "admitted"), {"tx_hash": tx_hash})
+    if wait == "none":
+        return JSONResponse({"tx_hash": tx_hash, "status": "pending"}, status_code=202)
+    try:
+        result = await asyncio.wait_for(_watch(sub.committed), timeout)
+    except TimeoutError:
+        return error_response(_timeout_error(timeout, tx_hash, "committed"), {"tx_hash": tx_hash, "status": "pending"})
+    if isinstance(result, LedgerError):
+        log.info("tx %s dropped from the block: %s", tx_hash, result.code.name)
+        return error_response(result, {"tx_hash": tx_hash})
+    assert isinstance(result, Receipt)
+    height = await run_in_threadpool(_committed_height, node, sub.tx_hash)
+    return JSONResponse({"tx_hash": tx_hash, "status": "committed", "height": height,
+                         "receipt": receipt_json(result)})
+
+
+def _parse_batch(body: bytes) -> list[str]:
+    try:
+        items = json.loads(body)
+    except (ValueError, RecursionError):
+        raise LedgerError("a batch is a JSON array of hex strings", Code.BAD_REQUEST) from None
+    if type(items) is not list or not all(type(x) is str for x in items):
+        raise LedgerError("a batch is a JSON array of hex strings", Code.BAD_REQUEST)
+    if len(items) > MAX_BATCH_ITEMS:
+        raise EncodingError(f"batch has {len(items)} items; the limit is {MAX_BATCH_ITEMS}", Code.OVERSIZED)
+    return items
+
+
+def _rejected(index: int, tx_hash: str | None, exc: LedgerError) -> dict[str, Any]:
+    return {"index": index, "tx_hash": tx_hash, "status": "rejected", "error": exc.to_dict()}
+
+
+Started = tuple[int, str, Submission]
+
+
+def _start_all(node: Node, items: list[str]) -> list[dict[str, Any] | Started]:
+    """Start admitting every item, in array order (the node admits in submission order, so one
+    signer's consecutive nonces may share a batch); signature checks proceed in the background."""
+    out: list[dict[str, Any] | Started] = []
+    for i, item in enumerate(items):
+        try:
+            raw = bytes.fromhex(item)
+        except ValueError:
+            out.append(_rejected(i, None, EncodingError("item is not hex", Code.MALFORMED_ENCODING)))
+            continue
+        tx_hash = hashlib.sha256(raw).hexdigest()
+        try:
+            out.append((i, tx_hash, node.submit_async(raw)))
+        except LedgerError as exc:
+            log.info("tx %s refused at admission: %s", tx_hash, exc.code.name)
+            out.append(_rejected(i, tx_hash, exc))
+    return out
+
+
+async def _settle(started: list[Started], stage: str, timeout: float,
+                  results: list[dict[str, Any]]) -> list[tuple[Started, Any]]:
+    """Wait (``timeout`` in total) for each item's ``admitted`` or ``committed`` future; record refusals
+    and timeouts in ``results`` and return the items that got through with their outcome."""
+    watches = [_watch(getattr(s[2], stage)) for s in started]
+    if watches:
+        await asyncio.wait(watches, timeout=timeout)
+    through: list[tuple[Started, Any]] = []
+    for item, watch in zip(started, watches, strict=True):
+        index, tx_hash, _ = item
+        if not watch.done():
+            results[index] = _rejected(index, tx_hash, _timeout_error(timeout, tx_hash, stage))
+            continue
+        error = watch.exception()
+        outcome = None if error is not None else watch.result()
+        if isinstance(outcome, LedgerError):  # a committed future settles to the error that dropped it
+            error = outcome
+        if isinstance(error, LedgerError):
+            log.info("tx %s refused (%s): %s", tx_hash, stage, error.code.name)
+            results[index] = _rejected(index, tx_hash, error)
+        elif error is not None:
+            raise error
+        else:
+            through.append((item, outcome))
+    return through
+
+
+@router.post(
+    "/txs/batch", summary="Submit many signed transactions", response_model=None, openapi_extra=BATCH_BODY_DOC,
+    responses={200: {"model": schemas.BatchResponse, "description": "One result per item, in order"},
+               **schemas.errors(400, 413)},
+)
+async def submit_batch(request: Request, wait: Wait = "none", timeout: Timeout = 30.0) -> JSONResponse:
+    """Admit up to 1000 transactions in one request, in order; each item succeeds or fails on its own.
+    With wait=commit, waits (up to `timeout` for admission, then again for commit) for every receipt."""
+    node = node_of(request)
+    limit = min(MAX_BATCH_ITEMS * (2 * node.chain.max_tx_bytes + 3) + 2, MAX_BATCH_BYTES)
+    items = _parse_batch(await read_body(request, limit))
+    begun = await run_in_threadpool(_start_all, node, items)
+    results: list[dict[str, Any]] = [r if isinstance(r, dict) else
+                                     {"index": r[0], "tx_hash": r[1], "status": "pending"} for r in begun]
+    admitted = [item for item, _ in await _settle([r for r in begun if not isinstance(r, dict)], "admitted",
+                                                  timeout, results)]
+    if wait == "commit":
+        committed = await _settle(admitted, "committed", timeout, results)
+        heights = await run_in_threadpool(_heights, node, [item[1] for item, _ in committed])
+        for ((index, tx_hash, _), receipt), height in zip(committed, heights, strict=True):
+            results[index] = {"index": index, "tx_hash": tx_hash, "status": "committed", "height": height,
+                              "receipt": receipt_json(receipt)}
+    rejected = sum(1 for r in results if r["status"] == "rejected")
+    return JSONResponse({"accepted": len(results) - rejected, "rejected": rejected, "results": results})
+
+
+def _lookup(node: Node, tx_hash: str) -> dict[str, Any]:
+    key = bytes.fromhex(tx_hash)
+    with node.mempool.lock:  # mempool first: a transaction leaves it only after its block is stored
+        pending = node.mempool.contains(key)
+    if pending:
+        return {"tx_hash": tx_hash, "status": "pending"}
+    try:
+        stored = node.store.tx(key)
+    except NotFound:
+        raise not_found(f"transaction {tx_hash}") from None
+    return {"tx_hash": tx_hash, "status": "committed", "height": stored.height, "index": stored.index,
+            "tx": codec.decode_trusted(stored.raw), "receipt": receipt_json(stored.receipt),
+            "proof": tx_proof(node.store, key)}
+
+
+@router.get(
+    "/txs/{tx_hash}", summary="Look up a transaction", response_model=None,
+    responses={200: {"model": schemas.TxView, "description": "Committed (with receipt and proof) or pending"},
+               **schemas.errors(400, 404)},
+)
+def get_tx(request: Request,
+           tx_hash: Annotated[str, Path(pattern=HEX32_PATTERN, description="SHA-256 of the wire bytes, hex")],
+           ) -> JSONResponse:
+    """A committed transaction with its decoded body, receipt, position and inclusion proof; or
+    `status: pending` while it waits in this node's mempool."""
+    return JSONResponse(_lookup(node_of(request), tx_hash))
+

@@ -1,0 +1,511 @@
+"""Generate CareLedger's contract test vectors and its protocol golden file, deterministically.
+
+Usage (from the repository root)::
+
+    python tests/vectors/generate.py            # (re)write tests/vectors/*.json
+    python tests/vectors/generate.py --check    # exit 1 if any file would change
+    python tests/vectors/generate.py --hashes   # print {vector name: post app hash} as JSON
+
+Everything is fixed: keys come from 32-byte seeds ``SHA-256("careledger-vectors/" + label)``, block
+times are ``genesis_time_ms + 1000 * height``, and Ed25519 signatures are deterministic, so the output
+is byte-for-byte the same on every run, machine and hash seed.
+
+Contract vector format (``format: careledger-vector/1``), in the style of ethereum/consensus-specs::
+
+    {"name", "description", "format",
+     "pre":   {"genesis": {...}, "genesis_hash": hex, "genesis_app_hash": hex,
+               "blocks": [{"height", "time_ms", "proposer", "txs": [wire], "app_hash": hex}]},
+     "block": {"height", "time_ms", "proposer", "txs": [wire]},
+     "post":  {"results": [{"tx": hash hex, "included": bool, "code": int}],
+               "receipts": [receipt of each included tx], "txs_root": hex, "receipts_root": hex,
+               "state": {key: value or null}, "app_hash": hex}}
+
+A transaction's wire bytes are the UTF-8 encoding of its ``txs`` string. To replay: build the genesis
+state, execute each ``pre`` block (every transaction in it is valid), then execute ``block``: each
+transaction goes through the stateless checks and ``BlockExecution.add``; an invalid one (``included:
+false``) is left out with its code; the block is finished even if it ends up empty. Receipts must
+match after canonical encoding, and ``state`` lists selected keys after the block (``null``: absent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+
+from careledger.contracts import default_registry
+from careledger.core import codec, merkle
+from careledger.core.block import BlockEnv, Header
+from careledger.core.crypto import SigningKey, signing_message
+from careledger.core.errors import InvalidTx
+from careledger.core.executor import (
+    BlockExecution,
+    Chain,
+    check_stateless,
+    committed_nonce,
+    genesis_app_hash,
+    genesis_state,
+)
+from careledger.core.genesis import parse_genesis
+from careledger.core.state import MemoryState, changes_root, compute_app_hash
+from careledger.core.tx import sign_tx
+
+HERE = Path(__file__).resolve().parent
+FORMAT = "careledger-vector/1"
+CHAIN_ID = "careledger-vectors"
+GENESIS_TIME_MS = 1_750_000_000_000
+ORGS = (("hospital-a", "hospital"), ("pharmacy-b", "pharmacy"), ("insurer-c", "insurer"), ("regulator-d", "regulator"))
+
+
+def key(label: str) -> SigningKey:
+    return SigningKey(hashlib.sha256(b"careledger-vectors/" + label.encode()).digest())
+
+
+def admin(org: str) -> SigningKey:
+    return key(f"admin/{org}")
+
+
+VALIDATOR = key("validator/0")
+
+
+def genesis_doc(params: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "chain_id": CHAIN_ID, "genesis_time_ms": GENESIS_TIME_MS,
+        "organisations": [{"admins": [admin(org).public_hex], "id": org, "name": org.split("-")[0].title(),
+                           "roles": [role]} for org, role in ORGS],
+        "validators": [{"org": ORGS[0][0], "power": 10, "pub_key": VALIDATOR.public_hex}],
+    }
+    if params:
+        doc["params"] = params
+    return parse_genesis(doc).to_json()
+
+
+def hexs(data: bytes) -> str:
+    return data.hex()
+
+
+class Builder:
+    """Executes blocks in memory and records them as a vector's ``pre`` and ``block``."""
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        self.genesis_json = genesis_doc(params)
+        self.genesis = parse_genesis(self.genesis_json)
+        self.chain = Chain(self.genesis, default_registry())
+        changes = genesis_state(self.genesis)
+        self.state = MemoryState()
+        self.state.apply(changes)
+        self.genesis_app_hash = genesis_app_hash(self.genesis, changes)
+        self.app_hash = self.genesis_app_hash
+        self.height = 0
+        self.pre_blocks: list[dict[str, Any]] = []
+        self._issued: dict[str, int] = {}
+        self.last: dict[str, Any] = {}
+
+    def tx(self, signer: SigningKey, tx_type: str, payload: dict[str, Any], nonce: int | None = None,
+           version: int = 1) -> bytes:
+        if nonce is None:
+            nonce = max(committed_nonce(self.state, signer.public_hex), self._issued.get(signer.public_hex, 0)) + 1
+            self._issued[signer.public_hex] = nonce
+        return sign_tx(signer, CHAIN_ID, tx_type, version, nonce, payload)
+
+    def _env(self) -> BlockEnv:
+        h = self.height + 1
+        return BlockEnv(CHAIN_ID, h, GENESIS_TIME_MS + 1000 * h, VALIDATOR.public_hex)
+
+    def _execute(self, raws: list[bytes]) -> dict[str, Any]:
+        env = self._env()
+        run = BlockExecution(self.chain, self.state, env, self.app_hash)
+        results = []
+        for raw in raws:
+            try:
+                receipt = run.add(check_stateless(self.chain, raw))
+                results.append({"code": receipt.code, "included": True, "tx": receipt.tx})
+            except InvalidTx as exc:
+                results.append({"code": int(exc.code), "included": False, "tx": hashlib.sha256(raw).hexdigest()})
+        result = run.finish()
+        self.state.apply(result.changes)
+        self.app_hash = result.app_hash
+        self.height = env.height
+        self._issued.clear()
+        return {"block": {"height": env.height, "proposer": env.proposer, "time_ms": env.time_ms,
+                          "txs": [raw.decode() for raw in raws]},
+                "results": results, "receipts": [r.to_json() for r in result.receipts],
+                "txs_root": result.header_fields["txs_root"], "receipts_root": result.header_fields["receipts_root"],
+                "app_hash": result.app_hash.hex()}
+
+    def pre(self, *raws: bytes) -> list[dict[str, Any]]:
+        """A block of the history; every transaction in it must be valid (included)."""
+        out = self._execute(list(raws))
+        assert all(r["included"] for r in out["results"]), out["results"]
+        self.pre_blocks.append({**out["block"], "app_hash": out["app_hash"]})
+        self.last = out
+        return out["receipts"]  # type: ignore[no-any-return]
+
+    def vector(self, name: str, description: str, raws: list[bytes], state_keys: list[str],
+               expect: list[tuple[bool, int]]) -> dict[str, Any]:
+        pre = {"blocks": self.pre_blocks, "genesis": self.genesis_json, "genesis_app_hash": self.genesis_app_hash.hex(),
+               "genesis_hash": self.genesis.hash.hex()}
+        out = self._execute(raws)
+        got = [(r["included"], r["code"]) for r in out["results"]]
+        assert got == expect, f"{name}: expected {expect}, got {got}"
+        state = {}
+        for k in sorted(state_keys):
+            raw = self.state.get_raw(k)
+            state[k] = None if raw is None else codec.decode(raw)
+        post = {"app_hash": out["app_hash"], "receipts": out["receipts"], "receipts_root": out["receipts_root"],
+                "results": out["results"], "state": state, "txs_root": out["txs_root"]}
+        return {"block": out["block"], "description": description, "format": FORMAT, "name": name, "post": post,
+                "pre": pre}
+
+
+def nonce(k: SigningKey) -> str:
+    return f"nonce/{k.public_hex}"
+
+
+def ikey(k: SigningKey) -> str:
+    return f"identity/key/{k.public_hex}"
+
+
+H, P, INS, R = (org for org, _ in ORGS)
+DOCTOR, NURSE, PATIENT, STRANGER = key("member/doctor"), key("member/nurse"), key("patient/1"), key("stranger")
+NEW_ADMIN = key("admin/clinic-e")
+NEW_ORG = {"admins": [NEW_ADMIN.public_hex], "id": "clinic-e", "name": "Clinic", "roles": ["clinic"]}
+
+
+def enrol(b: Builder, org: str, member: SigningKey, roles: list[str]) -> bytes:
+    return b.tx(admin(org), "identity.enrol_member", {"member": member.public_hex, "org": org, "roles": roles})
+
+
+def propose(b: Builder, org: str, action: dict[str, Any], title: str = "proposal") -> bytes:
+    return b.tx(admin(org), "governance.propose", {"action": action, "title": title})
+
+
+def vote(b: Builder, org: str, pid: str, approve: bool = True) -> bytes:
+    return b.tx(admin(org), "governance.vote", {"approve": approve, "proposal": pid})
+
+
+# -- identity ------------------------------------------------------------------------------------------
+
+def identity_enrol_member_ok() -> dict[str, Any]:
+    b = Builder()
+    return b.vector("identity_enrol_member_ok", "A hospital admin enrols a physician.",
+                    [enrol(b, H, DOCTOR, ["physician", "emergency"])],
+                    [ikey(DOCTOR), f"identity/member/{H}/{DOCTOR.public_hex}", nonce(admin(H))], [(True, 0)])
+
+
+def identity_enrol_member_role_not_allowed() -> dict[str, Any]:
+    b = Builder()
+    return b.vector("identity_enrol_member_role_not_allowed",
+                    "A pharmacy may not enrol a physician: failed receipt 1003; only the admin's nonce is written.",
+                    [enrol(b, P, DOCTOR, ["physician"])], [ikey(DOCTOR), nonce(admin(P))], [(True, 1003)])
+
+
+def identity_enrol_member_unauthorised() -> dict[str, Any]:
+    b = Builder()
+    raw = b.tx(admin(INS), "identity.enrol_member", {"member": DOCTOR.public_hex, "org": H, "roles": ["physician"]})
+    return b.vector("identity_enrol_member_unauthorised",
+                    "An insurer's admin tries to enrol a member of the hospital: failed receipt 206.",
+                    [raw], [ikey(DOCTOR), nonce(admin(INS))], [(True, 206)])
+
+
+def identity_enrol_member_key_in_use() -> dict[str, Any]:
+    b = Builder()
+    return b.vector("identity_enrol_member_key_in_use",
+                    "Enrolling another organisation's admin key as a member fails with 1007.",
+                    [enrol(b, H, admin(P), ["nurse"])], [ikey(admin(P))], [(True, 1007)])
+
+
+def identity_set_member_roles_ok() -> dict[str, Any]:
+    b = Builder()
+    b.pre(enrol(b, H, NURSE, ["nurse"]))
+    raw = b.tx(admin(H), "identity.set_member_roles", {"member": NURSE.public_hex, "org": H,
+                                                        "roles": ["nurse", "emergency"]})
+    return b.vector("identity_set_member_roles_ok", "The hospital admin changes a nurse's roles.", [raw],
+                    [ikey(NURSE), f"identity/member/{H}/{NURSE.public_hex}"], [(True, 0)])
+
+
+def identity_revoke_member_ok() -> dict[str, Any]:
+    b = Builder()
+    b.pre(enrol(b, H, DOCTOR, ["physician"]))
+    raw = b.tx(admin(H), "identity.revoke_member", {"member": DOCTOR.public_hex, "org": H, "reason": "left"})
+    return b.vector("identity_revoke_member_ok", "The hospital admin revokes a physician.", [raw],
+                    [ikey(DOCTOR), f"identity/member/{H}/{DOCTOR.public_hex}"], [(True, 0)])
+
+
+def identity_revoked_member_refused() -> dict[str, Any]:
+    b = Builder()
+    b.pre(enrol(b, H, DOCTOR, ["physician"]))
+    b.pre(b.tx(admin(H), "identity.revoke_member", {"member": DOCTOR.public_hex, "org": H, "reason": "left"}))
+    raw = b.tx(DOCTOR, "identity.register_patient", {})
+    return b.vector("identity_revoked_member_refused",
+                    "A revoked member's transaction is invalid (205) and never included; the block is empty.",
+                    [raw], [nonce(DOCTOR)], [(False, 205)])
+
+
+def identity_revocation_same_block() -> dict[str, Any]:
+    b = Builder()
+    b.pre(enrol(b, H, DOCTOR, ["physician"]))
+    revoke = b.tx(admin(H), "identity.revoke_member", {"member": DOCTOR.public_hex, "org": H, "reason": "stolen key"})
+    late = b.tx(DOCTOR, "identity.set_org_api", {"api": None, "org": H})
+    return b.vector("identity_revocation_same_block",
+                    "A revocation takes effect for the member's transaction later in the same block.",
+                    [revoke, late], [ikey(DOCTOR), nonce(DOCTOR)], [(True, 0), (False, 205)])
+
+
+def identity_register_patient_ok() -> dict[str, Any]:
+    b = Builder()
+    pseudonym = "pt-" + hashlib.sha256(PATIENT.public_key).digest()[:16].hex()
+    return b.vector("identity_register_patient_ok",
+                    "A patient registers a key; the pseudonym is pt- + hex(SHA-256(public key)[:16]).",
+                    [b.tx(PATIENT, "identity.register_patient", {})],
+                    [ikey(PATIENT), f"identity/patient/{pseudonym}", nonce(PATIENT)], [(True, 0)])
+
+
+def identity_register_patient_twice() -> dict[str, Any]:
+    b = Builder()
+    b.pre(b.tx(PATIENT, "identity.register_patient", {}))
+    return b.vector("identity_register_patient_twice", "Registering the same patient key again fails with 1006.",
+                    [b.tx(PATIENT, "identity.register_patient", {})], [nonce(PATIENT)], [(True, 1006)])
+
+
+def envelope_unknown_signer() -> dict[str, Any]:
+    b = Builder()
+    raw = b.tx(STRANGER, "identity.set_org_api", {"api": None, "org": H})
+    return b.vector("envelope_unknown_signer", "A key that is neither member nor patient: invalid (204).",
+                    [raw], [nonce(STRANGER)], [(False, 204)])
+
+
+def envelope_nonces() -> dict[str, Any]:
+    b = Builder()
+    b.pre(b.tx(admin(H), "identity.set_org_api", {"api": "https://a.example", "org": H}))
+    replay = b.tx(admin(H), "identity.set_org_api", {"api": None, "org": H}, nonce=1)
+    gap = b.tx(admin(H), "identity.set_org_api", {"api": None, "org": H}, nonce=3)
+    good = b.tx(admin(H), "identity.set_org_api", {"api": None, "org": H}, nonce=2)
+    return b.vector("envelope_nonces", "Nonce 1 again is replayed (301), nonce 3 is ahead (302), nonce 2 applies.",
+                    [replay, gap, good], [nonce(admin(H)), f"identity/org/{H}"],
+                    [(False, 301), (False, 302), (True, 0)])
+
+
+def envelope_unknown_type_and_payload() -> dict[str, Any]:
+    b = Builder()
+    unknown = b.tx(admin(H), "identity.teleport", {}, nonce=1)
+    version = b.tx(admin(H), "identity.enrol_member", {}, nonce=1, version=9)
+    extra = b.tx(admin(H), "identity.enrol_member", {"member": DOCTOR.public_hex, "org": H, "roles": ["nurse"],
+                                                     "surname": "Doe"}, nonce=1)
+    bad_key = b.tx(admin(H), "identity.enrol_member", {"member": DOCTOR.public_hex.upper(), "org": H,
+                                                       "roles": ["nurse"]}, nonce=1)
+    return b.vector("envelope_unknown_type_and_payload",
+                    "Unknown type (104), unknown version (104), an extra payload field and an upper-case key (105).",
+                    [unknown, version, extra, bad_key], [nonce(admin(H))],
+                    [(False, 104), (False, 104), (False, 105), (False, 105)])
+
+
+# -- governance ----------------------------------------------------------------------------------------
+
+ADD = {"kind": "add_organisation", "organisation": NEW_ORG}
+
+
+def _open(b: Builder, action: dict[str, Any], org: str = H) -> str:
+    receipts = b.pre(propose(b, org, action))
+    return str(receipts[0]["result"]["proposal"])
+
+
+def governance_propose_open() -> dict[str, Any]:
+    b = Builder()
+    raw = propose(b, H, ADD, "admit Clinic E")
+    pid = "gp-" + hashlib.sha256(raw).hexdigest()[:24]
+    return b.vector("governance_propose_open",
+                    "The hospital proposes a new organisation; its own yes (1 of 4) is not enough.",
+                    [raw], [f"governance/proposal/{pid}", "identity/org/clinic-e"], [(True, 0)])
+
+
+def governance_add_organisation_executed() -> dict[str, Any]:
+    b = Builder()
+    pid = _open(b, ADD)
+    b.pre(vote(b, P, pid))
+    return b.vector("governance_add_organisation_executed",
+                    "With 4 organisations, the third yes passes (3*3 > 2*4) and executes in the same transaction.",
+                    [vote(b, INS, pid)],
+                    [f"governance/proposal/{pid}", "identity/org/clinic-e", ikey(NEW_ADMIN)], [(True, 0)])
+
+
+def governance_proposal_rejected() -> dict[str, Any]:
+    b = Builder()
+    pid = _open(b, ADD)
+    b.pre(vote(b, P, pid, approve=False))
+    return b.vector("governance_proposal_rejected",
+                    "A second no makes 3 yes of 4 impossible: the proposal is rejected.",
+                    [vote(b, R, pid, approve=False)], [f"governance/proposal/{pid}", "identity/org/clinic-e"],
+                    [(True, 0)])
+
+
+def governance_already_voted() -> dict[str, Any]:
+    b = Builder()
+    pid = _open(b, ADD)
+    return b.vector("governance_already_voted", "The proposing organisation votes again: 1103.",
+                    [vote(b, H, pid)], [f"governance/proposal/{pid}"], [(True, 1103)])
+
+
+def governance_proposal_unknown() -> dict[str, Any]:
+    b = Builder()
+    return b.vector("governance_proposal_unknown", "A vote on a proposal that does not exist: 1101.",
+                    [vote(b, P, "gp-" + "0" * 24)], ["governance/proposal/gp-" + "0" * 24], [(True, 1101)])
+
+
+def governance_set_validator() -> dict[str, Any]:
+    b = Builder()
+    new = key("validator/1").public_hex
+    pid = _open(b, {"kind": "set_validator", "org": P, "power": 5, "pub_key": new}, P)
+    b.pre(vote(b, H, pid))
+    return b.vector("governance_set_validator",
+                    "A new validator for the pharmacy passes and is emitted as a validator_update event.",
+                    [vote(b, R, pid)], [f"governance/validator/{new}", f"governance/validator/{VALIDATOR.public_hex}"],
+                    [(True, 0)])
+
+
+def governance_remove_organisation() -> dict[str, Any]:
+    b = Builder()
+    b.pre(enrol(b, R, NURSE, ["inspector"]))
+    pid = _open(b, {"kind": "remove_organisation", "org": R})
+    b.pre(vote(b, P, pid))
+    b.pre(vote(b, INS, pid))
+    late_admin = b.tx(admin(R), "identity.set_org_api", {"api": None, "org": R})
+    late_member = b.tx(NURSE, "identity.register_patient", {})
+    return b.vector("governance_remove_organisation",
+                    "Once the regulator is removed, its admin's and members' transactions are invalid (205).",
+                    [late_admin, late_member], [f"identity/org/{R}", nonce(admin(R)), nonce(NURSE)],
+                    [(False, 205), (False, 205)])
+
+
+def governance_proposal_expired() -> dict[str, Any]:
+    b = Builder({"proposal_ttl_blocks": 2})
+    pid = _open(b, ADD)  # height 1: expires after height 3
+    b.pre(vote(b, P, pid))  # height 2
+    b.pre()  # height 3
+    return b.vector("governance_proposal_expired",
+                    "A vote after the proposal's expiry height is refused with 1102 (proposal_ttl_blocks = 2).",
+                    [vote(b, INS, pid)], [f"governance/proposal/{pid}", "identity/org/clinic-e"], [(True, 1102)])
+
+
+VECTORS: list[Callable[[], dict[str, Any]]] = [
+    identity_enrol_member_ok, identity_enrol_member_role_not_allowed, identity_enrol_member_unauthorised,
+    identity_enrol_member_key_in_use, identity_set_member_roles_ok, identity_revoke_member_ok,
+    identity_revoked_member_refused, identity_revocation_same_block, identity_register_patient_ok,
+    identity_register_patient_twice, envelope_unknown_signer, envelope_nonces, envelope_unknown_type_and_payload,
+    governance_propose_open, governance_add_organisation_executed, governance_proposal_rejected,
+    governance_already_voted, governance_proposal_unknown, governance_set_validator, governance_remove_organisation,
+    governance_proposal_expired,
+]
+
+
+# -- protocol golden file -----------------------------------------------------------------------------
+
+def protocol() -> dict[str, Any]:
+    # canonical encoding
+    value_text = ('{"b": [1, true, null, -9007199254740991], "a": "caf\\u00e9 \\u20ac\\n\\u0001\\"", '
+                  '"c": {"z": {}, "y": []}, "A": 9007199254740991}')
+    canonical = codec.encode(json.loads(value_text))
+    # keys
+    seed = bytes(range(32))
+    k = SigningKey(seed)
+    rfc_seed = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    rfc = SigningKey(rfc_seed)
+    # a signed transaction
+    payload = {"member": key("member/doctor").public_hex, "org": "hospital-a", "roles": ["physician"]}
+    body = {"chain_id": CHAIN_ID, "nonce": 1, "payload": payload, "signer": k.public_hex,
+            "type": "identity.enrol_member", "version": 1}
+    body_bytes = codec.encode(body)
+    sign_bytes = signing_message("tx", CHAIN_ID, body_bytes)
+    wire = sign_tx(k, CHAIN_ID, "identity.enrol_member", 1, 1, payload)
+    # merkle
+    leaves = [b"a", b"b", b"c"]
+    hashed = [merkle.leaf_hash(x) for x in leaves]
+    # app hash
+    changes: dict[str, bytes | None] = {
+        "nonce/" + k.public_hex: b"1",
+        "identity/org/hospital-a": codec.encode({"id": "hospital-a", "status": "active"}),
+        "governance/proposal/gp-000000000000000000000000": None,
+    }
+    previous = hashlib.sha256(b"previous app hash").digest()
+    leaf_bytes = []
+    for name in sorted(changes, key=str.encode):
+        kb = name.encode()
+        v = changes[name]
+        leaf_bytes.append(len(kb).to_bytes(4, "big") + kb + (b"\x00" if v is None else b"\x01" + v))
+    # a block header and its signature
+    header = Header(chain_id=CHAIN_ID, height=1, time_ms=GENESIS_TIME_MS + 1000, prev_hash="00" * 32,
+                    txs_root=merkle.merkle_root([wire]).hex(), receipts_root=merkle.EMPTY_ROOT.hex(),
+                    app_hash=compute_app_hash(1, previous, changes).hex(), proposer=k.public_hex, tx_count=1)
+    return {
+        "about": "Golden values of the CareLedger protocol, generated by tests/vectors/generate.py and checked by "
+                 "tests/test_vectors.py. Binary values are lower-case hex; *_text values are the UTF-8 text of the "
+                 "bytes.",
+        "canonical_encoding": {
+            "input_text": value_text, "canonical_text": canonical.decode(), "canonical_hex": hexs(canonical),
+            "sha256": hashlib.sha256(canonical).hexdigest()},
+        "ed25519": [
+            {"seed": hexs(seed), "public_key": k.public_hex,
+             "note": "seed bytes 0x00..0x1f"},
+            {"seed": hexs(rfc_seed), "public_key": rfc.public_hex, "message_hex": "",
+             "signature": hexs(nacl.signing.SigningKey(rfc_seed).sign(b"").signature),
+             "note": "RFC 8032 section 7.1 TEST 1 (a raw Ed25519 signature, no CareLedger domain)"},
+        ],
+        "signing_domains": {d: hexs(signing_message(d, CHAIN_ID, b"")) for d in ("block", "proof", "request", "tx")},
+        "tx": {
+            "signer_seed": hexs(seed), "chain_id": CHAIN_ID, "body_text": body_bytes.decode(),
+            "sign_bytes_hex": hexs(sign_bytes), "signature": codec.decode(wire)["sig"],
+            "wire_text": wire.decode(), "hash": hashlib.sha256(wire).hexdigest()},
+        "merkle": {
+            "leaves_hex": [hexs(x) for x in leaves], "leaf_hashes": [hexs(x) for x in hashed],
+            "root": hexs(merkle.merkle_root(leaves)),
+            "audit_paths": [{"index": i, "path": [hexs(p) for p in merkle.inclusion_proof(hashed, i)]}
+                            for i in range(3)],
+            "empty_root": hexs(merkle.EMPTY_ROOT)},
+        "app_hash": {
+            "height": 1, "previous": hexs(previous),
+            "changes": {name: (None if v is None else v.decode()) for name, v in sorted(changes.items())},
+            "leaves_hex": [hexs(x) for x in leaf_bytes], "changes_root": hexs(changes_root(changes)),
+            "app_hash": hexs(compute_app_hash(1, previous, changes))},
+        "block_header": {
+            "header_text": header.encode().decode(), "hash": hexs(header.hash),
+            "signature": hexs(k.sign("block", CHAIN_ID, header.hash)), "proposer_seed": hexs(seed)},
+    }
+
+
+# -- output ---------------------------------------------------------------------------------------------
+
+def dump(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def build_all() -> dict[str, bytes]:
+    """File name -> exact bytes of every generated file."""
+    files = {f"{fn.__name__}.json": dump(fn()) for fn in VECTORS}
+    files["protocol.json"] = dump(protocol())
+    return files
+
+
+def main(argv: list[str]) -> int:
+    files = build_all()
+    if "--hashes" in argv:
+        print(json.dumps({name: json.loads(data)["post"]["app_hash"] for name, data in sorted(files.items())
+                          if name != "protocol.json"}, sort_keys=True))
+        return 0
+    stale = [name for name, data in files.items() if not (HERE / name).exists() or (HERE / name).read_bytes() != data]
+    if "--check" in argv:
+        for name in stale:
+            print(f"out of date: {name}", file=sys.stderr)
+        return 1 if stale else 0
+    for name in stale:
+        (HERE / name).write_bytes(files[name])
+        print(f"wrote {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
