@@ -26,7 +26,7 @@ class Harness:
     def __init__(self, path: Path, consortium: Consortium) -> None:
         self.path = path
         self.consortium = consortium
-        self.store, self.chain = open_store(path, consortium.genesis)
+        self.store, self.chain = open_store(path, consortium.genesis, create=True)
         self.ledger = Ledger(consortium)
 
     def commit(self, *raws: bytes) -> Head:
@@ -382,3 +382,22 @@ def test_node_fixture_serves_transactions(node: Any, consortium: Consortium) -> 
 def test_chain_of_store_matches_consortium(harness: Harness) -> None:
     assert isinstance(harness.chain, Chain)
     assert harness.chain.genesis == harness.consortium.genesis
+
+
+def test_empty_or_missing_store_is_refused_not_reinitialised(harness: Harness, tmp_path: Path) -> None:
+    """A truncated-to-zero or deleted ledger must never silently restart the chain from genesis."""
+    genesis = harness.consortium.genesis
+    with pytest.raises(StoreCorrupted, match="missing or empty"):
+        open_store(tmp_path / "absent.sqlite", genesis)
+    empty = tmp_path / "zero.sqlite"
+    empty.write_bytes(b"")
+    with pytest.raises(StoreCorrupted, match="missing or empty"):
+        open_store(empty, genesis)
+    assert empty.stat().st_size == 0  # nothing was written
+
+
+def test_garbage_file_is_refused_with_store_corrupted(tmp_path: Path, consortium: Consortium) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreCorrupted):
+        open_store(junk, consortium.genesis)

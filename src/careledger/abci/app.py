@@ -170,7 +170,7 @@ class CareLedgerApp:
         if req.initial_height not in (0, 1):
             raise GenesisError(f"initial_height {req.initial_height} is not supported; CareLedger starts at 1")
         if self.store is None:
-            self._attach(*open_store(self.db_path, genesis, check=False))
+            self._attach(*open_store(self.db_path, genesis, check=False, create=True))
         store, chain, head = self._ready()
         if chain.genesis.hash != genesis.hash:
             raise GenesisError("the store already holds a different genesis")

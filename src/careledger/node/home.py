@@ -155,6 +155,6 @@ def init_home(path: Path, genesis_file: Path | None, node_key_file: Path | None,
     if node_key.public_hex not in validators:
         org = None
     home.write_config(NodeConfig(api=api, org=org))
-    store, _ = open_store(home.db_path, genesis)
+    store, _ = open_store(home.db_path, genesis, create=True)
     store.close()
     return home

@@ -9,6 +9,7 @@ submitters (the HTTP server's worker threads, the benchmark's submitters) use bo
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from concurrent.futures import Future
@@ -57,13 +58,18 @@ class Submission:
     committed: Future[object]
 
 
-def open_store(path: Any, genesis: Genesis | None = None, check: bool = True) -> tuple[Store, Chain]:
-    """Open (and on first use initialise) a ledger store; refuse a store that fails its integrity check."""
-    store = Store(path)
+def open_store(path: Any, genesis: Genesis | None = None, check: bool = True,
+               create: bool = False) -> tuple[Store, Chain]:
+    """Open a ledger store (initialising it from ``genesis`` only when ``create``).
+
+    Refuses, with StoreCorrupted, a store that is missing, empty, of another genesis, or that fails
+    its integrity check; a node never starts from a wrong state.
+    """
+    store = Store(path, create=create)
     try:
         if not store.is_initialised():
-            if genesis is None:
-                raise StoreCorrupted("store is empty and no genesis was given")
+            if genesis is None or not create:
+                raise StoreCorrupted("ledger store holds no chain (run `careledger init`)")
             changes = genesis_state(genesis)
             store.init_genesis(genesis.encode(), genesis.hash, changes, genesis_app_hash(genesis, changes))
         stored = store.get_meta("genesis")
@@ -73,6 +79,9 @@ def open_store(path: Any, genesis: Genesis | None = None, check: bool = True) ->
             raise StoreCorrupted("the store belongs to a different genesis")
         if check:
             store.check_integrity()
+    except sqlite3.DatabaseError as exc:
+        store.close()
+        raise StoreCorrupted(f"ledger store is damaged: {exc}") from exc
     except Exception:
         store.close()
         raise

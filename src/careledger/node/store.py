@@ -182,11 +182,19 @@ class CachedStateView(StateView):
 class Store:
     """One ledger database. The writer connection belongs to the engine; readers get their own."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, create: bool = True) -> None:
+        """Open the ledger at ``path``; with ``create=False`` a missing or empty file is refused."""
         self.path = path
-        self._conn = _connect(path)
+        if not create and (not path.exists() or path.stat().st_size == 0):
+            raise StoreCorrupted(f"ledger store {path} is missing or empty (was it deleted or truncated?)")
         self._local = threading.local()
-        self._conn.executescript(SCHEMA)
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        try:
+            self._conn = _connect(path)
+            self._conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupted(f"ledger store {path} cannot be opened: {exc}") from exc
         self.writer_view = CachedStateView(self._conn)
 
     # -- connections --------------------------------------------------------------------------------
@@ -196,6 +204,8 @@ class Store:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
         return conn  # type: ignore[no-any-return]
 
     def view(self) -> StateView:
@@ -203,6 +213,11 @@ class Store:
         return StateView(self._reader())
 
     def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._local = threading.local()
         self._conn.close()
 
     # -- meta ---------------------------------------------------------------------------------------
