@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from careledger.contracts import governance, identity
@@ -51,7 +52,7 @@ class Chain:
     def suite(self) -> CryptoSuite:
         return SUITES[self.genesis.crypto_suite]
 
-    @property
+    @cached_property
     def params(self) -> dict[str, Any]:
         return self.genesis.params.model_dump()
 

@@ -35,9 +35,10 @@ def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
     if not hashes:
         return EMPTY_ROOT
     level = list(hashes)
+    sha = hashlib.sha256
     # Bottom-up pairing gives the same tree as RFC 6962's recursive split: an odd node is promoted.
     while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
@@ -45,7 +46,8 @@ def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
 
 
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    return root_from_leaf_hashes([leaf_hash(x) for x in leaves])
+    sha = hashlib.sha256
+    return root_from_leaf_hashes([sha(b"\x00" + x).digest() for x in leaves])
 
 
 def inclusion_proof(leaves_hashed: Sequence[bytes], index: int) -> list[bytes]:

@@ -23,6 +23,8 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from sortedcontainers import SortedDict
+
 from careledger.core import codec
 from careledger.core.merkle import merkle_root
 
@@ -43,16 +45,16 @@ def prefix_end(prefix: str) -> str:
 
 
 class MemoryState:
-    """A committed state held in memory (genesis building, tests, replay)."""
+    """A committed state held in memory, kept in key order (genesis building, tests, replay)."""
 
     def __init__(self, items: Mapping[str, bytes] | None = None) -> None:
-        self.items: dict[str, bytes] = dict(items or {})
+        self.items: SortedDict = SortedDict(items or {})
 
     def get_raw(self, key: str) -> bytes | None:
-        return self.items.get(key)
+        return self.items.get(key)  # type: ignore[no-any-return]
 
     def scan_raw(self, prefix: str) -> Iterator[tuple[str, bytes]]:
-        for key in sorted(k for k in self.items if k.startswith(prefix)):
+        for key in list(self.items.irange(prefix, prefix_end(prefix), inclusive=(True, False))):
             yield key, self.items[key]
 
     def apply(self, changes: Mapping[str, bytes | None]) -> None:

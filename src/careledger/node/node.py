@@ -48,6 +48,13 @@ class EngineConfig:
     sig_workers: int = 1  # worker processes verifying signatures; 0 verifies in the submitting thread
 
 
+def _uncancellable() -> Future[Any]:
+    """A future no waiter can cancel (a cancelled one would make the engine's set_result raise)."""
+    fut: Future[Any] = Future()
+    fut.set_running_or_notify_cancel()
+    return fut
+
+
 @dataclass(frozen=True)
 class Submission:
     """A submitted transaction: ``admitted`` resolves when it enters the mempool (or raises why not);
@@ -100,6 +107,10 @@ class Node:
         self._head = store.head()
         self._head_time_ms = store.block(self._head.height)[0].time_ms if self._head.height else 0
         self._stop = threading.Event()
+        # Held while the engine writes a block. SQLite releases the interpreter lock on every row it
+        # writes; threads that would grab it meanwhile (decoding, admission) wait here instead, so
+        # the commit is not stretched by lock hand-offs.
+        self._quiet = threading.Lock()
         self._sigcheck: Any = None
         self._thread: threading.Thread | None = None
         self._commit_listeners: list[Any] = []
@@ -153,17 +164,22 @@ class Node:
         if self._sigcheck is None:
             checked = self.check(raw)
             committed = self.admit(checked)
-            admitted: Future[None] = Future()
+            admitted: Future[None] = _uncancellable()
             admitted.set_result(None)
             return Submission(checked.tx.hash, admitted, committed)
-        checked = check_stateless(self.chain, raw, verify_signature=False)
+        with self._quiet:
+            checked = check_stateless(self.chain, raw, verify_signature=False)
         tx = checked.tx
-        sub = Submission(tx.hash, Future(), Future())
+        sub = Submission(tx.hash, _uncancellable(), _uncancellable())
         self._sigcheck.submit((tx.signer, tx.signature, signed_body(raw)), (checked, sub))
         return sub
 
     def _on_verdicts(self, verdicts: list[tuple[tuple[CheckedTx, Submission], bool]]) -> None:
         """Admit a batch whose signatures were checked, in order, reading the state it needs at once."""
+        with self._quiet:
+            self._admit_batch(verdicts)
+
+    def _admit_batch(self, verdicts: list[tuple[tuple[CheckedTx, Submission], bool]]) -> None:
         good = [(checked, sub) for (checked, sub), ok in verdicts if ok]
         for (_, sub), ok in verdicts:
             if not ok:
@@ -225,7 +241,7 @@ class Node:
             raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
         env = BlockEnv(self.chain.chain_id, self._head.height + 1, self._head_time_ms, self.node_key.public_hex)
         check_admission(self.chain, view, env, checked, expected)
-        pending = Pending(checked, committed or Future(), time.perf_counter())
+        pending = Pending(checked, committed or _uncancellable(), time.perf_counter())
         self.mempool.add(pending)
         return pending.future
 
@@ -282,7 +298,9 @@ class Node:
             result = run.finish()
             header = result.header(self._head.block_hash.hex(), self.node_key.public_hex)
             signature = self.node_key.sign("block", self.chain.chain_id, header.hash)
-            self._head = self.store.commit_block(header, signature, result.txs, result.receipts, result.changes)
+            with self._quiet:
+                self._head = self.store.commit_block(header, signature, result.txs, result.receipts,
+                                                     result.changes)
             self._head_time_ms = header.time_ms
         with self.mempool.lock:
             self.mempool.remove([p.checked.tx.hash for p, _ in included] + [p.checked.tx.hash for p, _ in dropped])

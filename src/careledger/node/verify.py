@@ -96,7 +96,7 @@ def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], N
     except LedgerError as exc:
         raise _Bad(0, exc.message) from exc
     total = head.height
-    pipe = SignaturePipe(chain.genesis.crypto_suite, chain.chain_id, workers=max(1, (os.cpu_count() or 2)))
+    pipe = SignaturePipe(chain.genesis.crypto_suite, chain.chain_id, workers=max(1, (os.cpu_count() or 2) - 1))
     inflight: deque[tuple[_Block, int]] = deque()
     inflight_txs = 0
     try:
