@@ -28,8 +28,7 @@ from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
 from careledger.demo.consortium import ORGANISATIONS, create_consortium
 from careledger.node.node import Node
-from careledger.node.store import Store
-from careledger.node.verify import verify_store
+from careledger.node.verify import verify_file
 
 
 def verify_limit(seconds: float = 1.0, threads: int | None = None) -> float:
@@ -190,11 +189,7 @@ def bench_solo(txs: int = 20_000, seed: int = 7, home: Path | None = None,
     finally:
         node.close()
     progress("re-verifying the whole chain")
-    store = Store(consortium.home.db_path)
-    try:
-        report = verify_store(store)
-    finally:
-        store.close()
+    report = verify_file(consortium.home.db_path)
     if not report.ok:
         raise RuntimeError(f"verify failed after the benchmark: {report.problem}")
     return {

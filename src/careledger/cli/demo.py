@@ -23,8 +23,7 @@ def demo(
     from careledger.client import Client
     from careledger.demo.consortium import create_consortium
     from careledger.demo.story import DemoFailed, banner, run_story
-    from careledger.node.store import Store
-    from careledger.node.verify import verify_store
+    from careledger.node.verify import verify_file
 
     path = expand(home) if home else Path(tempfile.mkdtemp(prefix="careledger-demo-")) / "home"
     if path.exists() and any(path.iterdir()):
@@ -56,11 +55,7 @@ def demo(
     node.close()
     console.print()
     console.rule("[bold cyan]careledger verify")
-    store = Store(consortium.home.db_path)
-    try:
-        report = verify_store(store)
-    finally:
-        store.close()
+    report = verify_file(consortium.home.db_path)
     if not report.ok:
         fail(f"verify found damage at height {report.bad_height}: {report.problem}")
     console.print(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions replayed from "

@@ -7,6 +7,7 @@ Commands: ``init``, ``node start``, ``keys``, ``status``, ``verify``, ``proof ve
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -58,6 +59,10 @@ def init(
         console.print(f"  key        {name}: {h.key(name).public_hex}")
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 @node_app.command("start")
 def node_start(
     home: Path = HomeOption,
@@ -78,8 +83,13 @@ def node_start(
     node.start()
     console.print(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
                   f"api=http://{host}:{port}  (Ctrl-C to stop)")
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; without a handler
+    # SIGTERM would kill the process before the node is closed (engine stopped, store checkpointed).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         serve(node, host, int(port))
+    except KeyboardInterrupt:
+        pass
     finally:
         node.close()
         console.print("node stopped")
@@ -156,20 +166,15 @@ def verify(
 
     Exits 0 when the ledger is intact; otherwise exits 2 and names the first bad height.
     """
-    from careledger.node.store import Store
-    from careledger.node.verify import verify_store
+    from careledger.node.verify import verify_file
 
     h = Home(expand(home))
     if not h.db_path.exists():
         fail(f"{h.db_path} does not exist")
-    store = Store(h.db_path)
-    try:
-        with Progress(TextColumn("verifying"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
-                      TimeRemainingColumn(), console=console, transient=True, disable=as_json) as bar:
-            task = bar.add_task("verify", total=None)
-            report = verify_store(store, lambda done, total: bar.update(task, completed=done, total=total))
-    finally:
-        store.close()
+    with Progress(TextColumn("verifying"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
+                  TimeRemainingColumn(), console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("verify", total=None)
+        report = verify_file(h.db_path, lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         print_json(report.to_json())
     elif report.ok:
@@ -207,12 +212,14 @@ def _register_subcommands() -> None:
     from careledger.cli import bench as bench_cli
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
+    from careledger.cli import net as net_cli
 
     app.command("bench")(bench_cli.bench)
     app.command("demo")(demo_cli.demo)
     app.add_typer(ledger_cli.identity_app, name="identity")
     app.add_typer(ledger_cli.governance_app, name="governance")
     app.add_typer(ledger_cli.tx_app, name="tx")
+    app.add_typer(net_cli.net_app, name="net")
 
 
 _register_subcommands()

@@ -24,8 +24,9 @@ from pydantic import Field
 from careledger.contracts import identity
 from careledger.contracts.base import Handler, Payload, TxContext
 from careledger.core.errors import Code, TxFailed
+from careledger.core.genesis import OrganisationDecl
 from careledger.core.state import Overlay, StateReader
-from careledger.core.types import Name, OrgId, OrgRole, PublicKeyHex, Url
+from careledger.core.types import OrgId, OrgRole, PublicKeyHex
 
 
 def proposal_key(pid: str) -> str:
@@ -36,14 +37,8 @@ def validator_key(pub: str) -> str:
     return f"governance/validator/{pub}"
 
 
-class NewOrganisation(Payload):
-    id: OrgId
-    name: Name
-    roles: Annotated[list[OrgRole], Field(min_length=1, max_length=8)]
-    admins: Annotated[list[PublicKeyHex], Field(min_length=1, max_length=16)]
-    api: Url | None = None
-    gs1_company_prefixes: Annotated[list[Annotated[str, Field(pattern=r"^[0-9]{6,12}$")]],
-                                    Field(max_length=32)] = []
+# A new organisation is declared exactly as in the genesis file.
+NewOrganisation = OrganisationDecl
 
 
 class AddOrganisation(Payload):

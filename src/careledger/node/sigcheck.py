@@ -20,13 +20,43 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from careledger.node.sigworker import U32, encode_request, read_exact
 
 log = logging.getLogger("careledger.sigcheck")
 
 Item = tuple[bytes, bytes, bytes]  # public key, signature, signed body bytes
+
+
+class _Worker:
+    """One ``careledger.node.sigworker`` child process and its pipes."""
+
+    def __init__(self, suite_name: str, chain_id: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "careledger.node.sigworker", suite_name, chain_id],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def send(self, items: list[Item]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(encode_request(items))
+        self.proc.stdin.flush()
+
+    def receive(self, count: int) -> bytes | None:
+        """The verdicts of the oldest unanswered batch, or None if the worker died."""
+        assert self.proc.stdout is not None
+        head = read_exact(self.proc.stdout, 4)
+        data = read_exact(self.proc.stdout, U32.unpack(head)[0]) if head else None
+        return data if data is not None and len(data) == count else None
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        if self.proc.stdout:
+            self.proc.stdout.close()
 
 
 class SignatureChecker:
@@ -37,10 +67,9 @@ class SignatureChecker:
         self._on_verdicts = on_verdicts
         self._linger = linger_ms / 1000
         self._batch_max = batch_max
-        self._procs = [subprocess.Popen([sys.executable, "-m", "careledger.node.sigworker", suite_name, chain_id],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(workers)]
+        self._workers = [_Worker(suite_name, chain_id) for _ in range(workers)]
         self._incoming: queue.SimpleQueue[tuple[Item, Any] | None] = queue.SimpleQueue()
-        self._inflight: queue.Queue[tuple[IO[bytes], list[Any]] | None] = queue.Queue(maxsize=8)
+        self._inflight: queue.Queue[tuple[_Worker, list[Any]] | None] = queue.Queue(maxsize=8)
         self._collector = threading.Thread(target=self._collect, name="sig-collector", daemon=True)
         self._completer = threading.Thread(target=self._complete, name="sig-completer", daemon=True)
         self._collector.start()
@@ -54,18 +83,11 @@ class SignatureChecker:
         self._incoming.put(None)
         self._collector.join(timeout=10)
         self._completer.join(timeout=10)
-        for proc in self._procs:
-            if proc.stdin:
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            if proc.stdout:
-                proc.stdout.close()
+        for worker in self._workers:
+            worker.close()
 
     def _collect(self) -> None:
-        workers = itertools.cycle(self._procs)
+        workers = itertools.cycle(self._workers)
         while True:
             first = self._incoming.get()
             if first is None:
@@ -83,12 +105,10 @@ class SignatureChecker:
                     break
                 items.append(nxt[0])
                 tokens.append(nxt[1])
-            proc = next(workers)
-            assert proc.stdin is not None and proc.stdout is not None
+            worker = next(workers)
             try:
-                proc.stdin.write(encode_request(items))
-                proc.stdin.flush()
-                self._inflight.put((proc.stdout, tokens))
+                worker.send(items)
+                self._inflight.put((worker, tokens))
             except OSError:
                 log.exception("signature worker is gone; failing the batch closed")
                 self._settle(tokens, b"\x00" * len(tokens))
@@ -101,10 +121,9 @@ class SignatureChecker:
             entry = self._inflight.get()
             if entry is None:
                 return
-            stream, tokens = entry
-            head = read_exact(stream, 4)
-            verdicts = read_exact(stream, U32.unpack(head)[0]) if head else None
-            if verdicts is None or len(verdicts) != len(tokens):
+            worker, tokens = entry
+            verdicts = worker.receive(len(tokens))
+            if verdicts is None:
                 log.error("signature worker died; failing the batch closed")
                 verdicts = b"\x00" * len(tokens)
             self._settle(tokens, verdicts)
@@ -124,37 +143,23 @@ class SignaturePipe:
     """
 
     def __init__(self, suite_name: str, chain_id: str, workers: int = 2) -> None:
-        self._procs = [subprocess.Popen([sys.executable, "-m", "careledger.node.sigworker", suite_name, chain_id],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(workers)]
+        self._workers = [_Worker(suite_name, chain_id) for _ in range(workers)]
         self._next = itertools.cycle(range(workers))
         self._issued: list[tuple[int, int]] = []
 
     def send(self, items: list[Item]) -> int:
         w = next(self._next)
-        proc = self._procs[w]
-        assert proc.stdin is not None
-        proc.stdin.write(encode_request(items))
-        proc.stdin.flush()
+        self._workers[w].send(items)
         self._issued.append((w, len(items)))
         return len(self._issued) - 1
 
     def verdicts(self, ticket: int) -> bytes:
         w, count = self._issued[ticket]
-        stream = self._procs[w].stdout
-        assert stream is not None
-        head = read_exact(stream, 4)
-        data = read_exact(stream, U32.unpack(head)[0]) if head else None
-        if data is None or len(data) != count:
+        data = self._workers[w].receive(count)
+        if data is None:
             raise RuntimeError("signature worker died")
         return data
 
     def close(self) -> None:
-        for proc in self._procs:
-            if proc.stdin:
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            if proc.stdout:
-                proc.stdout.close()
+        for worker in self._workers:
+            worker.close()

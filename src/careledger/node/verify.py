@@ -16,6 +16,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from careledger.contracts import default_registry, governance
 from careledger.core import codec
@@ -51,6 +52,18 @@ class _Bad(Exception):
         super().__init__(problem)
         self.height = height
         self.problem = problem
+
+
+def verify_file(path: Path, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+    """Open the ledger file at ``path`` read-only-in-spirit, verify it and close it."""
+    try:
+        store = Store(path, create=False)
+    except LedgerError as exc:
+        return VerifyReport(ok=False, problem=exc.message)
+    try:
+        return verify_store(store, progress)
+    finally:
+        store.close()
 
 
 def verify_store(store: Store, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
