@@ -163,8 +163,15 @@ def run_load(node: Node, workload: Workload, rate_per_s: float | None) -> tuple[
 
 def bench_solo(txs: int = 20_000, seed: int = 7, home: Path | None = None,
                progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Run the whole solo benchmark; without ``home`` it works in a temporary directory it removes."""
+    if home is not None:
+        return _bench_solo(txs, seed, home, progress)
+    with tempfile.TemporaryDirectory(prefix="careledger-bench-") as tmp:
+        return _bench_solo(txs, seed, Path(tmp), progress)
+
+
+def _bench_solo(txs: int, seed: int, workdir: Path, progress: Callable[[str], None]) -> dict[str, Any]:
     rng = random.Random(seed)
-    workdir = Path(tempfile.mkdtemp(prefix="careledger-bench-")) if home is None else home
     consortium = create_consortium(workdir / "node", int(time.time() * 1000), chain_id="careledger-bench")
     node = consortium.home.open_node()
     node.start()

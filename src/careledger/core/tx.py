@@ -26,7 +26,8 @@ from careledger.core.errors import AuthError, Code, EncodingError
 
 DEFAULT_MAX_TX_BYTES = 262_144
 BODY_KEYS = frozenset({"chain_id", "nonce", "payload", "signer", "type", "version"})
-TYPE_RE = re.compile(r"^[a-z][a-z_]{1,31}\.[a-z][a-z_]{1,47}$")
+TYPE_RE = re.compile(r"[a-z][a-z_]{1,31}\.[a-z][a-z_]{1,47}")
+SIG_HEX_RE = re.compile(r"[0-9a-f]{128}")
 MAX_NONCE = 2**53 - 1
 
 
@@ -102,7 +103,7 @@ def decode_tx(raw: bytes, chain_id: str, suite: CryptoSuite, max_bytes: int = DE
     if type(body) is not dict or body.keys() != BODY_KEYS:
         raise EncodingError(f"body must have exactly the fields {sorted(BODY_KEYS)}", Code.INVALID_PAYLOAD)
     tx_type, version, nonce = body["type"], body["version"], body["nonce"]
-    if type(tx_type) is not str or not TYPE_RE.match(tx_type):
+    if type(tx_type) is not str or not TYPE_RE.fullmatch(tx_type):
         raise EncodingError("type must look like 'contract.action'", Code.INVALID_PAYLOAD)
     if type(version) is not int or not 1 <= version <= 65535:
         raise EncodingError("version must be an integer 1..65535", Code.INVALID_PAYLOAD)
@@ -116,7 +117,7 @@ def decode_tx(raw: bytes, chain_id: str, suite: CryptoSuite, max_bytes: int = DE
     if type(body["signer"]) is not str:
         raise AuthError("signer must be a hex public key", Code.UNKNOWN_SIGNER)
     signer = parse_public_key(body["signer"])
-    if type(sig_hex) is not str or len(sig_hex) != 128 or sig_hex.lower() != sig_hex:
+    if type(sig_hex) is not str or not SIG_HEX_RE.fullmatch(sig_hex):
         raise AuthError("sig must be 128 lower-case hex characters", Code.BAD_SIGNATURE)
     try:
         signature = bytes.fromhex(sig_hex)

@@ -19,7 +19,7 @@ from typing import Any
 from careledger.core.crypto import SigningKey
 from careledger.core.genesis import Genesis, load_genesis
 from careledger.keys import new_key, read_key
-from careledger.node.node import EngineConfig, Node, open_store
+from careledger.node.node import EngineConfig, Node, check_block_signatures, open_store
 
 CONFIG_VERSION = 1
 
@@ -111,6 +111,8 @@ class Home:
         config = self.config()
         store, chain = open_store(self.db_path, self.genesis(), check=check)
         try:
+            if check:
+                check_block_signatures(store, chain)
             return Node(store, chain, self.node_key(), config.engine_config)
         except Exception:
             store.close()

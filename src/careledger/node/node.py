@@ -2,8 +2,9 @@
 
 The solo engine is the single-validator default. It produces a block as soon as transactions are
 pending, waiting at most ``block_interval_ms`` to gather more (or until ``max_block_txs`` are
-pending). Signature checks run in the submitting threads; libsodium releases the GIL, so concurrent
-submitters (the HTTP server's worker threads, the benchmark's submitters) use both cores.
+pending). Signatures are checked in worker processes (:mod:`careledger.node.sigcheck`) so that
+admission uses every core despite the interpreter lock; transactions are admitted in submission
+order in batches, reading the state they need in one query.
 """
 
 from __future__ import annotations
@@ -81,11 +82,16 @@ def open_store(path: Any, genesis: Genesis | None = None, check: bool = True,
             store.init_genesis(genesis.encode(), genesis.hash, changes, genesis_app_hash(genesis, changes))
         stored = store.get_meta("genesis")
         assert stored is not None
-        stored_genesis = parse_genesis(codec.decode_trusted(stored))
+        try:
+            stored_genesis = parse_genesis(codec.decode_trusted(stored))
+        except (LedgerError, ValueError, KeyError, TypeError) as exc:  # the meta rows carry no checksum
+            raise StoreCorrupted("the store's genesis record is unreadable") from exc
         if genesis is not None and stored_genesis.hash != genesis.hash:
             raise StoreCorrupted("the store belongs to a different genesis")
         if check:
             store.check_integrity()
+            if store.get_meta("genesis_app_hash") != genesis_app_hash(stored_genesis, genesis_state(stored_genesis)):
+                raise StoreCorrupted("the store's genesis app hash does not match its genesis")
     except sqlite3.DatabaseError as exc:
         store.close()
         raise StoreCorrupted(f"ledger store is damaged: {exc}") from exc
@@ -93,6 +99,23 @@ def open_store(path: Any, genesis: Genesis | None = None, check: bool = True,
         store.close()
         raise
     return store, Chain(stored_genesis, default_registry())
+
+
+def check_block_signatures(store: Store, chain: Chain) -> None:
+    """Refuse (StoreCorrupted) a store in which a block's proposer signature does not verify.
+
+    :meth:`Store.check_integrity` covers headers (hash links) but not the signature column. The
+    solo engine signs every block it stores, so a solo node checks them all before it starts.
+    """
+    try:
+        for height, block_hash, header, signature in store.iter_blocks():
+            proposer = codec.decode_trusted(header)["proposer"]
+            try:
+                chain.suite.verify(bytes.fromhex(proposer), "block", chain.chain_id, block_hash, signature)
+            except (LedgerError, ValueError) as exc:
+                raise StoreCorrupted(f"block {height} signature does not verify") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorrupted(f"database file is damaged: {exc}") from exc
 
 
 class Node:
@@ -105,7 +128,9 @@ class Node:
         self.config = config or EngineConfig()
         self.mempool = Mempool(self.config.mempool_capacity)
         self._head = store.head()
-        self._head_time_ms = store.block(self._head.height)[0].time_ms if self._head.height else 0
+        self._head_time_ms = (store.block(self._head.height)[0].time_ms if self._head.height
+                              else chain.genesis.genesis_time_ms)  # block times never precede genesis
+        self._max_block_txs = min(self.config.max_block_txs, chain.genesis.params.max_block_txs)
         self._stop = threading.Event()
         # Held while the engine writes a block. SQLite releases the interpreter lock on every row it
         # writes; threads that would grab it meanwhile (decoding, admission) wait here instead, so
@@ -265,22 +290,39 @@ class Node:
                     return
                 # Blocks start at most every `interval`; a busy engine does not wait again.
                 deadline = max(last_start + interval, time.monotonic() + 0.002)
-                while len(self.mempool) < self.config.max_block_txs and not self._stop.is_set():
+                while len(self.mempool) < self._max_block_txs and not self._stop.is_set():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self.mempool.not_empty.wait(timeout=remaining)
-                batch = self.mempool.take(self.config.max_block_txs)
+                batch = self.mempool.take(self._max_block_txs)
             last_start = time.monotonic()
             try:
                 self.produce_block(batch)
+            except LedgerError as exc:  # the node may no longer produce blocks: tell every waiter why
+                log.error("block production stopped: %s", exc)
+                self._stop.set()
+                with self.mempool.lock:
+                    stranded = self.mempool.take(len(self.mempool))
+                    self.mempool.remove([p.checked.tx.hash for p in stranded])
+                for pending in stranded:
+                    if not pending.future.done():
+                        pending.future.set_result(InvalidTx(exc.message, Code.NODE_UNAVAILABLE))
+                return
             except Exception:  # never let the engine thread die silently
                 log.exception("block production failed; the node stops producing blocks")
                 self._stop.set()
                 raise
 
     def produce_block(self, batch: list[Pending]) -> Header | None:
-        """Execute ``batch`` as the next block, commit it, and settle every future."""
+        """Execute ``batch`` as the next block, commit it, and settle every future.
+
+        Raises LedgerError(UNAUTHORISED) when governance has removed this node's key from the
+        validators: a block it signed would no longer be valid, so the solo engine stops.
+        """
+        if not self._is_validator():
+            raise LedgerError("this node's key is no longer a validator; the solo engine stops producing blocks",
+                              Code.UNAUTHORISED)
         height = self._head.height + 1
         now_ms = int(time.time() * 1000)
         env = BlockEnv(self.chain.chain_id, height, max(now_ms, self._head_time_ms + 1), self.node_key.public_hex)
@@ -320,6 +362,9 @@ class Node:
             for listener in list(self._commit_listeners):
                 listener(header)
         return header
+
+    def _is_validator(self) -> bool:
+        return self.store.writer_view.get_raw(governance.validator_key(self.node_key.public_hex)) is not None
 
     def on_commit(self, listener: Any) -> None:
         self._commit_listeners.append(listener)

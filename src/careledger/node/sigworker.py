@@ -33,6 +33,8 @@ def read_exact(stream: BinaryIO, n: int) -> bytes | None:
 def encode_request(items: list[tuple[bytes, bytes, bytes]]) -> bytes:
     parts = [U32.pack(len(items))]
     for pub, sig, body in items:
+        if len(pub) != 32 or len(sig) != 64:  # framing depends on it; decode_tx guarantees it
+            raise ValueError("public key must be 32 bytes and signature 64")
         parts += [pub, sig, U32.pack(len(body)), body]
     return b"".join(parts)
 

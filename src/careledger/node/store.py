@@ -4,7 +4,7 @@ Tables::
 
     meta    (key, value)                       genesis bytes, head {height, app_hash, block_hash}
     blocks  (height, hash, header, signature)  canonical header bytes; hash = SHA-256(header)
-    txs     (hash, height, idx, raw, receipt, message, chk)
+    txs     (hash, height, idx, raw, receipt, message, chk)  chk = SHA-256(SHA-256(raw) receipt 0x00 message)[:8]
     state   (key, value, chk)                  canonical JSON values; chk = SHA-256(key 0x00 value)[:8]
 
 A block, its transactions and receipts, its state changes and the new head are written in one
@@ -46,8 +46,9 @@ def state_chk(key: str, value: bytes) -> bytes:
     return hashlib.sha256(key.encode() + b"\x00" + value).digest()[:8]
 
 
-def tx_chk(raw: bytes, receipt: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(raw).digest() + receipt).digest()[:8]
+def tx_chk(raw: bytes, receipt: bytes, message: str) -> bytes:
+    """Checksum of a stored transaction row: its bytes, its receipt and the receipt's human message."""
+    return hashlib.sha256(hashlib.sha256(raw).digest() + receipt + b"\x00" + message.encode()).digest()[:8]
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,14 @@ class Store:
         self._readers_lock = threading.Lock()
         try:
             self._conn = _connect(path)
-            self._conn.executescript(SCHEMA)
+            if create:
+                self._conn.executescript(SCHEMA)
+            else:  # never write to an existing store: a table missing from a damaged one is not re-created
+                names = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master")}
+                missing = sorted({"meta", "blocks", "txs", "state", "txs_position"} - names)
+                if missing:
+                    self._conn.close()
+                    raise StoreCorrupted(f"ledger store {path} lacks its {', '.join(missing)} table(s)")
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupted(f"ledger store {path} cannot be opened: {exc}") from exc
         self.writer_view = CachedStateView(self._conn)
@@ -232,8 +240,11 @@ class Store:
         raw = self.get_meta("head")
         if raw is None:
             raise StoreCorrupted("store has no head record")
-        doc = codec.decode_trusted(raw)
-        return Head(doc["height"], bytes.fromhex(doc["app_hash"]), bytes.fromhex(doc["block_hash"]))
+        try:  # the meta rows carry no checksum: a damaged head is refused, never half-read
+            doc = codec.decode_trusted(raw)
+            return Head(doc["height"], bytes.fromhex(doc["app_hash"]), bytes.fromhex(doc["block_hash"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreCorrupted("the store's head record is unreadable") from exc
 
     # -- writes -------------------------------------------------------------------------------------
     def init_genesis(self, genesis_bytes: bytes, genesis_hash: bytes, changes: dict[str, bytes | None],
@@ -258,7 +269,7 @@ class Store:
         for raw, receipt in zip(txs, receipts, strict=True):
             rb = receipt.encode()
             rows.append((bytes.fromhex(receipt.tx), header.height, receipt.index, raw, rb, receipt.message,
-                         tx_chk(raw, rb)))
+                         tx_chk(raw, rb, receipt.message)))
         with self._tx():
             self._conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)",
                                (header.height, block_hash, header_bytes, signature))
@@ -321,7 +332,7 @@ class Store:
     def _stored_tx(row: tuple[Any, ...]) -> StoredTx:
         h, height, idx, raw, receipt, message, chk = row
         raw, receipt = bytes(raw), bytes(receipt)
-        if tx_chk(raw, receipt) != bytes(chk) or hashlib.sha256(raw).digest() != bytes(h):
+        if tx_chk(raw, receipt, message) != bytes(chk) or hashlib.sha256(raw).digest() != bytes(h):
             raise StoreCorrupted(f"transaction at height {height} index {idx} fails its checksum")
         return StoredTx(bytes(h), height, idx, raw, Receipt.from_json(codec.decode_trusted(receipt), message))
 
@@ -363,8 +374,8 @@ class Store:
             if state_chk(key, value) != chk:
                 raise StoreCorrupted(f"state entry {key[:40]!r} fails its checksum")
         counts: dict[int, int] = {}
-        for height, idx, h, raw, receipt, chk, _ in self.iter_block_txs():
-            if tx_chk(raw, receipt) != chk or hashlib.sha256(raw).digest() != h:
+        for height, idx, h, raw, receipt, chk, message in self.iter_block_txs():
+            if tx_chk(raw, receipt, message) != chk or hashlib.sha256(raw).digest() != h:
                 raise StoreCorrupted(f"transaction at height {height} index {idx} fails its checksum")
             counts[height] = counts.get(height, 0) + 1
         expected = 1
@@ -381,6 +392,9 @@ class Store:
                 raise StoreCorrupted(f"block {height} has {counts.get(height, 0)} stored transactions, "
                                      f"its header says {doc['tx_count']}")
             last_hash, last_header, expected = h, doc, expected + 1
+        orphans = sorted(h for h in counts if not 1 <= h < expected)
+        if orphans:
+            raise StoreCorrupted(f"transactions are stored at height {orphans[0]}, which has no block")
         if head.height != expected - 1:
             raise StoreCorrupted(f"head says height {head.height} but the last stored block is {expected - 1}")
         if last_header is not None and (last_header["app_hash"] != head.app_hash.hex() or last_hash != head.block_hash):

@@ -6,6 +6,14 @@ the block, and its ``txs_root`` matches the stored transactions. Then every tran
 from genesis in memory (signatures re-verified on all cores) and the receipts, ``receipts_root`` and
 ``app_hash`` must equal the stored ones byte for byte. Finally the stored state table must equal the
 replayed state exactly. The first discrepancy is reported with its height.
+
+A store written under CometBFT (it holds the ABCI app's ``abci_progress`` table) has blocks without
+a CareLedger signature: CometBFT's commit certifies them and lives in CometBFT's block store. For
+such a store the signature check becomes: the signature is empty and the proposer is the CometBFT
+address (first 20 bytes of SHA-256 of the key) of a validator in the state before this ledger
+block or the one before it (CometBFT applies a validator change two of its heights later). Every
+other check (hash links, roots, replay, receipts, app hash, final state) is the same; CometBFT's
+precommit signatures are not re-checked here.
 """
 
 from __future__ import annotations
@@ -95,6 +103,7 @@ def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], N
     except LedgerError as exc:
         raise _Bad(0, f"stored genesis is invalid: {exc.message}") from exc
     chain = Chain(genesis, default_registry())
+    cometbft = CometbftProposers() if _written_under_cometbft(store) else None
     changes = genesis_state(genesis)
     state = MemoryState()
     state.apply(changes)
@@ -121,17 +130,30 @@ def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], N
                 done, ticket = inflight.popleft()
                 inflight_txs -= len(done.checked)
                 state_app = _replay(chain, state, done, ticket, pipe, app_hash, prev_hash, written_at, report, total,
-                                    progress)
+                                    progress, cometbft)
                 app_hash, prev_hash = state_app
         while inflight:
             done, ticket = inflight.popleft()
             app_hash, prev_hash = _replay(chain, state, done, ticket, pipe, app_hash, prev_hash, written_at, report,
-                                          total, progress)
+                                          total, progress, cometbft)
     finally:
         pipe.close()
     if head.height != report.height or head.app_hash != app_hash or head.block_hash != prev_hash:
         raise _Bad(report.height, "head record does not match the last block")
     _compare_state(store, state, written_at, report.height)
+
+
+class CometbftProposers:
+    """CometBFT addresses that may propose the next ledger block: validators now and one block ago."""
+
+    def __init__(self) -> None:
+        self._previous: set[str] = set()
+
+    def next(self, validator_keys: set[str]) -> set[str]:
+        current = {_cometbft_address(k) for k in validator_keys}
+        allowed = current | self._previous
+        self._previous = current
+        return allowed
 
 
 @dataclass
@@ -168,8 +190,8 @@ def _read_blocks(store: Store, chain: Chain) -> Iterator[_Block]:
         if len(rows) != header.tx_count:
             raise _Bad(height, f"{len(rows)} transactions stored, header says {header.tx_count}")
         checked = []
-        for i, (_, idx, h, raw, receipt, chk, _msg) in enumerate(rows):
-            if idx != i or hashlib.sha256(raw).digest() != h or tx_chk(raw, receipt) != chk:
+        for i, (_, idx, h, raw, receipt, chk, message) in enumerate(rows):
+            if idx != i or hashlib.sha256(raw).digest() != h or tx_chk(raw, receipt, message) != chk:
                 raise _Bad(height, f"transaction {i} fails its checksum")
             try:
                 checked.append(check_stateless(chain, raw, verify_signature=False))
@@ -180,21 +202,38 @@ def _read_blocks(store: Store, chain: Chain) -> Iterator[_Block]:
         raise _Bad(pending_tx[0], "transaction stored beyond the last block")
 
 
+def _written_under_cometbft(store: Store) -> bool:
+    row = store.view().connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'abci_progress'").fetchone()
+    return row is not None
+
+
+def _cometbft_address(pub_hex: str) -> str:
+    return hashlib.sha256(bytes.fromhex(pub_hex)).digest()[:20].hex()
+
+
 def _replay(chain: Chain, state: MemoryState, block: _Block, ticket: int, pipe: SignaturePipe, app_hash: bytes,
             prev_hash: bytes, written_at: dict[str, int], report: VerifyReport, total: int,
-            progress: Callable[[int, int], None] | None) -> tuple[bytes, bytes]:
+            progress: Callable[[int, int], None] | None,
+            cometbft: CometbftProposers | None = None) -> tuple[bytes, bytes]:
     height, header = block.height, block.header
     if header.height != height or header.chain_id != chain.chain_id:
         raise _Bad(height, "header names the wrong height or chain")
     if header.prev_hash != prev_hash.hex():
         raise _Bad(height, "header does not link to the previous block")
     validator_keys = {v["pub_key"] for v in governance.validators(state)}
-    if header.proposer not in validator_keys:
+    if cometbft is not None:
+        addresses = cometbft.next(validator_keys)
+        if block.signature or header.proposer not in addresses:
+            raise _Bad(height, "block proposer is not the CometBFT address of a validator")
+    elif header.proposer not in validator_keys:
         raise _Bad(height, "block proposer is not a validator")
-    try:
-        chain.suite.verify(bytes.fromhex(header.proposer), "block", chain.chain_id, block.hash, block.signature)
-    except LedgerError as exc:
-        raise _Bad(height, "block signature does not verify") from exc
+    else:
+        try:
+            chain.suite.verify(bytes.fromhex(header.proposer), "block", chain.chain_id, block.hash,
+                               block.signature)
+        except LedgerError as exc:
+            raise _Bad(height, "block signature does not verify") from exc
     if ticket >= 0:
         verdicts = pipe.verdicts(ticket)
         for i, ok in enumerate(verdicts):
