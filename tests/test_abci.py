@@ -63,7 +63,7 @@ def block_time(height: int) -> int:
 
 
 def finalize(app: CareLedgerApp, txs: list[bytes], height: int | None = None) -> pb.FinalizeBlockResponse:
-    height = app.head.height + 1 if height is None else height
+    height = app.cometbft_height + 1 if height is None else height
     return app.finalize_block(pb.FinalizeBlockRequest(txs=txs, height=height, time=ts(block_time(height)),
                                                       hash=hashlib.sha256(b"block%d" % height).digest(),
                                                       proposer_address=PROPOSER))
@@ -76,7 +76,7 @@ def run_block(app: CareLedgerApp, txs: list[bytes]) -> pb.FinalizeBlockResponse:
 
 
 def process(app: CareLedgerApp, txs: list[bytes]) -> int:
-    height = app.head.height + 1
+    height = app.cometbft_height + 1
     return int(app.process_proposal(pb.ProcessProposalRequest(txs=txs, height=height, time=ts(block_time(height)),
                                                               proposer_address=PROPOSER)).status)
 
@@ -475,9 +475,13 @@ def test_finalize_and_commit_advance_info_and_persist(ready: CareLedgerApp, cons
     assert events["member_enrolled"]["member"] == m1.public_hex
     assert events["careledger_tx"] == {"code": "0", "signer": consortium.admin("hospital").public_hex,
                                        "type": "identity.enrol_member"}
-    res2 = run_block(ready, [])  # an empty block still advances the height and the app hash
+    res2 = run_block(ready, [])  # an empty CometBFT block is not a ledger block: the app hash stays
     assert ready.info(pb.InfoRequest()).last_block_height == 2
-    assert res2.app_hash not in (b"", res.app_hash)
+    assert res2.app_hash == res.app_hash and ready.head.height == 1
+    res3 = run_block(ready, [enrol(consortium, 4, seeded_key("m3"))])  # CometBFT height 3 is ledger height 2
+    assert ready.info(pb.InfoRequest()).last_block_height == 3 and ready.head.height == 2
+    assert res3.app_hash not in (b"", res.app_hash) and ready.head.app_hash == res3.app_hash
+    assert json.loads(query(ready, "/head").value)["cometbft_height"] == 3
 
 
 def test_abci_block_equals_block_execution_directly(ready: CareLedgerApp, consortium: Consortium) -> None:
@@ -592,3 +596,86 @@ def test_query_errors_have_stable_codes(ready: CareLedgerApp) -> None:
     assert query(ready, "/block/-1").code == Code.BAD_REQUEST
     assert query(ready, "/nowhere").code == Code.BAD_REQUEST
     assert query(ready, "/head", height=5).code == Code.BAD_REQUEST
+
+
+# -- ledger heights, crash points of the progress record, and the execution caches ---------------------------
+
+def test_crash_between_progress_record_and_ledger_commit_recovers_to_the_previous_height(
+        tmp_path: Path, consortium: Consortium) -> None:
+    from careledger.abci.progress import ProgressRecord
+
+    db = tmp_path / "ledger.sqlite"
+    a = CareLedgerApp(db)
+    a.init_chain(init_request(consortium))
+    run_block(a, [])  # CometBFT 1: empty
+    run_block(a, [enrol(consortium, 1, seeded_key("m1"))])  # CometBFT 2 = ledger 1
+    hash_at_2 = a.head.app_hash
+    a.close()
+    record = ProgressRecord(db)
+    record.write(3, 2)  # the record of block 3 was written, then the process died before the ledger commit
+    record.close()
+    b = CareLedgerApp(db)
+    info = b.info(pb.InfoRequest())
+    assert (info.last_block_height, info.last_block_app_hash, b.head.height) == (2, hash_at_2, 1)
+    replayed = run_block(b, [enrol(consortium, 2, seeded_key("m2"))])  # CometBFT replays block 3
+    assert (b.cometbft_height, b.head.height) == (3, 2) and replayed.app_hash == b.head.app_hash
+    b.close()
+    record = ProgressRecord(db)
+    record.write(9, 7)  # a record the ledger cannot be at: refuse to start
+    record.close()
+    with pytest.raises(LedgerError, match="progress record"):
+        CareLedgerApp(db)
+
+
+def test_finalize_reuses_process_proposal_and_never_reverifies_a_checked_tx(
+        ready: CareLedgerApp, consortium: Consortium, monkeypatch: pytest.MonkeyPatch) -> None:
+    import careledger.abci.app as app_module
+
+    txs = [enrol(consortium, 1, seeded_key("m1")), enrol(consortium, 2, seeded_key("m2"))]
+    assert [check(ready, t) for t in txs] == [0, 0]
+    calls: list[bytes] = []
+    real = app_module.check_stateless
+    monkeypatch.setattr(app_module, "check_stateless", lambda chain, raw: calls.append(raw) or real(chain, raw))
+    height = ready.cometbft_height + 1
+    block_hash = hashlib.sha256(b"proposal").digest()
+    accepted = ready.process_proposal(pb.ProcessProposalRequest(
+        txs=txs, height=height, time=ts(block_time(height)), proposer_address=PROPOSER, hash=block_hash))
+    assert accepted.status == pb.ProcessProposalResponse.ACCEPT
+    res = ready.finalize_block(pb.FinalizeBlockRequest(txs=txs, height=height, time=ts(block_time(height)),
+                                                       hash=block_hash, proposer_address=PROPOSER))
+    ready.commit(pb.CommitRequest())
+    assert calls == []  # both were checked once, in CheckTx
+    assert [r.code for r in res.tx_results] == [0, 0] and res.app_hash == ready.head.app_hash
+
+
+def test_commit_and_evict_listeners_hear_of_receipts_and_evictions(ready: CareLedgerApp,
+                                                                   consortium: Consortium) -> None:
+    heard: list[tuple[int, list[str], list[int]]] = []
+    evicted: list[tuple[str, int]] = []
+    ready.commit_listeners.append(lambda h, ok, bad: heard.append((h, [t.hex() for t, _ in ok],
+                                                                    [int(e.code) for _, e in bad])))
+    ready.evict_listeners.append(lambda t, exc: evicted.append((t.hex(), int(exc.code))))
+    t1 = enrol(consortium, 1, seeded_key("m1"))
+    assert check(ready, t1) == 0 and ready.is_pending(hashlib.sha256(t1).digest())
+    assert ready.next_nonce(consortium.admin("hospital").public_hex) == 2
+    run_block(ready, [t1, b"junk"])
+    assert heard == [(1, [hashlib.sha256(t1).hexdigest()], [int(Code.MALFORMED_ENCODING)])]
+    assert not ready.is_pending(hashlib.sha256(t1).digest())
+    # a transaction left in the mempool that no longer passes its re-check is evicted
+    assert ready.check_tx(pb.CheckTxRequest(tx=t1, type=pb.CheckTxRequest.RECHECK)).code == Code.DUPLICATE_TX
+    assert evicted == [(hashlib.sha256(t1).hexdigest(), int(Code.DUPLICATE_TX))]
+
+
+def test_recheck_catches_a_nonce_a_block_used_and_skips_the_signature(ready: CareLedgerApp, consortium: Consortium,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import careledger.abci.app as app_module
+
+    mine, theirs = enrol(consortium, 1, seeded_key("m1")), enrol(consortium, 1, seeded_key("m2"))
+    later = enrol(consortium, 2, seeded_key("m3"))
+    assert check(ready, mine) == 0 and check(ready, later) == 0  # in this node's mempool: nonces 1, 2
+    run_block(ready, [theirs])  # another node's transaction with nonce 1 committed first
+    monkeypatch.setattr(app_module, "check_stateless", lambda *a: pytest.fail("re-verified a signature"))
+    recheck = pb.CheckTxRequest.RECHECK
+    assert ready.check_tx(pb.CheckTxRequest(tx=mine, type=recheck)).code == Code.NONCE_REPLAYED
+    assert ready.check_tx(pb.CheckTxRequest(tx=later, type=recheck)).code == 0  # nonce 2 is next now
+    assert ready.next_nonce(consortium.admin("hospital").public_hex) == 3

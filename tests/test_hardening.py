@@ -125,3 +125,18 @@ def _pass(node: Any, consortium: Consortium, action: dict[str, Any], orgs: list[
         if r.result["status"] == "executed":
             return
     raise AssertionError("proposal did not pass")
+
+
+def test_verify_takes_the_engine_from_configuration_not_from_the_data(node: Any, node_home: Any,
+                                                                      consortium: Consortium) -> None:
+    """Adding CometBFT's bookkeeping table to a solo store must not switch off block-signature checks."""
+    raw = sign_tx(seeded_key("engine"), consortium.chain_id, "identity.register_patient", 1, 1, {})
+    node.submit_and_wait(raw, timeout=20)
+    node.close()
+    assert verify_file(node_home.db_path).ok
+    assert not verify_file(node_home.db_path, engine="cometbft").ok
+    with sqlite3.connect(node_home.db_path) as conn:
+        conn.execute("CREATE TABLE abci_progress (k INTEGER)")
+        conn.execute("UPDATE blocks SET signature = X''")
+    report = verify_file(node_home.db_path)
+    assert not report.ok and "engine" in report.problem

@@ -282,3 +282,29 @@ def test_protocol_block_header() -> None:
     ED25519_SHA256.verify(key.public_key, "block", header.chain_id, header.hash, bytes.fromhex(case["signature"]))
     assert header.app_hash == PROTOCOL["app_hash"]["app_hash"]
     assert header.txs_root == merkle.merkle_root([PROTOCOL["tx"]["wire_text"].encode()]).hex()
+
+
+RECORDS_VECTOR_FILES = sorted((VECTORS_DIR / "records").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", RECORDS_VECTOR_FILES, ids=[p.stem for p in RECORDS_VECTOR_FILES])
+def test_records_vector_replays_exactly(path: Path) -> None:
+    """The records, consent and audit vectors (tests/vectors/records/) replay like the others."""
+    test_vector_replays_exactly(path)
+
+
+def test_generator_reproduces_the_records_files() -> None:
+    files = generator().build_records()
+    assert sorted(files) == sorted(f"records/{p.name}" for p in RECORDS_VECTOR_FILES)
+    for name, data in files.items():
+        assert (VECTORS_DIR / name).read_bytes() == data, f"{name} is out of date: run tests/vectors/generate.py"
+
+
+def test_records_consent_audit_vectors_cover_their_codes() -> None:
+    """The records, consent and audit contracts have vectors for success and for each refusal they name."""
+    assert len(RECORDS_VECTOR_FILES) >= 9
+    codes = set()
+    for path in RECORDS_VECTOR_FILES:
+        assert path.stat().st_size < 10_240, f"{path.name} is too large"
+        codes |= {r["code"] for r in load(path)["post"]["results"]}
+    assert codes >= {0, 105, 1001, 2002, 2004, 2005, 2007, 2009, 2010, 2106, 2108, 2110, 2204}

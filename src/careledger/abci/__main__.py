@@ -2,6 +2,7 @@
 
     python -m careledger.abci setup --home CMTHOME [--genesis careledger-genesis.json] [--chain-id ID]
     python -m careledger.abci serve --db CMTHOME/careledger/ledger.sqlite [--address tcp://127.0.0.1:26658]
+    python -m careledger.abci node --node-dir NET/node0     (ABCI + HTTP API of a `careledger net` node)
     cometbft start --home CMTHOME
 
 ``setup`` runs ``cometbft init`` in CMTHOME (the binary from scripts/install-cometbft.sh, ``$COMETBFT_BIN``
@@ -43,6 +44,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node(args: argparse.Namespace) -> int:
+    from careledger.abci.engine import run_node
+
+    return run_node(Path(args.node_dir), check_integrity=not args.skip_integrity_check)
+
+
 def _setup(args: argparse.Namespace) -> int:
     binary = Path(args.cometbft) if args.cometbft else find_cometbft()
     if binary is None:
@@ -81,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--skip-integrity-check", action="store_true",
                          help="do not re-check every stored row's checksum at start")
     p_serve.set_defaults(func=_serve)
+
+    p_node = sub.add_parser("node", help="run a `careledger net` node: ABCI server and HTTP API")
+    p_node.add_argument("--node-dir", required=True, help="the node's directory (holds node.json)")
+    p_node.add_argument("--skip-integrity-check", action="store_true")
+    p_node.set_defaults(func=_node)
 
     p_setup = sub.add_parser("setup", help="init and configure a CometBFT home for CareLedger")
     p_setup.add_argument("--home", required=True, help="the CometBFT home directory")

@@ -6,16 +6,22 @@
 * ``InitChain``   parses our genesis from ``app_state_bytes``, initialises an empty store with it (or
                   checks that the store holds the same genesis, so a repeat is harmless) and returns
                   the genesis app hash and the validators (Ed25519 keys with their power);
-* ``Info``        reports the last height and app hash *persisted* in the store;
+* ``Info``        reports the last CometBFT height and app hash *persisted* (see below);
 * ``CheckTx``     stateless checks, then nonce, signer and authorisation against committed state plus
                   the nonces of transactions this app admitted since the last commit;
 * ``PrepareProposal`` simulates the block on a throwaway overlay, dropping invalid transactions and
                   staying within ``max_tx_bytes`` and the genesis ``max_block_txs``;
-* ``ProcessProposal`` rejects a block holding any invalid transaction (deterministic);
+* ``ProcessProposal`` rejects a block holding any invalid transaction (deterministic); its execution
+                  is kept by block hash and reused by FinalizeBlock of the same block;
 * ``FinalizeBlock`` executes the decided block and keeps the result in memory: receipts become
                   ``tx_results`` (code = receipt code, data = canonical receipt bytes), validator
                   changes become ``validator_updates`` sorted by key;
 * ``Commit``      writes block, receipts and state in one SQLite transaction before returning.
+
+**Ledger heights.** A CometBFT block without a valid transaction is not a ledger block (the solo
+engine makes none either) and leaves the app hash unchanged, so ``create_empty_blocks = false``
+works and both engines give the same ledger, height for height, for the same transactions. The
+app records which CometBFT height it last committed (:mod:`careledger.abci.progress`).
 
 Blocks stored under CometBFT carry an empty signature (CometBFT's commit signs them) and name the
 proposer by its CometBFT address (hex of the first 20 bytes of SHA-256 of its public key); the
@@ -27,19 +33,27 @@ A decided block can only hold an invalid transaction if more than a third of the
 faulty. Such a transaction is then not executed: it gets a ``tx_result`` with its InvalidTx code and
 is left out of the stored block.
 
+Signature checks are remembered by transaction hash (a pure function of the bytes), so a
+transaction's signature is verified once per node, in CheckTx, and not again in proposals and blocks.
+
 Queries (committed state only, latest height): ``/head``, ``/state/<key>``, ``/tx/<hash hex>``,
 ``/block/<height>``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from careledger.abci import abci_pb2 as pb
+from careledger.abci.progress import ProgressRecord
 from careledger.contracts import governance
+from careledger.contracts.identity import key_key
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Receipt
 from careledger.core.errors import Code, GenesisError, InvalidTx, LedgerError, NotFound, StoreCorrupted
@@ -49,8 +63,10 @@ from careledger.core.executor import (
     Chain,
     CheckedTx,
     check_admission,
+    check_nonce,
     check_stateless,
     committed_nonce,
+    read_hints,
 )
 from careledger.core.genesis import Genesis, parse_genesis
 from careledger.node.node import open_store
@@ -61,6 +77,7 @@ log = logging.getLogger("careledger.abci")
 APP_VERSION = 1  # the application protocol version CometBFT writes into block headers
 SOFTWARE_VERSION = "careledger/0.1.0"
 CODESPACE = "careledger"
+CHECKED_CACHE = 100_000  # decoded, signature-checked transactions remembered by hash
 
 
 def time_ms_of(ts: Any) -> int:
@@ -91,26 +108,55 @@ def to_validator_updates(updates: list[dict[str, Any]]) -> list[pb.ValidatorUpda
 
 
 @dataclass
+class Execution:
+    """A block executed on a staged overlay: its ABCI results and, if any tx was valid, the ledger block."""
+
+    result: BlockResult | None  # None: no valid transaction, so no ledger block
+    tx_results: list[pb.ExecTxResult]
+    valid: bool  # every transaction was valid (ProcessProposal accepts only such blocks)
+    committed: list[tuple[bytes, Receipt]] = field(default_factory=list)
+    invalid: list[tuple[bytes, InvalidTx]] = field(default_factory=list)
+
+
+@dataclass
 class _Finalized:
     """A block executed by FinalizeBlock and waiting for Commit."""
 
-    height: int
+    height: int  # CometBFT's height
     proposer: str
-    result: BlockResult
+    execution: Execution
+
+
+CommitListener = Callable[[int, list[tuple[bytes, Receipt]], list[tuple[bytes, InvalidTx]]], None]
+EvictListener = Callable[[bytes, LedgerError], None]
 
 
 class CareLedgerApp:
-    """One CareLedger node's application, driven by CometBFT over ABCI (one request at a time)."""
+    """One CareLedger node's application, driven by CometBFT over ABCI (one request at a time).
 
-    def __init__(self, db_path: Path, check_integrity: bool = True) -> None:
+    Listeners (the in-process HTTP API) hear of every commit and of every transaction CometBFT's
+    mempool re-check evicts; they run on the ABCI thread and must not block.
+    """
+
+    def __init__(self, db_path: Path, check_integrity: bool = True, checked_cache: int = CHECKED_CACHE) -> None:
         self.db_path = Path(db_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.store: Store | None = None
         self.chain: Chain | None = None
         self._head: Head | None = None
         self._head_time_ms = 0
+        self.cometbft_height = 0
         self._finalized: _Finalized | None = None
         self._pending_nonces: dict[str, int] = {}
+        self._checked: OrderedDict[bytes, CheckedTx] = OrderedDict()
+        self._checked_capacity = checked_cache
+        self._executions: dict[bytes, Execution] = {}
+        self._last_changes: frozenset[str] = frozenset()  # state keys the last committed block wrote
+        self.mempool_txs: dict[bytes, None] = {}  # hashes this app admitted (new or re-checked) since the last commit
+        self.mempool_txs_before: dict[bytes, None] = {}  # ... and in the round before
+        self.commit_listeners: list[CommitListener] = []
+        self.evict_listeners: list[EvictListener] = []
+        self._progress = ProgressRecord(self.db_path)
         probe = Store(self.db_path)
         try:
             initialised = probe.is_initialised()
@@ -124,11 +170,13 @@ class CareLedgerApp:
         self._head = store.head()
         self._head_time_ms = (store.block(self._head.height)[0].time_ms if self._head.height
                               else chain.genesis.genesis_time_ms)
+        self.cometbft_height = self._progress.recover(self._head.height).cometbft
 
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
             self.store = None
+        self._progress.close()
 
     # -- helpers ------------------------------------------------------------------------------------
     @property
@@ -137,25 +185,44 @@ class CareLedgerApp:
             raise LedgerError("the ledger has no genesis yet (InitChain has not run)", Code.NODE_UNAVAILABLE)
         return self._head
 
+    @property
+    def head_time_ms(self) -> int:
+        return self._head_time_ms
+
     def _ready(self) -> tuple[Store, Chain, Head]:
         if self.store is None or self.chain is None or self._head is None:
             raise LedgerError("the ledger has no genesis yet (InitChain has not run)", Code.NODE_UNAVAILABLE)
         return self.store, self.chain, self._head
 
     def _env(self, chain: Chain, head: Head, height: int, time: Any, proposer_address: bytes) -> BlockEnv:
-        if height != head.height + 1:
-            raise LedgerError(f"CometBFT asks about height {height} but the ledger's next height is "
-                              f"{head.height + 1}", Code.INTERNAL_ERROR)
-        return BlockEnv(chain.chain_id, height, time_ms_of(time), proposer_address.hex())
+        """The ledger's environment for CometBFT block ``height`` (the ledger's next height)."""
+        if height != self.cometbft_height + 1:
+            raise LedgerError(f"CometBFT asks about height {height} but the app's next height is "
+                              f"{self.cometbft_height + 1}", Code.INTERNAL_ERROR)
+        return BlockEnv(chain.chain_id, head.height + 1, time_ms_of(time), proposer_address.hex())
+
+    def check(self, chain: Chain, raw: bytes) -> CheckedTx:
+        """:func:`check_stateless`, remembered by transaction hash (a pure function of the bytes, so the
+        cache never changes a result; it only saves re-verifying signatures in proposals and blocks)."""
+        key = hashlib.sha256(raw).digest()
+        checked = self._checked.get(key)
+        if checked is None:
+            checked = check_stateless(chain, raw)
+            if len(self._checked) >= self._checked_capacity:
+                for _ in range(self._checked_capacity // 4 or 1):
+                    self._checked.popitem(last=False)
+            self._checked[key] = checked
+        return checked
 
     # -- information --------------------------------------------------------------------------------
     def info(self, req: pb.InfoRequest) -> pb.InfoResponse:
-        """The last persisted height and app hash (0 and empty before genesis)."""
+        """The last persisted CometBFT height and app hash (0 and empty before genesis)."""
         if self._head is None:
             return pb.InfoResponse(data="careledger", version=SOFTWARE_VERSION, app_version=APP_VERSION)
-        log.info("Info: CometBFT %s asks; ledger is at height %d", req.version, self._head.height)
+        log.info("Info: CometBFT %s asks; app is at height %d (ledger height %d)", req.version,
+                 self.cometbft_height, self._head.height)
         return pb.InfoResponse(data="careledger", version=SOFTWARE_VERSION, app_version=APP_VERSION,
-                               last_block_height=self._head.height, last_block_app_hash=self._head.app_hash)
+                               last_block_height=self.cometbft_height, last_block_app_hash=self._head.app_hash)
 
     def init_chain(self, req: pb.InitChainRequest) -> pb.InitChainResponse:
         """Initialise the ledger from the genesis in ``app_state_bytes``; repeating it is harmless.
@@ -174,7 +241,7 @@ class CareLedgerApp:
         store, chain, head = self._ready()
         if chain.genesis.hash != genesis.hash:
             raise GenesisError("the store already holds a different genesis")
-        if head.height != 0:
+        if head.height != 0 or self.cometbft_height != 0:
             raise StoreCorrupted(f"InitChain at a ledger already at height {head.height}: the app is ahead of "
                                  "CometBFT")
         validators = self.validator_set(store)
@@ -194,24 +261,34 @@ class CareLedgerApp:
 
     # -- mempool ------------------------------------------------------------------------------------
     def check_tx(self, req: pb.CheckTxRequest) -> pb.CheckTxResponse:
-        """Admit a transaction to CometBFT's mempool, or refuse it with its stable code."""
+        """Admit a transaction to CometBFT's mempool, or refuse it with its stable code.
+
+        A re-check (after each commit, for the transactions still in the mempool) that fails tells the
+        evict listeners, so a client waiting for the transaction learns it will never commit.
+        """
         try:
-            checked = self._admit(req.tx)
+            checked = self._recheck(req.tx) if req.type == pb.CheckTxRequest.RECHECK else self._admit(req.tx)
         except LedgerError as exc:
+            if req.type == pb.CheckTxRequest.RECHECK:
+                tx_hash = hashlib.sha256(req.tx).digest()
+                self._checked.pop(tx_hash, None)
+                for listener in self.evict_listeners:
+                    listener(tx_hash, exc)
             return pb.CheckTxResponse(code=int(exc.code), log=exc.message, codespace=CODESPACE)
         except Exception as exc:  # a bug must not take the mempool connection down
             log.exception("CheckTx failed unexpectedly")
             return pb.CheckTxResponse(code=int(Code.INTERNAL_ERROR), log=f"internal error: {type(exc).__name__}",
                                       codespace=CODESPACE)
+        self.mempool_txs[checked.tx.hash] = None
         return pb.CheckTxResponse(code=0, data=checked.tx.hash)
 
     def _admit(self, raw: bytes) -> CheckedTx:
         store, chain, head = self._ready()
-        checked = check_stateless(chain, raw)
+        checked = self.check(chain, raw)
         tx = checked.tx
         if store.has_tx(tx.hash):
             raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
-        view = store.view()
+        view = store.writer_view  # CheckTx runs on the ABCI thread, like Commit: the cached committed view
         expected = self._pending_nonces.get(tx.signer_hex)
         if expected is None:
             expected = committed_nonce(view, tx.signer_hex) + 1
@@ -219,6 +296,39 @@ class CareLedgerApp:
         check_admission(chain, view, env, checked, expected)
         self._pending_nonces[tx.signer_hex] = tx.nonce + 1
         return checked
+
+    def _recheck(self, raw: bytes) -> CheckedTx:
+        """CometBFT's re-check after a commit, of a transaction this app admitted before.
+
+        Only what a block can have made *invalid* is checked again: the nonce (a committed transaction
+        has a used nonce, so duplicates fall here too) and, if the last block wrote the signer's
+        identity record, the signer's standing and authorisation. Whether the contract will then
+        succeed is for execution to say (a failed transaction is still valid in a block). The mempool
+        is advisory: PrepareProposal and ProcessProposal re-validate every transaction in order.
+        """
+        store, chain, head = self._ready()
+        checked = self._checked.get(hashlib.sha256(raw).digest())
+        if checked is None:
+            return self._admit(raw)
+        tx = checked.tx
+        view = store.writer_view
+        expected = self._pending_nonces.get(tx.signer_hex)
+        if expected is None:
+            expected = committed_nonce(view, tx.signer_hex) + 1
+        if key_key(tx.signer_hex) in self._last_changes:
+            env = BlockEnv(chain.chain_id, head.height + 1, self._head_time_ms, "")
+            check_admission(chain, view, env, checked, expected)
+        else:
+            check_nonce(expected, tx.nonce)
+        self._pending_nonces[tx.signer_hex] = tx.nonce + 1
+        return checked
+
+    def next_nonce(self, signer_hex: str) -> int | None:
+        """The nonce the signer's next transaction needs, counting this app's mempool (None: none pending)."""
+        return self._pending_nonces.get(signer_hex)
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        return tx_hash in self.mempool_txs or tx_hash in self.mempool_txs_before
 
     # -- proposals ----------------------------------------------------------------------------------
     def prepare_proposal(self, req: pb.PrepareProposalRequest) -> pb.PrepareProposalResponse:
@@ -228,7 +338,10 @@ class CareLedgerApp:
         run = BlockExecution(chain, store.writer_view, env, head.app_hash)  # never persisted: a throwaway
         limit = chain.genesis.params.max_block_txs
         chosen: list[bytes] = []
+        tx_results: list[pb.ExecTxResult] = []
+        committed: list[tuple[bytes, Receipt]] = []
         size = 0
+        self._prefetch(store, chain, req.txs)
         for raw in req.txs:
             if len(chosen) >= limit:
                 break
@@ -236,35 +349,79 @@ class CareLedgerApp:
             if size + raw_size > req.max_tx_bytes:
                 continue
             try:
-                run.add(check_stateless(chain, raw))
+                checked = self.check(chain, raw)
+                receipt = run.add(checked)
             except InvalidTx as exc:
                 log.debug("PrepareProposal drops a transaction: %s", exc)
                 continue
             chosen.append(raw)
+            tx_results.append(self._tx_result(checked, receipt))
+            committed.append((checked.tx.hash, receipt))
             size += raw_size
         if len(chosen) != len(req.txs):
             log.info("PrepareProposal at height %d: %d of %d transactions", req.height, len(chosen), len(req.txs))
+        result = run.finish() if run.txs else None
+        self._executions[self._prepared_key(env, chosen)] = Execution(result, tx_results, True, committed)
         return pb.PrepareProposalResponse(txs=chosen)
 
+    @staticmethod
+    def _prepared_key(env: BlockEnv, txs: Any) -> bytes:
+        digest = hashlib.sha256(f"{env.height}/{env.time_ms}/{env.proposer}/".encode())
+        for raw in txs:
+            digest.update(hashlib.sha256(raw).digest())
+        return b"prepared/" + digest.digest()
+
+    def _prefetch(self, store: Store, chain: Chain, txs: Any) -> None:
+        keys: list[str] = []
+        for raw in txs:
+            try:
+                keys.extend(read_hints(self.check(chain, raw)))
+            except InvalidTx:
+                continue
+        store.writer_view.prefetch(keys)
+
+    def _execute(self, store: Store, chain: Chain, head: Head, env: BlockEnv, txs: Any) -> Execution:
+        """Execute a proposed or decided block; invalid transactions are reported and skipped."""
+        self._prefetch(store, chain, txs)
+        run = BlockExecution(chain, store.writer_view, env, head.app_hash)
+        tx_results: list[pb.ExecTxResult] = []
+        committed: list[tuple[bytes, Receipt]] = []
+        invalid: list[tuple[bytes, InvalidTx]] = []
+        for i, raw in enumerate(txs):
+            try:
+                checked = self.check(chain, raw)
+                receipt = run.add(checked)
+            except InvalidTx as exc:
+                log.warning("block at ledger height %d holds invalid tx %d: %s", env.height, i, exc)
+                tx_results.append(pb.ExecTxResult(code=int(exc.code), log=f"not executed: {exc.message}",
+                                                  codespace=CODESPACE))
+                invalid.append((hashlib.sha256(raw).digest(), exc))
+                continue
+            tx_results.append(self._tx_result(checked, receipt))
+            committed.append((checked.tx.hash, receipt))
+        result = run.finish() if run.txs else None
+        return Execution(result, tx_results, not invalid, committed, invalid)
+
     def process_proposal(self, req: pb.ProcessProposalRequest) -> pb.ProcessProposalResponse:
-        """Accept a proposal only if every transaction in it is valid, in order (deterministic)."""
+        """Accept a proposal only if every transaction in it is valid, in order (deterministic).
+
+        The execution is kept by block hash, so FinalizeBlock of the same block does not repeat it.
+        """
         store, chain, head = self._ready()
         env = self._env(chain, head, req.height, req.time, req.proposer_address)
-        status = pb.ProcessProposalResponse.ACCEPT
         if len(req.txs) > chain.genesis.params.max_block_txs:
             log.warning("rejecting proposal at height %d: %d transactions exceed max_block_txs", req.height,
                         len(req.txs))
-            status = pb.ProcessProposalResponse.REJECT
-        else:
-            run = BlockExecution(chain, store.writer_view, env, head.app_hash)
-            for i, raw in enumerate(req.txs):
-                try:
-                    run.add(check_stateless(chain, raw))
-                except InvalidTx as exc:
-                    log.warning("rejecting proposal at height %d: tx %d is invalid: %s", req.height, i, exc)
-                    status = pb.ProcessProposalResponse.REJECT
-                    break
-        return pb.ProcessProposalResponse(status=status)
+            return pb.ProcessProposalResponse(status=pb.ProcessProposalResponse.REJECT)
+        execution = self._executions.get(self._prepared_key(env, req.txs))
+        if execution is None:
+            execution = self._execute(store, chain, head, env, req.txs)
+        if req.hash:
+            self._executions[bytes(req.hash)] = execution
+        if not execution.valid:
+            log.warning("rejecting proposal at height %d: it holds an invalid transaction", req.height)
+            return pb.ProcessProposalResponse(status=pb.ProcessProposalResponse.REJECT)
+        return pb.ProcessProposalResponse(status=pb.ProcessProposalResponse.ACCEPT)
 
     def extend_vote(self, req: pb.ExtendVoteRequest) -> pb.ExtendVoteResponse:
         return pb.ExtendVoteResponse(vote_extension=b"")
@@ -277,26 +434,19 @@ class CareLedgerApp:
 
     # -- execution and commit -----------------------------------------------------------------------
     def finalize_block(self, req: pb.FinalizeBlockRequest) -> pb.FinalizeBlockResponse:
-        """Execute the decided block on a staged overlay; nothing is persisted until Commit."""
+        """Execute the decided block on a staged overlay (or reuse ProcessProposal's execution of it);
+        nothing is persisted until Commit. A block with no valid transaction leaves the ledger as is."""
         store, chain, head = self._ready()
         env = self._env(chain, head, req.height, req.time, req.proposer_address)
-        run = BlockExecution(chain, store.writer_view, env, head.app_hash)
-        tx_results: list[pb.ExecTxResult] = []
-        for i, raw in enumerate(req.txs):
-            try:
-                checked = check_stateless(chain, raw)
-                receipt = run.add(checked)
-            except InvalidTx as exc:
-                log.error("decided block %d holds invalid tx %d (%s); it is not executed", req.height, i, exc)
-                tx_results.append(pb.ExecTxResult(code=int(exc.code), log=f"not executed: {exc.message}",
-                                                  codespace=CODESPACE))
-                continue
-            tx_results.append(self._tx_result(checked, receipt))
-        result = run.finish()
-        self._finalized = _Finalized(req.height, env.proposer, result)
-        return pb.FinalizeBlockResponse(tx_results=tx_results,
-                                        validator_updates=to_validator_updates(result.validator_updates),
-                                        app_hash=result.app_hash)
+        execution = self._executions.get(bytes(req.hash)) if req.hash else None
+        if execution is None:
+            execution = self._execute(store, chain, head, env, req.txs)
+        self._finalized = _Finalized(req.height, env.proposer, execution)
+        result = execution.result
+        return pb.FinalizeBlockResponse(
+            tx_results=execution.tx_results,
+            validator_updates=to_validator_updates(result.validator_updates) if result else [],
+            app_hash=result.app_hash if result else head.app_hash)
 
     @staticmethod
     def _tx_result(checked: CheckedTx, receipt: Receipt) -> pb.ExecTxResult:
@@ -307,38 +457,62 @@ class CareLedgerApp:
                                codespace=CODESPACE if receipt.code else "")
 
     def commit(self, req: pb.CommitRequest) -> pb.CommitResponse:
-        """Persist the finalized block atomically, then forget the mempool's pending nonces."""
+        """Persist the finalized block atomically (see :mod:`careledger.abci.progress`), then forget the
+        mempool's pending nonces (CometBFT re-checks what is left) and tell the listeners."""
         store, _, head = self._ready()
         finalized = self._finalized
-        if finalized is None or finalized.height != head.height + 1:
+        if finalized is None or finalized.height != self.cometbft_height + 1:
             raise LedgerError("Commit without a finalized block for the next height", Code.INTERNAL_ERROR)
-        result = finalized.result
-        header = result.header(head.block_hash.hex(), finalized.proposer)
-        self._head = store.commit_block(header, b"", result.txs, result.receipts, result.changes)
-        self._head_time_ms = header.time_ms
+        execution = finalized.execution
+        result = execution.result
+        self._last_changes = frozenset(result.changes) if result is not None else frozenset()
+        if result is None:
+            self._progress.write(finalized.height, head.height)
+        else:
+            header = result.header(head.block_hash.hex(), finalized.proposer)
+            self._progress.write(finalized.height, header.height)
+            self._head = store.commit_block(header, b"", result.txs, result.receipts, result.changes)
+            self._head_time_ms = header.time_ms
+            log.debug("committed CometBFT height %d as ledger height %d (%d txs) app hash %s", finalized.height,
+                      header.height, len(result.txs), header.app_hash)
+        self.cometbft_height = finalized.height
         self._finalized = None
+        self._executions.clear()
         self._pending_nonces.clear()
-        log.debug("committed height %d (%d txs) app hash %s", header.height, len(result.txs), header.app_hash)
+        for tx_hash, _ in execution.committed:
+            self._checked.pop(tx_hash, None)
+        self.mempool_txs_before, self.mempool_txs = self.mempool_txs, {}
+        for tx_hash, _ in execution.committed:
+            self.mempool_txs_before.pop(tx_hash, None)
+        ledger_height = self.head.height
+        for listener in self.commit_listeners:
+            try:
+                listener(ledger_height, execution.committed, execution.invalid)
+            except Exception:  # a listener's bug must not stop the chain
+                log.exception("commit listener failed")
         return pb.CommitResponse(retain_height=0)
 
     # -- queries ------------------------------------------------------------------------------------
     def query(self, req: pb.QueryRequest) -> pb.QueryResponse:
-        """Read committed state at the latest height; errors carry stable codes."""
+        """Read committed state at the latest height; errors carry stable codes.
+
+        ``height`` in requests and responses is CometBFT's; ``/head`` reports the ledger's own height."""
         try:
             store, _, head = self._ready()
-            if req.height not in (0, head.height):
-                raise LedgerError(f"only the latest committed height ({head.height}) can be queried",
+            if req.height not in (0, self.cometbft_height):
+                raise LedgerError(f"only the latest committed height ({self.cometbft_height}) can be queried",
                                   Code.BAD_REQUEST)
             key, value = self._query(store, head, req.path)
         except LedgerError as exc:
             return pb.QueryResponse(code=int(exc.code), log=exc.message, codespace=CODESPACE,
-                                    height=self._head.height if self._head else 0)
-        return pb.QueryResponse(code=0, key=key, value=value, height=head.height)
+                                    height=self.cometbft_height)
+        return pb.QueryResponse(code=0, key=key, value=value, height=self.cometbft_height)
 
     def _query(self, store: Store, head: Head, path: str) -> tuple[bytes, bytes]:
         if path == "/head":
             return b"head", codec.encode({"app_hash": head.app_hash.hex(), "block_hash": head.block_hash.hex(),
-                                          "height": head.height, "time_ms": self._head_time_ms})
+                                          "cometbft_height": self.cometbft_height, "height": head.height,
+                                          "time_ms": self._head_time_ms})
         if path.startswith("/state/"):
             key = path[len("/state/"):]
             raw = store.view().get_raw(key)

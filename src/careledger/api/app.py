@@ -1,4 +1,5 @@
-"""The node's HTTP API: one FastAPI application over one running :class:`~careledger.node.node.Node`.
+"""The node's HTTP API: one FastAPI application over one running node, under either engine
+(see :mod:`careledger.api.engine`).
 
 Routes live in one module per area (:mod:`.txs`, :mod:`.chain`, :mod:`.identity`,
 :mod:`.governance`); errors are mapped in :mod:`.errors`. The reference is ``docs/http-api.md`` and
@@ -12,7 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from careledger.api import chain, governance, identity, txs
+from careledger.api import chain, epcis, governance, identity, records, supply, txs
+from careledger.api.engine import Engine, as_engine
 from careledger.api.errors import install_error_handlers
 from careledger.node.node import Node
 
@@ -36,6 +38,9 @@ TAGS: list[dict[str, Any]] = [
     {"name": "accounts", "description": "Per-key nonces, for building the next transaction."},
     {"name": "identity", "description": "Organisations, members, keys and patient pseudonyms."},
     {"name": "governance", "description": "Consortium proposals and the validator set."},
+    {"name": "records", "description": "Signed patient-scoped queries and the custodian gateway (docs/records.md)."},
+    {"name": "supply", "description": "Products, lots, packs, verification and alerts (docs/supply-chain.md)."},
+    {"name": "epcis", "description": "EPCIS 2.0 capture, event queries and export (docs/supply-chain.md)."},
 ]
 
 
@@ -58,12 +63,13 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_app(node: Node) -> FastAPI:
-    """The API application serving ``node``. The caller starts and stops the node."""
+def create_app(node: Node | Engine) -> FastAPI:
+    """The API application serving ``node`` (a solo :class:`Node` or any :class:`Engine`). The caller
+    starts and stops the node."""
     app = FastAPI(title="CareLedger node API", version=API_VERSION, description=DESCRIPTION, openapi_tags=TAGS)
-    app.state.node = node
+    app.state.node = as_engine(node)
     install_error_handlers(app)
-    for module in (txs, chain, identity, governance):
+    for module in (txs, chain, identity, governance, records, supply, epcis):
         app.include_router(module.router)
     app.openapi = lambda: _openapi_with_ledger_errors(app)  # type: ignore[method-assign]
     return app

@@ -9,10 +9,9 @@ from fastapi.responses import JSONResponse
 
 from careledger.api import schemas
 from careledger.api.common import HEX32_PATTERN, node_of, not_found
+from careledger.api.engine import Engine
 from careledger.api.errors import LedgerRoute, code_name
 from careledger.core.errors import NotFound
-from careledger.core.executor import committed_nonce
-from careledger.node.node import Node
 
 router = APIRouter(prefix="/v1", route_class=LedgerRoute)
 
@@ -25,7 +24,7 @@ def get_status(request: Request) -> JSONResponse:
     return JSONResponse(node_of(request).status())
 
 
-def _block(node: Node, height: int) -> dict[str, Any]:
+def _block(node: Engine, height: int) -> dict[str, Any]:
     try:
         header, block_hash, signature = node.store.block(height)
     except NotFound:
@@ -70,11 +69,6 @@ def get_nonce(request: Request,
               ) -> JSONResponse:
     """The nonce of the account's last committed transaction and the one its next transaction must
     carry, counting the transactions it has waiting in this node's mempool."""
-    node = node_of(request)
-    view = node.store.view()
-    with node.mempool.lock:  # a signer leaves the mempool only after its block is stored
-        queued_next = node.mempool.next_nonce(pubkey)
-        committed = committed_nonce(view, pubkey)
-    next_nonce = queued_next if queued_next is not None else committed + 1
+    committed, next_nonce = node_of(request).nonces(pubkey)
     return JSONResponse({"account": pubkey, "committed": committed, "pending": next_nonce - committed - 1,
                          "next": next_nonce})

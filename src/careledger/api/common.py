@@ -6,16 +6,17 @@ from typing import Any
 
 from fastapi import Request
 
+from careledger.api.engine import Engine
 from careledger.api.errors import code_name
 from careledger.core.block import Receipt
 from careledger.core.errors import Code, EncodingError, LedgerError
-from careledger.node.node import Node
 
 HEX32_PATTERN = r"^[0-9a-f]{64}$"
 
 
-def node_of(request: Request) -> Node:
-    node: Node = request.app.state.node
+def node_of(request: Request) -> Engine:
+    """The engine serving this request (the solo node, or a CometBFT-backed node)."""
+    node: Engine = request.app.state.node
     return node
 
 

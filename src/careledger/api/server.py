@@ -13,15 +13,16 @@ from types import TracebackType
 import uvicorn
 
 from careledger.api.app import create_app
+from careledger.api.engine import Engine
 from careledger.node.node import Node
 
 
-def _config(node: Node, host: str, port: int) -> uvicorn.Config:
+def _config(node: Node | Engine, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(create_app(node), host=host, port=port, log_level="warning", access_log=False,
                           lifespan="off", server_header=False)
 
 
-def serve(node: Node, host: str = "127.0.0.1", port: int = 8700) -> None:
+def serve(node: Node | Engine, host: str = "127.0.0.1", port: int = 8700) -> None:
     """Serve the API for ``node`` until interrupted (Ctrl-C / SIGTERM). The caller owns the node."""
     uvicorn.Server(_config(node, host, port)).run()
 
@@ -32,7 +33,7 @@ class BackgroundServer:
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, node: Node | Engine, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when proto says TCP
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
@@ -79,6 +80,6 @@ class BackgroundServer:
         self.stop()
 
 
-def serve_in_thread(node: Node, host: str = "127.0.0.1", port: int = 0) -> BackgroundServer:
+def serve_in_thread(node: Node | Engine, host: str = "127.0.0.1", port: int = 0) -> BackgroundServer:
     """Start the API for ``node`` in a background thread; ``.port`` / ``.url`` say where, ``.stop()`` ends it."""
     return BackgroundServer(node, host, port).start()

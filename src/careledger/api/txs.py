@@ -20,11 +20,12 @@ from starlette.concurrency import run_in_threadpool
 
 from careledger.api import schemas
 from careledger.api.common import HEX32_PATTERN, node_of, not_found, read_body, receipt_json
+from careledger.api.engine import Engine
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.core import codec
 from careledger.core.block import Receipt
 from careledger.core.errors import Code, EncodingError, LedgerError, NotFound
-from careledger.node.node import Node, Submission, tx_proof
+from careledger.node.node import Submission, tx_proof
 
 log = logging.getLogger("careledger.api")
 
@@ -66,11 +67,11 @@ BATCH_BODY_DOC: dict[str, Any] = {
 }
 
 
-def _committed_height(node: Node, tx_hash: bytes) -> int:
+def _committed_height(node: Engine, tx_hash: bytes) -> int:
     return node.store.tx(tx_hash).height
 
 
-def _heights(node: Node, hashes: list[str]) -> list[int]:
+def _heights(node: Engine, hashes: list[str]) -> list[int]:
     return [_committed_height(node, bytes.fromhex(h)) for h in hashes]
 
 
@@ -150,7 +151,7 @@ def _rejected(index: int, tx_hash: str | None, exc: LedgerError) -> dict[str, An
 Started = tuple[int, str, Submission]
 
 
-def _start_all(node: Node, items: list[str]) -> list[dict[str, Any] | Started]:
+def _start_all(node: Engine, items: list[str]) -> list[dict[str, Any] | Started]:
     """Start admitting every item, in array order (the node admits in submission order, so one
     signer's consecutive nonces may share a batch); signature checks proceed in the background."""
     out: list[dict[str, Any] | Started] = []
@@ -222,11 +223,9 @@ async def submit_batch(request: Request, wait: Wait = "none", timeout: Timeout =
     return JSONResponse({"accepted": len(results) - rejected, "rejected": rejected, "results": results})
 
 
-def _lookup(node: Node, tx_hash: str) -> dict[str, Any]:
+def _lookup(node: Engine, tx_hash: str) -> dict[str, Any]:
     key = bytes.fromhex(tx_hash)
-    with node.mempool.lock:  # mempool first: a transaction leaves it only after its block is stored
-        pending = node.mempool.contains(key)
-    if pending:
+    if node.is_pending(key):  # mempool first: a transaction leaves it only after its block is stored
         return {"tx_hash": tx_hash, "status": "pending"}
     try:
         stored = node.store.tx(key)

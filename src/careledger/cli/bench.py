@@ -11,12 +11,23 @@ from careledger.cli.common import console, err_console, fail, print_json
 
 
 def bench(
-    engine: Annotated[str, typer.Option(help="Engine to drive: solo (embedded).")] = "solo",
+    engine: Annotated[str, typer.Option(help="Engine to drive: solo (embedded), or cometbft (a local "
+                                             "network against CometBFT's kvstore).")] = "solo",
     txs: Annotated[int, typer.Option(help="Transactions in the peak-throughput phase.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
+    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records or supply.")] = "identity",
+    serials: Annotated[int, typer.Option(help="supply: random serials in the commissioning phase.")] = 500_000,
+    small: Annotated[int, typer.Option(help="supply: serials on the ledger for the first latency sample.")]
+    = 1_000_000,
+    large: Annotated[int, typer.Option(help="supply: serials for the second sample (10,000,000 for the "
+                                             "issue's figure; takes a while).")] = 3_000_000,
 ) -> None:
     """Measure committed tx/s, p50/p99 submission-to-commit latency and the machine's Ed25519 limit."""
+    if engine == "cometbft":
+        _bench_cometbft(validators, txs, as_json)
+        return
     if engine != "solo":
         fail(f"engine {engine!r} is not available in this release")
     from careledger.bench.solo import bench_solo
@@ -25,7 +36,16 @@ def bench(
         if not as_json:
             err_console.print(f"[dim]… {msg}[/]")
 
-    result = bench_solo(txs=txs, seed=seed, progress=progress)
+    if workload == "supply":
+        from careledger.bench.supply import bench_supply
+
+        result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
+    elif workload == "records":
+        from careledger.bench.records import bench_records
+
+        result = bench_records(progress=progress)
+    else:
+        result = bench_solo(txs=txs, seed=seed, progress=progress)
     if as_json:
         print_json(result)
         return
@@ -33,3 +53,26 @@ def bench(
     for key, value in result.items():
         table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
     console.print(table)
+
+
+def _bench_cometbft(validators: int, txs: int, as_json: bool) -> None:
+    """A local CareLedger network against CometBFT's kvstore under the same load (careledger.bench.cometbft)."""
+    from careledger.bench.cometbft import bench_cometbft
+
+    def progress(msg: str) -> None:
+        if not as_json:
+            err_console.print(f"[dim]… {msg}[/]")
+
+    result = bench_cometbft(validators=validators, peak_txs=min(txs, 20_000), progress=progress)
+    if as_json:
+        print_json(result)
+        return
+    table = Table("measure", "CareLedger", "kvstore", title=f"CometBFT, {validators} validators, "
+                  f"{result['cores']} cores")
+    for phase in ("peak", "paced"):
+        for key in ("tx_per_s", "p50_ms", "p99_ms", "committed", "rejected"):
+            table.add_row(f"{phase} {key}", f"{result['careledger'][phase][key]:,}",
+                          f"{result['kvstore'][phase][key]:,}")
+    table.add_row("ratio (peak tx/s)", f"{result['ratio_peak_tx_per_s']}", "")
+    console.print(table)
+    console.print(f"targets: {result['targets']}")

@@ -17,8 +17,16 @@ def demo(
     home: Annotated[Path | None, typer.Option(help="Create the demo home here (default: a new temp dir).")] = None,
     serve: Annotated[bool, typer.Option("--serve", help="Keep the node and API running after the story.")] = False,
     api: Annotated[str, typer.Option(help="HOST:PORT for the API (port 0 picks a free one).")] = "127.0.0.1:0",
+    engine: Annotated[str, typer.Option(help="solo (embedded node) or cometbft (a local network of "
+                                             "CometBFT validators).")] = "solo",
+    validators: Annotated[int, typer.Option(help="cometbft: validator nodes.")] = 4,
 ) -> None:
     """Create a demo consortium, run the embedded node, walk the story, verify the ledger, exit 0."""
+    if engine == "cometbft":
+        _demo_cometbft(home, validators, serve)
+        return
+    if engine != "solo":
+        fail(f"engine {engine!r} is not available")
     from careledger.api.server import serve_in_thread
     from careledger.client import Client
     from careledger.demo.consortium import create_consortium
@@ -61,3 +69,21 @@ def demo(
     console.print(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions replayed from "
                   f"genesis; receipts, Merkle roots, signatures and app hash all match.")
     console.print(f"\nThe demo home is kept at {path} — try `careledger verify --home {path}`.")
+
+
+def _demo_cometbft(home: Path | None, validators: int, serve: bool) -> None:
+    """The story on a local network of CometBFT validators (careledger.net.demo)."""
+    from careledger.demo.story import DemoFailed
+    from careledger.net.demo import run_demo
+
+    path = expand(home) if home else Path(tempfile.mkdtemp(prefix="careledger-demo-")) / "net"
+    if path.exists() and any(path.iterdir()):
+        fail(f"{path} is not empty; give a new directory")
+    try:
+        run_demo(path, console, validators, keep_running=serve)
+    except (DemoFailed, RuntimeError, AssertionError) as exc:
+        fail(f"demo failed: {exc} (logs under {path}/node*/logs)")
+    if serve:
+        console.print(f"\n[bold green]network running[/] — `careledger net status --home {path}`, "
+                      f"`careledger net stop --home {path}`")
+    console.print(f"\nThe network is kept at {path} — try `careledger verify --home {path}/node0/careledger`.")

@@ -174,7 +174,8 @@ def verify(
     with Progress(TextColumn("verifying"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
                   TimeRemainingColumn(), console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task("verify", total=None)
-        report = verify_file(h.db_path, lambda done, total: bar.update(task, completed=done, total=total))
+        report = verify_file(h.db_path, lambda done, total: bar.update(task, completed=done, total=total),
+                             engine=h.config().engine)
     if as_json:
         print_json(report.to_json())
     elif report.ok:
@@ -213,6 +214,8 @@ def _register_subcommands() -> None:
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
     from careledger.cli import net as net_cli
+    from careledger.cli import records as records_cli
+    from careledger.cli import supply as supply_cli
 
     app.command("bench")(bench_cli.bench)
     app.command("demo")(demo_cli.demo)
@@ -220,6 +223,10 @@ def _register_subcommands() -> None:
     app.add_typer(ledger_cli.governance_app, name="governance")
     app.add_typer(ledger_cli.tx_app, name="tx")
     app.add_typer(net_cli.net_app, name="net")
+    app.add_typer(records_cli.records_app, name="records")
+    app.add_typer(records_cli.consent_app, name="consent")
+    app.add_typer(records_cli.audit_app, name="audit")
+    app.add_typer(supply_cli.supply_app, name="supply")
 
 
 _register_subcommands()

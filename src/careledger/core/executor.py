@@ -94,10 +94,14 @@ def check_stateless(chain: Chain, raw: bytes, verify_signature: bool = True) -> 
     return CheckedTx(tx, handler, handler.parse(tx.payload))
 
 
-def read_hints(checked: CheckedTx) -> list[str]:
-    """State keys executing ``checked`` will read: a prefetch hint that never changes results."""
+def read_hints(checked: CheckedTx, admission: bool = False) -> list[str]:
+    """State keys executing ``checked`` will read: a prefetch hint that never changes results.
+
+    With ``admission`` only the keys admission reads (nonce and signer); contracts' own hints
+    serve block execution.
+    """
     keys = [nonce_key(checked.tx.signer_hex), identity.key_key(checked.tx.signer_hex)]
-    if checked.handler.read_hints is not None:
+    if not admission and checked.handler.read_hints is not None:
         keys.extend(checked.handler.read_hints(checked.payload))
     return keys
 

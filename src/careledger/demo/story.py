@@ -190,6 +190,14 @@ CHAPTERS: list[Callable[[Story], None]] = [
     chapter_consortium, chapter_people, chapter_refusals, chapter_governance, chapter_revocation, chapter_proofs,
 ]
 
+from careledger.demo import records_story  # noqa: E402  (its chapters need Story defined above)
+
+CHAPTERS.extend(records_story.CHAPTERS)
+
+from careledger.demo import supply_story  # noqa: E402
+
+CHAPTERS.extend(supply_story.CHAPTERS)
+
 
 def run_story(client: Client, consortium: Consortium, console: Console) -> Story:
     story = Story(client, consortium, console)

@@ -22,6 +22,7 @@ from careledger.keys import new_key, read_key
 from careledger.node.node import EngineConfig, Node, check_block_signatures, open_store
 
 CONFIG_VERSION = 1
+AUDIT_WAIT_MODES = ("committed", "admitted")
 
 
 class HomeError(Exception):
@@ -37,6 +38,13 @@ class NodeConfig:
     mempool_capacity: int = 50_000
     org: str | None = None
     version: int = CONFIG_VERSION
+    # vault gateway: release content once the read's audit entry is "committed" (default) or "admitted"
+    audit_wait: str = "committed"
+
+    def __post_init__(self) -> None:
+        if self.audit_wait not in AUDIT_WAIT_MODES:
+            raise HomeError(f"config.json: audit_wait must be one of {list(AUDIT_WAIT_MODES)}, "
+                            f"not {self.audit_wait!r}")
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> NodeConfig:

@@ -235,7 +235,7 @@ class Node:
 
     def _prefetched_view(self, batch: list[CheckedTx]) -> StateView:
         reader = self.store.view()
-        keys = [k for checked in batch for k in read_hints(checked)]
+        keys = [k for checked in batch for k in read_hints(checked, admission=True)]
         values = reader.get_many(keys)
         orgs = {f"identity/org/{rec['org']}" for k, raw in values.items()
                 if raw is not None and k.startswith("identity/key/")

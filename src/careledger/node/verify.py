@@ -7,7 +7,8 @@ from genesis in memory (signatures re-verified on all cores) and the receipts, `
 ``app_hash`` must equal the stored ones byte for byte. Finally the stored state table must equal the
 replayed state exactly. The first discrepancy is reported with its height.
 
-A store written under CometBFT (it holds the ABCI app's ``abci_progress`` table) has blocks without
+A store written under CometBFT (the node's configuration says so; the store must then hold the ABCI
+app's ``abci_progress`` table, and a solo store must not) has blocks without
 a CareLedger signature: CometBFT's commit certifies them and lives in CometBFT's block store. For
 such a store the signature check becomes: the signature is empty and the proposer is the CometBFT
 address (first 20 bytes of SHA-256 of the key) of a validator in the state before this ledger
@@ -46,11 +47,12 @@ class VerifyReport:
     blocks: int = 0
     bad_height: int | None = None
     problem: str = ""
+    app_hash: str = ""
     seconds: float = 0.0
     details: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
-        return {"ok": self.ok, "height": self.height, "blocks": self.blocks, "txs": self.txs,
+        return {"ok": self.ok, "height": self.height, "app_hash": self.app_hash, "blocks": self.blocks, "txs": self.txs,
                 "bad_height": self.bad_height, "problem": self.problem, "seconds": round(self.seconds, 3),
                 "tx_per_s": round(self.txs / self.seconds, 1) if self.seconds else None}
 
@@ -62,20 +64,27 @@ class _Bad(Exception):
         self.problem = problem
 
 
-def verify_file(path: Path, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Open the ledger file at ``path`` read-only-in-spirit, verify it and close it."""
+def verify_file(path: Path, progress: Callable[[int, int], None] | None = None,
+                engine: str = "solo") -> VerifyReport:
+    """Open the ledger file at ``path``, verify it as written by ``engine`` and close it."""
     try:
         store = Store(path, create=False)
     except LedgerError as exc:
         return VerifyReport(ok=False, problem=exc.message)
     try:
-        return verify_store(store, progress)
+        return verify_store(store, progress, engine)
     finally:
         store.close()
 
 
-def verify_store(store: Store, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Verify everything in ``store``; never raises for a bad ledger, returns a report naming the first bad height."""
+def verify_store(store: Store, progress: Callable[[int, int], None] | None = None,
+                 engine: str = "solo") -> VerifyReport:
+    """Verify everything in ``store``; never raises for a bad ledger, returns a report naming the first bad height.
+
+    ``engine`` comes from the node's configuration, never from the data being verified: under
+    ``solo`` every block must carry its proposer's signature; under ``cometbft`` blocks are certified
+    by CometBFT's commits instead (not re-checked here) and the proposer must be a validator's address.
+    """
     import time
 
     started = time.perf_counter()
@@ -83,7 +92,7 @@ def verify_store(store: Store, progress: Callable[[int, int], None] | None = Non
     snapshot = store.view().connection
     snapshot.execute("BEGIN")  # one consistent snapshot even if a node is committing meanwhile
     try:
-        _verify(store, report, progress)
+        _verify(store, report, progress, engine)
     except _Bad as bad:
         report.ok, report.bad_height, report.problem = False, bad.height, bad.problem
     except sqlite3.DatabaseError as exc:
@@ -94,7 +103,12 @@ def verify_store(store: Store, progress: Callable[[int, int], None] | None = Non
     return report
 
 
-def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], None] | None) -> None:
+def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], None] | None,
+            engine: str) -> None:
+    if engine not in ("solo", "cometbft"):
+        raise _Bad(0, f"unknown engine {engine!r}")
+    if _written_under_cometbft(store) != (engine == "cometbft"):
+        raise _Bad(0, f"the store was not written by the {engine} engine its configuration names")
     raw_genesis = store.get_meta("genesis")
     if raw_genesis is None:
         raise _Bad(0, "store has no genesis")
@@ -103,7 +117,7 @@ def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], N
     except LedgerError as exc:
         raise _Bad(0, f"stored genesis is invalid: {exc.message}") from exc
     chain = Chain(genesis, default_registry())
-    cometbft = CometbftProposers() if _written_under_cometbft(store) else None
+    cometbft = CometbftProposers() if engine == "cometbft" else None
     changes = genesis_state(genesis)
     state = MemoryState()
     state.apply(changes)
@@ -141,6 +155,7 @@ def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], N
     if head.height != report.height or head.app_hash != app_hash or head.block_hash != prev_hash:
         raise _Bad(report.height, "head record does not match the last block")
     _compare_state(store, state, written_at, report.height)
+    report.app_hash = app_hash.hex()
 
 
 class CometbftProposers:

@@ -1,0 +1,150 @@
+"""EPCIS 2.0-style capture and query endpoints (after GS1's REST binding, ``/capture`` and ``/events``).
+
+Capture is a ledger write, so it is signed: ``POST /v1/epcis/capture`` takes the EPCIS document as
+its body and three headers, ``X-CareLedger-Key``, ``X-CareLedger-Nonce`` and
+``X-CareLedger-Signature``. The signature is the ordinary transaction signature of a
+``supply.epcis_capture`` (version 1) transaction whose payload is ``{"document": <the body as
+text>}``, so the node rebuilds exactly the transaction the client signed. A document that fails
+the schema or the CBV is answered 400 at once; an admitted one 202 with the capture job's URL (the
+transaction hash). The job then succeeds or fails as a whole: EPCIS's default "rollback"
+capture error behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from careledger.api.common import node_of, not_found, read_body, receipt_json
+from careledger.api.errors import LedgerRoute, error_response
+from careledger.api.supply import now_ms
+from careledger.core import codec
+from careledger.core.errors import Code, EncodingError, LedgerError, NotFound
+from careledger.core.tx import body_of
+from careledger.supply import epcis
+from careledger.supply.epcis_export import export_document, filter_events
+from careledger.supply.layout import parse_ref
+
+router = APIRouter(prefix="/v1/epcis", tags=["epcis"], route_class=LedgerRoute)
+
+NONCE_HEADER = "x-careledger-nonce"
+_BAD_DOCUMENT = {int(Code.EPCIS_SCHEMA_INVALID), int(Code.EPCIS_CBV_INVALID), int(Code.EPCIS_UNSUPPORTED)}
+
+
+def capture_tx(chain_id: str, key: str, nonce: int, document: str, sig_hex: str) -> bytes:
+    """The wire bytes of the capture transaction a client signed (see the module docstring)."""
+    body = body_of(chain_id, "supply.epcis_capture", 1, key, nonce, {"document": document})
+    return codec.encode({"body": body, "sig": sig_hex})
+
+
+@router.post("/capture", status_code=202, summary="Capture an EPCIS 2.0 document (signed)", response_model=None)
+async def capture(request: Request) -> JSONResponse:
+    """Validate the EPCIS document (schema + CBV), then admit it as one signed transaction: every
+    event is applied, or none is."""
+    node = node_of(request)
+    raw_doc = await read_body(request, node.chain.max_tx_bytes)
+    key = request.headers.get("x-careledger-key")
+    nonce = request.headers.get(NONCE_HEADER)
+    sig = request.headers.get("x-careledger-signature")
+    if not key or not nonce or not sig:
+        raise LedgerError("capture needs X-CareLedger-Key, X-CareLedger-Nonce and X-CareLedger-Signature",
+                          Code.MISSING_SIGNATURE)
+    if not nonce.isdigit() or len(nonce) > 15:
+        raise LedgerError("X-CareLedger-Nonce must be a positive integer", Code.BAD_REQUEST)
+    try:
+        document = raw_doc.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EncodingError("an EPCIS document is UTF-8 JSON", Code.MALFORMED_ENCODING) from None
+    raw = capture_tx(node.chain.chain_id, key, int(nonce), document, sig)
+    try:
+        sub = await run_in_threadpool(node.submit_async, raw)
+        await asyncio.wrap_future(sub.admitted)
+    except LedgerError as exc:
+        response = error_response(exc, {"captureID": sub_hash(raw)})
+        if int(exc.code) in _BAD_DOCUMENT:
+            response.status_code = 400
+        return response
+    capture_id = sub.tx_hash.hex()
+    return JSONResponse({"captureID": capture_id, "status": "pending"}, status_code=202,
+                        headers={"Location": f"/v1/epcis/capture/{capture_id}"})
+
+
+def sub_hash(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+@router.get("/capture/{capture_id}", summary="A capture job's outcome", response_model=None)
+def capture_job(request: Request, capture_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]) -> JSONResponse:
+    """`running` while pending; then `success` with the receipt, or the error that rolled it back."""
+    node = node_of(request)
+    key = bytes.fromhex(capture_id)
+    if node.is_pending(key):
+        return JSONResponse({"captureID": capture_id, "running": True, "success": None,
+                             "captureErrorBehaviour": "rollback", "errors": []})
+    try:
+        stored = node.store.tx(key)
+    except NotFound:
+        raise not_found(f"capture job {capture_id}") from None
+    receipt = receipt_json(stored.receipt)
+    errors = [] if receipt["code"] == 0 else [{"code": receipt["code"], "name": receipt["name"],
+                                               "message": receipt["message"]}]
+    return JSONResponse({"captureID": capture_id, "running": False, "success": receipt["code"] == 0,
+                         "captureErrorBehaviour": "rollback", "height": stored.height, "receipt": receipt,
+                         "errors": errors})
+
+
+@router.post("/validate", summary="Validate an EPCIS document without capturing it", response_model=None)
+async def validate(request: Request) -> JSONResponse:
+    """Schema, CBV and ledger-mapping checks only: `{valid, events, ops}`, or the first problem."""
+    node = node_of(request)
+    text = (await read_body(request, node.chain.max_tx_bytes)).decode("utf-8", errors="replace")
+    try:
+        result = epcis.normalise_document(text)
+    except LedgerError as exc:
+        return JSONResponse({"valid": False, "error": exc.to_dict()})
+    return JSONResponse({"valid": True, "events": result.events, "ops": [op.op for op in result.ops],
+                         "document_sha256": result.document_sha256})
+
+
+def _query(request: Request, epcs: list[str], biz_step: str | None, ge: str | None, lt: str | None,
+           event_type: str | None) -> dict[str, Any]:
+    if not epcs:
+        raise LedgerError("MATCH_epc is required: the ledger indexes events by EPC", Code.BAD_REQUEST)
+    refs = [parse_ref(e) for e in epcs]
+    doc = export_document(node_of(request).store.view(), refs, now_ms(), query_name="SimpleEventQuery")
+    results = doc["epcisBody"]["queryResults"]["resultsBody"]
+    results["eventList"] = filter_events(results["eventList"], biz_step, ge, lt, event_type)
+    return doc
+
+
+EpcList = Annotated[list[str], Query(max_length=100)]
+
+
+@router.get("/events", summary="Query events (EPCIS SimpleEventQuery subset)", response_model=None)
+def events(request: Request, match_epc: Annotated[list[str], Query(alias="MATCH_epc", max_length=100)] = [],  # noqa: B006
+           eq_biz_step: Annotated[str | None, Query(alias="EQ_bizStep", max_length=100)] = None,
+           ge_event_time: Annotated[str | None, Query(alias="GE_eventTime", max_length=40)] = None,
+           lt_event_time: Annotated[str | None, Query(alias="LT_eventTime", max_length=40)] = None,
+           event_type: Annotated[str | None, Query(alias="eventType", max_length=40)] = None) -> JSONResponse:
+    """An EPCISQueryDocument with the events of the given EPCs (and their contents), filtered by
+    `EQ_bizStep`, `GE_eventTime`/`LT_eventTime` (ISO, UTC) and `eventType`."""
+    return JSONResponse(_query(request, match_epc, eq_biz_step, ge_event_time, lt_event_time, event_type))
+
+
+@router.get("/epcs/{epc:path}/events", summary="Events of one EPC", response_model=None)
+def epc_events(request: Request, epc: str) -> JSONResponse:
+    """An EPCISQueryDocument with every event of one EPC (URN, Digital Link or ref) and its contents."""
+    return JSONResponse(_query(request, [epc], None, None, None, None))
+
+
+@router.get("/export", summary="Export items' histories as an EPCIS 2.0 document", response_model=None)
+def export(request: Request, epc: Annotated[list[str], Query(max_length=100)],
+           contents: Annotated[bool, Query(description="Include containers' contents")] = True) -> JSONResponse:
+    """An EPCISDocument (schema-valid) with every recorded event of the items, in time order."""
+    refs = [parse_ref(e) for e in epc]
+    return JSONResponse(export_document(node_of(request).store.view(), refs, now_ms(), contents=contents))

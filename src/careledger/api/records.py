@@ -1,0 +1,179 @@
+"""Records, consent and audit over HTTP: patient-scoped ledger queries and the custodian gateway.
+
+Every route takes a *signed request* (see :mod:`careledger.vault.requests`), never a bare query
+string: no route answers anything about a patient to an unauthenticated caller.
+
+* ``POST /v1/records/query``  — ``view`` (patient or delegate), ``index`` and ``anchors`` (parties the
+  patient's consent covers), from committed ledger state; any node answers;
+* ``GET  /v1/gateway``        — the custodians whose vaults this node hosts, with their gateway keys;
+* ``POST /v1/gateway/store``  — a custodian member stores a FHIR resource or bundle (``resource`` beside
+  the signed request); invalid FHIR answers 422 with an ``operation_outcome``;
+* ``POST /v1/gateway/read``   — consent-checked, audited reads; returns content with its salt;
+* ``POST /v1/gateway/erase``  — ``{"tx": hex}`` of a signed ``records.erase``; commits it, then shreds.
+
+Consent and delegate changes and break-glass sessions are ordinary transactions (``POST /v1/txs``).
+Request bodies are read with exact decimals (:mod:`careledger.vault.canonical`), so a FHIR decimal
+arrives exactly as the client wrote it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from careledger.api.common import node_of, read_body
+from careledger.api.errors import LedgerRoute, http_status_of
+from careledger.core.errors import Code, LedgerError
+from careledger.node.home import Home, HomeError
+from careledger.vault.canonical import parse_exact
+from careledger.vault.fhir import FhirInvalid
+from careledger.vault.gateway import Gateway
+from careledger.vault.ledger import NodeLedger
+from careledger.vault.queries import LedgerQueries
+
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_STORE_BYTES = 16 * 1024 * 1024
+
+router = APIRouter(tags=["records"], route_class=LedgerRoute)
+_build_lock = threading.Lock()
+
+_STATUS: dict[Code, int] = {
+    Code.REQUEST_STALE: 401, Code.BAD_SIGNATURE: 401, Code.UNKNOWN_SIGNER: 401, Code.MISSING_SIGNATURE: 401,
+    Code.REQUEST_REPLAYED: 409, Code.REQUEST_MALFORMED: 400, Code.SIGNER_REVOKED: 403,
+    Code.RECORD_UNKNOWN: 404, Code.PATIENT_UNKNOWN: 404, Code.VAULT_NOT_HOSTED: 404, Code.CONSENT_UNKNOWN: 404,
+    Code.RECORD_ERASED: 410, Code.FHIR_INVALID: 422, Code.FHIR_UNSUPPORTED: 422, Code.VAULT_INTEGRITY: 500,
+}
+_FORBIDDEN = {Code.NOT_CUSTODIAN, Code.RECORD_PATIENT_MISMATCH, Code.ERASURE_NOT_ALLOWED,
+              Code.NOT_PATIENT_OR_DELEGATE, Code.EMERGENCY_ROLE_REQUIRED, Code.BREAK_GLASS_REQUIRED}
+
+
+def status_of(code: Code) -> int:
+    if code in _STATUS:
+        return _STATUS[code]
+    if code in _FORBIDDEN or 2101 <= int(code) <= 2112:
+        return 403
+    return http_status_of(int(code))
+
+
+@dataclass
+class RecordsServices:
+    """What the routes need: the ledger queries, and the gateway when this node hosts vaults."""
+
+    queries: LedgerQueries
+    gateway: Gateway
+
+
+def install(app: FastAPI, services: RecordsServices) -> None:
+    """Serve ``services`` from ``app`` (tests and multi-organisation hosts build their own)."""
+    app.state.records = services
+
+
+def services_of(request: Request) -> RecordsServices:
+    """The app's services, built on first use from the node: vaults under ``HOME/vault``."""
+    services: RecordsServices | None = getattr(request.app.state, "records", None)
+    if services is None:
+        with _build_lock:
+            services = getattr(request.app.state, "records", None)
+            if services is None:
+                node = node_of(request)
+                ledger = NodeLedger(node)
+                home = Path(node.store.path).resolve().parent.parent
+                services = RecordsServices(LedgerQueries(ledger),
+                                           Gateway.open(ledger, home / "vault", audit_wait=audit_wait_of(home)))
+                request.app.state.records = services
+    return services
+
+
+def audit_wait_of(home: Path) -> str:
+    """The node's ``audit_wait`` setting (config.json); "committed" when the home has no config."""
+    try:
+        return Home(home).config().audit_wait
+    except HomeError:
+        return "committed"
+
+
+def _error(exc: LedgerError) -> JSONResponse:
+    body: dict[str, Any] = {"error": exc.to_dict()}
+    if isinstance(exc, FhirInvalid):
+        body["operation_outcome"] = exc.outcome
+    return JSONResponse(body, status_code=status_of(exc.code))
+
+
+async def _doc(request: Request, limit: int = MAX_REQUEST_BYTES) -> Any:
+    body = await read_body(request, limit)
+    try:
+        return parse_exact(body)
+    except LedgerError as exc:
+        raise LedgerError(exc.message, Code.REQUEST_MALFORMED) from None
+
+
+async def _answer(fn: Any, *args: Any) -> JSONResponse:
+    try:
+        return JSONResponse(await run_in_threadpool(fn, *args))
+    except LedgerError as exc:
+        return _error(exc)
+
+
+SIGNED = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["request", "sig"],
+    "properties": {"request": {"type": "object"}, "sig": {"type": "string"}}}}}}}
+
+
+@router.post("/v1/records/query", summary="Patient-scoped ledger query (signed)", openapi_extra=SIGNED,
+             response_model=None)
+async def query(request: Request) -> JSONResponse:
+    """``view``, ``index`` or ``anchors`` for one patient, answered only to the signed parties allowed."""
+    doc = await _doc(request)
+    return await _answer(services_of(request).queries.answer, doc)
+
+
+@router.get("/v1/gateway", summary="Custodians hosted by this node", response_model=None)
+async def custodians(request: Request) -> JSONResponse:
+    """The organisations whose vaults this node hosts, with each gateway key (it signs anchors and audit)."""
+    return JSONResponse({"custodians": services_of(request).gateway.custodians()})
+
+
+@router.post("/v1/gateway/store", summary="Store and anchor a FHIR resource or bundle", openapi_extra=SIGNED,
+             response_model=None)
+async def store(request: Request) -> JSONResponse:
+    """A custodian member stores FHIR content: validated, encrypted, anchored; all-or-nothing."""
+    try:
+        doc = await _doc(request, MAX_STORE_BYTES)
+        if type(doc) is not dict or "resource" not in doc:
+            raise LedgerError("a store request carries {request, sig, resource}", Code.REQUEST_MALFORMED)
+    except LedgerError as exc:
+        return _error(exc)
+    resource = doc.pop("resource")
+    return await _answer(services_of(request).gateway.store, doc, resource)
+
+
+@router.post("/v1/gateway/read", summary="Read records (consent-checked, audited)", openapi_extra=SIGNED,
+             response_model=None)
+async def read(request: Request) -> JSONResponse:
+    """Records with their salts, after the consent check and an audit entry per record."""
+    try:
+        doc = await _doc(request)
+    except LedgerError as exc:
+        return _error(exc)
+    return await _answer(services_of(request).gateway.read, doc)
+
+
+@router.post("/v1/gateway/erase", summary="Erase a record (crypto-shredding)", response_model=None)
+async def erase(request: Request) -> JSONResponse:
+    """Body ``{"tx": hex}``: a ``records.erase`` transaction signed by the patient, a delegate or the custodian."""
+    try:
+        doc = await _doc(request)
+        if type(doc) is not dict or type(doc.get("tx")) is not str:
+            raise LedgerError('body must be {"tx": hex}', Code.REQUEST_MALFORMED)
+        raw = bytes.fromhex(doc["tx"])
+    except ValueError:
+        return _error(LedgerError("tx is not hex", Code.REQUEST_MALFORMED))
+    except LedgerError as exc:
+        return _error(exc)
+    return await _answer(services_of(request).gateway.erase, raw)

@@ -1,0 +1,119 @@
+"""Supply-chain queries: products, lots, packs and logistic units, verification, and alerts.
+
+Everything reads committed state. ``GET /v1/supply/verify`` is open to anyone and writes nothing (a
+pharmacy that wants its scan on the ledger signs ``supply.verify`` instead). ``GET /v1/supply/alerts``
+needs a signed request (see :mod:`careledger.supply.auth`): a regulator sees every alert, a
+manufacturer those about its products.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from careledger.api.common import node_of, not_found
+from careledger.api.engine import Engine
+from careledger.api.errors import LedgerRoute
+from careledger.core.errors import Code, LedgerError
+from careledger.supply import auth
+from careledger.supply.alerts import AlertIndex
+from careledger.supply.layout import lot_key, pack_ref, parse_gtin, parse_ref, product_key
+from careledger.supply.verification import parse_identifier, verify_pack
+from careledger.supply.views import item_view
+
+router = APIRouter(prefix="/v1/supply", tags=["supply"], route_class=LedgerRoute)
+
+GtinPath = Annotated[str, Path(pattern=r"^[0-9]{8,14}$", description="GTIN-8/12/13/14")]
+Short = Annotated[str | None, Query(max_length=20)]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def requester(request: Request, node: Engine) -> auth.Requester:
+    """The signed request's member (see :mod:`careledger.supply.auth`); raises AuthError."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string", b"")
+    target = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+    return auth.verify_request(node.chain.suite, node.chain.chain_id, node.store.view(), request.method, target,
+                               dict(request.headers), now_ms())
+
+
+def alert_index(request: Request) -> AlertIndex:
+    index: AlertIndex | None = getattr(request.app.state, "supply_alerts", None)
+    if index is None:
+        index = request.app.state.supply_alerts = AlertIndex()
+    return index
+
+
+@router.get("/products/{gtin}", summary="A product's master data", response_model=None)
+def get_product(request: Request, gtin: GtinPath) -> JSONResponse:
+    """Name, strength, dosage form, national codes, owner, GS1 Company Prefix and status of a GTIN."""
+    rec = node_of(request).store.view().get(product_key(parse_gtin(gtin)))
+    if rec is None:
+        raise not_found(f"product {gtin}")
+    return JSONResponse(rec)
+
+
+@router.get("/products/{gtin}/lots/{lot}", summary="A lot (batch) and its recall status", response_model=None)
+def get_lot(request: Request, gtin: GtinPath, lot: Annotated[str, Path(max_length=20)]) -> JSONResponse:
+    """The lot's expiry, owner, number of packs commissioned and recall status."""
+    rec = node_of(request).store.view().get(lot_key(parse_gtin(gtin), lot))
+    if rec is None:
+        raise not_found(f"lot {lot!r} of {gtin}")
+    return JSONResponse(rec)
+
+
+def _item(request: Request, ref: str) -> JSONResponse:
+    view = item_view(node_of(request).store.view(), ref)
+    if view is None:
+        raise not_found(f"item {ref}")
+    return JSONResponse(view)
+
+
+@router.get("/packs/{gtin}/{serial:path}", summary="A pack: state, holder, custody chain, history",
+            response_model=None)
+def get_pack(request: Request, gtin: GtinPath, serial: str) -> JSONResponse:
+    """The pack's EU FMD state, current holder, consignee while in transit, lot, container,
+    custody chain and full event history."""
+    return _item(request, parse_ref(pack_ref(parse_gtin(gtin), serial)))
+
+
+@router.get("/items", summary="Any item by EPC URN, Digital Link or ref", response_model=None)
+def get_item(request: Request, epc: Annotated[str, Query(max_length=200)]) -> JSONResponse:
+    """A pack (SGTIN) or logistic unit (SSCC) named by EPC URN, GS1 Digital Link or ledger ref."""
+    return _item(request, parse_ref(epc))
+
+
+@router.get("/verify", summary="Verify a product identifier (read-only)", response_model=None)
+def verify(request: Request, gtin: Annotated[str | None, Query(max_length=14)] = None, serial: Short = None,
+           lot: Short = None, expiry: Annotated[str | None, Query(max_length=6)] = None,
+           dl: Annotated[str | None, Query(max_length=300)] = None,
+           scan: Annotated[str | None, Query(max_length=120)] = None) -> JSONResponse:
+    """VERIFIED, or NOT VERIFIED with reasons (EU FMD / NMVS codes, DSCSA VRS failure reason), with
+    the pack's holder and custody chain. Give GTIN + serial (+ lot, expiry), a GS1 Digital Link
+    (`dl`) or a scanned element string (`scan`, GS as %1D). Writes nothing."""
+    pi = parse_identifier(gtin, serial, lot, expiry, dl, scan)
+    node = node_of(request)
+    result = verify_pack(node.store.view(), pi, max(now_ms(), int(node.status().get("latest_block_time_ms") or 0)))
+    result["height"] = node.head.height
+    return JSONResponse(result)
+
+
+@router.get("/alerts", summary="Alerts (signed request; regulators and manufacturers)", response_model=None)
+def get_alerts(request: Request, kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
+               since_height: Annotated[int, Query(ge=0)] = 0,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> JSONResponse:
+    """Alerts derived from committed receipts: a regulator sees all, a manufacturer those about its
+    products. Needs the `X-CareLedger-Key`, `-Timestamp` and `-Signature` headers."""
+    node = node_of(request)
+    who = requester(request, node)
+    if "regulator" not in who.org_roles and "manufacturer" not in who.org_roles:
+        raise LedgerError("alerts are readable by regulators and manufacturers only", Code.UNAUTHORISED)
+    alerts = alert_index(request).visible(node.store, who.org, list(who.org_roles), kind, since_height, limit)
+    body: dict[str, Any] = {"org": who.org, "alerts": alerts, "height": node.head.height}
+    return JSONResponse(body)

@@ -1,0 +1,222 @@
+"""``careledger supply ...``: the drug supply chain from the command line, through a node's HTTP API.
+
+Writes are signed with a key from the home's keyring (``--as NAME``) or a key file; items are given
+as refs (``<gtin14>/<serial>``, an 18-digit SSCC), EPC URNs or GS1 Digital Links.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from careledger.cli.common import HomeOption, console, expand, fail, print_json
+from careledger.keys import KeyFileError, read_key
+from careledger.node.home import Home, HomeError
+
+supply_app = typer.Typer(help="Drug supply chain: products, packs, verification, recalls, alerts, EPCIS.",
+                         no_args_is_help=True)
+epcis_app = typer.Typer(help="EPCIS 2.0 import (capture) and export.", no_args_is_help=True)
+supply_app.add_typer(epcis_app, name="epcis")
+
+AsOption = typer.Option("--as", help="Signing key: a name in HOME/keys or a key file path.")
+UrlOption = typer.Option(help="Node API URL; default: the home's configured API.")
+Url = Annotated[str | None, UrlOption]
+Signer = Annotated[str, AsOption]
+
+
+def _client(home: Path, url: str | None) -> Any:
+    from careledger.supply.client import SupplyClient
+
+    if url:
+        return SupplyClient(url)
+    try:
+        return SupplyClient(f"http://{Home(expand(home)).config().api}")
+    except HomeError as exc:
+        fail(str(exc))
+
+
+def _key(home: Path, name: str) -> Any:
+    candidate = Path(name).expanduser()
+    path = candidate if candidate.suffix == ".json" and candidate.exists() else expand(home) / "keys" / f"{name}.json"
+    try:
+        return read_key(path)
+    except KeyFileError as exc:
+        fail(str(exc))
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from careledger.client import ClientError
+
+    try:
+        return fn(*args, **kwargs)
+    except ClientError as exc:
+        fail(f"{exc.name} ({exc.code}): {exc.message}")
+
+
+def _write(home: Path, url: str | None, signer: str, method: str, *args: Any, **kwargs: Any) -> None:
+    client = _client(home, url)
+    result = _call(getattr(client, method), _key(home, signer), *args, **kwargs)
+    receipt = result.get("receipt", {})
+    colour = "green" if receipt.get("code") == 0 else "red"
+    console.print(f"[{colour}]{method}[/] height={result.get('height')} tx={result.get('tx_hash')} "
+                  f"code={receipt.get('code')} {receipt.get('name', '')} {receipt.get('message', '')}")
+    if receipt.get("result") is not None:
+        print_json(receipt["result"])
+    if receipt.get("code") != 0:
+        raise typer.Exit(3)
+
+
+@supply_app.command("register")
+def register(gtin: str, name: str, signer: Signer = "admin",
+             strength: Annotated[str | None, typer.Option()] = None,
+             dosage_form: Annotated[str | None, typer.Option()] = None,
+             ndc: Annotated[str | None, typer.Option(help="US NDC, e.g. 0001-0123-45")] = None,
+             home: Path = HomeOption, url: Url = None) -> None:
+    """Register a product (GTIN under one of your organisation's GS1 Company Prefixes)."""
+    extra = {k: v for k, v in (("strength", strength), ("dosage_form", dosage_form), ("ndc", ndc)) if v}
+    _write(home, url, signer, "register_product", gtin, name, **extra)
+
+
+@supply_app.command("products")
+def products(gtin: str, home: Path = HomeOption, url: Url = None) -> None:
+    """Show a product's master data."""
+    print_json(_call(_client(home, url).product, gtin))
+
+
+@supply_app.command("commission")
+def commission(gtin: str, lot: Annotated[str, typer.Option()], expiry: Annotated[str, typer.Option(help="YYMMDD")],
+               serial: Annotated[list[str] | None, typer.Option(help="Serial (repeatable)")] = None,
+               serials_file: Annotated[Path | None, typer.Option(help="File with one serial per line")] = None,
+               range_start: Annotated[int | None, typer.Option(help="First number of a serial range")] = None,
+               range_count: Annotated[int, typer.Option()] = 0, range_width: Annotated[int, typer.Option()] = 10,
+               range_prefix: Annotated[str, typer.Option()] = "", signer: Signer = "admin",
+               home: Path = HomeOption, url: Url = None) -> None:
+    """Commission serialised packs of one lot (serials, a file of serials, or a numbered range)."""
+    serials = list(serial or [])
+    if serials_file:
+        serials += [s.strip() for s in expand(serials_file).read_text().splitlines() if s.strip()]
+    rng = None
+    if range_start is not None:
+        rng = {"count": range_count, "prefix": range_prefix, "start": range_start, "width": range_width}
+    if bool(serials) == (rng is not None):
+        fail("give serials (--serial / --serials-file) or a range (--range-start, --range-count), not both")
+    _write(home, url, signer, "commission", gtin, lot, expiry, serials=serials or None, serial_range=rng)
+
+
+@supply_app.command("aggregate")
+def aggregate(parent: str, children: list[str], signer: Signer = "admin", home: Path = HomeOption,
+              url: Url = None) -> None:
+    """Pack CHILDREN into PARENT (an SSCC or a case SGTIN)."""
+    _write(home, url, signer, "aggregate", parent, children)
+
+
+@supply_app.command("ship")
+def ship(items: list[str], to: Annotated[str, typer.Option(help="Consignee organisation id")],
+         signer: Signer = "admin", home: Path = HomeOption, url: Url = None) -> None:
+    """Ship items (with their contents) to a consortium member."""
+    _write(home, url, signer, "ship", items, to)
+
+
+@supply_app.command("receive")
+def receive(items: list[str], signer: Signer = "admin", home: Path = HomeOption,
+            url: Url = None) -> None:
+    """Receive a shipment addressed to your organisation."""
+    _write(home, url, signer, "receive", items)
+
+
+@supply_app.command("dispense")
+def dispense(items: list[str], signer: Signer = "admin", home: Path = HomeOption,
+             url: Url = None) -> None:
+    """Supply packs to the public (pharmacy or hospital)."""
+    _write(home, url, signer, "dispense", items)
+
+
+@supply_app.command("decommission")
+def decommission(items: list[str], state: Annotated[str, typer.Option(
+                 help="destroyed, stolen, exported, sample, free_sample, locked, checked_out or supplied")],
+                 signer: Signer = "admin", home: Path = HomeOption, url: Url = None) -> None:
+    """Decommission packs you hold."""
+    _write(home, url, signer, "decommission", items, state)
+
+
+@supply_app.command("undo")
+def undo(items: list[str], state: Annotated[str, typer.Option(help="The state being undone")],
+         signer: Signer = "admin", home: Path = HomeOption, url: Url = None) -> None:
+    """Revert your own decommissioning within the undo window."""
+    _write(home, url, signer, "undo", items, state)
+
+
+@supply_app.command("recall")
+def recall(gtin: str, lot: str, reason: Annotated[str, typer.Option()], signer: Signer = "admin",
+           home: Path = HomeOption, url: Url = None) -> None:
+    """Recall a lot (the product's owner or a regulator)."""
+    _write(home, url, signer, "recall_lot", gtin, lot, reason)
+
+
+@supply_app.command("withdraw")
+def withdraw(gtin: str, reason: Annotated[str, typer.Option()], signer: Signer = "admin",
+             home: Path = HomeOption, url: Url = None) -> None:
+    """Withdraw a product from the market."""
+    _write(home, url, signer, "withdraw_product", gtin, reason)
+
+
+@supply_app.command("verify")
+def verify(gtin: Annotated[str | None, typer.Option()] = None, serial: Annotated[str | None, typer.Option()] = None,
+           lot: Annotated[str | None, typer.Option()] = None, expiry: Annotated[str | None, typer.Option()] = None,
+           dl: Annotated[str | None, typer.Option(help="GS1 Digital Link URI")] = None,
+           scan: Annotated[str | None, typer.Option(help="Scanned element string; write GS as \\x1d or <GS>")] = None,
+           signed: Annotated[str | None, typer.Option("--record-as", help="Record the scan, signed by this key")]
+           = None, home: Path = HomeOption, url: Url = None) -> None:
+    """Verify a pack: VERIFIED, or NOT VERIFIED with reasons, holder and custody chain."""
+    identifier = {k: v for k, v in (("gtin", gtin), ("serial", serial), ("lot", lot), ("expiry", expiry), ("dl", dl),
+                                    ("scan", scan)) if v is not None}
+    if "scan" in identifier:
+        identifier["scan"] = identifier["scan"].replace("<GS>", "\x1d").replace("\\x1d", "\x1d")
+    if signed:
+        _write(home, url, signed, "verify_scan", **identifier)
+        return
+    verdict = _call(_client(home, url).verify, **identifier)
+    colour = "green" if verdict["verified"] else "bold red"
+    console.print(f"[{colour}]{verdict['result']}[/] {', '.join(verdict['reasons'])}")
+    print_json(verdict)
+    if not verdict["verified"]:
+        raise typer.Exit(4)
+
+
+@supply_app.command("history")
+def history(epc: str, home: Path = HomeOption, url: Url = None) -> None:
+    """A pack's or unit's state, holder, custody chain and history (EPC URN, Digital Link or ref)."""
+    print_json(_call(_client(home, url).item, epc))
+
+
+@supply_app.command("alerts")
+def alerts(signer: Signer = "admin", kind: Annotated[str | None, typer.Option()] = None,
+           home: Path = HomeOption, url: Url = None) -> None:
+    """Alerts visible to your organisation (regulators and manufacturers), as a signed request."""
+    print_json(_call(_client(home, url).alerts, _key(home, signer), kind=kind))
+
+
+@epcis_app.command("import")
+def epcis_import(document: Path, signer: Signer = "admin", home: Path = HomeOption,
+                 url: Url = None) -> None:
+    """Capture an EPCIS 2.0 JSON-LD document: all its events are applied, or none."""
+    text = expand(document).read_text()
+    job = _call(_client(home, url).epcis_capture, _key(home, signer), text)
+    print_json(job)
+    if not job.get("success"):
+        raise typer.Exit(3)
+
+
+@epcis_app.command("export")
+def epcis_export(epcs: list[str], out: Annotated[Path | None, typer.Option(help="Write to this file")] = None,
+                 home: Path = HomeOption, url: Url = None) -> None:
+    """Export the items' histories (with their contents) as an EPCIS 2.0 document."""
+    doc = _call(_client(home, url).epcis_export, epcs)
+    if out:
+        expand(out).write_text(json.dumps(doc, indent=2) + "\n")
+        console.print(f"wrote {len(doc['epcisBody']['eventList'])} events to {out}")
+    else:
+        print_json(doc)

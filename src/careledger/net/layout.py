@@ -1,0 +1,309 @@
+"""``careledger net init``: a local consortium of N organisations, one CometBFT validator node each.
+
+Layout of ``DIR``::
+
+    DIR/network.json                  chain id and every node's name, organisation, ports and node id
+    DIR/genesis.json                  the CareLedger genesis (also CometBFT's app_state)
+    DIR/nodeK/node.json               this node's addresses (read by `python -m careledger.abci node`)
+    DIR/nodeK/cometbft/               CometBFT home: config.toml, genesis.json, validator and p2p keys
+    DIR/nodeK/careledger/             CareLedger home: config.json (engine "cometbft"), genesis.json,
+                                      node_key.json (= the CometBFT validator key), keys/admin.json
+                                      (the organisation's admin), vault/ (the vault's key dir),
+                                      data/ledger.sqlite (initialised at genesis)
+    DIR/nodeK/logs/, DIR/nodeK/run/   process logs and pid files (`careledger net start`)
+
+Ports of node K, all on 127.0.0.1: ``base + 10K`` p2p, ``+1`` RPC, ``+2`` ABCI, ``+3`` HTTP API.
+Organisation K has role ``ORG_ROLES[K mod 8]`` (hospital, clinic, pharmacy, manufacturer, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from careledger.abci.cometbft import (
+    CometbftSetupError,
+    cometbft_init,
+    find_cometbft,
+    read_validator_pub_key,
+    set_toml_values,
+    write_genesis,
+)
+from careledger.core.crypto import SigningKey
+from careledger.core.genesis import ORG_ROLES, Genesis, parse_genesis
+from careledger.keys import new_key, write_key
+from careledger.node.home import NodeConfig
+from careledger.node.node import open_store
+
+NETWORK_VERSION = 1
+PORT_STRIDE = 10
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """CometBFT settings chosen for throughput on one machine (see docs/consortium.md)."""
+
+    timeout_commit: str = "300ms"
+    create_empty_blocks: bool = False  # the app keeps its app hash over an empty block, so this is safe
+    mempool_size: int = 50_000
+    cache_size: int = 100_000
+    flush_throttle: str = "10ms"
+    peer_gossip_sleep: str = "30ms"
+    log_level: str = "*:error,consensus:info,state:info,main:info"
+    indexer: str = "null"  # queries read the CareLedger store; CometBFT's tx index is not needed
+
+    def values(self) -> dict[tuple[str, str], str | bool | int]:
+        return {("consensus", "timeout_commit"): self.timeout_commit,
+                ("consensus", "create_empty_blocks"): self.create_empty_blocks,
+                ("consensus", "peer_gossip_sleep_duration"): self.peer_gossip_sleep,
+                ("mempool", "size"): self.mempool_size, ("mempool", "cache_size"): self.cache_size,
+                ("p2p", "flush_throttle_timeout"): self.flush_throttle,
+                ("p2p", "send_rate"): 52_428_800, ("p2p", "recv_rate"): 52_428_800,
+                ("", "log_level"): self.log_level, ("tx_index", "indexer"): self.indexer,
+                ("rpc", "max_open_connections"): 2000, ("rpc", "max_request_batch_size"): 500}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    index: int
+    org: str
+    role: str
+    node_id: str  # CometBFT's p2p id
+    validator: str  # hex Ed25519 public key
+    p2p: str
+    rpc: str
+    abci: str
+    api: str
+    cometbft_home: str = "cometbft"
+    careledger_home: str = "careledger"
+
+    @property
+    def rpc_url(self) -> str:
+        return self.rpc.replace("tcp://", "http://")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api}"
+
+    @property
+    def p2p_port(self) -> int:
+        return int(self.p2p.rsplit(":", 1)[1])
+
+    @property
+    def abci_port(self) -> int:
+        return int(self.abci.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    root: Path
+    chain_id: str
+    nodes: list[NodeSpec]
+    proxy_app: str = ""  # "" : CareLedger; "kvstore": CometBFT's built-in app (benchmark baseline)
+
+    def node_dir(self, node: NodeSpec | int) -> Path:
+        spec = self.nodes[node] if isinstance(node, int) else node
+        return self.root / spec.name
+
+    def cometbft_home(self, node: NodeSpec | int) -> Path:
+        spec = self.nodes[node] if isinstance(node, int) else node
+        return self.node_dir(spec) / spec.cometbft_home
+
+    def careledger_home(self, node: NodeSpec | int) -> Path:
+        spec = self.nodes[node] if isinstance(node, int) else node
+        return self.node_dir(spec) / spec.careledger_home
+
+    def db_path(self, node: NodeSpec | int) -> Path:
+        return self.careledger_home(node) / "data" / "ledger.sqlite"
+
+    def genesis(self) -> Genesis:
+        return parse_genesis(json.loads((self.root / "genesis.json").read_text()))
+
+    def admin_key(self, node: NodeSpec | int) -> SigningKey:
+        from careledger.keys import read_key
+
+        return read_key(self.careledger_home(node) / "keys" / "admin.json")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "nodes": [asdict(n) for n in self.nodes], "proxy_app": self.proxy_app,
+                "version": NETWORK_VERSION}
+
+    @classmethod
+    def load(cls, root: Path) -> NetworkSpec:
+        path = root / "network.json"
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CometbftSetupError(f"{root} holds no network (run `careledger net init --home {root}`)") from None
+        if doc.get("version") != NETWORK_VERSION:
+            raise CometbftSetupError(f"{path} has version {doc.get('version')!r}; this release reads "
+                                     f"{NETWORK_VERSION}")
+        return cls(root, doc["chain_id"], [NodeSpec(**n) for n in doc["nodes"]], doc.get("proxy_app", ""))
+
+
+def p2p_node_id(cometbft_home: Path) -> str:
+    """CometBFT's node id: hex of the first 20 bytes of SHA-256 of the p2p Ed25519 public key."""
+    doc = json.loads((cometbft_home / "config" / "node_key.json").read_text())
+    raw = base64.b64decode(doc["priv_key"]["value"])
+    return hashlib.sha256(raw[32:]).digest()[:20].hex()
+
+
+def validator_signing_key(cometbft_home: Path) -> SigningKey:
+    """The validator's Ed25519 key from ``priv_validator_key.json`` (its seed is the first 32 bytes)."""
+    doc = json.loads((cometbft_home / "config" / "priv_validator_key.json").read_text())
+    key = SigningKey(base64.b64decode(doc["priv_key"]["value"])[:32])
+    if key.public_key != read_validator_pub_key(cometbft_home):
+        raise CometbftSetupError(f"{cometbft_home}: validator key file is inconsistent")
+    return key
+
+
+def org_of(index: int) -> tuple[str, str]:
+    role = ORG_ROLES[index % len(ORG_ROLES)]
+    return f"{role}-{index}", role
+
+
+def init_network(root: Path, validators: int, chain_id: str = "careledger-net", base_port: int = 26600,
+                 tuning: Tuning | None = None, binary: Path | None = None, proxy_app: str = "",
+                 time_ms: int | None = None,
+                 organisations: list[tuple[dict[str, Any], SigningKey]] | None = None) -> NetworkSpec:
+    """Create the network's directories, keys, one genesis and every node's configuration.
+
+    ``organisations`` (declarations without ``admins``, with their admin key) replaces the generated
+    ones: the first ``validators`` of them run a node each, the others are members without a node.
+    ``proxy_app="kvstore"`` makes a network of CometBFT's built-in kvstore app instead (no CareLedger
+    ledger; used by the benchmark as its baseline). Raises CometbftSetupError.
+    """
+    if organisations is not None and len(organisations) < validators:
+        raise CometbftSetupError("every validator node needs an organisation")
+    if not 1 <= validators <= 64:
+        raise CometbftSetupError("a local network has 1 to 64 validators")
+    if root.exists() and any(root.iterdir()):
+        raise CometbftSetupError(f"{root} is not empty")
+    binary = binary or find_cometbft()
+    if binary is None:
+        raise CometbftSetupError("cometbft not found: run scripts/install-cometbft.sh")
+    tuning = tuning or Tuning()
+    time_ms = int(time.time() * 1000) if time_ms is None else time_ms
+    root.mkdir(parents=True, exist_ok=True)
+    nodes: list[NodeSpec] = []
+    admins: list[SigningKey] = []
+    for i in range(validators):
+        name = f"node{i}"
+        cmt_home = root / name / "cometbft"
+        cometbft_init(binary, cmt_home)
+        org, role = org_of(i)
+        if organisations is not None:
+            org, role = organisations[i][0]["id"], organisations[i][0]["roles"][0]
+        port = base_port + PORT_STRIDE * i
+        nodes.append(NodeSpec(name=name, index=i, org=org, role=role, node_id=p2p_node_id(cmt_home),
+                              validator=read_validator_pub_key(cmt_home).hex(), p2p=f"tcp://127.0.0.1:{port}",
+                              rpc=f"tcp://127.0.0.1:{port + 1}", abci=f"tcp://127.0.0.1:{port + 2}",
+                              api=f"127.0.0.1:{port + 3}"))
+        admin_path = root / name / "careledger" / "keys" / "admin.json"
+        if organisations is not None:
+            write_key(admin_path, organisations[i][1], "admin")
+            admins.append(organisations[i][1])
+        else:
+            admins.append(new_key(admin_path, "admin"))
+    declared = ([{**decl, "admins": [key.public_hex]} for decl, key in organisations] if organisations is not None
+                else [{"admins": [admins[n.index].public_hex], "api": f"http://{n.api}", "id": n.org,
+                       "name": f"{n.role.title()} {n.index}", "roles": [n.role]} for n in nodes])
+    genesis = parse_genesis({
+        "chain_id": chain_id, "crypto_suite": "ed25519-sha256", "genesis_time_ms": time_ms,
+        "organisations": declared,
+        "validators": [{"org": n.org, "power": 10, "pub_key": n.validator} for n in nodes],
+    })
+    (root / "genesis.json").write_text(json.dumps(genesis.to_json(), indent=2, sort_keys=True) + "\n")
+    spec = NetworkSpec(root, chain_id, nodes, proxy_app)
+    _write_cometbft_genesis(spec, genesis, time_ms)
+    for node in nodes:
+        _configure_node(spec, node, tuning)
+        if not proxy_app:
+            _init_careledger_home(spec, node, genesis)
+        (spec.node_dir(node) / "node.json").write_text(json.dumps(asdict(node), indent=2) + "\n")
+    (root / "network.json").write_text(json.dumps(spec.to_json(), indent=2) + "\n")
+    return spec
+
+
+def _write_cometbft_genesis(spec: NetworkSpec, genesis: Genesis, time_ms: int) -> None:
+    """One CometBFT genesis.json, byte for byte the same on every node (its time too)."""
+    first = spec.cometbft_home(0)
+    write_genesis(first, genesis)
+    doc = json.loads((first / "config" / "genesis.json").read_text())
+    doc["genesis_time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ms // 1000)) + \
+        f".{time_ms % 1000:03d}Z"
+    if spec.proxy_app:
+        doc.pop("app_state", None)  # kvstore takes no app state
+    text = json.dumps(doc, indent=2) + "\n"
+    for node in spec.nodes:
+        (spec.cometbft_home(node) / "config" / "genesis.json").write_text(text)
+
+
+def _configure_node(spec: NetworkSpec, node: NodeSpec, tuning: Tuning) -> None:
+    path = spec.cometbft_home(node) / "config" / "config.toml"
+    peers = ",".join(f"{n.node_id}@127.0.0.1:{n.p2p_port}" for n in spec.nodes if n.name != node.name)
+    values = {**tuning.values(),
+              ("", "proxy_app"): spec.proxy_app or node.abci, ("", "moniker"): f"{node.name}-{node.org}",
+              ("rpc", "laddr"): node.rpc, ("p2p", "laddr"): node.p2p, ("p2p", "persistent_peers"): peers,
+              ("p2p", "addr_book_strict"): False, ("p2p", "allow_duplicate_ip"): True, ("p2p", "pex"): False}
+    path.write_text(set_toml_values(path.read_text(), values))
+
+
+def _init_careledger_home(spec: NetworkSpec, node: NodeSpec, genesis: Genesis) -> None:
+    home = spec.careledger_home(node)
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    (home / "genesis.json").write_text(json.dumps(genesis.to_json(), indent=2, sort_keys=True) + "\n")
+    write_key(home / "node_key.json", validator_signing_key(spec.cometbft_home(node)), "node")
+    config = NodeConfig(api=node.api, engine="cometbft", org=node.org)
+    (home / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    vault = home / "vault" / "keys"
+    vault.mkdir(parents=True, exist_ok=True)
+    fd = os.open(vault / f"{node.org}.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:  # the organisation's vault wrapping key (AES-256), never on the ledger
+        fh.write(secrets.token_hex(32) + "\n")
+    store, _ = open_store(home / "data" / "ledger.sqlite", genesis, check=False, create=True)
+    store.close()
+
+
+def remove_network(root: Path) -> None:
+    """Delete a network directory created by :func:`init_network` (it must hold network.json)."""
+    if not (root / "network.json").exists():
+        raise CometbftSetupError(f"{root} holds no network")
+    shutil.rmtree(root)
+
+
+def add_node(spec: NetworkSpec, org: str, role: str, tuning: Tuning | None = None,
+             binary: Path | None = None) -> NetworkSpec:
+    """Create one more node for organisation ``org`` (a full node until governance makes its key a
+    validator); it peers with every existing node. Returns the updated spec (network.json rewritten)."""
+    binary = binary or find_cometbft()
+    if binary is None:
+        raise CometbftSetupError("cometbft not found: run scripts/install-cometbft.sh")
+    index = len(spec.nodes)
+    name = f"node{index}"
+    cmt_home = spec.root / name / "cometbft"
+    cometbft_init(binary, cmt_home)
+    base = min(n.p2p_port for n in spec.nodes)
+    port = base + PORT_STRIDE * index
+    node = NodeSpec(name=name, index=index, org=org, role=role, node_id=p2p_node_id(cmt_home),
+                    validator=read_validator_pub_key(cmt_home).hex(), p2p=f"tcp://127.0.0.1:{port}",
+                    rpc=f"tcp://127.0.0.1:{port + 1}", abci=f"tcp://127.0.0.1:{port + 2}",
+                    api=f"127.0.0.1:{port + 3}")
+    grown = NetworkSpec(spec.root, spec.chain_id, [*spec.nodes, node], spec.proxy_app)
+    shutil.copyfile(spec.cometbft_home(0) / "config" / "genesis.json", cmt_home / "config" / "genesis.json")
+    _configure_node(grown, node, tuning or Tuning())
+    new_key(spec.root / name / "careledger" / "keys" / "admin.json", "admin")
+    if not spec.proxy_app:
+        _init_careledger_home(grown, node, spec.genesis())
+    (grown.node_dir(node) / "node.json").write_text(json.dumps(asdict(node), indent=2) + "\n")
+    (spec.root / "network.json").write_text(json.dumps(grown.to_json(), indent=2) + "\n")
+    return grown

@@ -1,0 +1,225 @@
+"""``careledger net start|stop|status``: a local network's processes, in the background.
+
+Each CareLedger node is two processes: ``python -m careledger.abci node`` (ABCI server and HTTP
+API over the node's ledger) and ``cometbft start``. A kvstore network (benchmark baseline) runs
+CometBFT alone. Pid files live in ``nodeK/run/``, logs in ``nodeK/logs/`` (appended to). A pid is
+only signalled if ``/proc/<pid>/cmdline`` still names the node's directory, so a stale pid file can
+never hit an unrelated process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from careledger.abci.cometbft import CometbftSetupError, find_cometbft
+from careledger.net.layout import NetworkSpec, NodeSpec
+
+PROCESSES = ("careledger", "cometbft")
+
+
+class NetError(Exception):
+    """A network's processes cannot be started, stopped or reached as asked."""
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    org: str
+    running: dict[str, int | None]
+    height: int | None = None
+    app_hash: str | None = None
+    peers: int | None = None
+    catching_up: bool | None = None
+    ledger_height: int | None = None
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _pid_file(spec: NetworkSpec, node: NodeSpec, process: str) -> Path:
+    return spec.node_dir(node) / "run" / f"{process}.pid"
+
+
+def running_pid(spec: NetworkSpec, node: NodeSpec, process: str) -> int | None:
+    """The pid of ``process`` of ``node`` if it is alive and still ours, else None."""
+    path = _pid_file(spec, node, process)
+    try:
+        pid = int(path.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode(errors="replace")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    if str(spec.node_dir(node)) not in cmdline or stat.split(") ", 1)[-1].startswith("Z"):
+        return None
+    return pid
+
+
+def _wait_port(port: int, pid_alive: Any, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not pid_alive():
+            raise NetError("the process exited while starting (see its log)")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise NetError(f"nothing listens on port {port} after {timeout:g}s")
+
+
+def _spawn(spec: NetworkSpec, node: NodeSpec, process: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    node_dir = spec.node_dir(node)
+    (node_dir / "logs").mkdir(exist_ok=True)
+    (node_dir / "run").mkdir(exist_ok=True)
+    with open(node_dir / "logs" / f"{process}.log", "ab") as log:
+        log.write(f"\n--- started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=node_dir)
+    _pid_file(spec, node, process).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: float = 60.0,
+                cometbft: Path | None = None) -> list[str]:
+    """Start the given nodes (default: all that are not running); returns the names started.
+
+    The apps start first, all at once; each CometBFT starts once its app listens. Raises NetError.
+    """
+    binary = cometbft or find_cometbft()
+    if binary is None:
+        raise NetError("cometbft not found: run scripts/install-cometbft.sh")
+    chosen = [n for n in spec.nodes if names is None or n.name in names]
+    if names is not None and len(chosen) != len(set(names)):
+        raise NetError(f"no such node among {[n.name for n in spec.nodes]}")
+    started: list[str] = []
+    apps: list[tuple[NodeSpec, subprocess.Popen[bytes] | None]] = []
+    for node in chosen:
+        if running_pid(spec, node, "cometbft") is not None:
+            continue
+        proc = None
+        if not spec.proxy_app and running_pid(spec, node, "careledger") is None:
+            proc = _spawn(spec, node, "careledger", [sys.executable, "-m", "careledger.abci", "node", "--node-dir",
+                                                     str(spec.node_dir(node))])
+        apps.append((node, proc))
+    for node, proc in apps:
+        if not spec.proxy_app:
+            def alive(p: subprocess.Popen[bytes] | None = proc) -> bool:
+                return p is None or p.poll() is None
+
+            try:
+                _wait_port(node.abci_port, alive, timeout)
+            except NetError as exc:
+                raise NetError(f"{node.name}: the CareLedger app did not start: {exc}") from None
+        _spawn(spec, node, "cometbft", [str(binary), "start", "--home", str(spec.cometbft_home(node))])
+        started.append(node.name)
+    return started
+
+
+def signal_node(spec: NetworkSpec, node: NodeSpec, sig: int = signal.SIGKILL,
+                processes: tuple[str, ...] = PROCESSES) -> list[int]:
+    """Send ``sig`` to the node's live processes; returns the pids signalled."""
+    pids = []
+    for process in processes:
+        pid = running_pid(spec, node, process)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+                pids.append(pid)
+    return pids
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    end = time.monotonic() + timeout
+    left = list(pids)
+    while left and time.monotonic() < end:
+        for pid in list(left):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                left.remove(pid)
+                continue
+            if stat.split(") ", 1)[-1].startswith("Z"):
+                left.remove(pid)
+        time.sleep(0.05)
+    return left
+
+
+def kill_node(spec: NetworkSpec, node: NodeSpec | int, timeout: float = 10.0) -> None:
+    """SIGKILL both of a node's processes and wait until they are gone."""
+    target = spec.nodes[node] if isinstance(node, int) else node
+    _wait_gone(signal_node(spec, target, signal.SIGKILL), timeout)
+
+
+def stop_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: float = 15.0) -> list[str]:
+    """SIGTERM (CometBFT first, then the app), then SIGKILL what is still alive after ``timeout``."""
+    chosen = [n for n in spec.nodes if names is None or n.name in names]
+    stopped = []
+    for process in ("cometbft", "careledger"):
+        pids = [p for n in chosen for p in signal_node(spec, n, signal.SIGTERM, (process,))]
+        for pid in _wait_gone(pids, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _wait_gone(pids, 5)
+    for node in chosen:
+        for process in PROCESSES:
+            path = _pid_file(spec, node, process)
+            if path.exists():
+                path.unlink()
+                stopped.append(node.name)
+    return sorted(set(stopped))
+
+
+def rpc(node: NodeSpec, method: str, timeout: float = 5.0, **params: Any) -> Any:
+    """One JSON-RPC call to a node's CometBFT; raises NetError."""
+    try:
+        res = httpx.post(node.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+                         timeout=timeout)
+        doc = res.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise NetError(f"{node.name}: CometBFT RPC does not answer: {type(exc).__name__}") from exc
+    if "error" in doc:
+        raise NetError(f"{node.name}: {method}: {doc['error']}")
+    return doc["result"]
+
+
+def node_status(spec: NetworkSpec, node: NodeSpec) -> NodeStatus:
+    processes = ("cometbft",) if spec.proxy_app else PROCESSES
+    status = NodeStatus(node.name, node.org, {p: running_pid(spec, node, p) for p in processes})
+    try:
+        sync = rpc(node, "status", timeout=2)["sync_info"]
+        status.height = int(sync["latest_block_height"])
+        status.app_hash = str(sync["latest_app_hash"]).lower()
+        status.catching_up = bool(sync["catching_up"])
+        status.peers = int(rpc(node, "net_info", timeout=2)["n_peers"])
+    except NetError as exc:
+        status.error = str(exc)
+    if not spec.proxy_app:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            status.ledger_height = int(httpx.get(f"{node.api_url}/v1/status", timeout=2).json()["height"])
+    return status
+
+
+def network_status(spec: NetworkSpec) -> list[NodeStatus]:
+    return [node_status(spec, n) for n in spec.nodes]
+
+
+def load(root: Path) -> NetworkSpec:
+    try:
+        return NetworkSpec.load(root)
+    except CometbftSetupError as exc:
+        raise NetError(str(exc)) from None

@@ -1,0 +1,149 @@
+"""Supply alerts: derived from committed receipts, readable by regulators and the product's manufacturer.
+
+A refused operation writes nothing (its receipt fails and its writes roll back), yet some refusals
+must be reported: they may be a counterfeit, a clone or a diversion. The ledger keeps every included
+transaction with its receipt code for ever, so an alert *is* such a receipt, and this module derives
+the alert list from the chain deterministically (every node derives the same list):
+
+=========================================  ==================================================================
+alert kind                                 from
+=========================================  ==================================================================
+``decommission_inactive`` (NMVS_NC_PCK_22)  ``supply.decommission`` failed PACK_INACTIVE / PACK_STOLEN /
+                                            PACK_DESTROYED
+``possible_clone`` (NMVS_NC_PCK_22)         ``supply.verify`` of a dispensed, exported, … or destroyed serial
+``stolen_scanned``                          ``supply.verify`` of a pack reported stolen
+``receipt_by_non_consignee``                ``supply.receive`` failed NOT_CONSIGNEE
+``ship_expired_or_recalled``                ``supply.ship`` failed PACK_EXPIRED / LOT_RECALLED / PRODUCT_WITHDRAWN
+``unknown_serial`` (NMVS_NC_PC_02)          ``supply.verify`` of an unknown serial; any supply op failing
+                                            SERIAL_UNKNOWN
+``unknown_product`` (NMVS_NC_PC_01)         ``supply.verify`` of an unregistered GTIN
+=========================================  ==================================================================
+
+:class:`AlertIndex` keeps the derived list in memory and catches up with the store on each read (it
+rebuilds from the first block after a restart). Who may read: a regulator sees every alert; a
+manufacturer sees the alerts about its own products; anyone else is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from careledger.core import codec
+from careledger.core.errors import Code
+from careledger.core.state import StateReader
+from careledger.node.store import Store, StoredTx
+from careledger.supply.layout import parse_ref, product_key, split_pack_ref
+
+FMD_CODES = {"decommission_inactive": "NMVS_NC_PCK_22", "possible_clone": "NMVS_NC_PCK_22",
+             "unknown_serial": "NMVS_NC_PC_02", "unknown_product": "NMVS_NC_PC_01"}
+_FAILED: dict[str, dict[int, str]] = {
+    "supply.decommission": {Code.PACK_INACTIVE: "decommission_inactive", Code.PACK_STOLEN: "decommission_inactive",
+                            Code.PACK_DESTROYED: "decommission_inactive"},
+    "supply.receive": {Code.NOT_CONSIGNEE: "receipt_by_non_consignee"},
+    "supply.ship": {Code.PACK_EXPIRED: "ship_expired_or_recalled", Code.LOT_RECALLED: "ship_expired_or_recalled",
+                    Code.PRODUCT_WITHDRAWN: "ship_expired_or_recalled"},
+    "supply.epcis_capture": {Code.PACK_INACTIVE: "decommission_inactive",
+                             Code.NOT_CONSIGNEE: "receipt_by_non_consignee"},
+}
+_ANY_SUPPLY: dict[int, str] = {Code.SERIAL_UNKNOWN: "unknown_serial"}
+MAX_SUBJECTS = 20
+
+
+def _subjects(payload: dict[str, Any]) -> list[str]:
+    names = list(payload.get("items", []))
+    if "parent" in payload:
+        names.append(payload["parent"])
+    if "gtin" in payload and "serial" in payload:
+        names.append(f"{payload['gtin']}/{payload['serial']}")
+    refs = []
+    for name in names[:MAX_SUBJECTS]:
+        try:
+            refs.append(parse_ref(name))
+        except Exception:  # a payload that failed may name anything; keep what parses
+            continue
+    return refs
+
+
+def _manufacturers(reader: StateReader, refs: list[str]) -> list[str]:
+    owners = set()
+    for ref in refs:
+        if len(ref) > 15 and ref[14] == "/":
+            raw = reader.get_raw(product_key(split_pack_ref(ref)[0]))
+            if raw is not None:
+                owners.add(codec.decode_trusted(raw)["owner"])
+    return sorted(owners)
+
+
+def _signer_org(reader: StateReader, signer: str) -> str | None:
+    raw = reader.get_raw(f"identity/key/{signer}")
+    return None if raw is None else codec.decode_trusted(raw).get("org")
+
+
+def alerts_of_tx(reader: StateReader, stored: StoredTx, time_ms: int) -> list[dict[str, Any]]:
+    """The alerts one committed transaction raised (none for most)."""
+    receipt = stored.receipt
+    if receipt.code == 0 and not any(e["type"] == "supply_alert" for e in receipt.events):
+        return []
+    if b'"type":"supply.' not in stored.raw:
+        return []
+    body = codec.decode_trusted(stored.raw)["body"]
+    tx_type: str = body["type"]
+    if not tx_type.startswith("supply."):
+        return []
+    base = {"height": stored.height, "index": stored.index, "tx": stored.hash.hex(), "time_ms": time_ms,
+            "tx_type": tx_type, "signer": body["signer"], "org": _signer_org(reader, body["signer"])}
+    out = []
+    if receipt.code == 0:
+        for event in receipt.events:
+            if event["type"] != "supply_alert":
+                continue
+            attrs = event["attrs"]
+            subject = f"{attrs['gtin']}/{attrs['serial']}"
+            manufacturer = attrs.get("manufacturer")
+            out.append({**base, "kind": attrs["kind"], "reasons": attrs.get("reasons", []), "subjects": [subject],
+                        "manufacturers": [manufacturer] if manufacturer else [], "code": 0, "message": ""})
+    else:
+        kind = _FAILED.get(tx_type, {}).get(receipt.code) or _ANY_SUPPLY.get(receipt.code)
+        if kind is not None:
+            refs = _subjects(body["payload"])
+            out.append({**base, "kind": kind, "reasons": [Code(receipt.code).name], "subjects": refs,
+                        "manufacturers": _manufacturers(reader, refs), "code": receipt.code,
+                        "message": receipt.message})
+    for alert in out:
+        alert["id"] = f"{alert['height']}-{alert['index']}-{out.index(alert)}"
+        alert["nmvs_code"] = FMD_CODES.get(alert["kind"])
+    return out
+
+
+def may_read(alert: dict[str, Any], org: str, org_roles: list[str]) -> bool:
+    return "regulator" in org_roles or org in alert["manufacturers"]
+
+
+class AlertIndex:
+    """The alerts of a store's chain, derived block by block and kept in memory."""
+
+    def __init__(self) -> None:
+        self.height = 0
+        self.alerts: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def catch_up(self, store: Store) -> None:
+        head = store.head().height
+        with self._lock:
+            if self.height >= head:
+                return
+            reader = store.view()
+            for height in range(self.height + 1, head + 1):
+                header = store.block(height)[0]
+                for stored in store.block_txs(height):
+                    self.alerts.extend(alerts_of_tx(reader, stored, header.time_ms))
+                self.height = height
+
+    def visible(self, store: Store, org: str, org_roles: list[str], kind: str | None = None,
+                since_height: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        self.catch_up(store)
+        with self._lock:
+            chosen = [a for a in self.alerts if a["height"] >= since_height and (kind is None or a["kind"] == kind)
+                      and may_read(a, org, org_roles)]
+        return chosen[-limit:]
