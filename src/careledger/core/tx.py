@@ -45,10 +45,7 @@ class Tx:
     nonce: int
     payload: dict[str, Any]
     signature: bytes
-
-    @property
-    def hash_hex(self) -> str:
-        return self.hash.hex()
+    hash_hex: str = ""  # filled in by decode_tx; hex of ``hash``
 
     @property
     def kind(self) -> tuple[str, int]:
@@ -125,5 +122,6 @@ def decode_tx(raw: bytes, chain_id: str, suite: CryptoSuite, max_bytes: int = DE
         raise AuthError("sig is not hex", Code.BAD_SIGNATURE) from exc
     if verify_signature:
         suite.verify(signer, "tx", chain_id, signed_body(raw), signature)
-    return Tx(raw=raw, hash=tx_hash(raw), chain_id=chain_id, type=tx_type, version=version, signer=signer,
-              signer_hex=body["signer"], nonce=nonce, payload=body["payload"], signature=signature)
+    digest = tx_hash(raw)
+    return Tx(raw=raw, hash=digest, hash_hex=digest.hex(), chain_id=chain_id, type=tx_type, version=version,
+              signer=signer, signer_hex=body["signer"], nonce=nonce, payload=body["payload"], signature=signature)

@@ -25,8 +25,9 @@ class Pending:
 
 
 class Mempool:
-    def __init__(self, capacity: int = 50_000) -> None:
+    def __init__(self, capacity: int = 50_000, wake_every: int = 256) -> None:
         self.capacity = capacity
+        self.wake_every = wake_every
         self.lock = threading.Lock()
         self.not_empty = threading.Condition(self.lock)
         self._queue: OrderedDict[bytes, Pending] = OrderedDict()
@@ -53,7 +54,8 @@ class Mempool:
         self._queue[tx.hash] = pending
         self._next_nonce[tx.signer_hex] = tx.nonce + 1
         self._pending_count[tx.signer_hex] = self._pending_count.get(tx.signer_hex, 0) + 1
-        self.not_empty.notify()
+        if len(self._queue) == 1 or len(self._queue) % self.wake_every == 0:
+            self.not_empty.notify()  # not on every arrival: each wake-up of the engine costs a context switch
 
     def take(self, limit: int) -> list[Pending]:
         """Up to ``limit`` oldest transactions, still pending until :meth:`remove` (lock held)."""

@@ -132,9 +132,9 @@ class Node:
                               else chain.genesis.genesis_time_ms)  # block times never precede genesis
         self._max_block_txs = min(self.config.max_block_txs, chain.genesis.params.max_block_txs)
         self._stop = threading.Event()
-        # Held while the engine writes a block. SQLite releases the interpreter lock on every row it
-        # writes; threads that would grab it meanwhile (decoding, admission) wait here instead, so
-        # the commit is not stretched by lock hand-offs.
+        # Held while the engine executes and writes a block. SQLite releases the interpreter lock on
+        # every row it reads or writes; threads that would grab it meanwhile (decoding, admission)
+        # wait here instead, so the block is not stretched by lock hand-offs.
         self._quiet = threading.Lock()
         self._sigcheck: Any = None
         self._thread: threading.Thread | None = None
@@ -221,9 +221,10 @@ class Node:
             # the mempool before we release the lock).
             if self._head.height != seen_height:
                 view = self._prefetched_view(batch)
+            env = self._admission_env()
             for checked, sub in good:
                 try:
-                    self._admit_locked(checked, view, sub.committed)
+                    self._admit_locked(checked, view, sub.committed, env)
                     outcomes.append((sub, None))
                 except LedgerError as exc:
                     outcomes.append((sub, exc))
@@ -255,7 +256,12 @@ class Node:
         with self.mempool.lock:
             return self._admit_locked(checked, view, committed)
 
-    def _admit_locked(self, checked: CheckedTx, view: StateView, committed: Future[object] | None) -> Future[object]:
+    def _admission_env(self) -> BlockEnv:
+        """The environment admission checks run in: the next block, as far as is known now."""
+        return BlockEnv(self.chain.chain_id, self._head.height + 1, self._head_time_ms, self.node_key.public_hex)
+
+    def _admit_locked(self, checked: CheckedTx, view: StateView, committed: Future[object] | None,
+                      env: BlockEnv | None = None) -> Future[object]:
         tx = checked.tx
         if self.mempool.contains(tx.hash):
             raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
@@ -264,8 +270,7 @@ class Node:
             expected = committed_nonce(view, tx.signer_hex) + 1
         if tx.nonce < expected and self.store.has_tx(tx.hash):
             raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
-        env = BlockEnv(self.chain.chain_id, self._head.height + 1, self._head_time_ms, self.node_key.public_hex)
-        check_admission(self.chain, view, env, checked, expected)
+        check_admission(self.chain, view, env or self._admission_env(), checked, expected)
         pending = Pending(checked, committed or _uncancellable(), time.perf_counter())
         self.mempool.add(pending)
         return pending.future
@@ -298,7 +303,8 @@ class Node:
                 batch = self.mempool.take(self._max_block_txs)
             last_start = time.monotonic()
             try:
-                self.produce_block(batch)
+                with self._quiet:  # the block runs alone rather than trading the interpreter lock
+                    self.produce_block(batch)
             except LedgerError as exc:  # the node may no longer produce blocks: tell every waiter why
                 log.error("block production stopped: %s", exc)
                 self._stop.set()
@@ -340,9 +346,7 @@ class Node:
             result = run.finish()
             header = result.header(self._head.block_hash.hex(), self.node_key.public_hex)
             signature = self.node_key.sign("block", self.chain.chain_id, header.hash)
-            with self._quiet:
-                self._head = self.store.commit_block(header, signature, result.txs, result.receipts,
-                                                     result.changes)
+            self._head = self.store.commit_block(header, signature, result.txs, result.receipts, result.changes)
             self._head_time_ms = header.time_ms
         with self.mempool.lock:
             self.mempool.remove([p.checked.tx.hash for p, _ in included] + [p.checked.tx.hash for p, _ in dropped])

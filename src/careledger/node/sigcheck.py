@@ -94,10 +94,12 @@ class SignatureChecker:
                 break
             items, tokens = [first[0]], [first[1]]
             stop = False
-            deadline = time.monotonic() + self._linger
+            # Let a batch gather without being woken by every arrival (each wake-up is a context
+            # switch), then take what came.
+            time.sleep(self._linger)
             while len(items) < self._batch_max:
                 try:
-                    nxt = self._incoming.get(timeout=max(0.0, deadline - time.monotonic()))
+                    nxt = self._incoming.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:

@@ -46,15 +46,19 @@ def serve(suite_name: str, chain_id: str, inp: BinaryIO, out: BinaryIO) -> None:
         if head is None:
             return
         (count,) = U32.unpack(head)
-        verdicts = bytearray()
+        # Read the whole batch before verifying any of it, so the sender's write never waits on us.
+        items = []
         for _ in range(count):
             fixed = read_exact(inp, 100)
             if fixed is None:
                 return
-            pub, sig, (size,) = fixed[:32], fixed[32:96], U32.unpack(fixed[96:100])
+            size = U32.unpack(fixed[96:100])[0]
             body = read_exact(inp, size) if size else b""
             if body is None:
                 return
+            items.append((fixed[:32], fixed[32:96], body))
+        verdicts = bytearray()
+        for pub, sig, body in items:
             try:
                 suite.verify(pub, "tx", chain_id, body, sig)
                 verdicts.append(1)

@@ -29,14 +29,14 @@ from careledger.core.block import Header, Receipt
 from careledger.core.errors import Code, NotFound, StoreCorrupted
 from careledger.core.state import prefix_end
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL,
                                    signature BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS txs (hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS txs (hash BLOB NOT NULL UNIQUE, height INTEGER NOT NULL, idx INTEGER NOT NULL,
                                 raw BLOB NOT NULL, receipt BLOB NOT NULL, message TEXT NOT NULL,
-                                chk BLOB NOT NULL) WITHOUT ROWID;
+                                chk BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS txs_position ON txs (height, idx);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL, chk BLOB NOT NULL) WITHOUT ROWID;
 """
@@ -67,11 +67,19 @@ class StoredTx:
     receipt: Receipt
 
 
+def _tune(conn: sqlite3.Connection) -> None:
+    """A page cache and memory map large enough that reads seldom reach the file system."""
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB per connection
+    conn.execute("PRAGMA mmap_size=1073741824")  # map up to 1 GiB of the database file
+    conn.execute("PRAGMA temp_store=MEMORY")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=OFF")
+    _tune(conn)
     return conn
 
 
@@ -211,6 +219,7 @@ class Store:
         if conn is None:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             conn.execute("PRAGMA query_only=ON")
+            _tune(conn)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -273,7 +282,8 @@ class Store:
         with self._tx():
             self._conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)",
                                (header.height, block_hash, header_bytes, signature))
-            self._conn.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._conn.executemany("INSERT INTO txs (hash, height, idx, raw, receipt, message, chk) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self._write_state(changes)
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
         self.writer_view.apply(changes)
