@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP) cometbft
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
 lint: $(STAMP)

@@ -165,7 +165,7 @@ def bench_records(rounds: int = 4, fetches: int = 500, other_consents: int = 1_0
         own = RecordsClient(ledger, patient)
         own.grant(own.pseudonym, "org", "riverside-clinic", ["TREAT"], resource_types=["Observation"])
         clinic = RecordsClient(ledger, physician, gateways={"st-marys": server.url})
-        gateway = server._server.config.app.state.records.gateway  # built by the first store
+        gateway = server._server.config.app.state.records.gateway  # type: ignore[union-attr]  # built by the first store
         audit_wait = gateway.audit_wait
 
         def fetch_latencies() -> list[float]:

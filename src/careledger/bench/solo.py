@@ -17,10 +17,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nacl.signing
 
@@ -148,7 +148,7 @@ def run_load(node: Node, workload: Workload, rate_per_s: float | None) -> tuple[
             sent = time.perf_counter()
             sub = node.submit_async(raw)
             sub.committed.add_done_callback(done_cb(sent))
-            futures.append(sub.admitted)
+            futures.append(cast(Future[object], sub.admitted))
             futures.append(sub.committed)
         return futures
 

@@ -14,6 +14,7 @@ passed in (no global registry).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -78,7 +79,7 @@ def _allow_all(state: Overlay, ctx: TxContext, payload: Any) -> None:
 class Handler(Generic[P]):
     type: str
     version: int
-    payload: type[P]
+    payload: builtins.type[P]
     apply: Apply
     authorize: Authorize = _allow_all
     open_to_unregistered: bool = False

@@ -76,7 +76,7 @@ def compute_pseudonym(public_key_hex: str) -> str:
 def get_org(state: StateReader | Overlay, org: str) -> dict[str, Any] | None:
     """The organisation's record (shared: callers copy before changing it)."""
     raw = state.get_raw(org_key(org))
-    return None if raw is None else decode_shared(raw)  # type: ignore[no-any-return]
+    return None if raw is None else decode_shared(raw)
 
 
 def is_org_active(state: StateReader | Overlay, org: str) -> bool:

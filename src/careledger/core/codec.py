@@ -40,17 +40,17 @@ def _check(value: object, depth: int) -> None:
     if value is None or value is True or value is False or type(value) is str:
         return
     if type(value) is int:
-        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:  # type: ignore[operator]
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
             return
         raise EncodingError("integer outside the safe range ±(2**53-1)", Code.MALFORMED_ENCODING)
     if type(value) is dict:
-        for key, item in value.items():  # type: ignore[attr-defined]
+        for key, item in value.items():
             if type(key) is not str or not key.isascii():
                 raise EncodingError("object keys must be ASCII strings", Code.MALFORMED_ENCODING)
             _check(item, depth + 1)
         return
     if type(value) is list or type(value) is tuple:
-        for item in value:  # type: ignore[attr-defined]
+        for item in value:
             _check(item, depth + 1)
         return
     raise EncodingError(f"value of type {type(value).__name__} has no canonical encoding",

@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict  # type: ignore[import-untyped]
 
 from careledger.core import codec
 from careledger.core.merkle import merkle_root

@@ -357,9 +357,9 @@ class Node:
                                                       Code.NONCE_OUT_OF_ORDER)))
         for pending, receipt in included:
             pending.future.set_result(receipt)
-        for pending, exc in dropped:
+        for pending, why in dropped:
             if not pending.future.done():
-                pending.future.set_result(exc)
+                pending.future.set_result(why)
         if header is not None:
             with self.commit_cond:
                 self.commit_cond.notify_all()

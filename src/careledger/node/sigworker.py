@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from careledger.core.crypto import SUITES
 from careledger.core.errors import AuthError
@@ -20,7 +20,7 @@ from careledger.core.errors import AuthError
 U32 = struct.Struct(">I")
 
 
-def read_exact(stream: BinaryIO, n: int) -> bytes | None:
+def read_exact(stream: IO[bytes], n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
         chunk = stream.read(n - len(buf))

@@ -223,7 +223,7 @@ class Store:
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
-        return conn  # type: ignore[no-any-return]
+        return conn
 
     def view(self) -> StateView:
         """A read-only view of committed state for the calling thread."""
