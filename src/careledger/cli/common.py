@@ -33,3 +33,27 @@ def print_json(doc: Any) -> None:
 
 def expand(path: Path) -> Path:
     return path.expanduser().resolve()
+
+
+def node_url(home: Path, url: str | None) -> str:
+    """The API to talk to: ``url`` when given, else the one the home's configuration names."""
+    from careledger.node.home import Home, HomeError
+
+    if url:
+        return url
+    try:
+        return f"http://{Home(expand(home)).config().api}"
+    except HomeError as exc:
+        fail(str(exc))
+
+
+def load_key(home: Path, name: str) -> Any:
+    """A signing key: a key file path, or the name of a key in HOME/keys (also for ``--as``)."""
+    from careledger.keys import KeyFileError, read_key
+
+    candidate = Path(name).expanduser()
+    path = candidate if candidate.suffix == ".json" and candidate.exists() else expand(home) / "keys" / f"{name}.json"
+    try:
+        return read_key(path)
+    except KeyFileError as exc:
+        fail(str(exc))

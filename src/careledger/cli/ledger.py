@@ -7,9 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from careledger.cli.common import HomeOption, console, expand, fail, print_json
-from careledger.keys import KeyFileError, read_key
-from careledger.node.home import Home, HomeError
+from careledger.cli.common import HomeOption, console, fail, load_key, node_url, print_json
 
 identity_app = typer.Typer(help="Organisations, members and patients.", no_args_is_help=True)
 governance_app = typer.Typer(help="Consortium proposals and votes.", no_args_is_help=True)
@@ -22,21 +20,10 @@ UrlOption = typer.Option(help="Node API URL; default: the home's configured API.
 def _client(home: Path, url: str | None) -> Any:
     from careledger.client import Client
 
-    if url:
-        return Client(url)
-    try:
-        return Client(f"http://{Home(expand(home)).config().api}")
-    except HomeError as exc:
-        fail(str(exc))
+    return Client(node_url(home, url))
 
 
-def _key(home: Path, name: str) -> Any:
-    candidate = Path(name).expanduser()
-    path = candidate if candidate.suffix == ".json" and candidate.exists() else expand(home) / "keys" / f"{name}.json"
-    try:
-        return read_key(path)
-    except KeyFileError as exc:
-        fail(str(exc))
+_key = load_key
 
 
 def _send(home: Path, url: str | None, signer: str, tx_type: str, payload: dict[str, Any]) -> None:

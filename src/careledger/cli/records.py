@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from careledger.cli.common import HomeOption, console, expand, fail, print_json
+from careledger.cli.common import HomeOption, console, expand, fail, load_key, node_url, print_json
 
 records_app = typer.Typer(help="Health records: custodian vaults, FHIR import, reads, erasure.", no_args_is_help=True)
 consent_app = typer.Typer(help="Patient consents, delegates and break-glass sessions.", no_args_is_help=True)
@@ -28,17 +28,9 @@ Purpose = Annotated[str, typer.Option(help="Purpose of use (v3 PurposeOfUse: TRE
 
 def _client(home: Path, who: str, url: str | None) -> Any:
     from careledger.client import Client
-    from careledger.keys import KeyFileError
-    from careledger.node.home import Home, HomeError
     from careledger.vault.client import RecordsClient
 
-    h = Home(expand(home))
-    try:
-        key = h.key(who)
-        base = url or f"http://{h.config().api}"
-    except (KeyFileError, HomeError) as exc:
-        fail(str(exc))
-    return RecordsClient(Client(base), key, gateways={})
+    return RecordsClient(Client(node_url(home, url)), load_key(home, who), gateways={})
 
 
 def _run(fn: Any) -> Any:

@@ -12,9 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from careledger.cli.common import HomeOption, console, expand, fail, print_json
-from careledger.keys import KeyFileError, read_key
-from careledger.node.home import Home, HomeError
+from careledger.cli.common import HomeOption, console, expand, fail, load_key, node_url, print_json
 
 supply_app = typer.Typer(help="Drug supply chain: products, packs, verification, recalls, alerts, EPCIS.",
                          no_args_is_help=True)
@@ -30,21 +28,10 @@ Signer = Annotated[str, AsOption]
 def _client(home: Path, url: str | None) -> Any:
     from careledger.supply.client import SupplyClient
 
-    if url:
-        return SupplyClient(url)
-    try:
-        return SupplyClient(f"http://{Home(expand(home)).config().api}")
-    except HomeError as exc:
-        fail(str(exc))
+    return SupplyClient(node_url(home, url))
 
 
-def _key(home: Path, name: str) -> Any:
-    candidate = Path(name).expanduser()
-    path = candidate if candidate.suffix == ".json" and candidate.exists() else expand(home) / "keys" / f"{name}.json"
-    try:
-        return read_key(path)
-    except KeyFileError as exc:
-        fail(str(exc))
+_key = load_key
 
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
