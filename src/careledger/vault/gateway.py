@@ -177,6 +177,23 @@ class Gateway:
             raise LedgerError(f"the access could not be audited ({exc.code.name}); nothing is released",
                               Code.INTERNAL_ERROR) from exc
 
+    def _accept(self, doc: Any, kind: str) -> tuple[Any, Any, Any, Any, int]:
+        """Verify a signed ``kind`` request, refuse a replay, resolve its custodian vault and requester.
+
+        Returns (verified request, vault, committed view, requester, the time it was checked at).
+
+        Raises the request errors (stale, replayed, bad signature) and UNKNOWN_SIGNER.
+        """
+        now = self.now_ms()
+        verified = verify_request(doc, self.ledger.chain_id, self.ledger.suite, now, None, (kind,), self.window_ms)
+        vault = self.vault(verified.body.custodian)
+        self._guard(vault).check_and_remember(bytes.fromhex(verified.hash), verified.body.time_ms, now)
+        view = self.ledger.view()
+        requester = identity.resolve_signer(view, verified.body.requester)
+        if requester.kind == "unregistered":
+            raise AuthError("the requester is not a member of the consortium", Code.UNKNOWN_SIGNER)
+        return verified, vault, view, requester, now
+
     # -- store ------------------------------------------------------------------------------------------------
     def store(self, doc: Any, resource: Any) -> dict[str, Any]:
         """Validate, encrypt, store and anchor a resource or every resource of a bundle; all-or-nothing.
@@ -185,16 +202,8 @@ class Gateway:
         custodian); PATIENT_UNKNOWN; REQUEST_MALFORMED (content hash differs); FHIR_INVALID /
         FHIR_UNSUPPORTED (with an OperationOutcome); RECORD_* for a new version of an unfit record.
         """
-        now = self.now_ms()
-        verified = verify_request(doc, self.ledger.chain_id, self.ledger.suite, now, None, ("store",),
-                                  self.window_ms)
+        verified, vault, view, requester, _ = self._accept(doc, "store")
         req: StoreRequest = verified.body
-        vault = self.vault(req.custodian)
-        self._guard(vault).check_and_remember(bytes.fromhex(verified.hash), req.time_ms, now)
-        view = self.ledger.view()
-        requester = identity.resolve_signer(view, req.requester)
-        if requester.kind == "unregistered":
-            raise AuthError("the requester is not a member of the consortium", Code.UNKNOWN_SIGNER)
         if not is_custodian_signer(requester, vault.org, WRITER_ROLES):
             raise LedgerError(f"only an active admin or writer member of {vault.org!r} stores its records",
                               Code.NOT_CUSTODIAN)
@@ -261,16 +270,8 @@ class Gateway:
     # -- read -------------------------------------------------------------------------------------------------
     def read(self, doc: Any) -> dict[str, Any]:
         """Serve a signed read request (see the module docstring for every step and refusal)."""
-        now = self.now_ms()
-        verified = verify_request(doc, self.ledger.chain_id, self.ledger.suite, now, None, ("read",),
-                                  self.window_ms)
+        verified, vault, view, requester, now = self._accept(doc, "read")
         req: ReadRequest = verified.body
-        vault = self.vault(req.custodian)
-        self._guard(vault).check_and_remember(bytes.fromhex(verified.hash), req.time_ms, now)
-        view = self.ledger.view()
-        requester = identity.resolve_signer(view, req.requester)
-        if requester.kind == "unregistered":
-            raise AuthError("the requester is not a member of the consortium", Code.UNKNOWN_SIGNER)
         entries: list[dict[str, Any]] = []
         granted: list[dict[str, Any]] = []
         denied: list[dict[str, Any]] = []
