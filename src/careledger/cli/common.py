@@ -57,3 +57,15 @@ def load_key(home: Path, name: str) -> Any:
         return read_key(path)
     except KeyFileError as exc:
         fail(str(exc))
+
+
+def print_receipt(label: str, result: dict[str, Any]) -> None:
+    """Print a committed transaction's receipt; exit 3 when its contract refused it."""
+    receipt = result.get("receipt", {})
+    colour = "green" if receipt.get("code") == 0 else "red"
+    console.print(f"[{colour}]{label}[/] height={result.get('height')} tx={result.get('tx_hash')} "
+                  f"code={receipt.get('code')} {receipt.get('name', '')} {receipt.get('message', '')}")
+    if receipt.get("result") is not None:
+        print_json(receipt["result"])
+    if receipt.get("code") != 0:
+        raise typer.Exit(3)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from careledger.cli.common import HomeOption, console, fail, load_key, node_url, print_json
+from careledger.cli.common import HomeOption, fail, load_key, node_url, print_json, print_receipt
 
 identity_app = typer.Typer(help="Organisations, members and patients.", no_args_is_help=True)
 governance_app = typer.Typer(help="Consortium proposals and votes.", no_args_is_help=True)
@@ -34,14 +34,7 @@ def _send(home: Path, url: str | None, signer: str, tx_type: str, payload: dict[
         result = client.send(_key(home, signer), tx_type, 1, payload, wait=True)
     except ClientError as exc:
         fail(f"{exc.name} ({exc.code}): {exc.message}")
-    receipt = result.get("receipt", {})
-    colour = "green" if receipt.get("code") == 0 else "red"
-    console.print(f"[{colour}]{tx_type}[/] height={result.get('height')} tx={result.get('tx_hash')} "
-                  f"code={receipt.get('code')} {receipt.get('name', '')} {receipt.get('message', '')}")
-    if receipt.get("result") is not None:
-        print_json(receipt["result"])
-    if receipt.get("code") != 0:
-        raise typer.Exit(3)
+    print_receipt(tx_type, result)
 
 
 @identity_app.command("enrol")

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from careledger.cli.common import HomeOption, console, expand, fail, load_key, node_url, print_json
+from careledger.cli.common import HomeOption, console, expand, fail, load_key, node_url, print_json, print_receipt
 
 supply_app = typer.Typer(help="Drug supply chain: products, packs, verification, recalls, alerts, EPCIS.",
                          no_args_is_help=True)
@@ -46,14 +46,7 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 def _write(home: Path, url: str | None, signer: str, method: str, *args: Any, **kwargs: Any) -> None:
     client = _client(home, url)
     result = _call(getattr(client, method), _key(home, signer), *args, **kwargs)
-    receipt = result.get("receipt", {})
-    colour = "green" if receipt.get("code") == 0 else "red"
-    console.print(f"[{colour}]{method}[/] height={result.get('height')} tx={result.get('tx_hash')} "
-                  f"code={receipt.get('code')} {receipt.get('name', '')} {receipt.get('message', '')}")
-    if receipt.get("result") is not None:
-        print_json(receipt["result"])
-    if receipt.get("code") != 0:
-        raise typer.Exit(3)
+    print_receipt(method, result)
 
 
 @supply_app.command("register")
