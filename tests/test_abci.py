@@ -19,17 +19,17 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from careledger.abci import abci_pb2 as pb
-from careledger.abci.app import CareLedgerApp, to_validator_updates, tx_proto_size
+from careledger.abci.app import CareLedgerApp, attribute_text, to_event, to_validator_updates, tx_proto_size
 from careledger.abci.cometbft import validator_address
 from careledger.abci.server import AbciServer, handle_request, parse_address
 from careledger.abci.wire import (
+    FrameBuffer,
     FrameError,
     IncompleteFrame,
     decode_uvarint,
     encode_uvarint,
     frame,
     read_frame,
-    split_frames,
 )
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Receipt
@@ -130,14 +130,21 @@ def test_uvarint_refuses_overlong_and_reports_incomplete() -> None:
         decode_uvarint(b"\x80\x80")
 
 
-def test_split_frames_keeps_partial_tail_and_enforces_limit() -> None:
+def test_frame_buffer_cuts_frames_across_reads_and_enforces_limit() -> None:
     a = frame(pb.Request(echo=pb.EchoRequest(message="a")))
     b = frame(pb.Request(flush=pb.FlushRequest()))
-    bodies, rest = split_frames(a + b + a[:3])
+    frames = FrameBuffer()
+    bodies = frames.feed(a + b + a[:3])
     assert [pb.Request.FromString(x).WhichOneof("value") for x in bodies] == ["echo", "flush"]
-    assert rest == a[:3]
-    with pytest.raises(FrameError):
-        split_frames(encode_uvarint(1000) + b"x", max_bytes=999)
+    assert frames.partial == a[:3]
+    assert frames.feed(a[3:-1]) == []  # still one byte short
+    assert [pb.Request.FromString(x).echo.message for x in frames.feed(a[-1:] + b"\x00")] == ["a", ""]
+    assert frames.partial == b""
+    small = FrameBuffer(max_bytes=999)
+    assert len(small.feed(a + encode_uvarint(1000) + b"x")) == 1  # the frame before the bad one still counts
+    assert isinstance(small.error, FrameError) and small.feed(a) == []
+    long_prefix = FrameBuffer()
+    assert long_prefix.feed(b"\x80" * 11) == [] and isinstance(long_prefix.error, FrameError)
 
 
 def test_read_frame_from_stream() -> None:
@@ -255,6 +262,56 @@ def test_server_answers_in_order_over_tcp(ready: CareLedgerApp) -> None:
     assert info.info.last_block_height == 0 and info.info.last_block_app_hash == ready.head.app_hash
     assert query_res.query.code == 0
     assert flush.WhichOneof("value") == "flush"
+
+
+def test_a_run_of_check_tx_read_together_gets_the_answers_each_would_get_alone(
+        ready: CareLedgerApp, consortium: Consortium, tmp_path: Path) -> None:
+    """The server hands the whole run to prepare_batch (one state query) and answers in order; the
+    codes are those of the same requests sent one at a time to a fresh app."""
+    patient = sign_tx(seeded_key("p"), consortium.chain_id, "identity.register_patient", 1, 1, {})
+    txs = [enrol(consortium, 1, seeded_key("a")), b"junk", patient, enrol(consortium, 3, seeded_key("b")),
+           enrol(consortium, 2, seeded_key("c")), patient, enrol(consortium, 3, seeded_key("d"))]
+    seen: list[int] = []
+    real_prepare = ready.prepare_batch
+
+    def spy(requests: list[pb.Request]) -> None:
+        seen.append(len(requests))
+        real_prepare(requests)
+
+    ready.prepare_batch = spy  # type: ignore[method-assign]
+
+    async def go() -> list[pb.Response]:
+        server = AbciServer(ready)
+        await server.start(f"unix://{tmp_path / 'abci.sock'}")
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "abci.sock"))
+            writer.write(b"".join(frame(pb.Request(check_tx=pb.CheckTxRequest(tx=raw))) for raw in txs))
+            await writer.drain()
+            out = [pb.Response.FromString(await asyncio.wait_for(read_frame(reader), 5) or b"") for _ in txs]
+            writer.close()
+            return out
+        finally:
+            await server.close()
+
+    batched = [r.check_tx.code for r in asyncio.run(go())]
+    alone = CareLedgerApp(tmp_path / "alone.sqlite")
+    alone.init_chain(init_request(consortium))
+    assert batched == [check(alone, raw) for raw in txs]
+    assert batched[0] == 0 and batched[1] != 0 and batched[2] == 0 and batched[3] == Code.NONCE_OUT_OF_ORDER
+    assert batched[4] == 0 and batched[6] == 0
+    assert seen and max(seen) > 1  # the run reached prepare_batch together
+    alone.close()
+
+
+def test_event_attributes_are_strings_or_canonical_json() -> None:
+    assert attribute_text("x") == "x" and attribute_text(7) == "7" and attribute_text(-3) == "-3"
+    assert attribute_text(["a", 1]) == '["a",1]' and attribute_text(True) == "true"
+    assert attribute_text({"b": 1, "a": 2}) == '{"a":2,"b":1}'
+    with pytest.raises(LedgerError):
+        attribute_text(2**60)  # outside the profile's safe integers, as the encoder says
+    event = to_event("careledger_tx", {"type": "identity.register_patient", "code": 0, "signer": "ab"})
+    assert [(a.key, a.value, a.index) for a in event.attributes] == [
+        ("code", "0", True), ("signer", "ab", True), ("type", "identity.register_patient", True)]
 
 
 def test_server_drops_a_connection_that_sends_garbage(ready: CareLedgerApp, tmp_path: Path) -> None:
@@ -428,7 +485,8 @@ def test_prepare_proposal_drops_invalid_and_respects_max_tx_bytes(ready: CareLed
 
     assert prepare([t1, b"junk", stranger, t3, t2, patient]) == [t1, t2, patient]  # t3 before t2: out of order
     budget = tx_proto_size(t1) + tx_proto_size(t2)
-    assert tx_proto_size(t1) == len(t1) + 1 + len(encode_uvarint(len(t1)))
+    for raw in (t1, b"", b"x" * 127, b"x" * 128, b"x" * 16_384):  # the size CometBFT's protobuf code gives
+        assert tx_proto_size(raw) == pb.PrepareProposalResponse(txs=[raw]).ByteSize()
     assert prepare([t1, t2, t3], budget) == [t1, t2]
     assert prepare([t1, t2, t3], budget - 1) == [t1]  # t2 no longer fits, and t3 cannot go without it
     # coherence: whatever PrepareProposal returns, ProcessProposal accepts

@@ -46,6 +46,17 @@ def find_cometbft() -> Path | None:
     return None
 
 
+def find_abci_cli() -> Path | None:
+    """CometBFT's ``abci-cli`` (its example apps; the benchmark's out-of-process kvstore baseline):
+    ``$ABCI_CLI_BIN``, else ``<repo>/.tools/bin/abci-cli`` (scripts/install-cometbft.sh), else ``PATH``."""
+    candidates = [os.environ.get("ABCI_CLI_BIN"), str(repo_root() / ".tools" / "bin" / "abci-cli"),
+                  shutil.which("abci-cli")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
+
+
 def validator_address(pub_key: bytes) -> bytes:
     """CometBFT's address of an Ed25519 key: the first 20 bytes of SHA-256 of the key."""
     return hashlib.sha256(pub_key).digest()[:20]

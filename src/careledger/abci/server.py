@@ -4,8 +4,10 @@ CometBFT opens four connections (consensus, mempool, query, snapshot) and sends 
 length-delimited ``Request`` frames (see :mod:`careledger.abci.wire`), expecting the ``Response``
 frames back in the same order. A ``Flush`` request asks for everything written so far to be sent.
 
-All connections share one event loop and the application is synchronous, so requests are handled
-strictly one after another, like the global lock of CometBFT's own socket server: no two requests
+Each read takes whatever the socket holds and every complete frame in it is answered before the
+responses go out in one write (under load CometBFT's mempool connection delivers CheckTx requests
+by the hundred). All connections share one event loop and the application is synchronous, so
+requests are handled strictly one after another, like the global lock of CometBFT's own socket server: no two requests
 ever run concurrently. An application error becomes a ``ResponseException`` (CometBFT then stops
 the node, which is what must happen when, say, Commit cannot persist); a broken frame closes the
 connection.
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from careledger.abci import abci_pb2 as pb
-from careledger.abci.wire import DEFAULT_MAX_MESSAGE_BYTES, FrameError, frame, read_frame
+from careledger.abci.wire import DEFAULT_MAX_MESSAGE_BYTES, FrameBuffer, FrameError, frame
 
 log = logging.getLogger("careledger.abci.server")
 
@@ -36,10 +38,14 @@ APP_METHODS = frozenset({
     "verify_vote_extension", "finalize_block",
 })
 WRITE_BUFFER_LIMIT = 1 << 20
+READ_CHUNK = 1 << 20  # read whatever the socket holds, up to this much, then answer every complete frame
 
 
 class Application(Protocol):
-    """What the server needs: one method per ABCI request kind, taking and returning messages."""
+    """What the server needs: one method per ABCI request kind, taking and returning messages.
+
+    An application may also have ``prepare_batch(requests)``, called before a run of requests read
+    together is answered (a hint, e.g. to load state for many CheckTx at once)."""
 
     def info(self, req: pb.InfoRequest) -> pb.InfoResponse: ...
     def init_chain(self, req: pb.InitChainRequest) -> pb.InitChainResponse: ...
@@ -105,10 +111,10 @@ class AbciServer:
         if scheme == "unix":
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(where)
-            self._server = await asyncio.start_unix_server(self._serve_connection, path=where)
+            self._server = await asyncio.start_unix_server(self._serve_connection, path=where, limit=READ_CHUNK)
         else:
             self._server = await asyncio.start_server(self._serve_connection, host=where, port=port,
-                                                      reuse_address=True)
+                                                      reuse_address=True, limit=READ_CHUNK)
         log.info("ABCI server listening on %s", address)
 
     @property
@@ -137,20 +143,35 @@ class AbciServer:
             self._connections[task] = writer
         peer = writer.get_extra_info("peername") or "unix socket"
         log.info("ABCI connection from %s", peer)
+        frames = FrameBuffer(self.max_message_bytes)
         try:
             while True:
-                body = await read_frame(reader, self.max_message_bytes)
-                if body is None:
+                data = await reader.read(READ_CHUNK)
+                if not data:
+                    if frames.partial:
+                        raise asyncio.IncompleteReadError(frames.partial, None)
                     break
-                try:
-                    request = pb.Request.FromString(body)
-                except Exception as exc:  # google.protobuf.message.DecodeError
-                    raise FrameError(f"undecodable request: {exc}") from exc
-                response = handle_request(self.app, request)
-                writer.write(frame(response))
-                if request.WhichOneof("value") == "flush" or writer.transport.get_write_buffer_size() > \
-                        WRITE_BUFFER_LIMIT:
+                requests = []
+                for body in frames.feed(data):
+                    try:
+                        requests.append(pb.Request.FromString(body))
+                    except Exception as exc:  # google.protobuf.message.DecodeError
+                        frames.error = FrameError(f"undecodable request: {exc}")
+                        break
+                prepare = getattr(self.app, "prepare_batch", None)
+                if prepare is not None and len(requests) > 1:
+                    try:
+                        prepare(requests)
+                    except Exception:  # only a hint; the requests are still answered one by one
+                        log.exception("prepare_batch failed")
+                out = [frame(handle_request(self.app, request)) for request in requests]
+                if out:  # one write for everything answered: the client reads the responses in order
+                    writer.write(b"".join(out))
+                    if writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                        await writer.drain()
+                if frames.error is not None:
                     await writer.drain()
+                    raise frames.error
         except (FrameError, asyncio.IncompleteReadError) as exc:
             log.error("closing ABCI connection from %s: %s", peer, exc)
         except (ConnectionResetError, BrokenPipeError):

@@ -67,22 +67,51 @@ def frame(message: Message) -> bytes:
     return encode_uvarint(len(body)) + body
 
 
-def split_frames(buf: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[list[bytes], bytes]:
-    """Split a byte buffer into complete frame bodies and the incomplete remainder."""
-    bodies: list[bytes] = []
-    pos = 0
-    while pos < len(buf):
-        try:
-            length, start = decode_uvarint(buf, pos)
-        except IncompleteFrame:
-            break
-        if length > max_bytes:
-            raise FrameError(f"message of {length} bytes exceeds the limit of {max_bytes}")
-        if start + length > len(buf):
-            break
-        bodies.append(bytes(buf[start:start + length]))
-        pos = start + length
-    return bodies, bytes(buf[pos:])
+class FrameBuffer:
+    """Bytes received so far on a connection, cut into complete frame bodies as they arrive.
+
+    The server reads whatever the socket holds (many small CheckTx frames at a time under load)
+    and takes every complete frame in one go; a frame split across reads waits for its tail. A
+    malformed or oversized prefix sets :attr:`error` (the frames before it are still returned, so
+    they can be answered before the connection is dropped); nothing is cut after it.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.error: FrameError | None = None
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data``; return the bodies of the frames now complete."""
+        if self.error is not None:
+            return []
+        buf = self._buf
+        buf += data
+        bodies: list[bytes] = []
+        pos, end = 0, len(buf)
+        while pos < end:
+            try:
+                length, start = decode_uvarint(buf, pos)
+            except IncompleteFrame:
+                break
+            except FrameError as exc:
+                self.error = exc
+                break
+            if length > self.max_bytes:
+                self.error = FrameError(f"message of {length} bytes exceeds the limit of {self.max_bytes}")
+                break
+            if start + length > end:
+                break
+            bodies.append(bytes(buf[start:start + length]))
+            pos = start + length
+        if pos:
+            del buf[:pos]
+        return bodies
+
+    @property
+    def partial(self) -> bytes:
+        """The bytes of an incomplete frame (empty between frames)."""
+        return bytes(self._buf)
 
 
 async def read_frame(reader: asyncio.StreamReader, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes | None:

@@ -56,7 +56,8 @@ def bench(
 
 
 def _bench_cometbft(validators: int, txs: int, as_json: bool) -> None:
-    """A local CareLedger network against CometBFT's kvstore under the same load (careledger.bench.cometbft)."""
+    """A local CareLedger network against CometBFT's kvstore, built in and over the ABCI socket, under the
+    same load (careledger.bench.cometbft)."""
     from careledger.bench.cometbft import bench_cometbft
 
     def progress(msg: str) -> None:
@@ -67,12 +68,13 @@ def _bench_cometbft(validators: int, txs: int, as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
-    table = Table("measure", "CareLedger", "kvstore", title=f"CometBFT, {validators} validators, "
-                  f"{result['cores']} cores")
+    table = Table("measure", "CareLedger", "kvstore (built in)", "kvstore (ABCI socket)",
+                  title=f"CometBFT, {validators} validators, {result['cores']} cores")
     for phase in ("peak", "paced"):
         for key in ("tx_per_s", "p50_ms", "p99_ms", "committed", "rejected"):
-            table.add_row(f"{phase} {key}", f"{result['careledger'][phase][key]:,}",
-                          f"{result['kvstore'][phase][key]:,}")
-    table.add_row("ratio (peak tx/s)", f"{result['ratio_peak_tx_per_s']}", "")
+            table.add_row(f"{phase} {key}", *(f"{result[net][phase][key]:,}"
+                                              for net in ("careledger", "kvstore", "kvstore_socket")))
+    table.add_row("CareLedger peak tx/s ÷ this", "", f"{result['ratio_peak_tx_per_s']}",
+                  f"{result['ratio_peak_vs_kvstore_socket']}")
     console.print(table)
     console.print(f"targets: {result['targets']}")

@@ -44,6 +44,7 @@ from careledger.node.home import NodeConfig
 from careledger.node.node import open_store
 
 NETWORK_VERSION = 1
+PROXY_APPS = frozenset({"", "kvstore", "kvstore-socket"})  # "": CareLedger
 PORT_STRIDE = 10
 
 
@@ -108,7 +109,8 @@ class NetworkSpec:
     root: Path
     chain_id: str
     nodes: list[NodeSpec]
-    proxy_app: str = ""  # "" : CareLedger; "kvstore": CometBFT's built-in app (benchmark baseline)
+    proxy_app: str = ""  # "": CareLedger; benchmark baselines: "kvstore" (CometBFT's built-in app),
+    # "kvstore-socket" (CometBFT's kvstore example app out of process, over the ABCI socket like CareLedger)
 
     def node_dir(self, node: NodeSpec | int) -> Path:
         spec = self.nodes[node] if isinstance(node, int) else node
@@ -180,8 +182,11 @@ def init_network(root: Path, validators: int, chain_id: str = "careledger-net", 
     ``organisations`` (declarations without ``admins``, with their admin key) replaces the generated
     ones: the first ``validators`` of them run a node each, the others are members without a node.
     ``proxy_app="kvstore"`` makes a network of CometBFT's built-in kvstore app instead (no CareLedger
-    ledger; used by the benchmark as its baseline). Raises CometbftSetupError.
+    ledger; the benchmark's baseline), ``"kvstore-socket"`` one of CometBFT's kvstore example app run
+    as a separate process over the ABCI socket. Raises CometbftSetupError.
     """
+    if proxy_app not in PROXY_APPS:
+        raise CometbftSetupError(f"unknown app {proxy_app!r} (one of {sorted(PROXY_APPS)})")
     if organisations is not None and len(organisations) < validators:
         raise CometbftSetupError("every validator node needs an organisation")
     if not 1 <= validators <= 64:
@@ -252,7 +257,8 @@ def _configure_node(spec: NetworkSpec, node: NodeSpec, tuning: Tuning) -> None:
     path = spec.cometbft_home(node) / "config" / "config.toml"
     peers = ",".join(f"{n.node_id}@127.0.0.1:{n.p2p_port}" for n in spec.nodes if n.name != node.name)
     values = {**tuning.values(),
-              ("", "proxy_app"): spec.proxy_app or node.abci, ("", "moniker"): f"{node.name}-{node.org}",
+              ("", "proxy_app"): "kvstore" if spec.proxy_app == "kvstore" else node.abci,
+              ("", "moniker"): f"{node.name}-{node.org}",
               ("rpc", "laddr"): node.rpc, ("p2p", "laddr"): node.p2p, ("p2p", "persistent_peers"): peers,
               ("p2p", "addr_book_strict"): False, ("p2p", "allow_duplicate_ip"): True, ("p2p", "pex"): False}
     path.write_text(set_toml_values(path.read_text(), values))

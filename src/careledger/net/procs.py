@@ -1,10 +1,12 @@
 """``careledger net start|stop|status``: a local network's processes, in the background.
 
 Each CareLedger node is two processes: ``python -m careledger.abci node`` (ABCI server and HTTP
-API over the node's ledger) and ``cometbft start``. A kvstore network (benchmark baseline) runs
-CometBFT alone. Pid files live in ``nodeK/run/``, logs in ``nodeK/logs/`` (appended to). A pid is
-only signalled if ``/proc/<pid>/cmdline`` still names the node's directory, so a stale pid file can
-never hit an unrelated process.
+API over the node's ledger) and ``cometbft start``. The benchmark's baselines: a ``kvstore``
+network runs CometBFT alone (its built-in app), a ``kvstore-socket`` network runs CometBFT with
+its kvstore example app as a separate process (``abci-cli kvstore``) in the app's place. Pid files
+live in ``nodeK/run/``, logs in ``nodeK/logs/`` (appended to). A pid is only signalled if the
+process still runs in the node's directory (its command line or working directory names it), so a
+stale pid file can never hit an unrelated process.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from careledger.abci.cometbft import CometbftSetupError, find_cometbft
+from careledger.abci.cometbft import CometbftSetupError, find_abci_cli, find_cometbft
 from careledger.net.layout import NetworkSpec, NodeSpec
 
 PROCESSES = ("careledger", "cometbft")
@@ -59,9 +61,11 @@ def running_pid(spec: NetworkSpec, node: NodeSpec, process: str) -> int | None:
         pid = int(path.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode(errors="replace")
         stat = Path(f"/proc/{pid}/stat").read_text()
+        cwd = os.readlink(f"/proc/{pid}/cwd")
     except (OSError, ValueError):
         return None
-    if str(spec.node_dir(node)) not in cmdline or stat.split(") ", 1)[-1].startswith("Z"):
+    node_dir = str(spec.node_dir(node))
+    if (node_dir not in cmdline and cwd != node_dir) or stat.split(") ", 1)[-1].startswith("Z"):
         return None
     return pid
 
@@ -101,6 +105,7 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
     binary = cometbft or find_cometbft()
     if binary is None:
         raise NetError("cometbft not found: run scripts/install-cometbft.sh")
+    app_argv = _app_command(spec)
     chosen = [n for n in spec.nodes if names is None or n.name in names]
     if names is not None and len(chosen) != len(set(names)):
         raise NetError(f"no such node among {[n.name for n in spec.nodes]}")
@@ -110,12 +115,11 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
         if running_pid(spec, node, "cometbft") is not None:
             continue
         proc = None
-        if not spec.proxy_app and running_pid(spec, node, "careledger") is None:
-            proc = _spawn(spec, node, "careledger", [sys.executable, "-m", "careledger.abci", "node", "--node-dir",
-                                                     str(spec.node_dir(node))])
+        if app_argv is not None and running_pid(spec, node, "careledger") is None:
+            proc = _spawn(spec, node, "careledger", app_argv(node))
         apps.append((node, proc))
     for node, proc in apps:
-        if not spec.proxy_app:
+        if app_argv is not None:
             def alive(p: subprocess.Popen[bytes] | None = proc) -> bool:
                 return p is None or p.poll() is None
 
@@ -126,6 +130,18 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
         _spawn(spec, node, "cometbft", [str(binary), "start", "--home", str(spec.cometbft_home(node))])
         started.append(node.name)
     return started
+
+
+def _app_command(spec: NetworkSpec) -> Any:
+    """The command line of a node's app process (None: the app is built into CometBFT)."""
+    if spec.proxy_app == "kvstore":
+        return None
+    if spec.proxy_app == "kvstore-socket":
+        abci_cli = find_abci_cli()
+        if abci_cli is None:
+            raise NetError("abci-cli not found: run scripts/install-cometbft.sh")
+        return lambda node: [str(abci_cli), "kvstore", "--address", node.abci, "--log_level", "error"]
+    return lambda node: [sys.executable, "-m", "careledger.abci", "node", "--node-dir", str(spec.node_dir(node))]
 
 
 def signal_node(spec: NetworkSpec, node: NodeSpec, sig: int = signal.SIGKILL,
@@ -198,7 +214,7 @@ def rpc(node: NodeSpec, method: str, timeout: float = 5.0, **params: Any) -> Any
 
 
 def node_status(spec: NetworkSpec, node: NodeSpec) -> NodeStatus:
-    processes = ("cometbft",) if spec.proxy_app else PROCESSES
+    processes = ("cometbft",) if spec.proxy_app == "kvstore" else PROCESSES
     status = NodeStatus(node.name, node.org, {p: running_pid(spec, node, p) for p in processes})
     try:
         sync = rpc(node, "status", timeout=2)["sync_info"]

@@ -146,6 +146,9 @@ class PrefetchedView(StateView):
         return super().get_raw(key)
 
 
+_UNCACHED = object()
+
+
 class CachedStateView(StateView):
     """The engine's view of committed state, with a read cache kept exact by :meth:`Store.commit_block`.
 
@@ -160,10 +163,9 @@ class CachedStateView(StateView):
         self._capacity = capacity
 
     def get_raw(self, key: str) -> bytes | None:
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
+        value = self._cache.get(key, _UNCACHED)
+        if value is not _UNCACHED:
+            return value  # type: ignore[return-value]
         value = super().get_raw(key)
         if len(self._cache) >= self._capacity:
             self._cache.clear()
