@@ -19,7 +19,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from careledger.abci import abci_pb2 as pb
-from careledger.abci.app import CareLedgerApp, attribute_text, to_event, to_validator_updates, tx_proto_size
+from careledger.abci.app import CareLedgerApp, add_event, attribute_text, to_validator_updates, tx_proto_size
 from careledger.abci.cometbft import validator_address
 from careledger.abci.server import AbciServer, handle_request, parse_address
 from careledger.abci.wire import (
@@ -309,8 +309,10 @@ def test_event_attributes_are_strings_or_canonical_json() -> None:
     assert attribute_text({"b": 1, "a": 2}) == '{"a":2,"b":1}'
     with pytest.raises(LedgerError):
         attribute_text(2**60)  # outside the profile's safe integers, as the encoder says
-    event = to_event("careledger_tx", {"type": "identity.register_patient", "code": 0, "signer": "ab"})
-    assert [(a.key, a.value, a.index) for a in event.attributes] == [
+    result = pb.ExecTxResult()
+    add_event(result.events, "careledger_tx", {"type": "identity.register_patient", "code": 0, "signer": "ab"})
+    assert result.events[0].type == "careledger_tx"
+    assert [(a.key, a.value, a.index) for a in result.events[0].attributes] == [
         ("code", "0", True), ("signer", "ab", True), ("type", "identity.register_patient", True)]
 
 

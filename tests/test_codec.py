@@ -87,6 +87,7 @@ UNENCODABLE = [
     {1: "non-string key"}, {"\u00e9": "non-ascii key"}, {None: 1},
     "\ud800", "a\udfffb",  # lone surrogates
     [1.5], {"a": [0.1]}, {"a": [float("nan")]}, [1, -float("inf")], {"t": True, "x": float("nan")},
+    {"q": 'say "1.5"', "x": 2.5}, {"s": "back\\slash", "x": float("inf")},  # floats beside quotes or escapes
     datetime.datetime(2020, 1, 1), datetime.date(2020, 1, 1), Point(1, 2), [Point(0, 0)],
 ]
 
@@ -96,6 +97,11 @@ def test_encode_refuses(value: object) -> None:
     with pytest.raises(EncodingError) as err:
         codec.encode(value)
     assert err.value.code == Code.MALFORMED_ENCODING
+
+
+def test_float_like_text_inside_strings_is_fine() -> None:
+    value = {"a": "1.5e10", "b": "null", "c": 'he said "NaN."', "d": "back\\slash 0.5", "e": ["E", "12345678901234567"]}
+    assert codec.decode(codec.encode(value)) == value
 
 
 def nest(depth: int, inner: object = 1) -> object:

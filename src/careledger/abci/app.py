@@ -102,10 +102,13 @@ def attribute_text(value: Any) -> str:
     return codec.encode(value).decode()
 
 
-def to_event(event_type: str, attrs: dict[str, Any]) -> pb.Event:
-    """A receipt event as an indexed ABCI event; non-string values are canonical JSON."""
-    return pb.Event(type=event_type, attributes=[pb.EventAttribute(key=key, value=attribute_text(value), index=True)
-                                                 for key, value in sorted(attrs.items())])
+def add_event(events: Any, event_type: str, attrs: dict[str, Any]) -> None:
+    """Append a receipt event to a repeated ``Event`` field as an indexed ABCI event, its attributes in
+    key order; non-string values are canonical JSON. (Built in place: constructing messages and
+    handing them over copies them, which costs more than the rest of a transaction's result.)"""
+    event = events.add(type=event_type)
+    for key, value in sorted(attrs.items()):
+        event.attributes.add(key=key, value=attribute_text(value), index=True)
 
 
 def to_validator_updates(updates: list[dict[str, Any]]) -> list[pb.ValidatorUpdate]:
@@ -477,13 +480,12 @@ class CareLedgerApp:
     @staticmethod
     def _tx_result(checked: CheckedTx, receipt: Receipt) -> pb.ExecTxResult:
         tx = checked.tx
-        events = [pb.Event(type="careledger_tx", attributes=[  # the attributes in key order, as to_event writes
-            pb.EventAttribute(key="code", value=str(receipt.code), index=True),
-            pb.EventAttribute(key="signer", value=tx.signer_hex, index=True),
-            pb.EventAttribute(key="type", value=tx.type, index=True)])]
-        events += [to_event(e["type"], e["attrs"]) for e in receipt.events]
-        return pb.ExecTxResult(code=receipt.code, data=receipt.encode(), log=receipt.message, events=events,
-                               codespace=CODESPACE if receipt.code else "")
+        result = pb.ExecTxResult(code=receipt.code, data=receipt.encode(), log=receipt.message,
+                                 codespace=CODESPACE if receipt.code else "")
+        add_event(result.events, "careledger_tx", {"code": receipt.code, "signer": tx.signer_hex, "type": tx.type})
+        for event in receipt.events:
+            add_event(result.events, event["type"], event["attrs"])
+        return result
 
     def commit(self, req: pb.CommitRequest) -> pb.CommitResponse:
         """Persist the finalized block atomically (see :mod:`careledger.abci.progress`), then forget the
