@@ -37,7 +37,7 @@ def test_bench_drives_careledger_and_both_kvstores_with_the_same_load(tmp_path: 
         peak, paced = result[net]["peak"], result[net]["paced"]
         assert peak["sent"] == 300 and peak["committed"] == 300, (net, peak)  # counted from the blocks
         assert paced["committed"] == paced["sent"] == 200, (net, paced)
-        assert 0 < peak["p50_ms"] <= peak["p99_ms"] and peak["tx_per_s"] > 0
+        assert 0 < peak["p50_ms"] <= peak["p99_ms"] and peak["tx_per_s"] > 0 and peak["sent_per_s"] > 0
         assert result[net]["blocks_with_txs"] >= 1
     assert result["careledger"]["mean_tx_bytes"] == result["kvstore"]["mean_tx_bytes"] \
         == result["kvstore_socket"]["mean_tx_bytes"]

@@ -6,8 +6,9 @@ frames back in the same order. A ``Flush`` request asks for everything written s
 
 Each read takes whatever the socket holds and every complete frame in it is answered before the
 responses go out in one write (under load CometBFT's mempool connection delivers CheckTx requests
-by the hundred). All connections share one event loop and the application is synchronous, so
-requests are handled strictly one after another, like the global lock of CometBFT's own socket server: no two requests
+by the hundred, and answering them one write at a time doubled the CPU both sides spend). All
+connections share one event loop and the application is synchronous, so requests are handled
+strictly one after another, like the global lock of CometBFT's own socket server: no two requests
 ever run concurrently. An application error becomes a ``ResponseException`` (CometBFT then stops
 the node, which is what must happen when, say, Commit cannot persist); a broken frame closes the
 connection.

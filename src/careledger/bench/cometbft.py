@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import random
 import tempfile
@@ -127,32 +128,43 @@ def drive(net: LocalNetwork, lanes: list[list[bytes]], rate: float | None, windo
     sent: dict[bytes, float] = {}
     rejected: list[str] = []
     lock = threading.Lock()
-    start = time.perf_counter()
     per_lane = rate / len(lanes) if rate else None
     urls = [n.rpc_url for n in net.spec.nodes]
 
-    def lane(index: int, txs: list[bytes]) -> None:
-        http = httpx.Client(base_url=urls[index % len(urls)], timeout=60)
+    def batches(txs: list[bytes]) -> list[tuple[list[bytes], bytes]]:
+        """Each batch's transaction hashes and JSON-RPC body, made before the clock starts."""
+        out = []
         for b in range(0, len(txs), BATCH):
             batch = txs[b:b + BATCH]
+            body = [{"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_async",
+                     "params": {"tx": base64.b64encode(raw).decode()}} for i, raw in enumerate(batch)]
+            out.append(([hashlib.sha256(raw).digest() for raw in batch], json.dumps(body).encode()))
+        return out
+
+    prepared = [batches(txs) for txs in lanes]
+
+    def lane(index: int, work: list[tuple[list[bytes], bytes]]) -> None:
+        http = httpx.Client(base_url=urls[index % len(urls)], timeout=60,
+                            headers={"content-type": "application/json"})
+        done = 0
+        for hashes, body in work:
+            done += len(hashes)
             if per_lane:
-                delay = start + (b + len(batch)) / per_lane - time.perf_counter()
+                delay = start + done / per_lane - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
             while len(sent) - len(rejected) - len(watcher.seen) > window:
                 if watcher.idle_for() > STALL_S:
                     break
                 time.sleep(0.01)
-            body = [{"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_async",
-                     "params": {"tx": base64.b64encode(raw).decode()}} for i, raw in enumerate(batch)]
             now = time.perf_counter()
             with lock:
-                for raw in batch:
-                    sent[hashlib.sha256(raw).digest()] = now
+                for tx_hash in hashes:
+                    sent[tx_hash] = now
             try:
-                answers = http.post("/", json=body).json()
+                answers = http.post("/", content=body).json()
             except (httpx.HTTPError, ValueError) as exc:  # unknown outcome: counted as not accepted
-                answers = [{"error": f"{type(exc).__name__}"}] * len(batch)
+                answers = [{"error": f"{type(exc).__name__}"}] * len(hashes)
             for answer in answers if isinstance(answers, list) else [answers]:
                 result = answer.get("result") or {}
                 if "error" in answer or int(result.get("code", 0)):
@@ -160,7 +172,8 @@ def drive(net: LocalNetwork, lanes: list[list[bytes]], rate: float | None, windo
                         rejected.append(str(answer.get("error") or result.get("log"))[:120])
         http.close()
 
-    threads = [threading.Thread(target=lane, args=(i, txs), daemon=True) for i, txs in enumerate(lanes)]
+    start = time.perf_counter()
+    threads = [threading.Thread(target=lane, args=(i, work), daemon=True) for i, work in enumerate(prepared)]
     for t in threads:
         t.start()
     for t in threads:
@@ -171,7 +184,9 @@ def drive(net: LocalNetwork, lanes: list[list[bytes]], rate: float | None, windo
     latencies = [(watcher.seen[h] - t) * 1000 for h, t in sent.items() if h in watcher.seen]
     committed = len(latencies)
     last = max((watcher.seen[h] for h in sent if h in watcher.seen), default=start)
+    last_sent = max(sent.values(), default=start)
     return {"sent": len(sent), "rejected": len(rejected), "committed": committed,
+            "sent_per_s": round(len(sent) / max(1e-9, last_sent - start), 1),  # the generator's own pace
             "tx_per_s": round(committed / max(1e-9, last - start), 1),
             "p50_ms": round(_percentile(latencies, 0.5), 1), "p99_ms": round(_percentile(latencies, 0.99), 1),
             "first_rejection": rejected[0] if rejected else None}
