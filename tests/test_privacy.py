@@ -125,6 +125,26 @@ def test_erasure_destroys_key_salt_and_ciphertext(world: World) -> None:
     assert report.ok, report.problem
 
 
+def test_erasure_reports_the_versions_even_when_the_shredder_got_there_first(world: World,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's background shredder hears of the committed erasure too and may shred before the
+    request that submitted it does: the answer still counts the versions the erasure destroyed."""
+    from careledger.vault.gateway import Gateway
+
+    pt = world.pseudonym("alice")
+    record = world.client("dr_a").store("hospital", pt, OBSERVATION)["records"][0]["record"]
+    real_receipt = Gateway._receipt
+
+    def shredder_first(submission: Any) -> Any:
+        receipt = real_receipt(submission)
+        assert world.vaults["hospital"].erase(record) == 1  # what the shredder does on commit
+        return receipt
+
+    monkeypatch.setattr(Gateway, "_receipt", staticmethod(shredder_first))
+    result = world.client("alice").erase(record, custodian="hospital")
+    assert result["versions_destroyed"] == 1
+
+
 def test_erasure_committed_elsewhere_is_shredded_by_the_custodian(world: World) -> None:
     """The patient may submit the erasure to any node; the custodian's gateway shreds on commit."""
     pt = world.pseudonym("alice")

@@ -235,6 +235,11 @@ class Vault:
             return int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])
 
     # -- erasure --------------------------------------------------------------------------------------------
+    def versions_held(self, record: str) -> int:
+        """How many versions of ``record`` this vault holds (stored or pending)."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM records WHERE record = ?", (record,)).fetchone()[0])
+
     def erase(self, record: str) -> int:
         """Crypto-shred every version of ``record``: key, salt and ciphertext. Returns versions destroyed."""
         with self._lock:
