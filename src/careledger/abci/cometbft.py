@@ -38,20 +38,17 @@ def repo_root() -> Path:
 
 def find_cometbft() -> Path | None:
     """``$COMETBFT_BIN``, else ``<repo>/.tools/bin/cometbft`` (scripts/install-cometbft.sh), else ``PATH``."""
-    candidates = [os.environ.get("COMETBFT_BIN"), str(repo_root() / ".tools" / "bin" / "cometbft"),
-                  shutil.which("cometbft")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
+    return _find_tool("COMETBFT_BIN", "cometbft")
 
 
 def find_abci_cli() -> Path | None:
     """CometBFT's ``abci-cli`` (its example apps; the benchmark's out-of-process kvstore baseline):
     ``$ABCI_CLI_BIN``, else ``<repo>/.tools/bin/abci-cli`` (scripts/install-cometbft.sh), else ``PATH``."""
-    candidates = [os.environ.get("ABCI_CLI_BIN"), str(repo_root() / ".tools" / "bin" / "abci-cli"),
-                  shutil.which("abci-cli")]
-    for candidate in candidates:
+    return _find_tool("ABCI_CLI_BIN", "abci-cli")
+
+
+def _find_tool(variable: str, name: str) -> Path | None:
+    for candidate in (os.environ.get(variable), str(repo_root() / ".tools" / "bin" / name), shutil.which(name)):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
     return None
