@@ -146,20 +146,20 @@ def test_forged_stale_and_replayed_requests(world: World) -> None:
     before = state_snapshot(world.node)
     forged = sign_request(world.keys["dr_b"], chain_id, "read", fields)
     forged["request"]["purpose"] = "HPAYMT"  # signature no longer covers the body
-    refused(lambda: http._request("POST", "/v1/gateway/read", json=forged), Code.BAD_SIGNATURE)
+    refused(lambda: http.request("POST", "/v1/gateway/read", json=forged), Code.BAD_SIGNATURE)
     other_key = sign_request(seeded_key("intruder"), chain_id, "read", fields)
     other_key["request"]["requester"] = world.keys["dr_b"].public_hex  # claims to be dr_b
-    refused(lambda: http._request("POST", "/v1/gateway/read", json=other_key), Code.BAD_SIGNATURE)
+    refused(lambda: http.request("POST", "/v1/gateway/read", json=other_key), Code.BAD_SIGNATURE)
     other_chain = sign_request(world.keys["dr_b"], "another-chain", "read", fields)
-    refused(lambda: http._request("POST", "/v1/gateway/read", json=other_chain), Code.BAD_SIGNATURE)
+    refused(lambda: http.request("POST", "/v1/gateway/read", json=other_chain), Code.BAD_SIGNATURE)
     stale = sign_request(world.keys["dr_b"], chain_id, "read", fields, now_ms=int(time.time() * 1000) - 600_000)
-    refused(lambda: http._request("POST", "/v1/gateway/read", json=stale), Code.REQUEST_STALE)
+    refused(lambda: http.request("POST", "/v1/gateway/read", json=stale), Code.REQUEST_STALE)
     assert_only_audit(world, before, [])
     good = sign_request(world.keys["dr_b"], chain_id, "read", fields)
-    assert http._request("POST", "/v1/gateway/read", json=good)["records"][0]["record"] == record
+    assert http.request("POST", "/v1/gateway/read", json=good)["records"][0]["record"] == record
     world.wait_for_audit()
     before = state_snapshot(world.node)
-    refused(lambda: http._request("POST", "/v1/gateway/read", json=good), Code.REQUEST_REPLAYED)
+    refused(lambda: http.request("POST", "/v1/gateway/read", json=good), Code.REQUEST_REPLAYED)
     assert_only_audit(world, before, [])
     http.close()
 

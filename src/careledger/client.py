@@ -110,7 +110,10 @@ class Client:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+        """One call to the node's HTTP API: the decoded JSON object of a success, else ClientError with
+        the stable code the node gave (NodeUnavailable when it cannot be reached or does not answer).
+        ``kwargs`` go to ``httpx`` (``json``, ``content``, ``params``, ``headers``)."""
         try:
             response = self._http.request(method, path, timeout=timeout if timeout is not None else self.timeout,
                                           **kwargs)
@@ -140,14 +143,14 @@ class Client:
         with it: ``{tx_hash, status: "committed", height, receipt}`` (``timeout`` seconds at most, ≤ 120).
         Raises :class:`ClientError` when the node refuses it or it is dropped before commit."""
         params: dict[str, Any] = {"wait": "commit", "timeout": timeout} if wait else {}
-        return self._request("POST", "/v1/txs", content=raw, params=params,
+        return self.request("POST", "/v1/txs", content=raw, params=params,
                              headers={"content-type": "application/json"},
                              timeout=self.timeout + (timeout if wait else 0))
 
     def submit_batch(self, raws: Iterable[bytes], wait: bool = False, timeout: float = 30.0) -> dict[str, Any]:
         """Submit up to 1000 transactions in order; ``{accepted, rejected, results: [...]}`` per item."""
         params: dict[str, Any] = {"wait": "commit", "timeout": timeout} if wait else {}
-        return self._request("POST", "/v1/txs/batch", json=[r.hex() for r in raws],
+        return self.request("POST", "/v1/txs/batch", json=[r.hex() for r in raws],
                              params=params, timeout=self.timeout + (timeout if wait else 0))
 
     def chain_id(self) -> str:
@@ -189,43 +192,43 @@ class Client:
 
     def tx(self, tx_hash: str) -> dict[str, Any]:
         """A committed transaction with receipt and proof, or ``{status: "pending"}``; NOT_FOUND otherwise."""
-        return self._request("GET", f"/v1/txs/{_seg(tx_hash)}")
+        return self.request("GET", f"/v1/txs/{_seg(tx_hash)}")
 
     # -- chain ----------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        return self._request("GET", "/v1/status")
+        return self.request("GET", "/v1/status")
 
     def block(self, height: int | str = "latest") -> dict[str, Any]:
         """The block at ``height`` (an int, its decimal string, or ``"latest"``)."""
-        return self._request("GET", f"/v1/blocks/{_seg(str(height))}")
+        return self.request("GET", f"/v1/blocks/{_seg(str(height))}")
 
     def nonce(self, pubkey: str) -> dict[str, Any]:
         """``{account, committed, pending, next}`` for a key."""
-        return self._request("GET", f"/v1/accounts/{_seg(pubkey)}/nonce")
+        return self.request("GET", f"/v1/accounts/{_seg(pubkey)}/nonce")
 
     # -- identity -------------------------------------------------------------------------------------
     def organisations(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/v1/identity/organisations")["organisations"])
+        return list(self.request("GET", "/v1/identity/organisations")["organisations"])
 
     def organisation(self, org: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/identity/organisations/{_seg(org)}")
+        return self.request("GET", f"/v1/identity/organisations/{_seg(org)}")
 
     def members(self, org: str) -> list[dict[str, Any]]:
-        return list(self._request("GET", f"/v1/identity/organisations/{_seg(org)}/members")["members"])
+        return list(self.request("GET", f"/v1/identity/organisations/{_seg(org)}/members")["members"])
 
     def key_info(self, pubkey: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/identity/keys/{_seg(pubkey)}")
+        return self.request("GET", f"/v1/identity/keys/{_seg(pubkey)}")
 
     def patient(self, pseudonym: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/identity/patients/{_seg(pseudonym)}")
+        return self.request("GET", f"/v1/identity/patients/{_seg(pseudonym)}")
 
     # -- governance -----------------------------------------------------------------------------------
     def proposals(self, status: str | None = None) -> list[dict[str, Any]]:
         params = {"status": status} if status else {}
-        return list(self._request("GET", "/v1/governance/proposals", params=params)["proposals"])
+        return list(self.request("GET", "/v1/governance/proposals", params=params)["proposals"])
 
     def proposal(self, proposal_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/governance/proposals/{_seg(proposal_id)}")
+        return self.request("GET", f"/v1/governance/proposals/{_seg(proposal_id)}")
 
     def validators(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/v1/governance/validators")["validators"])
+        return list(self.request("GET", "/v1/governance/validators")["validators"])

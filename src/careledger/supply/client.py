@@ -94,7 +94,7 @@ class SupplyClient(Client):
             nonce = int(self.nonce(pub)["next"])
             body = body_of(self.chain_id(), "supply.epcis_capture", 1, pub, nonce, {"document": text})
             sig = key.sign("tx", self.chain_id(), codec.encode(body)).hex()
-            job = self._request("POST", "/v1/epcis/capture", content=text.encode(),
+            job = self.request("POST", "/v1/epcis/capture", content=text.encode(),
                                 headers={"content-type": "application/ld+json", "X-CareLedger-Key": pub,
                                          "X-CareLedger-Nonce": str(nonce), "X-CareLedger-Signature": sig})
         if not wait:
@@ -108,24 +108,24 @@ class SupplyClient(Client):
 
     # -- reads ----------------------------------------------------------------------------------------
     def capture_job(self, capture_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/epcis/capture/{_seg(capture_id)}")
+        return self.request("GET", f"/v1/epcis/capture/{_seg(capture_id)}")
 
     def product(self, gtin: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/supply/products/{_seg(gtin)}")
+        return self.request("GET", f"/v1/supply/products/{_seg(gtin)}")
 
     def lot(self, gtin: str, lot: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/supply/products/{_seg(gtin)}/lots/{_seg(lot)}")
+        return self.request("GET", f"/v1/supply/products/{_seg(gtin)}/lots/{_seg(lot)}")
 
     def pack(self, gtin: str, serial: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/supply/packs/{_seg(gtin)}/{quote(serial, safe='')}")
+        return self.request("GET", f"/v1/supply/packs/{_seg(gtin)}/{quote(serial, safe='')}")
 
     def item(self, epc: str) -> dict[str, Any]:
         """A pack or logistic unit by EPC URN, Digital Link or ledger ref."""
-        return self._request("GET", "/v1/supply/items", params={"epc": epc})
+        return self.request("GET", "/v1/supply/items", params={"epc": epc})
 
     def verify(self, **identifier: str) -> dict[str, Any]:
         """Read-only verification: ``gtin``+``serial`` (+``lot``, ``expiry``), ``dl`` or ``scan``."""
-        return self._request("GET", "/v1/supply/verify", params=identifier)
+        return self.request("GET", "/v1/supply/verify", params=identifier)
 
     def alerts(self, key: SigningKey, kind: str | None = None, since_height: int = 0) -> dict[str, Any]:
         """Alerts visible to ``key``'s organisation (a signed GET; regulators and manufacturers only)."""
@@ -134,14 +134,14 @@ class SupplyClient(Client):
             params["kind"] = kind
         target = "/v1/supply/alerts?" + urlencode(params)
         headers = sign_request(key, self.chain_id(), "GET", target, int(time.time() * 1000))
-        return self._request("GET", target, headers=headers)
+        return self.request("GET", target, headers=headers)
 
     def epcis_events(self, epcs: list[str], **filters: str) -> dict[str, Any]:
         """An EPCISQueryDocument; filters are EPCIS names (``EQ_bizStep``, ``GE_eventTime``, …)."""
-        return self._request("GET", "/v1/epcis/events", params=[("MATCH_epc", e) for e in epcs] + sorted(
+        return self.request("GET", "/v1/epcis/events", params=[("MATCH_epc", e) for e in epcs] + sorted(
             filters.items()))
 
     def epcis_export(self, epcs: list[str], contents: bool = True) -> dict[str, Any]:
         params: list[tuple[str, Any]] = [("epc", e) for e in epcs]
         params.append(("contents", "true" if contents else "false"))
-        return self._request("GET", "/v1/epcis/export", params=params)
+        return self.request("GET", "/v1/epcis/export", params=params)

@@ -106,7 +106,7 @@ class RecordsClient:
         envelope = self._signed("store", {"content": hashlib.sha256(canonical).hexdigest(), "custodian": custodian,
                                           "patient": patient, "record": record})
         body = json.dumps(envelope).encode()[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"
-        return self.gateway(custodian)._request("POST", "/v1/gateway/store", content=body,
+        return self.gateway(custodian).request("POST", "/v1/gateway/store", content=body,
                                                 headers={"content-type": "application/json"}, timeout=60)
 
     # -- reading ----------------------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class RecordsClient:
         """Read records through the custodian's gateway; each is checked against its ledger anchor."""
         envelope = self._signed("read", {"custodian": custodian, "emergency": emergency, "patient": patient,
                                          "purpose": purpose, "records": list(records), "study": study})
-        doc = self.gateway(custodian)._request("POST", "/v1/gateway/read", json=envelope)
+        doc = self.gateway(custodian).request("POST", "/v1/gateway/read", json=envelope)
         fetched = []
         for r in doc["records"]:
             canonical, salt = r["canonical"].encode("utf-8"), bytes.fromhex(r["salt"])
@@ -155,7 +155,7 @@ class RecordsClient:
         return self._query("view", {"format": "fhir" if fhir else "json", "patient": patient or self.pseudonym})
 
     def _query(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return self.ledger._request("POST", "/v1/records/query", json=self._signed(kind, fields))
+        return self.ledger.request("POST", "/v1/records/query", json=self._signed(kind, fields))
 
     # -- transactions -----------------------------------------------------------------------------------------
     def erase(self, record: str, reason: str = "patient_request", custodian: str | None = None) -> dict[str, Any]:
@@ -165,7 +165,7 @@ class RecordsClient:
         nonce = int(self.ledger.nonce(self.key.public_hex)["next"])
         raw = sign_tx(self.key, self.ledger.chain_id(), "records.erase", 1, nonce,
                       {"reason": reason, "record": record})
-        return self.gateway(custodian)._request("POST", "/v1/gateway/erase", json={"tx": raw.hex()}, timeout=60)
+        return self.gateway(custodian).request("POST", "/v1/gateway/erase", json={"tx": raw.hex()}, timeout=60)
 
     def grant(self, patient: str, grantee_kind: str, grantee_id: str, purposes: list[str], *,
               resource_types: list[str] | None = None, records: list[str] | None = None,
