@@ -303,6 +303,36 @@ def test_a_run_of_check_tx_read_together_gets_the_answers_each_would_get_alone(
     alone.close()
 
 
+def test_a_failing_batch_hint_does_not_stop_the_answers(ready: CareLedgerApp, consortium: Consortium,
+                                                          tmp_path: Path) -> None:
+    txs = [enrol(consortium, 1, seeded_key("a")), enrol(consortium, 2, seeded_key("b"))]
+
+    called: list[int] = []
+
+    def broken(requests: list[pb.Request]) -> None:
+        called.append(len(requests))
+        raise RuntimeError("hint failed")
+
+    ready.prepare_batch = broken  # type: ignore[method-assign]
+
+    async def go() -> list[int]:
+        server = AbciServer(ready)
+        await server.start(f"unix://{tmp_path / 'abci.sock'}")
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "abci.sock"))
+            writer.write(b"".join(frame(pb.Request(check_tx=pb.CheckTxRequest(tx=raw))) for raw in txs))
+            await writer.drain()
+            codes = [pb.Response.FromString(await asyncio.wait_for(read_frame(reader), 5) or b"").check_tx.code
+                     for _ in txs]
+            writer.close()
+            return codes
+        finally:
+            await server.close()
+
+    assert asyncio.run(go()) == [0, 0]
+    assert called == [2]  # the hint ran, failed, and the requests were still answered
+
+
 def test_event_attributes_are_strings_or_canonical_json() -> None:
     assert attribute_text("x") == "x" and attribute_text(7) == "7" and attribute_text(-3) == "-3"
     assert attribute_text(["a", 1]) == '["a",1]' and attribute_text(True) == "true"
