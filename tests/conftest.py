@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from careledger.abci.cometbft import find_abci_cli, find_cometbft
 from careledger.contracts import default_registry
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Receipt
@@ -266,3 +268,22 @@ def node(node_home: Any) -> Iterator[Any]:
         yield n
     finally:
         n.close()
+
+
+def require_tool(path: Path | None, name: str) -> Path:
+    """A real part a test needs (found by ``find_cometbft`` / ``find_abci_cli``). Without it the test
+    is skipped, except under ``CI=true``, where a missing real part fails the run."""
+    if path is None:
+        message = f"{name} not found: run scripts/install-cometbft.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def require_cometbft() -> Path:
+    return require_tool(find_cometbft(), "cometbft")
+
+
+def require_abci_cli() -> Path:
+    return require_tool(find_abci_cli(), "abci-cli")

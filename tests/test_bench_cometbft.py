@@ -6,26 +6,23 @@ Needs cometbft and abci-cli (scripts/install-cometbft.sh); skipped without them,
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from careledger.abci.cometbft import CometbftSetupError, find_abci_cli, find_cometbft
+from careledger.abci.cometbft import CometbftSetupError
 from careledger.bench.cometbft import bench_cometbft
 from careledger.net.layout import init_network
 from careledger.net.procs import NetError, start_nodes
+from conftest import require_abci_cli, require_cometbft
 
 pytestmark = pytest.mark.cometbft
 
 
 @pytest.fixture(scope="module", autouse=True)
 def binaries() -> None:
-    if find_cometbft() is None or find_abci_cli() is None:
-        message = "cometbft or abci-cli not found: run scripts/install-cometbft.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_cometbft()
+    require_abci_cli()
 
 
 def test_bench_drives_careledger_and_both_kvstores_with_the_same_load(tmp_path: Path) -> None:

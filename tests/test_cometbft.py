@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import socket
 import sqlite3
 import subprocess
@@ -33,7 +32,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from careledger.abci.app import time_ms_of
 from careledger.abci.cometbft import (
     CometbftSetupError,
-    find_cometbft,
     read_validator_pub_key,
     set_toml_values,
     setup_home,
@@ -45,7 +43,7 @@ from careledger.core.errors import Code
 from careledger.core.genesis import Genesis, parse_genesis
 from careledger.core.tx import sign_tx
 from careledger.node.store import Store
-from conftest import make_consortium, seeded_key
+from conftest import make_consortium, require_cometbft, require_tool, seeded_key
 
 CHAIN_ID = "careledger-cmt"
 ORG = "hospital"
@@ -81,12 +79,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cometbft_binary() -> Path:
-    binary = find_cometbft()
-    if binary is None:
-        message = "cometbft binary not found: run scripts/install-cometbft.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = require_cometbft()
     return binary
 
 
@@ -340,3 +333,13 @@ def test_an_app_behind_cometbft_is_replayed_to_the_same_app_hashes(network: Netw
         assert network.our_app_hash(h) == app_hash, f"height {h} replayed to another app hash"
     assert_committed(network.broadcast_commit(network.enrol(6, "after")))
     network.assert_app_hashes_agree(genesis_app_hash)
+
+
+def test_a_missing_real_part_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="not found"):
+        require_tool(None, "cometbft")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="not found"):
+        require_tool(None, "cometbft")
+    assert require_tool(Path("/bin/true"), "true") == Path("/bin/true")

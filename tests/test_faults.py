@@ -22,7 +22,6 @@ Needs the cometbft binary; skipped without it, except under CI=true where it fai
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -31,24 +30,20 @@ from typing import Any
 
 import pytest
 
-from careledger.abci.cometbft import find_cometbft
 from careledger.client import Client, ClientError
 from careledger.core import codec
 from careledger.core.crypto import SigningKey
 from careledger.net.cluster import LocalNetwork
 from careledger.net.layout import Tuning
 from careledger.node.store import state_chk
+from conftest import require_cometbft
 
 pytestmark = pytest.mark.cometbft
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
-    if find_cometbft() is None:
-        message = "cometbft binary not found: run scripts/install-cometbft.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_cometbft()
     network = LocalNetwork.create(tmp_path_factory.mktemp("faults") / "net", 4, chain_id="careledger-faults",
                                   tuning=Tuning(timeout_commit="200ms"))
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,24 +22,20 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from careledger.abci.cometbft import find_cometbft, validator_address
+from careledger.abci.cometbft import validator_address
 from careledger.cli.main import app as cli
 from careledger.client import Client
 from careledger.core.crypto import SigningKey
 from careledger.net.cluster import LocalNetwork, free_base_port
 from careledger.net.layout import Tuning, add_node
+from conftest import require_cometbft
 
 pytestmark = pytest.mark.cometbft
 
 
 @pytest.fixture(scope="module", autouse=True)
 def cometbft_binary() -> Path:
-    binary = find_cometbft()
-    if binary is None:
-        message = "cometbft binary not found: run scripts/install-cometbft.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = require_cometbft()
     return binary
 
 

@@ -7,26 +7,21 @@ every node's ledger from genesis and compares them block for block, and stops th
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from careledger.abci.cometbft import find_cometbft
 from careledger.cli.main import app as cli
 from careledger.net.layout import NetworkSpec
 from careledger.net.procs import running_pid
+from conftest import require_cometbft
 
 pytestmark = pytest.mark.cometbft
 
 
 def test_demo_runs_on_a_four_validator_network(tmp_path: Path) -> None:
-    if find_cometbft() is None:
-        message = "cometbft binary not found: run scripts/install-cometbft.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_cometbft()
     home = tmp_path / "net"
     out = CliRunner().invoke(cli, ["demo", "--engine", "cometbft", "--home", str(home)], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output[-3000:]

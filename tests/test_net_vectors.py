@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -32,13 +31,14 @@ from typing import Any
 import httpx
 import pytest
 
-from careledger.abci.cometbft import cometbft_init, find_cometbft, setup_home, validator_address
+from careledger.abci.cometbft import cometbft_init, setup_home, validator_address
 from careledger.core import codec
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import LedgerError
 from careledger.core.genesis import parse_genesis
 from careledger.net.cluster import free_base_port
 from careledger.node.node import EngineConfig, Node, open_store
+from conftest import require_cometbft
 
 VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
 VECTOR_FILES = sorted(p for p in VECTORS_DIR.glob("*.json") if p.name != "protocol.json")
@@ -234,12 +234,7 @@ def compare(vector: dict[str, Any], solo: Outcome, cmt: Outcome) -> tuple[list[s
 
 
 def test_every_vector_gives_the_same_results_on_both_engines(tmp_path: Path) -> None:
-    binary = find_cometbft()
-    if binary is None:
-        message = "cometbft binary not found: run scripts/install-cometbft.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = require_cometbft()
     assert len(VECTOR_FILES) >= 20
 
     def one(path: Path) -> tuple[str, tuple[list[str], bool]]:

@@ -16,15 +16,14 @@ contract's authorisation there: it then consumes no nonce.)
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from careledger.abci.cometbft import find_cometbft
 from careledger.core import codec
+from conftest import require_cometbft
 from test_net_vectors import Outcome, run_cometbft, run_solo
 
 RECORDS_VECTORS = sorted((Path(__file__).resolve().parent / "vectors" / "records").glob("*.json"))
@@ -78,12 +77,7 @@ def compare(vector: dict[str, Any], solo: Outcome, cmt: Outcome) -> list[str]:
 
 
 def test_records_vectors_give_the_same_results_on_both_engines(tmp_path: Path) -> None:
-    binary = find_cometbft()
-    if binary is None:
-        message = "cometbft binary not found: run scripts/install-cometbft.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = require_cometbft()
     assert len(RECORDS_VECTORS) >= 9
 
     def one(path: Path) -> tuple[str, list[str]]:
