@@ -264,6 +264,25 @@ def test_server_answers_in_order_over_tcp(ready: CareLedgerApp) -> None:
     assert flush.WhichOneof("value") == "flush"
 
 
+def check_txs_in_one_write(app: CareLedgerApp, txs: list[bytes], tmp_path: Path) -> list[int]:
+    """CheckTx codes from a real server, all the requests written at once (so they are read together)."""
+    async def go() -> list[int]:
+        server = AbciServer(app)
+        await server.start(f"unix://{tmp_path / 'abci.sock'}")
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "abci.sock"))
+            writer.write(b"".join(frame(pb.Request(check_tx=pb.CheckTxRequest(tx=raw))) for raw in txs))
+            await writer.drain()
+            codes = [pb.Response.FromString(await asyncio.wait_for(read_frame(reader), 5) or b"").check_tx.code
+                     for _ in txs]
+            writer.close()
+            return codes
+        finally:
+            await server.close()
+
+    return asyncio.run(go())
+
+
 def test_a_run_of_check_tx_read_together_gets_the_answers_each_would_get_alone(
         ready: CareLedgerApp, consortium: Consortium, tmp_path: Path) -> None:
     """The server hands the whole run to prepare_batch (one state query) and answers in order; the
@@ -280,20 +299,7 @@ def test_a_run_of_check_tx_read_together_gets_the_answers_each_would_get_alone(
 
     ready.prepare_batch = spy  # type: ignore[method-assign]
 
-    async def go() -> list[pb.Response]:
-        server = AbciServer(ready)
-        await server.start(f"unix://{tmp_path / 'abci.sock'}")
-        try:
-            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "abci.sock"))
-            writer.write(b"".join(frame(pb.Request(check_tx=pb.CheckTxRequest(tx=raw))) for raw in txs))
-            await writer.drain()
-            out = [pb.Response.FromString(await asyncio.wait_for(read_frame(reader), 5) or b"") for _ in txs]
-            writer.close()
-            return out
-        finally:
-            await server.close()
-
-    batched = [r.check_tx.code for r in asyncio.run(go())]
+    batched = check_txs_in_one_write(ready, txs, tmp_path)
     alone = CareLedgerApp(tmp_path / "alone.sqlite")
     alone.init_chain(init_request(consortium))
     assert batched == [check(alone, raw) for raw in txs]
@@ -315,21 +321,7 @@ def test_a_failing_batch_hint_does_not_stop_the_answers(ready: CareLedgerApp, co
 
     ready.prepare_batch = broken  # type: ignore[method-assign]
 
-    async def go() -> list[int]:
-        server = AbciServer(ready)
-        await server.start(f"unix://{tmp_path / 'abci.sock'}")
-        try:
-            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "abci.sock"))
-            writer.write(b"".join(frame(pb.Request(check_tx=pb.CheckTxRequest(tx=raw))) for raw in txs))
-            await writer.drain()
-            codes = [pb.Response.FromString(await asyncio.wait_for(read_frame(reader), 5) or b"").check_tx.code
-                     for _ in txs]
-            writer.close()
-            return codes
-        finally:
-            await server.close()
-
-    assert asyncio.run(go()) == [0, 0]
+    assert check_txs_in_one_write(ready, txs, tmp_path) == [0, 0]
     assert called == [2]  # the hint ran, failed, and the requests were still answered
 
 

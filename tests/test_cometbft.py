@@ -79,8 +79,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cometbft_binary() -> Path:
-    binary = require_cometbft()
-    return binary
+    return require_cometbft()
 
 
 class Network:

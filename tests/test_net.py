@@ -35,8 +35,7 @@ pytestmark = pytest.mark.cometbft
 
 @pytest.fixture(scope="module", autouse=True)
 def cometbft_binary() -> Path:
-    binary = require_cometbft()
-    return binary
+    return require_cometbft()
 
 
 @pytest.fixture(scope="module")

@@ -279,15 +279,8 @@ class CareLedgerApp:
         the same without it)."""
         txs = [r.check_tx.tx for r in requests
                if r.WhichOneof("value") == "check_tx" and r.check_tx.type == pb.CheckTxRequest.NEW]
-        if len(txs) < 2 or self.store is None or self.chain is None:
-            return
-        keys: list[str] = []
-        for raw in txs:
-            try:
-                keys.extend(read_hints(self.check(self.chain, raw), admission=True))
-            except InvalidTx:
-                continue
-        self.store.writer_view.prefetch(keys)
+        if len(txs) >= 2 and self.store is not None and self.chain is not None:
+            self._prefetch(self.store, self.chain, txs, admission=True)
 
     def check_tx(self, req: pb.CheckTxRequest) -> pb.CheckTxResponse:
         """Admit a transaction to CometBFT's mempool, or refuse it with its stable code.
@@ -400,11 +393,13 @@ class CareLedgerApp:
             digest.update(hashlib.sha256(raw).digest())
         return b"prepared/" + digest.digest()
 
-    def _prefetch(self, store: Store, chain: Chain, txs: Any) -> None:
+    def _prefetch(self, store: Store, chain: Chain, txs: Any, admission: bool = False) -> None:
+        """Check ``txs`` and load the committed state they will read (``admission``: only what CheckTx
+        reads) in one query; invalid ones are left for the caller to refuse."""
         keys: list[str] = []
         for raw in txs:
             try:
-                keys.extend(read_hints(self.check(chain, raw)))
+                keys.extend(read_hints(self.check(chain, raw), admission))
             except InvalidTx:
                 continue
         store.writer_view.prefetch(keys)

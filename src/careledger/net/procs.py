@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
     return started
 
 
-def _app_command(spec: NetworkSpec) -> Any:
+def _app_command(spec: NetworkSpec) -> Callable[[NodeSpec], list[str]] | None:
     """The command line of a node's app process (None: the app is built into CometBFT)."""
     if spec.proxy_app == "kvstore":
         return None
