@@ -27,12 +27,7 @@ from typing import Any
 import pytest
 
 from careledger.abci.cometbft import find_abci_cli, find_cometbft
-from careledger.contracts import default_registry
-from careledger.core import codec
-from careledger.core.block import BlockEnv, Receipt
-from careledger.core.crypto import SigningKey
-from careledger.core.errors import InvalidTx
-from careledger.core.executor import (
+from careledger.chain.executor import (
     BlockExecution,
     BlockResult,
     Chain,
@@ -43,6 +38,11 @@ from careledger.core.executor import (
     genesis_app_hash,
     genesis_state,
 )
+from careledger.chain.registry import default_registry
+from careledger.core import codec
+from careledger.core.block import BlockEnv, Receipt
+from careledger.core.crypto import SigningKey
+from careledger.core.errors import InvalidTx
 from careledger.core.genesis import Genesis, parse_genesis
 from careledger.core.state import MemoryState
 from careledger.core.tx import sign_tx

@@ -35,11 +35,11 @@ from typing import Any
 
 import httpx
 
-from careledger.contracts import default_registry
+from careledger.chain.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
+from careledger.chain.registry import default_registry
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Header
 from careledger.core.crypto import SigningKey
-from careledger.core.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
 from careledger.core.genesis import Genesis
 from careledger.core.state import MemoryState
 from careledger.core.tx import sign_tx

@@ -31,11 +31,11 @@ from careledger.abci.wire import (
     frame,
     read_frame,
 )
+from careledger.chain.executor import BlockExecution, check_stateless, genesis_app_hash, genesis_state
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Receipt
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code, GenesisError, LedgerError
-from careledger.core.executor import BlockExecution, check_stateless, genesis_app_hash, genesis_state
 from careledger.core.state import MemoryState
 from careledger.core.tx import sign_tx
 from careledger.node.store import Store

@@ -29,7 +29,7 @@ from careledger.core.errors import Code
 from careledger.core.proofs import ProofInvalid, verify_proof
 from careledger.core.tx import sign_tx
 from careledger.node.home import Home, init_home
-from careledger.node.node import Node
+from careledger.node.solo import Node
 
 GENESIS_TIME_MS = 1_700_000_000_000
 

@@ -21,7 +21,7 @@ from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
 from careledger.core.tx import sign_tx
 from careledger.node.home import Home, init_home
-from careledger.node.node import Node
+from careledger.node.solo import Node
 
 
 @dataclass

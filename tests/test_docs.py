@@ -23,14 +23,14 @@ import nacl.signing
 import pytest
 import typer.main
 
+from careledger.chain.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
+from careledger.chain.registry import default_registry
 from careledger.cli.main import app as cli_app
-from careledger.contracts import default_registry
 from careledger.contracts.identity import compute_pseudonym
 from careledger.core import codec, merkle
 from careledger.core.block import BlockEnv, Header, Receipt
 from careledger.core.crypto import ED25519_SHA256, SigningKey, signing_message
 from careledger.core.errors import Code
-from careledger.core.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
 from careledger.core.genesis import parse_genesis
 from careledger.core.proofs import build_proof, verify_proof
 from careledger.core.state import MemoryState, changes_root, compute_app_hash

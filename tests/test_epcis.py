@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from careledger.contracts.supply import cbv, epcis
+from careledger.contracts.supply.layout import pack_key
 from careledger.core.errors import Code, InvalidTx
-from careledger.supply import cbv, epcis
 from careledger.supply.epcis_export import check_document, export_document, filter_events
-from careledger.supply.layout import pack_key
 from conftest import Ledger
 from test_supply_contract import World, supply_consortium
 

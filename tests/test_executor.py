@@ -12,12 +12,7 @@ from typing import Any
 
 import pytest
 
-from careledger.contracts import default_registry, governance, identity
-from careledger.contracts.base import Handler, Payload, Registry, TxContext
-from careledger.core import codec, merkle
-from careledger.core.block import BlockEnv, Receipt, receipts_root, txs_root
-from careledger.core.errors import AuthError, Code, InvalidTx, NonceError, TxFailed
-from careledger.core.executor import (
+from careledger.chain.executor import (
     BlockExecution,
     Chain,
     check_stateless,
@@ -26,6 +21,12 @@ from careledger.core.executor import (
     genesis_state,
     nonce_key,
 )
+from careledger.chain.registry import default_registry
+from careledger.contracts import governance, identity
+from careledger.contracts.base import Handler, Payload, Registry, TxContext
+from careledger.core import codec, merkle
+from careledger.core.block import BlockEnv, Receipt, receipts_root, txs_root
+from careledger.core.errors import AuthError, Code, InvalidTx, NonceError, TxFailed
 from careledger.core.state import APP_HASH_TAG, MemoryState, Overlay, changes_root, compute_app_hash
 from conftest import CHAIN_ID, Consortium, Ledger, make_consortium, seeded_key
 

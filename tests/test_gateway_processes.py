@@ -30,7 +30,7 @@ CLIENT_B = """
 import json, sys
 from careledger.client import Client
 from careledger.core.crypto import SigningKey
-from careledger.vault.client import RecordsClient
+from careledger.client.records import RecordsClient
 url, seed, patient = sys.argv[1], bytes.fromhex(sys.argv[2]), sys.argv[3]
 clinic = RecordsClient(Client(url), SigningKey(seed), gateways={"hospital": url})
 listed = clinic.index(patient, "TREAT")

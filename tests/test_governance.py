@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from careledger.chain.executor import nonce_key
 from careledger.contracts import governance, identity
 from careledger.core.errors import AuthError, Code
-from careledger.core.executor import nonce_key
 from conftest import Consortium, Ledger, make_consortium, seeded_key
 
 NEWCOMER = seeded_key("gov/newcomer-admin")

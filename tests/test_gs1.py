@@ -1,4 +1,4 @@
-"""careledger.supply.gs1: every GS1 vector in shared/data/standards-test-vectors.json, the worked examples of
+"""careledger.contracts.supply.gs1: every GS1 vector in shared/data/standards-test-vectors.json, the worked examples of
 shared/reference/standards.md §1.10 and §2, round-trip properties and one negative test per refusal."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from careledger.core.errors import Code, LedgerError
-from careledger.supply.gs1 import (
+from careledger.contracts.supply.gs1 import (
     CSET82,
     GS,
     SGLN,
@@ -47,6 +46,7 @@ from careledger.supply.gs1 import (
     yymmd0_to_epoch_days,
     yymmd0_to_iso,
 )
+from careledger.core.errors import Code, LedgerError
 
 # CI clones the repository next to shared/, so resolve it beside the repository root, never skip.
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -12,7 +12,8 @@ from careledger.core.crypto import ED25519_SHA256
 from careledger.core.errors import Code, InvalidTx, LedgerError, StoreCorrupted
 from careledger.core.proofs import ProofInvalid, verify_proof
 from careledger.core.tx import decode_tx, sign_tx
-from careledger.node.node import open_store, tx_proof
+from careledger.node.startup import open_store
+from careledger.node.store import tx_proof
 from careledger.node.verify import verify_file
 from conftest import Consortium, seeded_key
 

@@ -6,10 +6,10 @@ import hashlib
 
 import pytest
 
+from careledger.chain.executor import BlockExecution, check_admission, check_signer, check_stateless, nonce_key
 from careledger.contracts import identity
 from careledger.contracts.base import TxContext
 from careledger.core.errors import AuthError, Code, TxFailed
-from careledger.core.executor import BlockExecution, check_admission, check_signer, check_stateless, nonce_key
 from conftest import Consortium, Ledger, seeded_key
 
 DOCTOR = seeded_key("id/doctor")

@@ -37,7 +37,8 @@ from careledger.core.crypto import SigningKey
 from careledger.core.errors import LedgerError
 from careledger.core.genesis import parse_genesis
 from careledger.net.cluster import free_base_port
-from careledger.node.node import EngineConfig, Node, open_store
+from careledger.node.solo import EngineConfig, Node
+from careledger.node.startup import open_store
 from conftest import require_cometbft
 
 VECTORS_DIR = Path(__file__).resolve().parent / "vectors"

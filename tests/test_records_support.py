@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from careledger.client import Client
+from careledger.client.records import RecordsClient
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
-from careledger.node.node import Node
-from careledger.vault.client import RecordsClient
+from careledger.node.solo import Node
 from careledger.vault.store import Vault
 from conftest import seeded_key
 

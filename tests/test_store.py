@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from careledger.chain.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Header
 from careledger.core.crypto import ED25519_SHA256
 from careledger.core.errors import Code, NotFound, StoreCorrupted
-from careledger.core.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
-from careledger.node.node import open_store
+from careledger.node.startup import open_store
 from careledger.node.store import Head, Store
 from conftest import Consortium, Ledger, seeded_key
 

@@ -12,10 +12,10 @@ import pytest
 
 from careledger.api.server import BackgroundServer
 from careledger.client import ClientError
+from careledger.client.supply import SupplyClient
+from careledger.contracts.supply import gs1
 from careledger.core.crypto import SigningKey
-from careledger.supply import gs1
 from careledger.supply.auth import sign_request
-from careledger.supply.client import SupplyClient
 from careledger.supply.epcis_export import check_document
 from test_epcis import CASE_GTIN, DATA, DSCSA, ITEM_GTIN, needs_data
 from test_supply_contract import GTIN, supply_consortium

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from careledger.contracts.supply import gs1
+from careledger.contracts.supply.layout import lot_key, pack_key, product_key, unit_key
 from careledger.core.block import Receipt
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code, InvalidTx, LedgerError
-from careledger.supply import gs1
-from careledger.supply.layout import lot_key, pack_key, product_key, unit_key
 from conftest import GENESIS_TIME_MS, Ledger, make_consortium, seeded_key
 
 ACME_PREFIX = "0614141"

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from careledger.supply.layout import pack_key
+from careledger.contracts.supply.layout import pack_key
 from conftest import Ledger
 from test_supply_contract import GTIN, World, supply_consortium
 

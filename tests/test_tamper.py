@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
+from careledger.chain.executor import BlockExecution, check_stateless, committed_nonce
 from careledger.core import codec
 from careledger.core.block import BlockEnv
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import StoreCorrupted
-from careledger.core.executor import BlockExecution, check_stateless, committed_nonce
 from careledger.core.tx import sign_tx
 from careledger.node.home import Home
-from careledger.node.node import open_store
+from careledger.node.startup import open_store
 from careledger.node.store import state_chk, tx_chk
 from conftest import GENESIS_TIME_MS, Consortium, seeded_key
 from reliability_load import make_home, run_cli, verify_cli

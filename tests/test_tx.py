@@ -9,10 +9,10 @@ from typing import Any
 import nacl.signing
 import pytest
 
+from careledger.chain.executor import Chain, check_stateless
 from careledger.core import codec
 from careledger.core.crypto import ED25519_SHA256, SigningKey, parse_public_key, signing_message
 from careledger.core.errors import AuthError, Code, EncodingError, InvalidTx, LedgerError
-from careledger.core.executor import Chain, check_stateless
 from careledger.core.tx import body_of, decode_tx, sign_tx
 from conftest import CHAIN_ID, Consortium, make_consortium, seeded_key
 

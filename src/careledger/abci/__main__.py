@@ -45,9 +45,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _node(args: argparse.Namespace) -> int:
-    from careledger.abci.engine import run_node
+    from careledger.api.server import run_cometbft_node
 
-    return run_node(Path(args.node_dir), check_integrity=not args.skip_integrity_check)
+    return run_cometbft_node(Path(args.node_dir), check_integrity=not args.skip_integrity_check)
 
 
 def _setup(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 
 from careledger.api.server import serve_in_thread
 from careledger.client import Client
+from careledger.client.records import RecordsClient
 from careledger.contracts import consent
 from careledger.contracts.base import Signer
 from careledger.contracts.identity import compute_pseudonym
@@ -36,7 +37,6 @@ from careledger.core.block import Header
 from careledger.core.crypto import SigningKey
 from careledger.demo.consortium import create_consortium
 from careledger.node.store import Store
-from careledger.vault.client import RecordsClient
 from careledger.vault.store import Vault
 
 SYNTHEA = Path(__file__).resolve().parents[4] / "shared" / "data" / "fhir" / "synthea"

@@ -72,9 +72,9 @@ def demo(
 
 
 def _demo_cometbft(home: Path | None, validators: int, serve: bool) -> None:
-    """The story on a local network of CometBFT validators (careledger.net.demo)."""
+    """The story on a local network of CometBFT validators (careledger.demo.cometbft)."""
+    from careledger.demo.cometbft import run_demo
     from careledger.demo.story import DemoFailed
-    from careledger.net.demo import run_demo
 
     path = expand(home) if home else Path(tempfile.mkdtemp(prefix="careledger-demo-")) / "net"
     if path.exists() and any(path.iterdir()):

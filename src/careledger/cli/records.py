@@ -28,7 +28,7 @@ Purpose = Annotated[str, typer.Option(help="Purpose of use (v3 PurposeOfUse: TRE
 
 def _client(home: Path, who: str, url: str | None) -> Any:
     from careledger.client import Client
-    from careledger.vault.client import RecordsClient
+    from careledger.client.records import RecordsClient
 
     return RecordsClient(Client(node_url(home, url)), load_key(home, who), gateways={})
 

@@ -26,7 +26,7 @@ Signer = Annotated[str, AsOption]
 
 
 def _client(home: Path, url: str | None) -> Any:
-    from careledger.supply.client import SupplyClient
+    from careledger.client.supply import SupplyClient
 
     return SupplyClient(node_url(home, url))
 

@@ -19,7 +19,8 @@ from typing import Any
 from careledger.core.crypto import SigningKey
 from careledger.core.genesis import Genesis, load_genesis
 from careledger.keys import new_key, read_key
-from careledger.node.node import EngineConfig, Node, check_block_signatures, open_store
+from careledger.node.solo import EngineConfig, Node
+from careledger.node.startup import check_block_signatures, open_store
 
 CONFIG_VERSION = 1
 AUDIT_WAIT_MODES = ("committed", "admitted")

@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from careledger.contracts.supply import gs1
 from careledger.core.errors import Code, InvalidTx, TxFailed
-from careledger.supply import gs1
 
 MAX_ITEMS_PER_TX = 10_000
 """Packs (including a container's contents) one transaction may touch."""

@@ -8,9 +8,9 @@ from typing import Any
 
 from careledger.contracts import identity
 from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.supply.layout import SupplyError, SupplyInvalid
 from careledger.core.errors import Code
 from careledger.core.state import Overlay, StateReader
-from careledger.supply.layout import SupplyError, SupplyInvalid
 
 SUPPLY_ROLES = ("supply_operator", "pharmacist", "pharmacy_technician", "quality_officer", "inspector")
 """Member roles that may sign supply transactions (an organisation admin always may)."""

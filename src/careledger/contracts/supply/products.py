@@ -15,10 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from careledger.contracts.base import TxContext
-from careledger.core.errors import Code
-from careledger.core.state import Overlay
-from careledger.core.types import Reason
-from careledger.supply.base import (
+from careledger.contracts.supply.base import (
     SupplyHandler,
     SupplyPayload,
     company_prefix_of,
@@ -26,7 +23,10 @@ from careledger.supply.base import (
     require_org_role,
     require_supply_member,
 )
-from careledger.supply.layout import SupplyError, check_serial, lot_key, parse_gtin, product_key
+from careledger.contracts.supply.layout import SupplyError, check_serial, lot_key, parse_gtin, product_key
+from careledger.core.errors import Code
+from careledger.core.state import Overlay
+from careledger.core.types import Reason
 
 Text = Annotated[str, Field(min_length=1, max_length=120)]
 NationalCodes = Annotated[dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,31}$")],

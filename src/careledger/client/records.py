@@ -3,7 +3,7 @@
 ::
 
     from careledger.client import Client
-    from careledger.vault.client import RecordsClient
+    from careledger.client.records import RecordsClient
 
     ledger = Client("http://127.0.0.1:8700")                       # any node of the consortium
     clinic = RecordsClient(ledger, dr_key, gateways={"st-marys": "http://127.0.0.1:8700"})

@@ -15,12 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from careledger.contracts.base import TxContext
-from careledger.core import codec
-from careledger.core.errors import Code
-from careledger.core.state import Overlay, StateReader
-from careledger.supply import cbv, gs1
-from careledger.supply.base import SupplyHandler, SupplyPayload, require_supply_member
-from careledger.supply.layout import (
+from careledger.contracts.supply import cbv, gs1
+from careledger.contracts.supply.base import SupplyHandler, SupplyPayload, require_supply_member
+from careledger.contracts.supply.layout import (
     SupplyInvalid,
     check_serial,
     custody_chain,
@@ -30,7 +27,10 @@ from careledger.supply.layout import (
     parse_gtin,
     product_key,
 )
-from careledger.supply.packs import utc_day
+from careledger.contracts.supply.packs import utc_day
+from careledger.core import codec
+from careledger.core.errors import Code
+from careledger.core.state import Overlay, StateReader
 
 ALERT_REASONS = {"UNKNOWN_SERIAL": "unknown_serial", "UNKNOWN_PRODUCT": "unknown_product",
                  "ALREADY_DECOMMISSIONED": "possible_clone", "DESTROYED": "possible_clone", "STOLEN": "stolen_scanned"}

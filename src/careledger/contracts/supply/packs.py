@@ -2,8 +2,8 @@
 
 Each operation is a normalised op (a frozen dataclass) applied by :func:`apply_op`; the single-purpose
 transactions (``supply.commission``, ``supply.ship``, …) carry one op, ``supply.epcis_capture`` carries
-the ops of a whole EPCIS document (see :mod:`careledger.supply.epcis`), so both paths obey the same
-rules. An op names items by ref (see :mod:`careledger.supply.layout`); an op on a case or pallet
+the ops of a whole EPCIS document (see :mod:`careledger.contracts.supply.epcis`), so both paths obey the same
+rules. An op names items by ref (see :mod:`careledger.contracts.supply.layout`); an op on a case or pallet
 applies to everything inside it, at most :data:`MAX_ITEMS_PER_TX` items.
 
 Rules (EU FMD / NMVS states, DSCSA custody):
@@ -29,12 +29,9 @@ from typing import Any
 
 from careledger.contracts import identity
 from careledger.contracts.base import TxContext
-from careledger.core import codec
-from careledger.core.errors import Code
-from careledger.core.state import Overlay
-from careledger.supply import cbv, gs1
-from careledger.supply.base import EVENT_SKEW_MS, org_of_company_prefix, org_roles, require_supply_member
-from careledger.supply.layout import (
+from careledger.contracts.supply import cbv, gs1
+from careledger.contracts.supply.base import EVENT_SKEW_MS, org_of_company_prefix, org_roles, require_supply_member
+from careledger.contracts.supply.layout import (
     MAX_ITEMS_PER_TX,
     SupplyError,
     SupplyInvalid,
@@ -45,6 +42,9 @@ from careledger.supply.layout import (
     record_key,
     split_pack_ref,
 )
+from careledger.core import codec
+from careledger.core.errors import Code
+from careledger.core.state import Overlay
 
 DAY_MS = 86_400_000
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
@@ -245,7 +245,7 @@ def apply_commission(run: OpRun, op: Commission) -> dict[str, Any]:
     state, org = run.state, run.org
     product = run.product(op.gtin)
     if product is None or product["owner"] != org:
-        from careledger.supply.products import require_owned_product
+        from careledger.contracts.supply.products import require_owned_product
 
         require_owned_product(state, org, op.gtin)
     assert product is not None

@@ -46,11 +46,9 @@ from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore
 from pydantic import Field
 
 from careledger.contracts.base import TxContext
-from careledger.core.errors import Code
-from careledger.core.state import Overlay
-from careledger.supply import cbv, gs1, packs
-from careledger.supply.base import SupplyHandler, SupplyPayload, require_supply_member
-from careledger.supply.layout import (
+from careledger.contracts.supply import cbv, gs1, packs
+from careledger.contracts.supply.base import SupplyHandler, SupplyPayload, require_supply_member
+from careledger.contracts.supply.layout import (
     MAX_ITEMS_PER_TX,
     SupplyInvalid,
     check_serial,
@@ -58,6 +56,8 @@ from careledger.supply.layout import (
     parse_ref,
     split_pack_ref,
 )
+from careledger.core.errors import Code
+from careledger.core.state import Overlay
 
 MAX_DOCUMENT_CHARS = 4_194_304
 CAPTURE_ITEM_LIMIT = 5 * MAX_ITEMS_PER_TX
@@ -68,7 +68,7 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The official GS1 EPCIS 2.0 JSON Schema (vendored, see ``supply/schema/SOURCE.md``)."""
-    text = resources.files("careledger.supply").joinpath("schema/EPCIS-JSON-Schema.json").read_text("utf-8")
+    text = resources.files("careledger.contracts.supply").joinpath("schema/EPCIS-JSON-Schema.json").read_text("utf-8")
     doc: dict[str, Any] = json.loads(text)
     return doc
 

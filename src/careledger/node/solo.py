@@ -10,31 +10,28 @@ order in batches, reading the state they need in one query.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from careledger.contracts import default_registry, governance
-from careledger.core import codec
-from careledger.core.block import BlockEnv, Header, Receipt
-from careledger.core.crypto import SigningKey
-from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, NotFound, StoreCorrupted
-from careledger.core.executor import (
+from careledger.chain.executor import (
     BlockExecution,
     Chain,
     CheckedTx,
     check_admission,
     check_stateless,
     committed_nonce,
-    genesis_app_hash,
-    genesis_state,
     read_hints,
 )
-from careledger.core.genesis import Genesis, parse_genesis
+from careledger.contracts import governance
+from careledger.core import codec
+from careledger.core.block import BlockEnv, Header, Receipt
+from careledger.core.crypto import SigningKey
+from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError
 from careledger.core.tx import signed_body
+from careledger.node.engine import CommitListener, Engine, Submission
 from careledger.node.mempool import Mempool, Pending
 from careledger.node.store import Head, PrefetchedView, StateView, Store, StoredTx
 
@@ -56,66 +53,6 @@ def _uncancellable() -> Future[Any]:
     return fut
 
 
-@dataclass(frozen=True)
-class Submission:
-    """A submitted transaction: ``admitted`` resolves when it enters the mempool (or raises why not);
-    ``committed`` resolves to its :class:`Receipt`, or to the :class:`InvalidTx` that kept it out of a block."""
-
-    tx_hash: bytes
-    admitted: Future[None]
-    committed: Future[object]
-
-
-def open_store(path: Any, genesis: Genesis | None = None, check: bool = True,
-               create: bool = False) -> tuple[Store, Chain]:
-    """Open a ledger store (initialising it from ``genesis`` only when ``create``).
-
-    Refuses, with StoreCorrupted, a store that is missing, empty, of another genesis, or that fails
-    its integrity check; a node never starts from a wrong state.
-    """
-    store = Store(path, create=create)
-    try:
-        if not store.is_initialised():
-            if genesis is None or not create:
-                raise StoreCorrupted("ledger store holds no chain (run `careledger init`)")
-            changes = genesis_state(genesis)
-            store.init_genesis(genesis.encode(), genesis.hash, changes, genesis_app_hash(genesis, changes))
-        stored = store.get_meta("genesis")
-        assert stored is not None
-        try:
-            stored_genesis = parse_genesis(codec.decode_trusted(stored))
-        except (LedgerError, ValueError, KeyError, TypeError) as exc:  # the meta rows carry no checksum
-            raise StoreCorrupted("the store's genesis record is unreadable") from exc
-        if genesis is not None and stored_genesis.hash != genesis.hash:
-            raise StoreCorrupted("the store belongs to a different genesis")
-        if check:
-            store.check_integrity()
-            if store.get_meta("genesis_app_hash") != genesis_app_hash(stored_genesis, genesis_state(stored_genesis)):
-                raise StoreCorrupted("the store's genesis app hash does not match its genesis")
-    except sqlite3.DatabaseError as exc:
-        store.close()
-        raise StoreCorrupted(f"ledger store is damaged: {exc}") from exc
-    except Exception:
-        store.close()
-        raise
-    return store, Chain(stored_genesis, default_registry())
-
-
-def check_block_signatures(store: Store, chain: Chain) -> None:
-    """Refuse (StoreCorrupted) a store in which a block's proposer signature does not verify.
-
-    :meth:`Store.check_integrity` covers headers (hash links) but not the signature column. The
-    solo engine signs every block it stores, so a solo node checks them all before it starts.
-    """
-    try:
-        for height, block_hash, header, signature in store.iter_blocks():
-            proposer = codec.decode_trusted(header)["proposer"]
-            try:
-                chain.suite.verify(bytes.fromhex(proposer), "block", chain.chain_id, block_hash, signature)
-            except (LedgerError, ValueError) as exc:
-                raise StoreCorrupted(f"block {height} signature does not verify") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StoreCorrupted(f"database file is damaged: {exc}") from exc
 
 
 class Node:
@@ -364,7 +301,10 @@ class Node:
             with self.commit_cond:
                 self.commit_cond.notify_all()
             for listener in list(self._commit_listeners):
-                listener(header)
+                try:
+                    listener(header)
+                except Exception:  # a listener's bug must not stop block production
+                    log.exception("commit listener failed")
         return header
 
     def _is_validator(self) -> bool:
@@ -398,20 +338,47 @@ class Node:
         }
 
 
-def genesis_of(store: Store) -> Genesis:
-    raw = store.get_meta("genesis")
-    if raw is None:
-        raise NotFound("store has no genesis")
-    return parse_genesis(codec.decode_trusted(raw))
+class SoloEngine:
+    """The embedded node behind the API (the solo engine), as an :class:`~careledger.node.engine.Engine`."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def chain(self) -> Chain:
+        return self.node.chain
+
+    @property
+    def store(self) -> Store:
+        return self.node.store
+
+    @property
+    def head(self) -> Head:
+        return self.node.head
+
+    def submit_async(self, raw: bytes) -> Submission:
+        return self.node.submit_async(raw)
+
+    def status(self) -> dict[str, Any]:
+        return self.node.status()
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        with self.node.mempool.lock:  # a transaction leaves the mempool only after its block is stored
+            return self.node.mempool.contains(tx_hash)
+
+    def nonces(self, pubkey: str) -> tuple[int, int]:
+        view = self.node.store.view()
+        with self.node.mempool.lock:  # a signer leaves the mempool only after its block is stored
+            queued_next = self.node.mempool.next_nonce(pubkey)
+            committed = committed_nonce(view, pubkey)
+        return committed, queued_next if queued_next is not None else committed + 1
+
+    def on_commit(self, listener: CommitListener) -> None:
+        self.node.on_commit(lambda header: listener(header.height))
 
 
-
-
-def tx_proof(store: Store, tx_hash: bytes) -> dict[str, Any]:
-    """The inclusion proof bundle of a committed transaction (see careledger.core.proofs)."""
-    from careledger.core.proofs import build_proof
-
-    stored = store.tx(tx_hash)
-    header, _, signature = store.block(stored.height)
-    txs = store.block_txs(stored.height)
-    return build_proof(header, signature, [t.raw for t in txs], [t.receipt for t in txs], stored.index)
+def as_engine(node: Node | Engine) -> Engine:
+    """``node`` itself if it is an engine, else the embedded node wrapped as one."""
+    if isinstance(node, Node):
+        return SoloEngine(node)
+    return node

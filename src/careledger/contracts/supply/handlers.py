@@ -28,12 +28,19 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from careledger.contracts.base import Handler, TxContext
+from careledger.contracts.supply import epcis, gs1, packs, products, verification
+from careledger.contracts.supply.base import SupplyHandler, SupplyPayload, require_supply_member
+from careledger.contracts.supply.layout import (
+    MAX_ITEMS_PER_TX,
+    SERIAL_RE,
+    SupplyInvalid,
+    check_serial,
+    parse_gtin,
+    parse_refs,
+)
 from careledger.core.errors import Code
 from careledger.core.state import Overlay
 from careledger.core.types import OrgId
-from careledger.supply import epcis, gs1, packs, products, verification
-from careledger.supply.base import SupplyHandler, SupplyPayload, require_supply_member
-from careledger.supply.layout import MAX_ITEMS_PER_TX, SERIAL_RE, SupplyInvalid, check_serial, parse_gtin, parse_refs
 
 Items = Annotated[list[str], Field(min_length=1, max_length=MAX_ITEMS_PER_TX)]
 DecommissionState = Literal["supplied", "destroyed", "stolen", "exported", "sample", "free_sample", "locked",

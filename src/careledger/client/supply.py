@@ -3,7 +3,7 @@ with the supply and EPCIS calls added.
 
 ::
 
-    from careledger.supply.client import SupplyClient
+    from careledger.client.supply import SupplyClient
     with SupplyClient("http://127.0.0.1:8700") as client:
         client.commission(acme_key, "00614141000012", lot="L1", expiry="281231", serials=["A1", "A2"])
         verdict = client.verify(scan="]d20100614141000012172812311" + "0L1\\x1d21A1")
