@@ -17,7 +17,7 @@ from careledger.contracts.supply import gs1
 from careledger.core.crypto import SigningKey
 from careledger.supply.auth import sign_request
 from careledger.supply.epcis_export import check_document
-from support.epcis import CASE_GTIN, DATA, DSCSA, ITEM_GTIN
+from support.epcis import CASE_GTIN, DSCSA, INVALID_DOCUMENTS, ITEM_GTIN
 from support.supply import GTIN, supply_consortium
 
 
@@ -114,7 +114,7 @@ def test_epcis_capture_query_and_export_over_http(api: SupplyClient, consortium:
     mfr = consortium.admin("manufacturer")
     ok(api.register_product(mfr, ITEM_GTIN, "Drug X"))
     ok(api.register_product(mfr, CASE_GTIN, "Drug X, case"))
-    bad = (DATA / "openepcis" / "ObjectEvent_with_invalid_action.json").read_text()
+    bad = (INVALID_DOCUMENTS / "ObjectEvent_with_invalid_action.json").read_text()
     with pytest.raises(ClientError) as info:
         api.epcis_capture(mfr, bad)
     assert info.value.http_status == 400 and info.value.name == "EPCIS_SCHEMA_INVALID"

@@ -21,11 +21,11 @@ from careledger.client.records import RecordsClient
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
 from careledger.node.solo import Node
+from careledger.samples import synthea_bundles
 from careledger.vault.store import Vault
 from support import seeded_key
 
-SYNTHEA = Path(__file__).resolve().parents[1] / "data" / "fhir" / "synthea"
-SYNTHEA_FILES = sorted(SYNTHEA.glob("*_*_*.json"))
+SYNTHEA_FILES = synthea_bundles()
 
 OBSERVATION: dict[str, Any] = {
     "resourceType": "Observation", "status": "final",

@@ -31,8 +31,9 @@ from careledger.abci.cometbft import (
 )
 from careledger.abci.server import serve
 from careledger.core.errors import LedgerError
-from careledger.core.genesis import load_genesis, parse_genesis
+from careledger.core.genesis import parse_genesis
 from careledger.keys import new_key
+from careledger.node.home import load_genesis
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -18,9 +18,8 @@ from rich.table import Table
 
 from careledger.cli.common import HomeOption, console, expand, fail, fail_ledger, print_json
 from careledger.core.errors import LedgerError
-from careledger.core.genesis import load_genesis
 from careledger.keys import KeyFileError, new_key, read_key
-from careledger.node.home import Home, HomeError, init_home
+from careledger.node.home import Home, HomeError, init_home, load_genesis
 
 app = typer.Typer(name="careledger", help="CareLedger: a permissioned consortium ledger for healthcare.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
