@@ -5,15 +5,14 @@
   copied from ``tests/vectors/protocol.json`` must equal that file; the error-code table must list
   exactly the members of :class:`careledger.core.errors.Code`.
 * ``docs/cli.md``: every registered ``careledger`` command has a section naming each of its options
-  and arguments, and every section names a real command; likewise for ``python -m careledger.abci``.
+  and arguments, and every section names a real command; every command's help gives ``--json`` and
+  the exit-status table.
 * README and docs: relative links point at files that exist; the quick start is the two commands.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import re
 from pathlib import Path
@@ -283,7 +282,7 @@ def _leaf_commands() -> dict[str, Any]:
 
 def _cli_sections() -> dict[str, str]:
     """docs/cli.md split at headings of the form ``### `careledger ...```."""
-    parts = re.split(r"^### `(careledger[a-z -]*|python -m careledger\.abci [a-z]+)`\s*$", CLI_MD, flags=re.MULTILINE)
+    parts = re.split(r"^### `(careledger[a-z -]*)`\s*$", CLI_MD, flags=re.MULTILINE)
     return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
 
 
@@ -308,31 +307,33 @@ def test_every_cli_command_is_documented_with_its_options(name: str) -> None:
             assert f"`{param.name.upper()}`" in section, f"{name}: argument {param.name} is not documented"
 
 
-def _abci_help(*argv: str) -> str:
-    """The help text of ``python -m careledger.abci ARGV --help`` (argparse prints it and exits)."""
-    from careledger.abci.__main__ import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        main([*argv, "--help"])
-    return out.getvalue()
-
-
-ABCI_SUBCOMMANDS = sorted(re.search(r"\{([a-z,]+)\}", _abci_help()).group(1).split(","))  # type: ignore[union-attr]
-
-
 def test_every_cli_section_names_a_real_command() -> None:
-    abci = {f"python -m careledger.abci {sub}" for sub in ABCI_SUBCOMMANDS}
-    assert set(CLI_SECTIONS) == set(LEAVES) | abci
+    assert set(CLI_SECTIONS) == set(LEAVES)
 
 
-@pytest.mark.parametrize("sub", ABCI_SUBCOMMANDS)
-def test_abci_command_options_are_documented(sub: str) -> None:
-    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", _abci_help(sub))) - {"--help"}
-    assert options, "no options parsed from the help text"
-    section = CLI_SECTIONS[f"python -m careledger.abci {sub}"]
-    for opt in sorted(options):
-        assert f"`{opt}" in section, f"abci {sub}: option {opt} is not documented"
+def test_every_command_help_gives_the_exit_status_and_json() -> None:
+    """Every command, group included, documents ``--json`` and the exit-status table in its --help."""
+    from careledger.cli.main import build_command
+
+    seen = 0
+
+    def walk(cmd: Any) -> None:
+        nonlocal seen
+        seen += 1
+        assert cmd.epilog and "Exit status: 0 success" in cmd.epilog and "--json" in cmd.epilog, cmd.name
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(build_command())
+    assert seen > len(LEAVES)
+
+
+def test_cli_md_documents_every_exit_status() -> None:
+    from careledger.cli.common import EXIT_STATUS
+
+    conventions = CLI_MD[CLI_MD.index("## Conventions"):CLI_MD.index("## Node")]
+    for status in EXIT_STATUS:
+        assert f"  * {status}:" in conventions, f"exit status {status} is not in docs/cli.md's conventions"
 
 
 # -- README and links -----------------------------------------------------------------------------------

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from careledger.cli.common import console, err_console, fail, print_json
+from careledger.cli.common import activity, emit, fail, print_table, say
 
 
 def bench(
@@ -15,7 +14,6 @@ def bench(
                                              "network against CometBFT's kvstore).")] = "solo",
     txs: Annotated[int, typer.Option(help="Transactions in the peak-throughput phase.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
     workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records or supply.")] = "identity",
     serials: Annotated[int, typer.Option(help="supply: random serials in the commissioning phase.")] = 500_000,
@@ -26,55 +24,44 @@ def bench(
 ) -> None:
     """Measure committed tx/s, p50/p99 submission-to-commit latency and the machine's Ed25519 limit."""
     if engine == "cometbft":
-        _bench_cometbft(validators, txs, as_json)
+        _bench_cometbft(validators, txs)
         return
     if engine != "solo":
         fail(f"engine {engine!r} is not available in this release")
     from careledger.bench.solo import bench_solo
 
-    def progress(msg: str) -> None:
-        if not as_json:
-            err_console.print(f"[dim]… {msg}[/]")
+    with activity(f"bench {workload}") as progress:
+        if workload == "supply":
+            from careledger.bench.supply import bench_supply
 
-    if workload == "supply":
-        from careledger.bench.supply import bench_supply
+            result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
+        elif workload == "records":
+            from careledger.bench.records import bench_records
 
-        result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
-    elif workload == "records":
-        from careledger.bench.records import bench_records
-
-        result = bench_records(progress=progress)
-    else:
-        result = bench_solo(txs=txs, seed=seed, progress=progress)
-    if as_json:
-        print_json(result)
-        return
-    table = Table("measure", "value", title="CareLedger solo engine")
-    for key, value in result.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
-    console.print(table)
+            result = bench_records(progress=progress)
+        else:
+            result = bench_solo(txs=txs, seed=seed, progress=progress)
+    emit(result, lambda: print_table(["measure", "value"], (
+        (key, f"{value:,}" if isinstance(value, int | float) else value) for key, value in result.items()),
+        title="CareLedger solo engine"))
 
 
-def _bench_cometbft(validators: int, txs: int, as_json: bool) -> None:
+def _bench_cometbft(validators: int, txs: int) -> None:
     """A local CareLedger network against CometBFT's kvstore, built in and over the ABCI socket, under the
     same load (careledger.bench.cometbft)."""
     from careledger.bench.cometbft import bench_cometbft
 
-    def progress(msg: str) -> None:
-        if not as_json:
-            err_console.print(f"[dim]… {msg}[/]")
+    with activity("bench cometbft") as progress:
+        result = bench_cometbft(validators=validators, peak_txs=min(txs, 20_000), progress=progress)
 
-    result = bench_cometbft(validators=validators, peak_txs=min(txs, 20_000), progress=progress)
-    if as_json:
-        print_json(result)
-        return
-    table = Table("measure", "CareLedger", "kvstore (built in)", "kvstore (ABCI socket)",
-                  title=f"CometBFT, {validators} validators, {result['cores']} cores")
-    for phase in ("peak", "paced"):
-        for key in ("tx_per_s", "p50_ms", "p99_ms", "committed", "rejected"):
-            table.add_row(f"{phase} {key}", *(f"{result[net][phase][key]:,}"
-                                              for net in ("careledger", "kvstore", "kvstore_socket")))
-    table.add_row("CareLedger peak tx/s ÷ this", "", f"{result['ratio_peak_tx_per_s']}",
-                  f"{result['ratio_peak_vs_kvstore_socket']}")
-    console.print(table)
-    console.print(f"targets: {result['targets']}")
+    def human() -> None:
+        rows: list[list[object]] = [
+            [f"{phase} {key}", *(f"{result[net][phase][key]:,}" for net in ("careledger", "kvstore", "kvstore_socket"))]
+            for phase in ("peak", "paced") for key in ("tx_per_s", "p50_ms", "p99_ms", "committed", "rejected")]
+        rows.append(["CareLedger peak tx/s ÷ this", "", result["ratio_peak_tx_per_s"],
+                     result["ratio_peak_vs_kvstore_socket"]])
+        print_table(["measure", "CareLedger", "kvstore (built in)", "kvstore (ABCI socket)"], rows,
+                    title=f"CometBFT, {validators} validators, {result['cores']} cores")
+        say(f"targets: {result['targets']}")
+
+    emit(result, human)

@@ -57,6 +57,11 @@ class Code(IntEnum):
     TIMEOUT = 903
     NODE_UNAVAILABLE = 904
     BAD_REQUEST = 905
+    # 910-919: the command line and files on this machine (never on the ledger)
+    HOME_INVALID = 910
+    KEY_FILE_INVALID = 911
+    FILE_UNREADABLE = 912
+    NETWORK_INVALID = 913
     INTERNAL_ERROR = 999
     # 1000: identity
     ORG_UNKNOWN = 1001
