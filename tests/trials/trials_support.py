@@ -8,12 +8,9 @@ Synthea Observations (tests/data/fhir/synthea), sealed by a real site vault.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from conftest import GENESIS_TIME_MS, Ledger, make_consortium, seeded_key
 
 from careledger.contracts import default_registry
 from careledger.contracts import trials as trials_contract
@@ -24,6 +21,8 @@ from careledger.core.executor import Chain
 from careledger.trials.pseudonyms import derive_study_key
 from careledger.trials.randomisation import AllocationSchedule, generate_schedule
 from careledger.trials.safety import DAY_MS
+from careledger.vault.canonical import parse_exact
+from conftest import GENESIS_TIME_MS, Ledger, make_consortium, seeded_key
 
 SYNTHEA = Path(__file__).resolve().parents[1] / "data" / "fhir" / "synthea"
 DOC_V1 = hashlib.sha256(b"protocol v1").hexdigest()
@@ -35,10 +34,11 @@ SPONSOR_SEED = hashlib.sha256(b"careledger-test/sponsor randomisation seed").dig
 
 
 def synthea_observations(limit: int = 40) -> list[dict[str, Any]]:
-    """Observations from the vendored Synthea bundles (synthetic patients), as exact FHIR JSON."""
+    """Observations from the vendored Synthea bundles (synthetic patients), as exact FHIR JSON (decimals kept
+    as their source text, as the vault reads them)."""
     out: list[dict[str, Any]] = []
     for path in sorted(SYNTHEA.glob("*.json")):
-        bundle = json.loads(path.read_text())
+        bundle = parse_exact(path.read_bytes())
         out += [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
     return out[:limit]
 
