@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from careledger.core import codec
@@ -336,14 +337,19 @@ class VisitVersion:
     reason: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"height": self.height, "leaf": self.leaf, "protocol_version": self.protocol_version,
-                "reason": self.reason, "resources": [[t, c] for t, c in self.resources], "site": self.site,
-                "time_ms": self.time_ms, "version": self.version}
+        """``reason`` (a correction's) is present only when given: the record stays free of nulls, which keeps
+        the hot path's canonical encoding on its fast path."""
+        doc = {"height": self.height, "leaf": self.leaf, "protocol_version": self.protocol_version,
+               "resources": [[t, c] for t, c in self.resources], "site": self.site, "time_ms": self.time_ms,
+               "version": self.version}
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        return doc
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VisitVersion:
         return cls(d["version"], d["leaf"], d["site"], d["protocol_version"],
-                   tuple((t, c) for t, c in d["resources"]), d["height"], d["time_ms"], d["reason"])
+                   tuple((t, c) for t, c in d["resources"]), d["height"], d["time_ms"], d.get("reason"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,9 +504,16 @@ def iter_registrations(state: Reader, trial: str) -> Iterator[RegistrationVersio
         yield RegistrationVersion.from_json(codec.decode_trusted(raw))
 
 
+@lru_cache(maxsize=4096)
+def _status_of(raw: bytes) -> TrialStatus:
+    return TrialStatus.from_json(codec.decode_trusted(raw))
+
+
 def get_status(state: Reader, trial: str) -> TrialStatus | None:
-    d = _get(state, status_key(trial))
-    return None if d is None else TrialStatus.from_json(d)
+    """The trial's status record. Every enrolment and visit reads it (twice: authorize and apply), and it
+    seldom changes, so its parse is memoised by its bytes (the record is immutable: safe to share)."""
+    raw = state.get_raw(status_key(trial))
+    return None if raw is None else _status_of(raw)
 
 
 def put_status(state: Overlay, rec: TrialStatus) -> None:
@@ -521,9 +534,15 @@ def iter_protocols(state: Reader, trial: str) -> Iterator[ProtocolVersion]:
         yield ProtocolVersion.from_json(codec.decode_trusted(raw))
 
 
+@lru_cache(maxsize=4096)
+def _site_of(raw: bytes) -> SiteRecord:
+    return SiteRecord.from_json(codec.decode_trusted(raw))
+
+
 def get_site(state: Reader, trial: str, org: str) -> SiteRecord | None:
-    d = _get(state, site_key(trial, org))
-    return None if d is None else SiteRecord.from_json(d)
+    """The site record, memoised by its bytes like :func:`get_status` (shared: never mutate ``ethics``)."""
+    raw = state.get_raw(site_key(trial, org))
+    return None if raw is None else _site_of(raw)
 
 
 def put_site(state: Overlay, trial: str, rec: SiteRecord) -> None:
