@@ -126,8 +126,8 @@ def _dataset() -> dict[str, Any]:
         "ipd_sharing": {"plan": "no"}}
 
 
-def _setup(chain: _InProcessChain, subjects: int) -> tuple[str, SigningKey, SigningKey, list[str]]:
-    """A registered trial at the hospital with ``subjects`` consented, enrolled subjects."""
+def _members(chain: _InProcessChain) -> tuple[SigningKey, SigningKey, SigningKey]:
+    """The research organisation's trial coordinator, the hospital's investigator and its data steward."""
     coordinator, investigator, steward = _key("coordinator"), _key("investigator"), _key("steward")
     chain.ok(chain.admins["research"], "identity.enrol_member",
              {"member": coordinator.public_hex, "org": "research", "roles": ["trial_coordinator"]})
@@ -135,8 +135,15 @@ def _setup(chain: _InProcessChain, subjects: int) -> tuple[str, SigningKey, Sign
              {"member": investigator.public_hex, "org": "hospital", "roles": ["physician"]})
     chain.ok(chain.admins["hospital"], "identity.enrol_member",
              {"member": steward.public_hex, "org": "hospital", "roles": ["data_steward", "registrar"]})
+    return coordinator, investigator, steward
+
+
+def _trial(chain: _InProcessChain, coordinator: SigningKey, investigator: SigningKey, subjects: int,
+           tag: str) -> tuple[str, list[str]]:
+    """A registered trial at the hospital with ``subjects`` consented, enrolled subjects."""
     trial = chain.ok(coordinator, "trials.register", {
-        "dataset": _dataset(), "protocol": {"document_hash": _h("protocol"), "consent_form_hash": _h("form")}})["trial"]
+        "dataset": _dataset(), "protocol": {"document_hash": _h(f"protocol {tag}"), "consent_form_hash": _h("form")}})[
+        "trial"]
     chain.ok(coordinator, "trials.add_site", {
         "trial": trial, "org": "hospital",
         "ethics": {"status": "approved", "committee": "REC", "contact": "rec", "approval_date": "2023-10-01"},
@@ -149,7 +156,7 @@ def _setup(chain: _InProcessChain, subjects: int) -> tuple[str, SigningKey, Sign
                                                                        "subject": s}) for s in names])
     if any(r.code for r in receipts):
         raise RuntimeError("enrolment failed in the benchmark set-up")
-    return trial, coordinator, steward, names
+    return trial, names
 
 
 def _visit_txs(chain: _InProcessChain, steward: SigningKey, trial: str, subjects: list[str], n: int, tag: str,
@@ -210,7 +217,8 @@ def bench_trials_kernel(anchors: int = 1_000_000, visits: int = 2_000, subjects:
                         progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Anchoring cost per visit (beside the records.anchor baseline) and lock cost at a small tree vs ``anchors``."""
     chain = _InProcessChain()
-    trial, coordinator, steward, names = _setup(chain, subjects)
+    coordinator, investigator, steward = _members(chain)
+    trial, names = _trial(chain, coordinator, investigator, subjects, "main")
     progress(f"trial {trial} with {subjects} enrolled subjects")
     _per_tx_us(chain, _visit_txs(chain, steward, trial, names, 200, "warm"))  # warm-up, not timed
     visit_us = _per_tx_us(chain, _visit_txs(chain, steward, trial, names, visits, "v"))
@@ -225,9 +233,12 @@ def bench_trials_kernel(anchors: int = 1_000_000, visits: int = 2_000, subjects:
     progress(f"visit anchor: {visit_us:.1f} µs/tx ({contract_us:.1f} µs in the contract), {batch_us:.1f} µs/visit "
              f"in 64-visit transactions; records.anchor baseline {records_us:.1f} µs/tx")
 
-    small_size = trials_contract.get_tree(chain.state, trial).size
-    small_bytes = len(chain.state.get_raw(tree_key(trial)) or b"")
-    lock_small_us, lock_small = _lock_us(chain, coordinator, trial, 300)
+    # a second trial with exactly 10 anchors, for the lock at a small tree
+    small, small_names = _trial(chain, coordinator, investigator, 2, "small")
+    _per_tx_us(chain, _visit_txs(chain, steward, small, small_names, 10, "s"))
+    small_size = trials_contract.get_tree(chain.state, small).size
+    small_bytes = len(chain.state.get_raw(tree_key(small)) or b"")
+    lock_small_us, lock_small = _lock_us(chain, coordinator, small, 300)
     progress(f"lock at {small_size:,} anchors: {lock_small_us:.1f} µs")
 
     # the same trial's tree, now holding ``anchors`` leaves: built with the contract's own append and
