@@ -65,8 +65,9 @@ def linkage_statement(patient: SigningKey, trial: str, site: str, chain_id: str,
 def verify_linkage_statement(statement: dict[str, Any], chain_id: str, trial: str, site: str) -> tuple[str, str]:
     """Check a linkage statement for ``trial`` at ``site``; returns (patient pseudonym, subject pseudonym).
 
-    Raises :class:`AuthError`: BAD_SIGNATURE when either signature fails, MALFORMED_ENCODING-style
-    problems as REQUEST_MALFORMED (wrong kind, trial or site, pseudonyms that do not match the keys).
+    Raises :class:`AuthError`: REQUEST_MALFORMED for a statement that is not one (missing fields,
+    malformed keys or signatures), is for another trial or site, or whose pseudonyms do not match its
+    keys; BAD_SIGNATURE when either signature fails (another chain, another key, a changed body).
     """
     try:
         body = statement["body"]

@@ -41,7 +41,6 @@ from careledger.contracts.trials.layout import (
 )
 from careledger.contracts.trials.rules import (
     INVESTIGATOR_MEMBER_ROLES,
-    INVESTIGATOR_ROLES,
     LongReason,
     StratumName,
     TrialId,
@@ -257,7 +256,6 @@ def _check_investigators(state: Overlay, org: str, investigators: list[Investiga
                 or not signer.has_role(*INVESTIGATOR_MEMBER_ROLES):
             raise TxFailed(f"investigator {i.key[:12]}… is not an active {'/'.join(INVESTIGATOR_MEMBER_ROLES)} member "
                            f"of {org!r}", Code.TRIAL_INVESTIGATOR_INVALID)
-    assert all(i.role in INVESTIGATOR_ROLES for i in investigators)
     return tuple(sorted((i.key, i.role) for i in investigators))
 
 

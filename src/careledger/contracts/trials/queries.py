@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from careledger.contracts.trials.handlers_reporting import baseline_registration
 from careledger.contracts.trials.layout import (
@@ -31,7 +31,7 @@ from careledger.contracts.trials.layout import (
 )
 from careledger.trials.anchor_tree import frontier_root
 from careledger.trials.outcomes import Flag
-from careledger.trials.safety import SafetyClock, report_status
+from careledger.trials.safety import Category, SafetyClock, report_status
 
 
 def safety_overview(state: Reader, now_ms: int, trial: str | None = None) -> list[dict[str, Any]]:
@@ -41,7 +41,7 @@ def safety_overview(state: Reader, now_ms: int, trial: str | None = None) -> lis
     for trial_id, ae in iter_adverse_events(state, trial):
         if not ae.susar:
             continue
-        clock = SafetyClock(ae.category, True, ae.day0_ms, ae.initial_due_ms, ae.complete_due_ms)  # type: ignore[arg-type]
+        clock = SafetyClock(cast(Category, ae.category), True, ae.day0_ms, ae.initial_due_ms, ae.complete_due_ms)
         st = report_status(clock, None if ae.initial is None else ae.initial.time_ms,
                            None if ae.complete is None else ae.complete.time_ms, now_ms)
         out.append({"trial": trial_id, "event": ae.id, "site": ae.site, "category": ae.category,
