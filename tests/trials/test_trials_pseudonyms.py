@@ -7,7 +7,6 @@ import hashlib
 import hmac
 
 import pytest
-from trials_support import make_world
 
 from careledger.contracts.identity import compute_pseudonym
 from careledger.contracts.trials import compute_subject_pseudonym, get_consent
@@ -19,6 +18,7 @@ from careledger.trials.pseudonyms import (
     subject_pseudonym,
     verify_linkage_statement,
 )
+from support.trials import make_world
 
 SEED = hashlib.sha256(b"careledger-test/patient/alice").digest()
 

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from careledger.core.merkle import leaf_hash
-from careledger.trials.randomisation import (
+from careledger.contracts.trials.allocation import (
     AllocationCommitment,
     AllocationError,
     RevealedAllocation,
-    generate_schedule,
     sealed_allocation,
     verify_allocation,
 )
+from careledger.core.merkle import leaf_hash
+from careledger.trials.randomisation import generate_schedule
 
 SEED = hashlib.sha256(b"sponsor seed").digest()
 STRATA = ["site-a|young", "site-a|old", "site-b|young"]

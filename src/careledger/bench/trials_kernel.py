@@ -26,20 +26,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from careledger.contracts import default_registry
+from careledger.chain.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
+from careledger.chain.registry import default_registry
 from careledger.contracts import trials as trials_contract
 from careledger.contracts.base import Registry, TxContext
 from careledger.contracts.identity import compute_pseudonym, resolve_signer
+from careledger.contracts.trials.anchors import frontier_append, frontier_root
 from careledger.contracts.trials.layout import TreeRecord, tree_key
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Receipt
 from careledger.core.crypto import SigningKey
-from careledger.core.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
 from careledger.core.genesis import parse_genesis
 from careledger.core.merkle import leaf_hash
 from careledger.core.state import MemoryState, Overlay
 from careledger.core.tx import sign_tx
-from careledger.trials.anchor_tree import frontier_append, frontier_root
 from careledger.trials.pseudonyms import derive_study_key
 
 CHAIN_ID = "careledger-bench-trials"

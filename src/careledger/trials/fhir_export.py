@@ -54,6 +54,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from careledger.contracts.trials.dataset import WHO_TRDS_VERSION
 from careledger.contracts.trials.layout import (
     ProtocolVersion,
     Reader,
@@ -69,7 +70,6 @@ from careledger.contracts.trials.layout import (
     iter_sites,
 )
 from careledger.core.errors import Code, NotFound
-from careledger.trials.registration import WHO_TRDS_VERSION
 
 EXTENSION_BASE = "https://careledger.example/fhir/StructureDefinition/"
 REGISTRY_NAME = "CareLedger trial registry"

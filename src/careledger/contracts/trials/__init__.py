@@ -3,9 +3,13 @@ per-trial pseudonyms, enrolment with concealed and verifiable randomisation, anc
 database lock, ICH E2A safety deadlines, and results checked for outcome switching.
 
 State layout and records: :mod:`.layout`; rules shared by handlers: :mod:`.rules`; handlers:
-:mod:`.handlers`; read-only queries the API calls: :mod:`.queries`. The pure kernels it relies on
-(the WHO data set, randomisation, the incremental anchor tree, E2A deadlines, the COMPare check)
-live in :mod:`careledger.trials`.
+:mod:`.handlers` (split into :mod:`.handlers_registry`, :mod:`.handlers_conduct`,
+:mod:`.handlers_reporting`); read-only queries the API calls: :mod:`.queries`. The pure kernels
+the handlers use: :mod:`.dataset` (the WHO Trial Registration Data Set as typed data),
+:mod:`.allocation` (the randomisation commitment and its verification), :mod:`.anchors` (the
+incremental anchor tree's frontier), :mod:`.safety` (ICH E2A deadlines), :mod:`.outcomes` (COMPare's
+outcome-switching check). The off-ledger side (the sponsor's randomisation, the full anchor tree
+for proofs, the FHIR export, the patient's study keys) is the shell :mod:`careledger.trials`.
 """
 
 from __future__ import annotations

@@ -26,6 +26,15 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.trials.allocation import (
+    AllocationCommitment,
+    AllocationError,
+    RevealedAllocation,
+    sealed_allocation,
+    verify_allocation,
+)
+from careledger.contracts.trials.anchors import frontier_append, frontier_root
+from careledger.contracts.trials.dataset import ArmLabel
 from careledger.contracts.trials.layout import (
     LockRecord,
     SubjectRecord,
@@ -69,15 +78,6 @@ from careledger.core.errors import Code, TxFailed
 from careledger.core.merkle import leaf_hash
 from careledger.core.state import Overlay
 from careledger.core.types import Hex32, OrgId, Reason
-from careledger.trials.anchor_tree import frontier_append, frontier_root
-from careledger.trials.randomisation import (
-    AllocationCommitment,
-    AllocationError,
-    RevealedAllocation,
-    sealed_allocation,
-    verify_allocation,
-)
-from careledger.trials.registration import ArmLabel
 
 MAX_VISITS_PER_TX = 256
 MAX_RESOURCES_PER_VISIT = 64

@@ -21,6 +21,14 @@ from pydantic import Field
 
 from careledger.contracts import identity
 from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.trials.allocation import MAX_SLOTS, SCHEME
+from careledger.contracts.trials.dataset import (
+    DataSetProblem,
+    EthicsReview,
+    RecruitmentStatus,
+    TrialRegistrationDataSet,
+    check_dataset,
+)
 from careledger.contracts.trials.layout import (
     ProtocolVersion,
     RegistrationVersion,
@@ -52,14 +60,6 @@ from careledger.contracts.trials.rules import (
 from careledger.core.errors import Code, TxFailed
 from careledger.core.state import Overlay
 from careledger.core.types import Hex32, OrgId, PublicKeyHex
-from careledger.trials.randomisation import MAX_SLOTS, SCHEME
-from careledger.trials.registration import (
-    DataSetProblem,
-    EthicsReview,
-    RecruitmentStatus,
-    TrialRegistrationDataSet,
-    check_dataset,
-)
 
 MAX_STRATA = 1000
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.trials.dataset import OutcomeId, ShortText, SummaryResults, Text
 from careledger.contracts.trials.layout import (
     AdverseEventRecord,
     RegistrationVersion,
@@ -40,6 +41,14 @@ from careledger.contracts.trials.layout import (
     status_key,
     subject_key,
 )
+from careledger.contracts.trials.outcomes import (
+    Omission,
+    OutcomeState,
+    RegistrationSnapshot,
+    ReportedOutcome,
+    check_outcome_switching,
+    results_late_flag,
+)
 from careledger.contracts.trials.rules import (
     EventId,
     LongReason,
@@ -50,19 +59,10 @@ from careledger.contracts.trials.rules import (
     require_sponsor,
     require_status,
 )
+from careledger.contracts.trials.safety import DAY_MS, compute_clock
 from careledger.core.errors import Code, TxFailed
 from careledger.core.state import Overlay
 from careledger.core.types import Hex32, OrgId
-from careledger.trials.outcomes import (
-    Omission,
-    OutcomeState,
-    RegistrationSnapshot,
-    ReportedOutcome,
-    check_outcome_switching,
-    results_late_flag,
-)
-from careledger.trials.registration import OutcomeId, ShortText, SummaryResults, Text
-from careledger.trials.safety import DAY_MS, compute_clock
 
 Criterion = Literal["death", "life_threatening", "hospitalisation", "disability", "congenital_anomaly",
                     "medically_important"]

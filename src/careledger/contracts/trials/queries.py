@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from careledger.contracts.trials.anchors import frontier_root
 from careledger.contracts.trials.handlers_reporting import baseline_registration
 from careledger.contracts.trials.layout import (
     Reader,
@@ -29,9 +30,8 @@ from careledger.contracts.trials.layout import (
     iter_visits,
     visit_leaf_data,
 )
-from careledger.trials.anchor_tree import frontier_root
-from careledger.trials.outcomes import Flag
-from careledger.trials.safety import Category, SafetyClock, report_status
+from careledger.contracts.trials.outcomes import Flag
+from careledger.contracts.trials.safety import Category, SafetyClock, report_status
 
 
 def safety_overview(state: Reader, now_ms: int, trial: str | None = None) -> list[dict[str, Any]]:

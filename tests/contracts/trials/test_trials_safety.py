@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from careledger.trials.safety import DAY_MS, classify, compute_clock, end_of_day, report_status, stage_status
+from careledger.contracts.trials.safety import DAY_MS, classify, compute_clock, end_of_day, report_status, stage_status
 
 # 2024-03-05T23:30:00Z: late in the day, so calendar days and 24-hour periods differ
 DAY0 = 1_709_681_400_000

@@ -2,29 +2,28 @@
 patients with their study keys, the sponsor's allocation schedule, and a clock that can jump.
 
 The registration data set is synthetic (no real trial is described); the visit data are the vendored
-Synthea Observations (tests/data/fhir/synthea), sealed by a real site vault.
+Synthea Observations (``careledger.samples``), sealed by a real site vault.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from careledger.contracts import default_registry
+from careledger.chain.executor import Chain
+from careledger.chain.registry import default_registry
 from careledger.contracts import trials as trials_contract
 from careledger.contracts.base import Registry
+from careledger.contracts.trials.safety import DAY_MS
 from careledger.core.block import BlockEnv, Receipt
 from careledger.core.crypto import SigningKey
-from careledger.core.executor import Chain
+from careledger.samples import synthea_bundles
 from careledger.trials.pseudonyms import derive_study_key
 from careledger.trials.randomisation import AllocationSchedule, generate_schedule
-from careledger.trials.safety import DAY_MS
 from careledger.vault.canonical import parse_exact
-from conftest import GENESIS_TIME_MS, Ledger, make_consortium, seeded_key
+from support import GENESIS_TIME_MS, Ledger, make_consortium, seeded_key
 
-SYNTHEA = Path(__file__).resolve().parents[1] / "data" / "fhir" / "synthea"
 DOC_V1 = hashlib.sha256(b"protocol v1").hexdigest()
 FORM_V1 = hashlib.sha256(b"consent form v1").hexdigest()
 DOC_V2 = hashlib.sha256(b"protocol v2").hexdigest()
@@ -37,7 +36,7 @@ def synthea_observations(limit: int = 40) -> list[dict[str, Any]]:
     """Observations from the vendored Synthea bundles (synthetic patients), as exact FHIR JSON (decimals kept
     as their source text, as the vault reads them)."""
     out: list[dict[str, Any]] = []
-    for path in sorted(SYNTHEA.glob("*.json")):
+    for path in synthea_bundles():
         bundle = parse_exact(path.read_bytes())
         out += [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
     return out[:limit]

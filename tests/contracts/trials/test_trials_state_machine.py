@@ -10,11 +10,11 @@ import hashlib
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from trials_support import FORM_V1, make_world
 
 from careledger.contracts import trials as contract
 from careledger.core.errors import Code
 from careledger.trials.anchor_tree import AnchorTree
+from support.trials import FORM_V1, make_world
 
 NAMES = st.sampled_from(["p0", "p1", "p2"])
 STRATA = st.sampled_from(["hospital|50-64", "hospital|65-85"])

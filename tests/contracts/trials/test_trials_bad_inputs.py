@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from trials_support import FORM_V1, World, make_world, sample_dataset
 
 from careledger.contracts.trials import layout as contract
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
+from support.trials import FORM_V1, World, make_world, sample_dataset
 
 Case = tuple[str, str, Callable[["World", str], dict[str, Any]], Code]
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from careledger.trials.registration import day_number, normalise_text, one_year_after
+from careledger.contracts.trials.dataset import day_number, normalise_text, one_year_after
 
 Role = Literal["primary", "secondary"]
 FLAG_KINDS = ("primary_added", "primary_dropped", "primary_demoted", "primary_changed", "time_frame_changed",

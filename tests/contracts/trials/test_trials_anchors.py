@@ -1,5 +1,6 @@
-"""The incremental anchor tree: the frontier's root is RFC 6962's, proofs verify with the core's verifier,
-state and root cost stay O(log n), and a datum changed after lock no longer reaches the locked root."""
+"""The anchor tree's frontier (on the ledger) and the full tree (off it): the frontier's root is RFC
+6962's, proofs verify with the core's verifier, state and root cost stay O(log n), and a datum
+changed after lock no longer reaches the locked root."""
 
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from careledger.core import merkle
-from careledger.core.merkle import ProofError, leaf_hash, merkle_root, verify_inclusion
-from careledger.trials import anchor_tree
-from careledger.trials.anchor_tree import (
-    AnchorTree,
+from careledger.contracts.trials import anchors
+from careledger.contracts.trials.anchors import (
     frontier_append,
     frontier_root,
     root_from_leaf_hash,
     verify_anchored,
     verify_leaf_hash,
 )
+from careledger.core import merkle
+from careledger.core.merkle import ProofError, leaf_hash, merkle_root, verify_inclusion
+from careledger.trials.anchor_tree import AnchorTree
 
 
 def _leaves(n: int) -> list[bytes]:
@@ -92,14 +93,14 @@ def test_frontier_mismatch_and_bad_input_are_refused() -> None:
 def test_root_and_append_cost_log_n_hashes_at_a_million_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
     """The ledger's work per append and for the lock root is bounded by bit_length(n), not n."""
     calls = 0
-    real = anchor_tree.node_hash
+    real = anchors.node_hash
 
     def counting(left: bytes, right: bytes) -> bytes:
         nonlocal calls
         calls += 1
         return real(left, right)
 
-    monkeypatch.setattr(anchor_tree, "node_hash", counting)
+    monkeypatch.setattr(anchors, "node_hash", counting)
     # the frontier of 2**20 - 1 leaves: one perfect subtree per bit (values do not matter for the cost)
     size = 2**20 - 1
     frontier = tuple(hashlib.sha256(bytes([i])).digest() for i in range(size.bit_count()))

@@ -9,7 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trials_support import (
+
+from careledger.contracts import trials as contract
+from careledger.contracts.trials.allocation import verify_allocation
+from careledger.contracts.trials.anchors import verify_anchored
+from careledger.contracts.trials.safety import DAY_MS
+from careledger.core.errors import Code
+from careledger.core.merkle import ProofError
+from careledger.trials.anchor_tree import AnchorTree
+from careledger.vault.canonical import canonical_bytes, compute_commitment
+from careledger.vault.fhir import validate_resource
+from careledger.vault.store import Vault
+from support.trials import (
     DOC_V2,
     FORM_V1,
     FORM_V2,
@@ -19,16 +30,6 @@ from trials_support import (
     sample_dataset,
     synthea_observations,
 )
-
-from careledger.contracts import trials as contract
-from careledger.core.errors import Code
-from careledger.core.merkle import ProofError
-from careledger.trials.anchor_tree import AnchorTree, verify_anchored
-from careledger.trials.randomisation import verify_allocation
-from careledger.trials.safety import DAY_MS
-from careledger.vault.canonical import canonical_bytes, compute_commitment
-from careledger.vault.fhir import validate_resource
-from careledger.vault.store import Vault
 
 
 def _commit(name: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from careledger.trials.outcomes import (
+from careledger.contracts.trials.dataset import day_number
+from careledger.contracts.trials.outcomes import (
     FLAG_KINDS,
     Flag,
     Omission,
@@ -15,7 +16,6 @@ from careledger.trials.outcomes import (
     check_outcome_switching,
     results_late_flag,
 )
-from careledger.trials.registration import day_number
 
 PAIN = OutcomeState("primary", "Knee pain", "NRS 0-10", "12 weeks")
 ROM = OutcomeState("secondary", "Range of motion", "Goniometer", "12 weeks")
