@@ -67,7 +67,9 @@ def imports_of(path: Path) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.module
             if node.module == "careledger" or node.module.count(".") == 1:
                 for alias in node.names:  # ``from careledger.contracts import supply`` names a module too
-                    yield node.lineno, f"{node.module}.{alias.name}"
+                    where = SRC.joinpath(*f"{node.module}.{alias.name}".split(".")[1:])
+                    if where.is_dir() or where.with_suffix(".py").is_file():
+                        yield node.lineno, f"{node.module}.{alias.name}"
 
 
 def allowed(package: str, target: str) -> bool:
