@@ -1,0 +1,1 @@
+"""Claims contract: coverage, plan and rule-table versions, claims and their adjudication records."""
