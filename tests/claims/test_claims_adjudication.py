@@ -67,7 +67,7 @@ def codes(result: AdjudicationResult) -> list[list[str]]:
     return [line.codes() for line in result.lines]
 
 
-# --- pricing -------------------------------------------------------------------------------------------------
+# --- pricing ------------------------------------------------------------------------------------------------------
 
 def test_approved_with_copay_deductible_and_coinsurance() -> None:
     r = run(content(line("G0438", system=HCPCS, net=200.0), line("ZZ002", net=1000.0)))
@@ -129,7 +129,7 @@ def test_secondary_payer_pays_what_the_primary_left_within_its_own_benefit() -> 
     assert second.benefit == 40000 and r.accumulators.years[0].deductible_met == 20000
 
 
-# --- claim-level decisions -------------------------------------------------------------------------------------
+# --- claim-level decisions ----------------------------------------------------------------------------------------
 
 def test_cancelled_coverage_denies_every_line_co31() -> None:
     r = run(content(line("ZZ002"), line("G0438", system=HCPCS)), cov=coverage(status="cancelled"))
@@ -158,7 +158,7 @@ def test_provider_not_enrolled_in_the_plan_b7() -> None:
     assert run(content(line("ZZ002")), plan, provider="hospital").outcome == "approved"
 
 
-# --- line-level decisions --------------------------------------------------------------------------------------
+# --- line-level decisions -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("item", "kw", "expected"), [
     (line("ZZ002", net=None), {}, ["CO-16", "M79"]),
@@ -197,7 +197,7 @@ def test_exact_duplicates_within_the_claim_and_against_paid_lines() -> None:
     assert codes(run(content(line("ZZ002")), prior_lines=prior)) == [["OA-18"]]
 
 
-# --- NCCI procedure-to-procedure edits ---------------------------------------------------------------------------
+# --- NCCI procedure-to-procedure edits ----------------------------------------------------------------------------
 
 def test_ptp_modifier_indicator_0_denies_column_two_whatever_the_modifier() -> None:
     r = run(content(line("ZZ002", modifiers=("59",)), line("ZZ001")), no_deductible())
@@ -258,7 +258,7 @@ def test_edits_apply_only_to_the_code_systems_of_the_table() -> None:
     assert run(content(line("ZZ002", system=other), line("ZZ001")), plan).outcome == "approved"
 
 
-# --- MUE --------------------------------------------------------------------------------------------------------
+# --- MUE ----------------------------------------------------------------------------------------------------------
 
 def test_mue_indicator_1_is_a_line_edit() -> None:
     assert codes(run(content(line("ZZ010", units=2)))) == [["CO-151"]]
@@ -286,7 +286,7 @@ def test_mue_of_real_vaccine_codes_per_date() -> None:
     assert codes(r) == [["CO-151", "N362"], ["CO-151", "N362"]]
 
 
-# --- remarks, inputs -----------------------------------------------------------------------------------------------
+# --- remarks, inputs ----------------------------------------------------------------------------------------------
 
 def test_declared_total_that_differs_gets_m54() -> None:
     assert run(content(line("ZZ002", net=10.0), total=11.0)).remarks == ("M54",)
@@ -310,7 +310,7 @@ def test_inputs_that_do_not_belong_together(mismatch: Any) -> None:
     assert exc.value.code == Code.ADJUDICATION_INPUT_MISMATCH
 
 
-# --- real claims ----------------------------------------------------------------------------------------------------
+# --- real claims --------------------------------------------------------------------------------------------------
 
 def test_every_synthea_institutional_claim_against_its_recorded_encounter() -> None:
     encounters = synthea_encounters()
@@ -339,7 +339,7 @@ def test_every_synthea_institutional_claim_against_its_recorded_encounter() -> N
     assert sum(y.benefit_paid for y in acc.years) > 0 and any(y.deductible_met == 50000 for y in acc.years)
 
 
-# --- determinism, balancing (properties) ---------------------------------------------------------------------------
+# --- determinism, balancing (properties) --------------------------------------------------------------------------
 
 CODES = [(LOCAL, f"ZZ{n:03d}") for n in (1, 2, 3, 4, 5, 6, 10, 11, 12, 50, 98, 99)] + \
     [(HCPCS, "G0438"), (HCPCS, "G0439"), (CVX, "140"), (SCT, "162673000"), (SCT, "430193006")]
@@ -378,7 +378,7 @@ def test_every_result_balances_and_is_deterministic(lines: list[Any], order: int
         assert result.accumulators.without(result) == acc
 
 
-# --- a third party re-runs it ---------------------------------------------------------------------------------
+# --- a third party re-runs it -------------------------------------------------------------------------------------
 
 SALT = bytes(range(32))
 

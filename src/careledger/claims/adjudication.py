@@ -71,6 +71,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from careledger.contracts.claims.layout import FLAG_NO_RECORDED_ENCOUNTER
 from careledger.core import codec
 from careledger.core.errors import Code, LedgerError
 from careledger.vault.canonical import compute_commitment
@@ -400,7 +401,7 @@ def _precheck(line: ClaimLine, content: ClaimContent, coverage: CoverageTerms, p
     outside = (enc.start_day is not None and line.service_day < enc.start_day) or \
         (enc.end_day is not None and line.service_end_day > enc.end_day)
     if (line.encounters and not any(enc.is_referenced_by(r) for r in line.encounters)) or outside:
-        flags.add(claim_codes.FLAG_NO_RECORDED_ENCOUNTER)
+        flags.add(FLAG_NO_RECORDED_ENCOUNTER)
         return "CO", claim_codes.CARC_LACKS_INFORMATION, (claim_codes.RARC_NO_MEDICAL_RECORD,)
     if line.service_day < coverage.start_day:
         return "PR", claim_codes.CARC_BEFORE_COVERAGE, ()
@@ -545,7 +546,7 @@ def adjudicate(content: ClaimContent, coverage: CoverageTerms, plan: PlanRules, 
         claim_level = ("CO", claim_codes.CARC_NOT_INSURED, ())
     elif facts.encounter.status == "absent":
         claim_level = ("CO", claim_codes.CARC_LACKS_INFORMATION, (claim_codes.RARC_NO_MEDICAL_RECORD,))
-        flags.add(claim_codes.FLAG_NO_RECORDED_ENCOUNTER)
+        flags.add(FLAG_NO_RECORDED_ENCOUNTER)
     elif facts.encounter.status == "unavailable" or (coverage.order > 1 and facts.prior_payer is None):
         pended = True
     elif plan.enrolled_providers and facts.provider not in plan.enrolled_providers:

@@ -7,6 +7,9 @@ against the current X12 list and must be before release.
 
 Claim adjustment group codes (835 CAS01): ``CO`` contractual obligation (the provider writes it off),
 ``PR`` patient responsibility, ``OA`` other adjustment, ``PI`` payer-initiated reduction.
+
+The fraud and integrity flags (never CARC) are defined with the contract's state, in
+:mod:`careledger.contracts.claims.layout` (``FLAG_*``).
 """
 
 from __future__ import annotations
@@ -80,18 +83,6 @@ ClaimOutcome = Literal["approved", "partial", "denied", "pended"]
 LineOutcome = Literal["approved", "denied", "pended"]
 CLAIM_OUTCOMES: Final = ("approved", "partial", "denied", "pended")
 LINE_OUTCOMES: Final = ("approved", "denied", "pended")
-
-# Fraud and integrity flags (never CARC: they are the ledger's and the insurer's own signals).
-FLAG_NO_RECORDED_ENCOUNTER: Final = "no-recorded-encounter"
-FLAG_ENCOUNTER_ERASED: Final = "encounter-erased"
-FLAG_DUPLICATE_ACROSS_PAYERS: Final = "duplicate-across-payers"
-FLAG_DUPLICATE_SAME_PAYER: Final = "duplicate-same-payer"
-FLAG_CONTENT_MISMATCH: Final = "content-mismatch"
-FLAG_FINGERPRINT_MISMATCH: Final = "fingerprint-mismatch"
-FLAG_ENCOUNTER_MISMATCH: Final = "encounter-mismatch"
-FLAGS: Final = (FLAG_CONTENT_MISMATCH, FLAG_DUPLICATE_ACROSS_PAYERS, FLAG_DUPLICATE_SAME_PAYER,
-                FLAG_ENCOUNTER_ERASED, FLAG_ENCOUNTER_MISMATCH, FLAG_FINGERPRINT_MISMATCH,
-                FLAG_NO_RECORDED_ENCOUNTER)
 
 # NCCI-associated modifiers that may bypass a procedure-to-procedure edit with modifier indicator 1.
 NCCI_MODIFIERS: Final = frozenset({
