@@ -271,3 +271,40 @@ def test_the_patient_re_runs_the_adjudication_from_the_ledger(world: World, subm
                              result_commitment_hex=stingy.commitment(s.salt), claimed=stingy)
     assert v2.input_matches and not v2.result_matches and not v2.ok
     assert {d.path for d in v2.differences} == {"lines[0].benefit", "lines[0].adjustments", "totals.benefit"}
+
+
+# --- the insurer's intake checks ------------------------------------------------------------------------------
+
+def test_intake_checks_content_fingerprints_and_encounter(world: World, submitted: Submitted) -> None:
+    from careledger.claims.content import ContentMismatch
+    from careledger.claims.fingerprint import FingerprintMismatch
+    from careledger.claims.intake import (
+        EncounterMismatch,
+        ReceivedClaim,
+        check_received_claim,
+        encounter_facts,
+        flag_for,
+    )
+    from careledger.contracts import records
+
+    s = submitted
+    record = world.claim(s.claim)
+    check_received_claim(record, ReceivedClaim(s.content, s.salt), s.encounter.salt)
+    with pytest.raises(ContentMismatch) as exc:
+        check_received_claim(record, ReceivedClaim(world.content(s.encounter, "G0438", "ZZ001"), s.salt),
+                             s.encounter.salt)
+    assert flag_for(exc.value) == "content-mismatch"
+    with pytest.raises(ContentMismatch):  # opens the commitment, but the ledger shows another line count
+        check_received_claim(replace(record, lines=3), ReceivedClaim(s.content, s.salt), s.encounter.salt)
+    with pytest.raises(FingerprintMismatch) as exc2:
+        check_received_claim(record, ReceivedClaim(s.content, s.salt), bytes(32))
+    assert flag_for(exc2.value) == "fingerprint-mismatch"
+    anchor = records.get_anchor(world.ledger.state, s.encounter.record, 1)
+    assert anchor is not None
+    facts = encounter_facts(s.encounter.record, s.encounter.resource, s.encounter.salt, anchor["commitment"])
+    assert (facts.status, facts.resource_id, facts.start_day, facts.end_day) == \
+        ("verified", s.encounter.resource["id"], TODAY, TODAY)
+    altered = {**s.encounter.resource, "status": "cancelled"}
+    with pytest.raises(EncounterMismatch) as exc3:
+        encounter_facts(s.encounter.record, altered, s.encounter.salt, anchor["commitment"])
+    assert flag_for(exc3.value) == "encounter-mismatch" and exc3.value.code == Code.COMMITMENT_MISMATCH

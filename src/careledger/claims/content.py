@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from careledger.core import codec
@@ -80,6 +81,7 @@ def day_of(text: str) -> int:
     return datetime.date.fromisoformat(text[:10]).toordinal() - _EPOCH
 
 
+@lru_cache(maxsize=8192)
 def year_of(day: int) -> int:
     """The calendar year of a day number (the benefit year of a service on that day)."""
     return datetime.date.fromordinal(day + _EPOCH).year
