@@ -147,9 +147,9 @@ def test_unreadable_encounter_pends_the_claim() -> None:
     assert r.outcome == "pended" and codes(r) == [["OA-133"]] and r.lines[0].outcome == "pended"
 
 
-def test_secondary_without_the_primary_adjudication_pends() -> None:
-    r = run(content(line("ZZ002")), cov=coverage(order=2))
-    assert r.outcome == "pended" and codes(r) == [["OA-133"]]
+def test_secondary_without_the_primary_adjudication_is_denied_oa22() -> None:
+    r = run(content(line("ZZ002"), line("G0438", system=HCPCS)), cov=coverage(order=2))
+    assert r.outcome == "denied" and codes(r) == [["OA-22"], ["OA-22"]] and r.paid == 0
 
 
 def test_provider_not_enrolled_in_the_plan_b7() -> None:

@@ -19,7 +19,8 @@ the differences (:func:`verify_adjudication`, :func:`diff_results`).
    patient's, not an Encounter, erased) → CO-16 with M127 and the flag ``no-recorded-encounter``;
 3. encounter anchored but its content not (yet) readable (``"unavailable"``) → the claim is
    *pended*: each line OA-133 for its whole charge, nothing accumulates;
-4. a secondary (or later) coverage without the prior payer's adjudication → pended likewise;
+4. a secondary (or later) coverage without the prior payer's adjudication → OA-22 (another payer is
+   primary: bill it first, then this claim again naming its claim);
 5. the plan lists enrolled providers and this provider is not one → CO-B7.
 
 Then per line, first match wins (a denied line carries one adjustment for its whole charge):
@@ -60,7 +61,7 @@ priced line updates before the next):
 **Rounding**: the only division is co-insurance, ``(base x bps + 5000) // 10000`` — round half up
 to the minor unit, on non-negative integers. Nothing else rounds.
 
-The claim's outcome: ``pended`` (step 3 or 4), ``denied`` (every line denied), ``partial`` (some),
+The claim's outcome: ``pended`` (step 3), ``denied`` (every line denied), ``partial`` (some),
 ``approved`` (none). A claim-level remark M54 says when the declared total differs from the sum of
 the line charges. A benefit year is the calendar year of the line's service date.
 """
@@ -547,8 +548,10 @@ def adjudicate(content: ClaimContent, coverage: CoverageTerms, plan: PlanRules, 
     elif facts.encounter.status == "absent":
         claim_level = ("CO", claim_codes.CARC_LACKS_INFORMATION, (claim_codes.RARC_NO_MEDICAL_RECORD,))
         flags.add(FLAG_NO_RECORDED_ENCOUNTER)
-    elif facts.encounter.status == "unavailable" or (coverage.order > 1 and facts.prior_payer is None):
+    elif facts.encounter.status == "unavailable":
         pended = True
+    elif coverage.order > 1 and facts.prior_payer is None:
+        claim_level = ("OA", claim_codes.CARC_OTHER_PAYER_PRIMARY, ())
     elif plan.enrolled_providers and facts.provider not in plan.enrolled_providers:
         claim_level = ("CO", claim_codes.CARC_PROVIDER_NOT_ELIGIBLE, ())
     lines: list[LineResult]

@@ -25,6 +25,7 @@ CARC_COINSURANCE: Final = "2"
 CARC_COPAY: Final = "3"
 CARC_LACKS_INFORMATION: Final = "16"      # lacks information / billing error; always with a RARC
 CARC_DUPLICATE: Final = "18"              # exact duplicate claim or service
+CARC_OTHER_PAYER_PRIMARY: Final = "22"    # another payer is primary (coordination of benefits)
 CARC_PRIOR_PAYER: Final = "23"            # the prior payer's adjudication (coordination of benefits)
 CARC_BEFORE_COVERAGE: Final = "26"        # incurred before coverage began
 CARC_AFTER_COVERAGE: Final = "27"         # incurred after coverage ended
@@ -46,6 +47,7 @@ CARC: Final[dict[str, str]] = {
     CARC_COPAY: "Co-payment amount",
     CARC_LACKS_INFORMATION: "Claim or service lacks information or has a billing error (see the remark)",
     CARC_DUPLICATE: "Exact duplicate of a claim or service already adjudicated",
+    CARC_OTHER_PAYER_PRIMARY: "Another payer may cover this care first (coordination of benefits)",
     CARC_PRIOR_PAYER: "Impact of the prior payer's adjudication",
     CARC_BEFORE_COVERAGE: "Service before the coverage began",
     CARC_AFTER_COVERAGE: "Service after the coverage ended",
