@@ -79,7 +79,7 @@ from careledger.vault.canonical import compute_commitment
 
 from . import codes as claim_codes
 from .content import ClaimContent, ClaimLine, year_of
-from .coverage import CoverageTerms, PlanRules
+from .coverage import CategoryTerms, CoverageTerms, PlanRules
 from .edits import EditTables
 
 INPUT_SCHEMA: Final = "careledger/adjudication-input/v1"
@@ -483,14 +483,14 @@ def _edits(survivors: list[ClaimLine], tables: EditTables | None, facts: LedgerF
                 denials[x.sequence] = ("CO", claim_codes.CARC_UNITS, (claim_codes.RARC_UNITS_MAXIMUM,))
 
 
-def _price(line: ClaimLine, plan: PlanRules, acc: _Accum, prior_paid: dict[int, int] | None) -> LineResult:
+def _price(line: ClaimLine, category: CategoryTerms, plan: PlanRules, acc: _Accum,
+           prior_paid: dict[int, int] | None) -> LineResult:
     """Price a surviving line against the accumulators (and update them). See the module docstring."""
-    category = plan.category_of(line.system, line.code)
-    assert category is not None and line.charge is not None
     submitted = line.charge
+    assert submitted is not None
     adjustments: list[Adjustment] = []
     fee = plan.fees.get((line.system, line.code))
-    eligible = submitted if fee is None else min(submitted, fee * line.units)
+    eligible = submitted if fee is None or submitted <= fee * line.units else fee * line.units
     if submitted > eligible:
         adjustments.append(Adjustment("CO", claim_codes.CARC_FEE_SCHEDULE, submitted - eligible))
     prior = 0
@@ -513,20 +513,23 @@ def _price(line: ClaimLine, plan: PlanRules, acc: _Accum, prior_paid: dict[int, 
         benefit = min(benefit, max(0, category.annual_limit - totals[2].get(category.category, 0)))
     over = rest - benefit
     pay = min(benefit, eligible - prior) if prior_paid is not None else benefit
+    # the patient's share, booked in order, each part at most its computed amount
     share = eligible - prior - pay
-    booked = []
-    for carc, cap in ((claim_codes.CARC_DEDUCTIBLE, deductible), (claim_codes.CARC_COPAY, copay),
-                      (claim_codes.CARC_COINSURANCE, coinsurance),
-                      (claim_codes.CARC_BENEFIT_MAXIMUM, over)):
-        amount = min(cap, share)
-        share -= amount
-        booked.append(amount)
+    pr_deductible = min(deductible, share)
+    share -= pr_deductible
+    pr_copay = min(copay, share)
+    share -= pr_copay
+    pr_coinsurance = min(coinsurance, share)
+    share -= pr_coinsurance
+    pr_over = min(over, share)
+    assert share == pr_over
+    for carc, amount in ((claim_codes.CARC_DEDUCTIBLE, pr_deductible), (claim_codes.CARC_COPAY, pr_copay),
+                         (claim_codes.CARC_COINSURANCE, pr_coinsurance), (claim_codes.CARC_BENEFIT_MAXIMUM, pr_over)):
         if amount:
             adjustments.append(Adjustment("PR", carc, amount))
-    assert share == 0
-    acc.add(year, booked[0], pay, category.category)
-    return LineResult(line.sequence, "approved", category.category, year, submitted, eligible, booked[0],
-                      booked[1], booked[2], pay, tuple(adjustments))
+    acc.add(year, pr_deductible, pay, category.category)
+    return LineResult(line.sequence, "approved", category.category, year, submitted, eligible, pr_deductible,
+                      pr_copay, pr_coinsurance, pay, tuple(adjustments))
 
 
 def adjudicate(content: ClaimContent, coverage: CoverageTerms, plan: PlanRules, tables: EditTables | None,
@@ -573,10 +576,11 @@ def adjudicate(content: ClaimContent, coverage: CoverageTerms, plan: PlanRules, 
         lines = []
         for line in content.lines:
             found = denials.get(line.sequence)
+            category = plan.category_of(line.system, line.code)
             if found is None:
-                lines.append(_price(line, plan, acc, prior_paid))
+                assert category is not None
+                lines.append(_price(line, category, plan, acc, prior_paid))
             else:
-                category = plan.category_of(line.system, line.code)
                 lines.append(_denied(line, *found, category=None if category is None else category.category))
     remarks: tuple[str, ...] = ()
     if content.declared_total is not None and all(line.charge is not None for line in content.lines) \

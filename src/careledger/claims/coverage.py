@@ -160,47 +160,31 @@ class CategoryTerms:
 
 @dataclass(frozen=True)
 class PlanRules:
-    """One version of a plan's benefit terms, as the ledger records it (amounts in minor units)."""
+    """One version of a plan's benefit terms, as the ledger records it (amounts in minor units).
+
+    ``document`` is the rules document (the ledger's); the other fields are read from it once, at
+    construction (:meth:`from_document`), for the kernel's hot path. Two versions are equal when
+    their identity and documents are."""
 
     insurer: str
     plan: str
     version: int
     effective_day: int
     document: dict[str, Any] = field(repr=False)
-    categories: dict[str, CategoryTerms] = field(repr=False, compare=False)
-    code_categories: dict[tuple[str, str], str] = field(repr=False, compare=False)
-    fees: dict[tuple[str, str], int] = field(repr=False, compare=False)
     digest: str = field(compare=False)
-
-    @property
-    def currency(self) -> str:
-        return str(self.document["currency"])
-
-    @property
-    def deductible(self) -> int:
-        return int(self.document["deductible"])
-
-    @property
-    def annual_limit(self) -> int | None:
-        value = self.document["annual_limit"]
-        return None if value is None else int(value)
-
-    @property
-    def timely_filing_days(self) -> int:
-        return int(self.document["timely_filing_days"])
-
-    @property
-    def edit_set(self) -> str | None:
-        value = self.document["edit_set"]
-        return None if value is None else str(value)
-
-    @property
-    def enrolled_providers(self) -> tuple[str, ...]:
-        return tuple(self.document["enrolled_providers"])
+    currency: str = field(compare=False)
+    deductible: int = field(compare=False)
+    annual_limit: int | None = field(compare=False)
+    timely_filing_days: int = field(compare=False)
+    edit_set: str | None = field(compare=False)
+    enrolled_providers: frozenset[str] = field(repr=False, compare=False)
+    categories: dict[str, CategoryTerms] = field(repr=False, compare=False)
+    code_categories: dict[tuple[str, str], CategoryTerms] = field(repr=False, compare=False)
+    fees: dict[tuple[str, str], int] = field(repr=False, compare=False)
 
     def category_of(self, system: str, code: str) -> CategoryTerms | None:
-        name = self.code_categories.get((system, code))
-        return None if name is None else self.categories[name]
+        """The category a code maps to (None: the plan does not know the code)."""
+        return self.code_categories.get((system, code))
 
     def ref(self) -> dict[str, Any]:
         """How an adjudication names this version: plan, version and the digest of its document."""
@@ -217,10 +201,13 @@ class PlanRules:
             raise PlanRulesInvalid(f"plan rules: {where}: {first.get('msg', 'invalid')}") from None
         categories = {c["category"]: CategoryTerms(**c) for c in doc["categories"]}
         return cls(insurer=insurer, plan=plan, version=version, effective_day=effective_day, document=doc,
+                   digest=plan_digest(doc), currency=doc["currency"], deductible=doc["deductible"],
+                   annual_limit=doc["annual_limit"], timely_filing_days=doc["timely_filing_days"],
+                   edit_set=doc["edit_set"], enrolled_providers=frozenset(doc["enrolled_providers"]),
                    categories=categories,
-                   code_categories={(r["system"], r["code"]): r["category"] for r in doc["code_categories"]},
-                   fees={(r["system"], r["code"]): r["allowed"] for r in doc["fee_schedule"]},
-                   digest=plan_digest(doc))
+                   code_categories={(r["system"], r["code"]): categories[r["category"]]
+                                    for r in doc["code_categories"]},
+                   fees={(r["system"], r["code"]): r["allowed"] for r in doc["fee_schedule"]})
 
     def to_json(self) -> dict[str, Any]:
         return {"effective_day": self.effective_day, "insurer": self.insurer, "plan": self.plan,
