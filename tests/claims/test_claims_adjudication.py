@@ -429,3 +429,13 @@ def test_paid_lines_become_prior_lines_for_later_claims() -> None:
     prior = tuple(paid_lines(c, r, "clm-1"))
     assert [p.code for p in prior] == ["ZZ001"]
     assert codes(run(content(line("ZZ002")), prior_lines=prior)) == [["CO-236"]]
+
+
+def test_the_kernel_benchmark_runs_on_a_small_workload() -> None:
+    """A smoke run of ``careledger bench --claims`` (kernel part): figures present, every result balanced."""
+    from careledger.bench.claims_kernel import bench_claims_kernel
+
+    report = bench_claims_kernel(claims=400, coverages=50, seed=3)
+    assert report["all_balanced"] is True and report["claims"] == 400
+    assert set(report["outcomes"]) == {"approved", "partial", "denied", "pended"}
+    assert report["adjudications_per_s"] > 0 and report["ed25519_verify_per_s_1core"] > 0
