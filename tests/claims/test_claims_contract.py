@@ -301,3 +301,16 @@ def test_nothing_on_the_ledger_reveals_codes_or_amounts(world: World) -> None:
     for code in ("G0438", "ZZ002", enc.resource["id"], enc.resource["subject"]["display"], "urn:uuid"):
         assert code not in words
     assert not leaves & {20000, 17500, 2500, "200.00", "175.00"}  # the charges, the benefit, the co-pay
+
+
+def test_the_contract_registers_exactly_its_transactions() -> None:
+    kinds = sorted((h.type, h.version) for h in claims_contract.HANDLERS)
+    assert kinds == [(t, 1) for t in sorted((
+        "claims.adjudicate", "claims.appeal", "claims.flag", "claims.pay", "claims.propose_table",
+        "claims.register_coverage", "claims.register_plan", "claims.submit", "claims.update_coverage",
+        "claims.void", "claims.vote_table"))]
+    assert all(h.summary and h.read_hints is not None and not h.open_to_unregistered for h in claims_contract.HANDLERS)
+    assert set(claims_contract.__all__) == {
+        "HANDLERS", "adjudications_of", "claims_of_patient", "coverages_of", "eligibility", "encounter_state",
+        "flags_of", "get_accumulator_head", "get_adjudication", "get_claim", "get_coverage", "get_plan", "get_table",
+        "latest_adjudication", "payments_of", "plan_in_force", "plan_versions", "table_in_force"}
