@@ -242,7 +242,7 @@ def test_ptp_decisions_do_not_depend_on_line_order() -> None:
 
 
 def _claim_with_items(items: list[dict[str, Any]]) -> dict[str, Any]:
-    from claims_support import fhir_claim
+    from support.claims_data import fhir_claim
 
     claim = fhir_claim(line("ZZ001"))
     claim["item"] = items

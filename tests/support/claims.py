@@ -38,10 +38,7 @@ TODAY = day_of_ms(GENESIS_TIME_MS)
 
 
 def claims_registry() -> Any:
-    registry = default_registry()
-    for handler in claims_contract.HANDLERS:
-        registry.add(handler)
-    return registry
+    return default_registry()
 
 
 def salt_of(label: str) -> bytes:

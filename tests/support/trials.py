@@ -14,7 +14,6 @@ from typing import Any
 from careledger.chain.executor import Chain
 from careledger.chain.registry import default_registry
 from careledger.contracts import trials as trials_contract
-from careledger.contracts.base import Registry
 from careledger.contracts.trials.safety import DAY_MS
 from careledger.core.block import BlockEnv, Receipt
 from careledger.core.crypto import SigningKey
@@ -116,7 +115,7 @@ class TimedLedger(Ledger):
 
 
 def trials_chain(consortium: Any) -> Chain:
-    return Chain(consortium.genesis, Registry([*default_registry().handlers(), *trials_contract.HANDLERS]))
+    return Chain(consortium.genesis, default_registry())
 
 
 @dataclass

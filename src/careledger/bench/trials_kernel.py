@@ -29,7 +29,7 @@ from typing import Any
 from careledger.chain.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
 from careledger.chain.registry import default_registry
 from careledger.contracts import trials as trials_contract
-from careledger.contracts.base import Registry, TxContext
+from careledger.contracts.base import TxContext
 from careledger.contracts.identity import compute_pseudonym, resolve_signer
 from careledger.contracts.trials.anchors import frontier_append, frontier_root
 from careledger.contracts.trials.layout import TreeRecord, tree_key
@@ -67,7 +67,7 @@ class _InProcessChain:
                               for o, r in _ORGS],
             "validators": [{"org": "hospital", "power": 10, "pub_key": self.validator.public_hex}],
             "params": {"max_block_txs": 100_000}})
-        self.chain = Chain(genesis, Registry([*default_registry().handlers(), *trials_contract.HANDLERS]))
+        self.chain = Chain(genesis, default_registry())
         changes = genesis_state(genesis)
         self.state = MemoryState()
         self.state.apply(changes)
