@@ -24,9 +24,9 @@ from careledger.bench.harness import (
     LoadShape,
     code_name,
     ensure_loadgen,
-    hardhat_dir,
     hardhat_installed,
     process_tree,
+    repo_root,
     start_ceiling,
     tree_cpu_seconds,
     tree_rss_bytes,
@@ -208,6 +208,6 @@ def test_bad_settings_are_refused_before_anything_runs(capsys: pytest.CaptureFix
 
 def test_the_go_generator_passes_its_own_tests(loadgen: Path) -> None:
     go = _require(Path(p) if (p := shutil.which("go")) else None, "go not found: install Go >= 1.26")
-    proc = subprocess.run([str(go), "test", "-count=1", "./..."], cwd=hardhat_dir().parents[1] / "loadgen",
+    proc = subprocess.run([str(go), "test", "-count=1", "./..."], cwd=repo_root() / "bench" / "loadgen",
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
