@@ -73,7 +73,7 @@ def _check_phase(phase: dict[str, Any], sent: int) -> None:
     assert phase["sent"] == sent
     assert phase["accepted"] + sum(phase["refused"].values()) == sent
     assert phase["committed"] + phase["dropped"] == phase["accepted"], phase
-    assert phase["tx_per_s"] > 0 and 0 < phase["p50_ms"] <= phase["p99_ms"]
+    assert phase["tx_per_s"] > 0 and 0 < phase["p50_ms"] <= phase["p99_ms"] and phase["cpu_us_per_tx"] > 0
     assert phase["cpu_s"]["generator"] > 0 and phase["generator"]["cpu_us_per_request"] > 0
     assert sum(phase["cpu_share"].values()) == pytest.approx(1.0, abs=0.01)
 
@@ -107,6 +107,8 @@ def test_the_benchmark_in_miniature_counts_commits_from_the_blocks(loadgen: Path
     assert report["ratio_vs_verify_limit"] == pytest.approx(cl["peak"]["tx_per_s"] / report["verify_limit_per_s"],
                                                             abs=0.001)
     assert report["targets"]["no_ordering_refusals"] is True
+    assert report["cpu_ratio_vs_ceiling"] == pytest.approx(
+        cl["peak"]["cpu_us_per_tx"] / report["ceiling"]["fastapi"]["peak"]["cpu_us_per_tx"], abs=0.001)
     if with_hardhat:
         hh = report["hardhat"]
         for name in ("peak", "half"):

@@ -85,10 +85,18 @@ function compile() {
 // --- prepare ----------------------------------------------------------------------------------------
 
 async function rpc(url, method, params) {
-  const res = await fetch(url, {
-    method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
-  });
+  let res;
+  for (let attempt = 1; ; attempt++) {
+    try { // a kept-alive socket the node closed while we were signing fails once: retry on a new one
+      res = await fetch(url, {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+      });
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw new Error(`${method}: ${err.cause && err.cause.message ? err.cause.message : err.message}`);
+    }
+  }
   const doc = await res.json();
   if (doc.error) throw new Error(`${method}: ${doc.error.message}`);
   return doc.result;

@@ -418,6 +418,7 @@ class Phase:
     failed_receipts: int  # committed with a non-zero receipt code
     dropped: int  # accepted by the node, never committed
     tx_per_s: float  # committed with code 0 / (last commit - first send)
+    cpu_us_per_tx: float  # the target's CPU (whole process tree) per committed (ceiling: answered) request
     p50_ms: float
     p99_ms: float
     seconds: float
@@ -483,6 +484,7 @@ def drive(binary: Path, target: Service, requests: list[tuple[int, str, bytes]],
     return Phase(
         sent=summary["sent"], accepted=len(accepted), refused=dict(sorted(refused.items())), committed=committed,
         failed_receipts=failed, dropped=dropped, tx_per_s=round(good / seconds, 1),
+        cpu_us_per_tx=round((target1 - target0) * 1e6 / max(1, good), 1),
         p50_ms=round(_percentile(latencies, 0.50), 1), p99_ms=round(_percentile(latencies, 0.99), 1),
         seconds=round(seconds, 3), sent_per_s=round(summary["sent_per_s"], 1),
         offered_per_s=round(rate, 1) if rate else None, cpu_s=cpu, cpu_share=_cpu_share(cpu),
