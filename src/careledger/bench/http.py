@@ -392,7 +392,8 @@ def bench_scale(txs: int, chunk: int = 100_000, cfg: HttpBench = HttpBench(), ho
 
 # --- direct use -------------------------------------------------------------------------------------
 
-def _table(report: dict[str, Any]) -> str:
+def format_table(report: dict[str, Any]) -> str:
+    """The report of :func:`bench_http` as lines of text (what the CLI prints without --json)."""
     lines = []
     cl, hh = report["careledger"], report["hardhat"]
     for name, part in (("careledger", cl), ("hardhat", hh)):
@@ -452,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(report, indent=None if args.json else 2) if args.json or args.scale else _table(report))
+    print(json.dumps(report, indent=None if args.json else 2) if args.json or args.scale else format_table(report))
     return 0
 
 
