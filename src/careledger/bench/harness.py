@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -170,7 +171,9 @@ def _wait_ready_line(proc: subprocess.Popen[bytes], log: Path, name: str) -> str
     assert proc.stdout is not None
     deadline = time.monotonic() + READY_TIMEOUT_S
     with log.open("ab") as sink:
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([proc.stdout], [], [], left)[0]:
+                break  # silent until the deadline
             line = proc.stdout.readline()
             if not line:
                 break
