@@ -32,6 +32,8 @@ where the time went.
 reporting throughput per chunk, the node's RSS after each, and the time to start a node on the
 grown store against an empty one.
 
+The processes, the generator runs, the block watchers and the phase accounting live in
+:mod:`careledger.bench.harness`; this module holds the workload, the targets and the report.
 Run directly: ``python -m careledger.bench.http [--txs N] [--json] ...`` (``--help``).
 """
 
