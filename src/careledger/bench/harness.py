@@ -132,13 +132,15 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(stat[1] for p in process_tree(pid) if (stat := _proc_stat(p)) is not None)
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and its live descendants (VmRSS from /proc/PID/status)."""
+def tree_rss_bytes(pid: int, kind: str = "VmRSS") -> int:
+    """Resident memory of ``pid`` and its live descendants, from /proc/PID/status: ``VmRSS`` (all of
+    it, including the pages of files mapped in memory, such as the SQLite store's mmap) or
+    ``RssAnon`` (the processes' own heap and stacks)."""
     total = 0
     for p in process_tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{kind}:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             continue
