@@ -35,11 +35,11 @@ fi
 mkdir -p "${bin_dir}"
 echo "build-loadgen: building careledger-loadgen with $(go version)" >&2
 rm -f "${stamp}"
-if ! (cd "${src}" && CGO_ENABLED=0 go build -trimpath -o "${binary}.tmp" .) >&2; then
+if ! (cd "${src}" && CGO_ENABLED=0 go build -trimpath -o "${binary}.tmp.$$" .) >&2; then
     echo "build-loadgen: 'go build' of bench/loadgen failed" >&2
-    rm -f "${binary}.tmp"
+    rm -f "${binary}.tmp.$$"
     exit 1
 fi
-mv -f "${binary}.tmp" "${binary}"
-echo "${want}" > "${stamp}"
+mv -f "${binary}.tmp.$$" "${binary}"
+echo "${want}" > "${stamp}.$$" && mv -f "${stamp}.$$" "${stamp}"
 echo "${binary}"
