@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test lint bench cometbft wheel lock clean soak venv
+.PHONY: demo test lint bench cometbft loadgen wheel lock clean soak venv
 
 $(RUNTIME): requirements/runtime.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ venv: $(DEV)
 demo: $(RUNTIME)
 	$(VENV)/bin/careledger demo
 
-test: $(DEV) cometbft
+test: $(DEV) cometbft loadgen
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
@@ -38,6 +38,9 @@ bench: $(RUNTIME)
 
 cometbft:
 	@if [ -x scripts/install-cometbft.sh ]; then scripts/install-cometbft.sh; fi
+
+loadgen:
+	scripts/build-loadgen.sh
 
 wheel: $(DEV)
 	rm -rf dist && $(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .

@@ -12,7 +12,19 @@ from careledger.cli.common import activity, emit, fail, print_table, say
 def bench(
     engine: Annotated[str, typer.Option(help="Engine to drive: solo (embedded), or cometbft (a local "
                                              "network against CometBFT's kvstore).")] = "solo",
-    txs: Annotated[int, typer.Option(help="Transactions in the peak-throughput phase.")] = 20_000,
+    via: Annotated[str, typer.Option(help="solo: inproc (submit in process) or http (through the HTTP API from "
+                                          "a separate load generator, beside a Hardhat peer and the HTTP "
+                                          "stack's ceiling).")] = "inproc",
+    txs: Annotated[int, typer.Option(help="Transactions in the peak-throughput phase (http: per target).")] = 20_000,
+    connections: Annotated[int, typer.Option(help="http: concurrent keep-alive connections.")] = 64,
+    lane_depth: Annotated[int, typer.Option(help="http: a signer's requests in flight at once (0: no limit, "
+                                                 "so nonces may arrive out of order).")] = 0,
+    signers: Annotated[int, typer.Option(help="http: signers (1-50), each sending consecutive nonces.")] = 50,
+    half_seconds: Annotated[float, typer.Option(help="http: seconds of the phase paced at half the peak.")] = 5.0,
+    no_hardhat: Annotated[bool, typer.Option("--no-hardhat", help="http: leave out the Hardhat peer.")] = False,
+    scale: Annotated[int, typer.Option(help="http: instead, a growth run of this many transactions, reported "
+                                            "per chunk (throughput, p99, memory, time to open the store).")] = 0,
+    chunk: Annotated[int, typer.Option(help="http --scale: transactions per reported chunk.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
     workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records or supply.")] = "identity",
@@ -28,6 +40,11 @@ def bench(
         return
     if engine != "solo":
         fail(f"engine {engine!r} is not available in this release")
+    if via == "http":
+        _bench_http(txs, seed, connections, lane_depth, signers, half_seconds, not no_hardhat, scale, chunk)
+        return
+    if via != "inproc":
+        fail(f"--via must be inproc or http, not {via!r}")
     from careledger.bench.solo import bench_solo
 
     with activity(f"bench {workload}") as progress:
@@ -65,3 +82,22 @@ def _bench_cometbft(validators: int, txs: int) -> None:
         say(f"targets: {result['targets']}")
 
     emit(result, human)
+
+
+def _bench_http(txs: int, seed: int, connections: int, lane_depth: int, signers: int, half_seconds: float,
+                hardhat: bool, scale: int, chunk: int) -> None:
+    """The solo node through its HTTP API (careledger.bench.http)."""
+    from careledger.bench.harness import BenchSetupError, LoadShape
+    from careledger.bench.http import HttpBench, bench_http, bench_scale, format_table
+
+    try:
+        cfg = HttpBench(txs=txs, seed=seed, signers=signers, half_seconds=half_seconds,
+                        shape=LoadShape(connections=connections, lane_depth=lane_depth))
+        with activity("bench http") as progress:
+            if scale:
+                result = bench_scale(scale, chunk, cfg, progress=progress)
+            else:
+                result = bench_http(cfg, hardhat=hardhat, progress=progress)
+    except (BenchSetupError, ValueError) as exc:
+        fail(str(exc))
+    emit(result, None if scale else (lambda: say(format_table(result))))
