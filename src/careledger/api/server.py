@@ -83,8 +83,7 @@ class BackgroundServer:
         Raises RuntimeError otherwise (the services' failure is in the log)."""
         if self._thread is not None:
             return self
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name=f"careledger-api:{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"careledger-api:{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -93,6 +92,12 @@ class BackgroundServer:
                 raise RuntimeError(f"the API server did not start on {self.url}")
             time.sleep(0.01)
         return self
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except SystemExit:  # uvicorn exits this way when the app's start-up fails (logged by uvicorn)
+            log.error("the API server on %s stopped: its start-up failed", self.url)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving, close the app's services and wait for the server thread (the node keeps running)."""
