@@ -66,6 +66,18 @@ def test_docs_have_one_row_per_code_with_its_status() -> None:
     assert not set(documented) - actual, f"docs/http-api.md has stale rows {sorted(set(documented) - actual)}"
 
 
+def test_no_doc_states_another_status_for_a_code() -> None:
+    """Pages that repeat part of the table (docs/records.md's codes) agree with it."""
+    checked = set()
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        rows = re.findall(r"^\| (\d+) \| `?([A-Z0-9_]+)`? \| (\d{3}) \|$", page.read_text(), re.MULTILINE)
+        checked.update(page.name for _ in rows)
+        for number, name, value in rows:
+            code = Code(int(number))
+            assert (code.name, HTTP_STATUS[code]) == (name, int(value)), f"{page.name}: {number} {name} {value}"
+    assert {"http-api.md", "records.md"} <= checked
+
+
 def _error_statuses(tree: ast.AST) -> list[tuple[int, int]]:
     """(line, value) of every integer literal 400-599 outside the OpenAPI declarations: calls of
     ``schemas.errors(...)`` and that function itself (which only describes statuses)."""
