@@ -34,7 +34,7 @@ refusal as OVERSIZED can still name its hash; a larger one is refused unread."""
 def require_media_type(request: Request, accepted: frozenset[str] = JSON_MEDIA_TYPES) -> None:
     """Refuse a body that is not declared as one of ``accepted`` (``application/json`` unless a route
     takes more): UNSUPPORTED_MEDIA_TYPE. Parameters are allowed, except a charset other than UTF-8
-    (JSON is UTF-8)."""
+    (JSON is UTF-8). The message never echoes the header."""
     declared = request.headers.get("content-type")
     if declared is None:
         raise LedgerError(f"send the body as Content-Type: {' or '.join(sorted(accepted))}",
@@ -43,8 +43,8 @@ def require_media_type(request: Request, accepted: frozenset[str] = JSON_MEDIA_T
     charsets = [p.partition("=")[2].strip().strip('"').lower() for p in params
                 if p.partition("=")[0].strip().lower() == "charset"]
     if media_type.lower() not in accepted or any(c not in ("utf-8", "utf8") for c in charsets):
-        raise LedgerError(f"Content-Type {declared[:80]!r} is not accepted here; send "
-                          f"{' or '.join(sorted(accepted))}", Code.UNSUPPORTED_MEDIA_TYPE)
+        raise LedgerError(f"this Content-Type is not accepted here; send {' or '.join(sorted(accepted))}",
+                          Code.UNSUPPORTED_MEDIA_TYPE)
 
 
 def _declared_length(request: Request) -> int | None:
@@ -65,17 +65,7 @@ async def read_body(request: Request, limit: int, accepted: frozenset[str] = JSO
     without one (chunked) is read only until it passes the limit.
     """
     require_media_type(request, accepted)
-    size = _declared_length(request)
-    if size is not None and size > limit:
-        raise EncodingError(f"request body is {size} bytes; the limit is {limit}", Code.OVERSIZED)
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise EncodingError(f"request body exceeds the limit of {limit} bytes", Code.OVERSIZED)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await _read_up_to(request, limit, limit)
 
 
 async def read_through(request: Request, limit: int) -> bytes:
@@ -83,9 +73,14 @@ async def read_through(request: Request, limit: int) -> bytes:
     that every refusal (of its media type, its size, the transaction itself) can name its hash.
 
     Only a body above ``READ_THROUGH_FACTOR * limit`` bytes is refused here, unread (OVERSIZED, no
-    hash); the caller checks :func:`require_media_type` and ``limit`` itself.
+    hash); the caller checks :func:`require_media_type` and ``limit`` itself (:func:`check_size`).
     """
-    cap = READ_THROUGH_FACTOR * limit
+    return await _read_up_to(request, READ_THROUGH_FACTOR * limit, limit)
+
+
+async def _read_up_to(request: Request, cap: int, limit: int) -> bytes:
+    """The body, refused with OVERSIZED (naming ``limit``) when its declared length is above ``cap``
+    (before reading) or once more than ``cap`` bytes have arrived."""
     size = _declared_length(request)
     if size is not None and size > cap:
         raise EncodingError(f"request body is {size} bytes; the limit is {limit}", Code.OVERSIZED)

@@ -54,8 +54,9 @@ def capture_tx(chain_id: str, key: str, nonce: int, document: str, sig_hex: str)
 EPCIS_MEDIA_TYPES = frozenset({"application/json", "application/ld+json"})
 
 
-def _capture_headers(request: Request) -> tuple[str, int, str]:
-    """The signing key, nonce and signature headers of a capture; MISSING_SIGNATURE or BAD_REQUEST."""
+def _rebuild(request: Request, chain_id: str, document: bytes) -> bytes:
+    """The capture transaction the client signed, from its headers and body. Raises
+    MISSING_SIGNATURE (a header is missing), BAD_REQUEST (the nonce) or MALFORMED_ENCODING (not UTF-8)."""
     key = request.headers.get("x-careledger-key")
     nonce = request.headers.get(NONCE_HEADER)
     sig = request.headers.get("x-careledger-signature")
@@ -64,7 +65,11 @@ def _capture_headers(request: Request) -> tuple[str, int, str]:
                           Code.MISSING_SIGNATURE)
     if not nonce.isdigit() or len(nonce) > 15:
         raise LedgerError("X-CareLedger-Nonce must be a positive integer", Code.BAD_REQUEST)
-    return key, int(nonce), sig
+    try:
+        text = document.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EncodingError("an EPCIS document is UTF-8 JSON", Code.MALFORMED_ENCODING) from None
+    return capture_tx(chain_id, key, int(nonce), text, sig)
 
 
 @router.post("/capture", status_code=202, summary="Capture an EPCIS 2.0 document (signed)", response_model=None,
@@ -75,19 +80,19 @@ async def capture(request: Request) -> JSONResponse:
     body UTF-8) carries its hash as `captureID` and `tx_hash`."""
     node = node_of(request)
     limit = node.chain.max_tx_bytes
-    raw_doc = await read_through(request, limit)
+    document = await read_through(request, limit)
     raw: bytes | None = None
+    unbuildable: LedgerError | None = None
     try:
-        key, nonce, sig = _capture_headers(request)
-        raw = capture_tx(node.chain.chain_id, key, nonce, raw_doc.decode("utf-8"), sig)
-    except (LedgerError, UnicodeDecodeError):
-        pass  # answered below, in the order of the checks, without a hash
+        raw = _rebuild(request, node.chain.chain_id, document)
+    except LedgerError as exc:
+        unbuildable = exc  # answered after the media type check, without a hash
     extra = {} if raw is None else {"captureID": sub_hash(raw), "tx_hash": sub_hash(raw)}
     try:
         require_media_type(request, EPCIS_MEDIA_TYPES)
-        _capture_headers(request)
-        if raw is None:
-            raise EncodingError("an EPCIS document is UTF-8 JSON", Code.MALFORMED_ENCODING)
+        if unbuildable is not None:
+            raise unbuildable
+        assert raw is not None
         check_size(raw, limit)
         sub = await run_in_threadpool(node.submit_async, raw)
         await asyncio.wrap_future(sub.admitted)

@@ -37,10 +37,6 @@ def code_name(code: int) -> str:
         return f"UNKNOWN_{code}"
 
 
-def error_body(code: Code, message: str) -> dict[str, Any]:
-    return {"error": {"code": int(code), "name": code.name, "message": message}}
-
-
 def error_response(exc: LedgerError, extra: dict[str, Any] | None = None,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The JSON response for ``exc``, its status from :func:`~careledger.api.status.http_status`;
