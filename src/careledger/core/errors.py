@@ -57,6 +57,8 @@ class Code(IntEnum):
     TIMEOUT = 903
     NODE_UNAVAILABLE = 904
     BAD_REQUEST = 905
+    UNSUPPORTED_MEDIA_TYPE = 906
+    METHOD_NOT_ALLOWED = 907
     # 910-919: the command line and files on this machine (never on the ledger)
     HOME_INVALID = 910
     KEY_FILE_INVALID = 911
