@@ -45,13 +45,23 @@ def content_security_policy(api_origins: list[str]) -> str:
 
 
 class ConsoleFiles(StaticFiles):
-    """The console's static files with security headers; ``index.html`` is never cached stale."""
+    """The console's static files with security headers; every file is revalidated (``no-cache``), so an
+    upgraded node never serves a page with stale modules. The policy is rebuilt when the height changes
+    (an organisation's declared API can change only with a block)."""
+
+    _policy: tuple[int, str] | None = None
+
+    def policy(self, app: Any) -> str:
+        node = getattr(app.state, "node", None) if app is not None else None
+        height = node.head.height if node is not None else -1
+        if self._policy is None or self._policy[0] != height:
+            origins = routes.organisation_origins(app) if node is not None else []
+            self._policy = (height, content_security_policy(origins))
+        return self._policy[1]
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        app = scope.get("app")
-        origins = routes.organisation_origins(app) if app is not None else []
-        response.headers["Content-Security-Policy"] = content_security_policy(origins)
+        response.headers["Content-Security-Policy"] = self.policy(scope.get("app"))
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"

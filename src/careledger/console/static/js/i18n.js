@@ -1,10 +1,17 @@
 // Messages in two catalogues (i18n/en.js, i18n/zh-CN.js, with the same keys); the language comes from
-// the user's choice, else the browser's languages. Changing it re-renders the current view.
+// the user's choice, else the browser's languages. Changing it re-renders the current view. English
+// is always loaded (the fallback); the Chinese catalogue is loaded when it is first chosen.
 
 import en from './i18n/en.js';
-import zh from './i18n/zh-CN.js';
 
-export const CATALOGUES = { en, 'zh-CN': zh };
+export const LANGUAGES = ['en', 'zh-CN'];
+export const CATALOGUES = { en };
+const LOADERS = { 'zh-CN': () => import('./i18n/zh-CN.js') };
+
+/** Make sure the catalogue of `l` is loaded (call before rendering in it). */
+export async function loadCatalogue(l) {
+  if (!CATALOGUES[l] && LOADERS[l]) CATALOGUES[l] = (await LOADERS[l]()).default;
+}
 const STORAGE = 'careledger-console-lang';
 let current = null;
 const listeners = new Set();
@@ -26,13 +33,13 @@ export function lang() {
     } catch {
       saved = null;
     }
-    current = CATALOGUES[saved] ? saved : detect();
+    current = LANGUAGES.includes(saved) ? saved : detect();
   }
   return current;
 }
 
 export function setLang(l) {
-  if (!CATALOGUES[l]) return;
+  if (!LANGUAGES.includes(l)) return;
   current = l;
   try {
     localStorage.setItem(STORAGE, l);
@@ -49,6 +56,6 @@ export function onLangChange(fn) {
 
 /** The message `key` with {name} placeholders filled; `fallback` (else the key) when it is missing. */
 export function t(key, vars = {}, fallback) {
-  const msg = CATALOGUES[lang()][key] ?? CATALOGUES.en[key] ?? (fallback !== undefined ? fallback : key);
+  const msg = CATALOGUES[lang()]?.[key] ?? CATALOGUES.en[key] ?? (fallback !== undefined ? fallback : key);
   return msg.replace(/\{(\w+)\}/g, (_, k) => (vars[k] !== undefined ? String(vars[k]) : `{${k}}`));
 }

@@ -4,6 +4,7 @@
 
 import { scryptAsync } from '../vendor/noble-hashes/scrypt.js';
 import { concat, fromHex, toHex, utf8 } from './bytes.js';
+import { KeyFileError } from './errors.js';
 
 export const DEFAULT_PARAMS = { n: 2 ** 17, r: 8, p: 1 };
 const MIN_N = 2 ** 10;
@@ -11,12 +12,7 @@ const MAX_N = 2 ** 20;
 const MAX_MEMORY = 256 * 1024 * 1024;
 const AAD_PREFIX = utf8('CareLedger/keyfile/v2\u0000');
 
-export class KeyFileError extends Error {
-  constructor(message, reason = 'invalid') {
-    super(message);
-    this.reason = reason; // 'invalid' | 'passphrase'
-  }
-}
+export { KeyFileError };
 
 export function checkKdfParams(n, r, p) {
   for (const x of [n, r, p]) {

@@ -4,7 +4,10 @@
 // memory until the tab closes or the user locks it. Nothing here talks to the network.
 
 import { b64urlToBytes, concat, fromHex, toHex, utf8 } from './bytes.js';
-import { KeyFileError, decryptKeyfile, encryptKeyfile, isEncrypted } from './keycrypt.js';
+import { KeyFileError } from './errors.js';
+
+// scrypt (noble-hashes) is loaded when a key is first sealed or opened, not with the page
+const keycrypt = () => import('./keycrypt.js');
 
 const PKCS8_PREFIX = fromHex('302e020100300506032b657004220420');
 const DB_NAME = 'careledger-console';
@@ -84,7 +87,7 @@ export async function seedOfPlain(doc) {
 
 /** Open a version-2 document: the unlocked key, checked against its public key. */
 export async function unlock(doc, passphrase, onProgress) {
-  const seed = await decryptKeyfile(doc, passphrase, onProgress);
+  const seed = await (await keycrypt()).decryptKeyfile(doc, passphrase, onProgress);
   const key = await importSeed(seed);
   seed.fill(0);
   if (key.publicHex !== doc.public_key) throw new KeyFileError('key file public key does not match the seed');
@@ -94,10 +97,14 @@ export async function unlock(doc, passphrase, onProgress) {
 /** Seal a seed for the store (and for download): a version-2 document. */
 export async function seal(seed, passphrase, name, opts) {
   const { publicHex } = await importSeed(seed);
-  return encryptKeyfile(seed, publicHex, passphrase, name, opts);
+  return (await keycrypt()).encryptKeyfile(seed, publicHex, passphrase, name, opts);
 }
 
-export { isEncrypted };
+export function isEncrypted(doc) {
+  return !!doc && typeof doc === 'object' && doc.version === 2 && 'crypto' in doc;
+}
+
+export { KeyFileError };
 
 // -- the key store (IndexedDB): sealed documents only -------------------------------------------------------
 

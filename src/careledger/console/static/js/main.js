@@ -2,21 +2,16 @@
 // and hash routing (#/patient, #/clinician, ...). Each view is a module with render(main).
 
 import { clear, h, short } from './dom.js';
-import { lang, onLangChange, setLang, t } from './i18n.js';
+import { lang, loadCatalogue, onLangChange, setLang, t } from './i18n.js';
 import { signingSupport } from './keys.js';
 import { chainInfo } from './ledger.js';
 import { onSessionChange, session, setKey } from './session.js';
-import * as about from './views/about.js';
-import * as clinician from './views/clinician.js';
-import * as explorer from './views/explorer.js';
-import * as keysView from './views/keys.js';
-import * as patient from './views/patient.js';
-import * as pharmacist from './views/pharmacist.js';
-import * as supply from './views/supply.js';
-
+// Views load on first use, so the first page load fetches only the shell and the view shown.
 export const VIEWS = [
-  ['keys', keysView], ['patient', patient], ['clinician', clinician], ['pharmacist', pharmacist],
-  ['supply', supply], ['explorer', explorer], ['about', about],
+  ['keys', () => import('./views/keys.js')], ['patient', () => import('./views/patient.js')],
+  ['clinician', () => import('./views/clinician.js')], ['pharmacist', () => import('./views/pharmacist.js')],
+  ['supply', () => import('./views/supply.js')], ['explorer', () => import('./views/explorer.js')],
+  ['about', () => import('./views/about.js')],
 ];
 
 const main = document.getElementById('main');
@@ -77,19 +72,25 @@ async function renderBanner() {
 }
 
 let rendering = 0;
-function route() {
+async function route() {
   const name = current();
-  const mod = VIEWS.find(([n]) => n === name)[1];
+  const load = VIEWS.find(([n]) => n === name)[1];
   renderTabs();
   const ticket = ++rendering;
-  clear(main);
-  Promise.resolve(mod.render(main)).catch((exc) => {
+  try {
+    const mod = await load();
+    if (ticket !== rendering) return;
+    clear(main);
+    await mod.render(main);
+  } catch (exc) {
     if (ticket === rendering) main.append(h('p', { role: 'alert' }, String(exc?.message || exc)));
-  });
+  }
+  if (ticket === rendering) document.body.dataset.ready = '1';
 }
 
 document.getElementById('lang').addEventListener('change', (e) => setLang(e.target.value));
-onLangChange(() => {
+onLangChange(async (l) => {
+  await loadCatalogue(l);
   renderStatic();
   renderKeybar();
   renderChain();
@@ -106,9 +107,9 @@ window.addEventListener('hashchange', () => {
 });
 
 document.documentElement.lang = lang();
+await loadCatalogue(lang());
 renderStatic();
 renderKeybar();
 renderBanner();
 renderChain();
 route();
-document.body.dataset.ready = "1";

@@ -69,6 +69,22 @@ export async function render(main) {
       table(t('cl.caption', { n: doc.records.length }), [t('col.custodian'), t('col.type'), t('col.date'), t('col.version'), t('col.actions')], rows));
   });
 
+  const custodian = h('input', { type: 'text', id: 'cl-custodian', required: true, pattern: '[a-z0-9][a-z0-9.\\-]{1,62}', autocomplete: 'off' });
+  const recordId = h('input', { type: 'text', id: 'cl-record-id', required: true, pattern: 'r-[0-9a-f]{32}', autocomplete: 'off', spellcheck: 'false' });
+  const openBtn = h('button', { type: 'submit', id: 'cl-open-id', class: 'secondary' }, t('pt.open'));
+  const byId = h('form', {
+    class: 'inline',
+    onsubmit: (e) => {
+      e.preventDefault();
+      act(opened, openBtn, async () => {
+        state.patient = who.value.trim();
+        if (!state.patient) throw new Error(t('cl.patient.needed'));
+        const fetched = await readRecords({ custodian: custodian.value.trim(), patient: state.patient, records: [recordId.value.trim()], purpose: purpose.value, emergency: emergency.checked });
+        return h('div', {}, fetched.map(recordCard));
+      });
+    },
+  }, field(t('col.custodian'), custodian), field(t('cl.record.id'), recordId, t('cl.record.hint')), openBtn);
+
   const reason = h('select', { id: 'bg-reason' }, REASONS.map((r) => h('option', { value: r }, t(`bg.${r}`))));
   const minutes = h('input', { type: 'number', id: 'bg-minutes', min: 1, max: 240, value: 60, required: true });
   const glassOut = h('div', { 'aria-live': 'polite' });
@@ -95,7 +111,7 @@ export async function render(main) {
     h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); search(); } },
       field(t('pt.patient'), who), field(t('col.purpose'), purpose),
       h('div', { class: 'field' }, h('label', { class: 'check', for: 'cl-emergency' }, emergency, ' ', t('cl.emergency'))), find),
-    glassSlot, results, opened,
+    glassSlot, results, h('details', {}, h('summary', {}, t('cl.byid')), byId), opened,
     h('section', { 'aria-labelledby': 'bg-h', class: 'glass' }, h('h2', { id: 'bg-h' }, t('cl.glass.title')), h('p', {}, t('cl.glass.body')), glassForm, glassOut));
   if (state.patient) await search();
 }

@@ -14,7 +14,8 @@ let detail = null; // the detail region, shared by search and links
 let lastQuery = '';
 
 function link(text, fn, label) {
-  return h('button', { type: 'button', class: 'link', onclick: fn, 'aria-label': label || null }, text);
+  // the accessible name starts with the visible text (WCAG 2.5.3), then says what the button does
+  return h('button', { type: 'button', class: 'link', onclick: fn, 'aria-label': label ? `${text} (${label})` : null }, text);
 }
 
 function kv(pairs) {
@@ -104,7 +105,7 @@ export async function search(q) {
   }
   if (/^pt-[0-9a-f]{32}$/.test(s)) return showPatient(s);
   if (/^gp-[0-9a-f]{24}$/.test(s)) return showProposal(s);
-  if (/^[a-z0-9][a-z0-9.-]{1,62}$/.test(s)) return showMembers(s);
+  if (/^[a-z0-9][a-z0-9.\\-]{1,62}$/.test(s)) return showMembers(s);
   throw Object.assign(new Error(t('ex.search.unknown')), { name: 'BAD_REQUEST', code: 905 });
 }
 

@@ -1,7 +1,6 @@
 // Keys: unlock a stored key, load a key file (the CLI's plain version 1 or encrypted version 2), create
 // a key, download it sealed, register a new key as a patient. Private keys never leave this page.
 
-import * as api from '../api.js';
 import { act, clear, errorView, field, h, notice, receiptView, short } from '../dom.js';
 import { t } from '../i18n.js';
 import { importSeed, newSeed, parseKeyFile, seal, seedOfPlain, storeKey, storedKeys, forgetKey, unlock } from '../keys.js';
@@ -43,7 +42,8 @@ async function storedSection() {
         return notice('ok', t('keys.unlocked', { name: key.name }));
       });
     },
-  }, field(t('keys.which'), select), field(t('keys.passphrase'), pass), bar, unlockBtn, ' ',
+  }, h('input', { type: 'text', autocomplete: 'username', hidden: true, value: keys[0].name || '', 'aria-hidden': 'true', tabindex: '-1' }),
+  field(t('keys.which'), select), field(t('keys.passphrase'), pass), bar, unlockBtn, ' ',
   h('button', {
     type: 'button', class: 'secondary', onclick: async () => {
       if (!confirm(t('keys.forget.confirm'))) return;
@@ -92,7 +92,7 @@ function loadSection() {
 
 function createSection() {
   const out = h('div', { 'aria-live': 'polite' });
-  const name = h('input', { type: 'text', id: 'new-name', required: true, maxlength: 64, pattern: '[A-Za-z0-9._@-]{1,64}', autocomplete: 'off' });
+  const name = h('input', { type: 'text', id: 'new-name', required: true, maxlength: 64, pattern: '[A-Za-z0-9._@\\-]{1,64}', autocomplete: 'off' });
   const pass = h('input', { type: 'password', id: 'new-pass', autocomplete: 'new-password', required: true, minlength: 8 });
   const again = h('input', { type: 'password', id: 'new-pass2', autocomplete: 'new-password', required: true, minlength: 8 });
   const { bar, update } = progressBar();
@@ -152,5 +152,4 @@ export async function render(main) {
   }
   main.append(loadSection(), createSection(),
     h('section', { 'aria-labelledby': 'recovery-h' }, h('h2', { id: 'recovery-h' }, t('keys.recovery.title')), h('p', {}, t('keys.recovery.body'))));
-  void api;
 }

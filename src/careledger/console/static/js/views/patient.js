@@ -3,7 +3,7 @@
 // my delegates, my access log (granted, denied and break-glass reads, flagged) and erasure.
 
 import * as api from '../api.js';
-import { act, badge, clear, code, errorView, field, fmtDate, fmtTime, h, notice, receiptView, short, table } from '../dom.js';
+import { act, badge, clear, code, field, fmtDate, fmtTime, h, notice, receiptView, short, table } from '../dom.js';
 import { t } from '../i18n.js';
 import { envelope, gatewayBase, send, signOnly } from '../ledger.js';
 import { readRecords, recordCard } from '../records.js';
@@ -11,6 +11,14 @@ import { session } from '../session.js';
 
 export const PURPOSES = ['TREAT', 'ETREAT', 'HPAYMT', 'HOPERAT', 'HRESCH', 'PATRQT', 'PUBHLTH', 'CLINTRCH'];
 let patientId = null;
+let flash = null; // {out: id of an output region, view}: shown there once the view has reloaded
+
+/** After a committed change: reload the patient view and show `view` in the region `outId`. */
+function after(reload, outId, view) {
+  flash = { out: outId, view };
+  setTimeout(reload, 0);
+  return view;
+}
 
 const dateMs = (value) => (value ? Date.parse(value + 'T00:00:00Z') : null);
 
@@ -33,8 +41,7 @@ function recordsSection(view, reload) {
       act(out, erase, async () => {
         const { wire } = await signOnly('records.erase', { reason: 'patient_request', record: r.record });
         const result = await api.gatewayErase(await gatewayBase(r.custodian), wire);
-        setTimeout(reload, 0);
-        return notice('ok', t('pt.erased', { record: result.record || r.record }));
+        return after(reload, 'record-out', notice('ok', t('pt.erased', { record: result.record || r.record })));
       });
     });
     return h('tr', { class: r.status === 'erased' ? 'erased' : '' },
@@ -53,8 +60,7 @@ function consentsSection(view, reload) {
     const revoke = h('button', { type: 'button', class: 'small danger', 'aria-label': t('pt.revoke.label', { id: c.id }) }, t('pt.revoke'));
     revoke.addEventListener('click', () => act(out, revoke, async () => {
       const result = await send('consent.revoke', { consent: c.id });
-      setTimeout(reload, 0);
-      return receiptView(result);
+      return after(reload, 'consent-out', receiptView(result));
     }));
     const period = c.period ? `${fmtDate(c.period.start_ms)} – ${fmtDate(c.period.end_ms)}` : t('pt.always');
     return h('tr', {}, h('td', {}, code(c.id)), h('td', {}, `${t('grantee.' + c.grantee.kind)}: ${short(c.grantee.id, 20)}`),
@@ -65,7 +71,7 @@ function consentsSection(view, reload) {
       h('td', {}, c.status === 'active' ? revoke : '—'));
   });
   const kind = h('select', { id: 'grantee-kind' }, ['org', 'member', 'study'].map((k) => h('option', { value: k }, t('grantee.' + k))));
-  const who = h('input', { type: 'text', id: 'grantee-id', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9][A-Za-z0-9._-]{1,63}' });
+  const who = h('input', { type: 'text', id: 'grantee-id', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9][A-Za-z0-9._\\-]{1,63}' });
   const provision = h('select', { id: 'provision' }, h('option', { value: 'permit' }, t('pt.permit')), h('option', { value: 'deny' }, t('pt.deny')));
   const purposes = PURPOSES.map((p) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'purpose', value: p, checked: p === 'TREAT' }), ' ', t(`purpose.${p}`)));
   const types = h('input', { type: 'text', id: 'resource-types', autocomplete: 'off', placeholder: 'Observation, Condition' });
@@ -85,8 +91,7 @@ function consentsSection(view, reload) {
         };
         if (from.value || to.value) payload.period = { end_ms: dateMs(to.value), start_ms: dateMs(from.value) };
         const result = await send('consent.grant', payload);
-        if (result.receipt.code === 0) setTimeout(reload, 0);
-        return receiptView(result);
+        return result.receipt.code === 0 ? after(reload, 'consent-out', receiptView(result)) : receiptView(result);
       });
     },
   }, field(t('pt.grantee.kind'), kind), field(t('pt.grantee.id'), who, t('pt.grantee.hint')), field(t('pt.provision'), provision),
@@ -98,13 +103,12 @@ function consentsSection(view, reload) {
 }
 
 function delegatesSection(view, reload) {
-  const out = h('div', { 'aria-live': 'polite' });
+  const out = h('div', { 'aria-live': 'polite', id: 'delegate-out' });
   const rows = view.delegates.map((d) => {
     const remove = h('button', { type: 'button', class: 'small danger' }, t('pt.remove'));
     remove.addEventListener('click', () => act(out, remove, async () => {
       const result = await send('consent.remove_delegate', { delegate: d.key });
-      setTimeout(reload, 0);
-      return receiptView(result);
+      return after(reload, 'delegate-out', receiptView(result));
     }));
     return h('tr', {}, h('td', {}, code(short(d.key, 16))), h('td', {}, d.status), h('td', {}, fmtDate(d.until_ms)),
       h('td', {}, d.status === 'active' && view.as === 'patient' ? remove : '—'));
@@ -117,8 +121,7 @@ function delegatesSection(view, reload) {
       e.preventDefault();
       act(out, btn, async () => {
         const result = await send('consent.appoint_delegate', { delegate: key.value.trim(), until_ms: dateMs(until.value) });
-        if (result.receipt.code === 0) setTimeout(reload, 0);
-        return receiptView(result);
+        return result.receipt.code === 0 ? after(reload, 'delegate-out', receiptView(result)) : receiptView(result);
       });
     },
   }, field(t('pt.delegate.key'), key, t('pt.delegate.hint')), field(t('pt.delegate.until'), until), btn);
@@ -154,12 +157,16 @@ export async function render(main) {
   const load = () => act(body, btn, async () => {
     patientId = who.value.trim();
     const view = await api.recordsQuery(await envelope('view', { format: 'json', patient: patientId }));
-    return h('div', {}, h('p', { class: 'small' }, t('pt.as', { as: t(`as.${view.as}`), pseudonym: view.patient })),
+    const shown = h('div', {}, h('p', { class: 'small' }, t('pt.as', { as: t(`as.${view.as}`), pseudonym: view.patient })),
       recordsSection(view, load), consentsSection(view, load), delegatesSection(view, load), logSection(view));
+    if (flash) {
+      shown.querySelector(`#${flash.out}`)?.append(flash.view);
+      flash = null;
+    }
+    return shown;
   });
   main.append(h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); load(); } },
     field(t('pt.patient'), who, own ? null : t('pt.patient.hint')), btn), body);
   if (!session.info) main.append(notice('info', t('pt.register.first'), ' ', h('a', { href: '#/keys' }, t('nav.keys'))));
   if (patientId) await load();
-  void errorView;
 }
