@@ -163,17 +163,16 @@ def build_world(root: Path) -> Iterator[ConsoleWorld]:
     node_key_file.unlink()
     node = home.open_node()
     node.start()
+    server = BackgroundServer(node)  # configures uvicorn's loggers: capture after it
+    app = server._server.config.app
+    mount(app)
+    server._server.config.access_log = True  # the request log is checked for keys and PHI
     capture = LogCapture()
     captured = [logging.getLogger(name) for name in CAPTURED_LOGGERS]
     levels = [lg.level for lg in captured]
     for lg in captured:
         lg.addHandler(capture)
         lg.setLevel(logging.DEBUG)
-    server = BackgroundServer(node)
-    app = server._server.config.app
-    mount(app)
-    server._server.config.access_log = True  # the request log is checked for keys and PHI
-    server._server.config.log_level = "info"
     server.start()
     keys_dir = root / "keyfiles"
     world = ConsoleWorld(node, home, server.url, consortium, keys_dir, log=capture)

@@ -30,6 +30,7 @@ from console_support import (
     new_context,
     require_browser,
     screenshot,
+    synthea_resources,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -78,6 +79,8 @@ def no_violations(page: Any, name: str) -> None:
 
 def test_patient_sees_records_grants_consent_and_erases(world: ConsoleWorld, page: Any) -> None:
     load_key(page, world, "alice")
+    page.wait_for_selector("#my-pseudonym")
+    no_violations(page, "keys")
     page.click("#tab-patient")
     page.wait_for_selector("#pt-rec-h")
     rows = page.locator("section:has(#pt-rec-h) tbody tr")
@@ -88,6 +91,7 @@ def test_patient_sees_records_grants_consent_and_erases(world: ConsoleWorld, pag
     text = card.inner_text()
     assert "INTEGRITY VERIFIED" in text and "Condition" in text and "Clinical status" in text
     assert "{" not in text  # readable, not JSON
+    no_violations(page, "patient-record")
     # grant the clinic TREAT access to Observations
     page.select_option("#grantee-kind", "org")
     page.fill("#grantee-id", "clinic")
@@ -277,6 +281,7 @@ def test_operator_explores_and_votes(world: ConsoleWorld, page: Any) -> None:
     page.wait_for_selector("#proof-verdict")
     assert "PROOF VALID" in page.inner_text("#proof-verdict")
     assert page.locator("#tx-detail .checks li.ok").count() == 5
+    no_violations(page, "operator-tx")
     height = world.node.store.tx(bytes.fromhex(tx_hash)).height
     page.fill("#ex-search", str(height))
     page.click("#ex-go")
@@ -290,6 +295,7 @@ def test_operator_explores_and_votes(world: ConsoleWorld, page: Any) -> None:
     row.get_by_role("button", name="Vote yes").click()
     page.wait_for_selector("#vote-out .notice-ok")
     assert "regulator" in world.node.store.view().get(f"governance/proposal/{proposal}")["yes"]
+    assert "hospital, regulator" in page.locator("section:has(#gov-h) tbody tr", has_text=proposal).inner_text()
     no_violations(page, "operator")
 
 
@@ -394,3 +400,57 @@ def test_first_load(world: ConsoleWorld, browser: Any) -> None:
         assert not [f for f in fetched if "zxing" in f or "noble" in f or "zh-CN" in f], fetched
     print(f"console first load (wall ms, loadEventEnd ms) on load average {os.getloadavg()[0]:.1f}: {figures}")
     assert min(f[0] for f in figures) < 3000, figures
+
+
+def test_no_private_key_or_phi_in_logs_server_files_or_the_browser_profile(world: ConsoleWorld, playwright: Any,
+                                                                           tmp_path: Path) -> None:
+    """Keys are loaded, sealed and used in a browser whose profile is on disk; then the server's log
+    records (request log included), every file of the node's home, and the browser's profile are
+    searched for the users' private keys (hex and raw), the passphrase and the patient's PHI."""
+    from console_support import PASSPHRASE, synthea_names
+
+    profile = tmp_path / "profile"
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(require_browser()), args=CHROMIUM_FLAGS, locale="en-GB")
+    pg = context.new_page()
+    pg.on("dialog", lambda d: d.accept())
+    for who in ("alice", "pharmacist"):
+        load_key(pg, world, who)
+    pg.goto(world.ui + "#/keys")
+    pg.select_option("#stored-key", world.keys["alice"].public_hex)
+    pg.fill("#stored-pass", PASSPHRASE)
+    pg.click("#unlock")
+    pg.wait_for_selector("#my-pseudonym")
+    pg.click("#tab-patient")
+    pg.locator("section:has(#pt-rec-h) tbody tr", has_text="Condition").get_by_role("button", name="Open").click()
+    card = pg.wait_for_selector("#record-out .record-card")
+    phi_shown = card.inner_text()
+    context.close()
+    # what must never leave the browser, or be written anywhere on the server
+    secrets = {f"{who} seed": key.seed.hex() for who, key in world.keys.items()}
+    secrets["passphrase"] = PASSPHRASE
+    phi = synthea_names()
+    condition = next(r for r in synthea_resources() if r["resourceType"] == "Condition")
+    phi.append(condition["code"]["coding"][0]["display"])
+    assert phi[-1] in phi_shown  # the page did show the clinical content (so its absence below means something)
+    log_text = "\n".join(world.log.lines)
+    assert "GET /ui/ " in log_text and "POST /v1/gateway/read" in log_text  # the request log was captured
+    for label, value in [*secrets.items(), *((f"PHI {p!r}", p) for p in phi)]:
+        assert value not in log_text, f"{label} in the server's log"
+    home_files = [p for p in Path(world.home.path).rglob("*") if p.is_file()]
+    assert any(p.suffix == ".sqlite" for p in home_files)
+    for path in home_files:
+        data = path.read_bytes()
+        for label, value in [*((k, v) for k, v in secrets.items() if k != "validator"), *((f"PHI {p!r}", p) for p in phi)]:
+            for form in (value.encode(), value.encode("utf-16-le")):
+                assert form not in data, f"{label} in {path}"
+        for who in ("alice", "pharmacist"):
+            assert world.keys[who].seed not in data, f"{who}'s raw seed in {path}"
+    profile_files = [p for p in profile.rglob("*") if p.is_file()]
+    assert any("IndexedDB" in str(p) for p in profile_files), "the key store is on disk"
+    for path in profile_files:
+        data = path.read_bytes()
+        for who in ("alice", "pharmacist"):
+            seed = world.keys[who].seed
+            assert seed not in data and seed.hex().encode() not in data and seed.hex().encode("utf-16-le") not in data, \
+                f"{who}'s private key in the browser profile ({path})"

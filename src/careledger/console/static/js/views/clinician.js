@@ -43,7 +43,7 @@ export async function render(main) {
     main.append(notice('info', t('need.key'), ' ', h('a', { href: '#/keys' }, t('key.load'))));
     return;
   }
-  const who = h('input', { type: 'text', id: 'cl-patient', value: state.patient, required: true, pattern: 'pt-[0-9a-f]{32}', autocomplete: 'off' });
+  const who = h('input', { type: 'text', id: 'cl-patient', class: 'wide', value: state.patient, required: true, pattern: 'pt-[0-9a-f]{32}', autocomplete: 'off' });
   const purpose = h('select', { id: 'cl-purpose' }, PURPOSES.map((p) => h('option', { value: p, selected: p === state.purpose }, t(`purpose.${p}`))));
   const emergency = h('input', { type: 'checkbox', id: 'cl-emergency' });
   const results = h('div', { id: 'cl-results', 'aria-live': 'polite' });
@@ -70,7 +70,7 @@ export async function render(main) {
   });
 
   const custodian = h('input', { type: 'text', id: 'cl-custodian', required: true, pattern: '[a-z0-9][a-z0-9.\\-]{1,62}', autocomplete: 'off' });
-  const recordId = h('input', { type: 'text', id: 'cl-record-id', required: true, pattern: 'r-[0-9a-f]{32}', autocomplete: 'off', spellcheck: 'false' });
+  const recordId = h('input', { type: 'text', id: 'cl-record-id', class: 'wide', required: true, pattern: 'r-[0-9a-f]{32}', autocomplete: 'off', spellcheck: 'false' });
   const openBtn = h('button', { type: 'submit', id: 'cl-open-id', class: 'secondary' }, t('pt.open'));
   const byId = h('form', {
     class: 'inline',

@@ -152,15 +152,22 @@ async function proposalsSection() {
   const rows = proposals.map((p) => {
     const vote = (approve) => {
       const b = h('button', { type: 'button', class: 'small' + (approve ? '' : ' danger') }, approve ? t('ex.vote.yes') : t('ex.vote.no'));
-      b.addEventListener('click', () => act(out, b, async () => receiptView(await send('governance.vote', { approve, proposal: p.id }))));
+      b.addEventListener('click', () => act(out, b, async () => {
+        const result = await send('governance.vote', { approve, proposal: p.id });
+        const fresh = await proposalsSection(); // the votes as they are now
+        section.replaceWith(fresh);
+        fresh.querySelector('#vote-out').append(receiptView(result));
+        return undefined;
+      }));
       return b;
     };
     return h('tr', {}, h('td', {}, code(p.id)), h('td', {}, p.title), h('td', {}, p.action.kind), h('td', {}, p.proposer_org),
       h('td', {}, t(`gp.${p.status}`, {}, p.status)), h('td', {}, p.yes.join(', ') || '—'), h('td', {}, p.no.join(', ') || '—'),
       h('td', {}, admin && p.status === 'open' ? [vote(true), ' ', vote(false)] : '—'));
   });
-  return h('section', { 'aria-labelledby': 'gov-h' }, h('h2', { id: 'gov-h' }, t('ex.proposals')),
+  const section = h('section', { 'aria-labelledby': 'gov-h' }, h('h2', { id: 'gov-h' }, t('ex.proposals')),
     table(t('ex.proposals.caption'), [t('col.id'), t('ex.titlecol'), t('ex.action'), t('ex.proposer'), t('col.status'), t('ex.yes'), t('ex.no'), t('col.actions')], rows), out);
+  return section;
 }
 
 export async function render(main) {
@@ -171,7 +178,7 @@ export async function render(main) {
       [t('ex.apphash'), code(status.app_hash)], [t('ex.hash'), code(status.block_hash)], [t('ex.latest'), fmtTime(status.latest_block_time_ms)],
       [t('ex.nodekey'), code(status.node_key)], [t('ex.mempool'), String(status.mempool)], [t('ex.genesis'), code(status.genesis_hash)],
       [t('ex.suite'), status.crypto_suite]])));
-  const input = h('input', { type: 'search', id: 'ex-search', value: lastQuery, autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'ex-search-hint' });
+  const input = h('input', { type: 'search', id: 'ex-search', class: 'wide', value: lastQuery, autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'ex-search-hint' });
   const btn = h('button', { type: 'submit', id: 'ex-go' }, t('ex.find'));
   detail = h('div', { id: 'ex-detail', 'aria-live': 'polite' });
   main.append(h('form', { role: 'search', class: 'inline', onsubmit: (e) => {

@@ -151,7 +151,7 @@ export async function render(main) {
   }
   const own = session.info?.pseudonym || '';
   patientId = patientId || own;
-  const who = h('input', { type: 'text', id: 'patient-id', value: patientId, required: true, pattern: 'pt-[0-9a-f]{32}', autocomplete: 'off' });
+  const who = h('input', { type: 'text', id: 'patient-id', class: 'wide', value: patientId, required: true, pattern: 'pt-[0-9a-f]{32}', autocomplete: 'off' });
   const body = h('div', { id: 'patient-body', 'aria-live': 'polite' });
   const btn = h('button', { type: 'submit', id: 'load-view' }, t('pt.load'));
   const load = () => act(body, btn, async () => {

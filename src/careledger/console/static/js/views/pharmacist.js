@@ -135,7 +135,7 @@ export async function render(main) {
   main.append(
     h('form', { onsubmit: (e) => { e.preventDefault(); verify(); } },
       field(t('ph.input'), input, t('ph.input.hint')), h('div', { class: 'button-row' }, verifyBtn, ' ', camBtn)),
-    field(t('ph.image'), imageInput), camState, video, out, actions,
-    session.key ? null : notice('info', t('ph.key.hint')));
+    field(t('ph.image'), imageInput), camState, video, out, actions);
+  if (!session.key) main.append(notice('info', t('ph.key.hint')));
   if (state.input) verify();
 }

@@ -78,7 +78,7 @@ function timeline(it) {
 
 function custodySection() {
   const out = h('div', { id: 'custody-out', 'aria-live': 'polite' });
-  const ref = h('input', { type: 'text', id: 'custody-ref', value: state.ref, required: true, autocomplete: 'off', spellcheck: 'false' });
+  const ref = h('input', { type: 'text', id: 'custody-ref', class: 'wide', value: state.ref, required: true, autocomplete: 'off', spellcheck: 'false' });
   const btn = h('button', { type: 'submit', id: 'load-custody' }, t('sc.custody.load'));
   const load = () => act(out, btn, async () => {
     state.ref = ref.value.trim();
