@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from console_support import launch, new_context, require_browser
 
 from careledger.keys import write_key
 from careledger.node.home import init_home
 from careledger.node.store import Store
-from console_support import launch, new_context, require_browser
 from conftest import GENESIS_TIME_MS, Ledger, make_consortium, seeded_key
 
 BLOCKS = 10_000
@@ -68,7 +68,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     require_browser()
     root = tmp_path_factory.mktemp("explorer-10k")
     started = time.perf_counter()
-    home, consortium, hashes, members = build_ledger(root, BLOCKS)
+    home, _, hashes, members = build_ledger(root, BLOCKS)
     built = time.perf_counter() - started
     started = time.perf_counter()
     node = home.open_node()  # checks every row and every block signature first

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from console_support import launch, new_context, require_browser
 
 from careledger.core import codec
 from careledger.core.crypto import SUITES, SigningKey, parse_public_key
 from careledger.keycrypt import decrypt_key
 from careledger.supply import auth
 from careledger.vault.requests import verify_request
-from console_support import launch, new_context, require_browser
 
 HERE = Path(__file__).parent
 PROTOCOL = json.loads((HERE.parent / "vectors" / "protocol.json").read_text())
@@ -64,8 +64,8 @@ def page(served: str) -> Iterator[Any]:
 
 def js(page: Any, fn: str, arg: Any = None) -> Any:
     """Evaluate ``fn`` (an async arrow function of (m, arg)) in the page."""
-    return page.evaluate(f"async (arg) => {{ const m = (n) => import(`/ui/js/${{n}}.js`); return await ({fn})(m, arg); }}",
-                         arg)
+    return page.evaluate("async (arg) => { const m = (n) => import(`/ui/js/${n}.js`); "
+                         f"return await ({fn})(m, arg); }}", arg)
 
 
 def test_canonical_encoding_matches_the_codec(page: Any) -> None:
@@ -129,7 +129,8 @@ def test_signed_requests_verify_with_the_node_verifiers(page: Any) -> None:
     envelope = js(page, """async (m, [seed, now]) => {
         const k = await m('keys'); const s = await m('signing'); const b = await m('bytes');
         const key = await k.importSeed(b.fromHex(seed));
-        return s.signEnvelope(key, 'careledger-console', 'view', {format: 'json', patient: 'pt-' + '0'.repeat(32), study: null}, now);
+        const fields = {format: 'json', patient: 'pt-' + '0'.repeat(32), study: null};
+        return s.signEnvelope(key, 'careledger-console', 'view', fields, now);
     }""", [seed.hex(), now])
     verified = verify_request(envelope, chain_id, SUITES["ed25519-sha256"], now, None, ("view",))
     assert verified.requester == SigningKey(seed).public_hex and "study" not in envelope["request"]
@@ -157,7 +158,8 @@ def test_keycrypt_vectors_open_and_reseal_in_the_page(page: Any, vector: dict[st
         catch (e) { wrong = e.reason; }
         return {seed: b.toHex(seed), again, pub: unlocked.publicHex, wrong};
     }""", vector)
-    assert out == {"seed": vector["seed"], "again": vector["document"], "pub": vector["public_key"], "wrong": "passphrase"}
+    assert out == {"seed": vector["seed"], "again": vector["document"], "pub": vector["public_key"],
+                   "wrong": "passphrase"}
 
 
 def test_a_key_sealed_in_the_page_opens_in_python(page: Any) -> None:
@@ -166,11 +168,13 @@ def test_a_key_sealed_in_the_page_opens_in_python(page: Any) -> None:
     doc = js(page, """async (m) => { const k = await m('keys');
         return k.seal(crypto.getRandomValues(new Uint8Array(32)), '护士站 night shift', 'ward-7'); }""")
     sealed_s = time.perf_counter() - started
-    assert doc["crypto"]["kdfparams"] == {"dklen": 32, "n": 2**17, "p": 1, "r": 8, "salt": doc["crypto"]["kdfparams"]["salt"]}
+    params = doc["crypto"]["kdfparams"]
+    assert params == {"dklen": 32, "n": 2**17, "p": 1, "r": 8, "salt": params["salt"]}
     key = decrypt_key(doc, "护士站 night shift")
     assert key.public_hex == doc["public_key"] and doc["name"] == "ward-7"
     print(f"sealing a key in the page (scrypt n=2^17, r=8, p=1): {sealed_s:.2f} s")
     refused = js(page, """async (m, doc) => { const kc = await m('keycrypt');
         const bad = structuredClone(doc); bad.crypto.kdfparams.n = 2 ** 21;
-        try { await kc.decryptKeyfile(bad, 'x'); return 'opened'; } catch (e) { return e.reason + ':' + e.message; } }""", doc)
+        try { await kc.decryptKeyfile(bad, 'x'); return 'opened'; }
+        catch (e) { return e.reason + ':' + e.message; } }""", doc)
     assert refused.startswith("invalid:")
