@@ -128,3 +128,15 @@ def test_fresh_encryptions_differ_and_load_both_versions() -> None:
         load_key_document({**plain, "public_key": "00" * 32})
     with pytest.raises(KeyFileError):
         load_key_document({**plain, "seed": "zz"})
+
+
+def test_docs_vector_is_the_first_vector() -> None:
+    """docs/console.md's key file example is vector 1, and it opens."""
+    import re
+
+    text = (Path(__file__).parents[2] / "docs" / "console.md").read_text()
+    block = re.search(r"^```json vector-keyfile\n(.*?)^```", text, re.M | re.S)
+    assert block is not None
+    doc = json.loads(block.group(1))
+    assert doc["document"] == VECTORS[0]["document"] and doc["seed"] == VECTORS[0]["seed"]
+    assert decrypt_key(doc["document"], doc["passphrase"]).seed.hex() == doc["seed"]
