@@ -217,3 +217,16 @@ def test_no_module_reaches_the_network_but_through_api_js() -> None:
             assert "fetch(" not in text and "XMLHttpRequest" not in text, path
         if path.name != "signing.js":
             assert "X-CareLedger-Signature" not in text, path
+
+
+def test_a_missing_browser_skips_here_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The rule of conftest.require_tool, for Chromium: skip on a developer's machine, fail under CI=true."""
+    import console_support
+
+    monkeypatch.setattr(console_support, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        console_support.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no-chromium not found"):
+        console_support.require_browser()
