@@ -251,8 +251,8 @@ def load_key(page: Any, world: ConsoleWorld, who: str, passphrase: str = PASSPHR
     page.set_input_files("#key-file", str(world.key_file(who)))
     page.fill("#load-pass", passphrase)
     page.click("#load-key")
-    page.wait_for_selector("#keybar code", timeout=30_000)
-    assert world.keys[who].public_hex.startswith(page.get_attribute("#keybar code", "title")[:12])
+    page.wait_for_function("pub => document.querySelector('#keybar code')?.title === pub",
+                           arg=world.keys[who].public_hex, timeout=30_000)
 
 
 def axe_check(page: Any, name: str) -> list[dict[str, Any]]:

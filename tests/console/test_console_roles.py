@@ -459,3 +459,45 @@ def test_no_private_key_or_phi_in_logs_server_files_or_the_browser_profile(world
             seed = world.keys[who].seed
             for form in (seed, seed.hex().encode(), seed.hex().encode("utf-16-le")):
                 assert form not in data, f"{who}'s private key in the browser profile ({path})"
+
+
+def test_keys_view_creates_downloads_and_loads_encrypted_files(world: ConsoleWorld, page: Any, tmp_path: Path) -> None:
+    """A key created in the page downloads sealed and opens with careledger.keycrypt; a key file the CLI
+    encrypted loads with its passphrase, and a wrong passphrase is told apart from a bad file."""
+    import json
+
+    from careledger.keycrypt import decrypt_key, encrypt_key
+
+    page.goto(world.ui + "#/keys")
+    page.fill("#new-name", "ward-7")
+    page.fill("#new-pass", "night shift 护士站")
+    page.fill("#new-pass2", "night shift 护士站")
+    page.click("#create-key")
+    page.wait_for_selector("#download-key", timeout=30_000)
+    with page.expect_download() as info:
+        page.click("#download-key")
+    doc = json.loads(Path(info.value.path()).read_text())
+    key = decrypt_key(doc, "night shift 护士站")
+    assert page.get_attribute("#keybar code", "title") == key.public_hex and doc["name"] == "ward-7"
+    page.click("#register-patient")  # a new key registers as a patient, signed in the page
+    page.wait_for_selector("#my-pseudonym")
+    from careledger.contracts.identity import compute_pseudonym
+
+    assert page.inner_text("#my-pseudonym") == compute_pseudonym(key.public_hex)
+    # the CLI's encrypted format, made in Python, loads with its own passphrase
+    sealed = encrypt_key(world.keys["dr_a"], "the cli's passphrase", "dr_a", n=2**12)
+    path = tmp_path / "dr_a.json"
+    path.write_text(json.dumps(sealed))
+    page.goto(world.ui + "#/keys")
+    page.set_input_files("#key-file", str(path))
+    page.fill("#load-pass", "not the passphrase")
+    page.click("#load-key")
+    page.wait_for_selector("form:has(#key-file) + div .notice-error")
+    page.set_input_files("#key-file", str(path))
+    page.fill("#load-pass", "the cli's passphrase")
+    page.click("#load-key")
+    page.wait_for_function("pub => document.querySelector('#keybar code')?.title === pub",
+                           arg=world.keys["dr_a"].public_hex)
+    # both are now kept sealed in this browser, and unlock from the list
+    page.goto(world.ui + "#/keys")
+    assert page.locator("#stored-key option").count() == 2

@@ -7,6 +7,9 @@ import { importSeed, newSeed, parseKeyFile, seal, seedOfPlain, storeKey, storedK
 import { send } from '../ledger.js';
 import { session, setKey } from '../session.js';
 
+// Unlocking re-renders every view (the session changed): what an action has to say survives it here.
+let flash = null;
+
 function progressBar() {
   const bar = h('progress', { max: 1, value: 0, 'aria-label': t('keys.deriving') });
   bar.hidden = true;
@@ -38,8 +41,9 @@ async function storedSection() {
         const doc = keys.find((k) => k.public_key === select.value);
         const key = await unlock(doc, pass.value, update);
         pass.value = '';
+        flash = notice('ok', t('keys.unlocked', { name: key.name }));
         await setKey(key);
-        return notice('ok', t('keys.unlocked', { name: key.name }));
+        return undefined;
       });
     },
   }, h('input', { type: 'text', autocomplete: 'username', hidden: true, value: keys[0].name || '', 'aria-hidden': 'true', tabindex: '-1' }),
@@ -82,8 +86,9 @@ function loadSection() {
         pass.value = '';
         file.value = '';
         await storeKey(sealed);
+        flash = notice('ok', t('keys.loaded', { name: key.name }));
         await setKey(key);
-        return notice('ok', t('keys.loaded', { name: key.name }));
+        return undefined;
       });
     },
   }, field(t('keys.file'), file, t('keys.file.hint')), field(t('keys.passphrase'), pass, t('keys.load.pass.hint')), bar, btn);
@@ -108,8 +113,9 @@ function createSection() {
         seed.fill(0);
         pass.value = again.value = '';
         await storeKey(sealed);
+        flash = h('div', {}, notice('ok', t('keys.created', { name: key.name })), h('p', {}, t('keys.download.hint')), downloadLink(sealed));
         await setKey(key);
-        return h('div', {}, notice('ok', t('keys.created', { name: key.name })), h('p', {}, t('keys.download.hint')), downloadLink(sealed));
+        return undefined;
       });
     },
   }, field(t('keys.name'), name, t('keys.name.hint')), field(t('keys.passphrase'), pass, t('keys.pass.hint')),
@@ -134,8 +140,9 @@ function registerSection() {
   const btn = h('button', { type: 'button', id: 'register-patient' }, t('keys.register'));
   btn.addEventListener('click', () => act(out, btn, async () => {
     const result = await send('identity.register_patient', {});
+    flash = receiptView(result);
     await setKey(session.key);
-    return receiptView(result);
+    return undefined;
   }));
   return h('section', { 'aria-labelledby': 'me-h' }, h('h2', { id: 'me-h' }, t('keys.me')),
     h('p', {}, t('keys.unregistered.body')), btn, out);
@@ -143,6 +150,10 @@ function registerSection() {
 
 export async function render(main) {
   clear(main, h('h1', {}, t('keys.title')), h('p', { class: 'lead' }, t('keys.lead')));
+  if (flash) {
+    main.append(h('div', { id: 'keys-flash', role: 'status' }, flash));
+    flash = null;
+  }
   const me = registerSection();
   if (me) main.append(me);
   try {
