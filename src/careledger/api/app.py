@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from careledger.api import chain, epcis, governance, identity, records, supply, txs
 from careledger.api.errors import install_error_handlers
 from careledger.api.services import NodeContext, Services, Starter, home_of, open_services
+from careledger.console import mount as mount_console
 from careledger.node.engine import Engine
 from careledger.node.solo import Node, as_engine
 
@@ -109,5 +110,6 @@ def create_app(node: Node | Engine, home: Path | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in ROUTES:
         app.include_router(module.router)
+    mount_console(app)
     app.openapi = lambda: _openapi_with_ledger_errors(app)  # type: ignore[method-assign]
     return app
