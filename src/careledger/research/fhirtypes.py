@@ -48,7 +48,8 @@ def _unwrap(annotation: Any) -> Any:
 
 _ODD_NAMES = {"encodedBytes": "base64Binary", "uuidVersion": "uuid"}
 _PYTHON_PRIMITIVES = {bool: "boolean", int: "integer", str: "string", decimal.Decimal: "decimal",
-                      datetime.date: "date", datetime.datetime: "dateTime", datetime.time: "time", bytes: "base64Binary"}
+                      datetime.date: "date", datetime.datetime: "dateTime", datetime.time: "time",
+                      bytes: "base64Binary"}
 
 
 def _type_name(annotation: Any) -> tuple[str, Any]:
@@ -98,7 +99,7 @@ def elements_of(type_name: str) -> dict[str, ElementInfo]:
             continue
         key = info.alias or field_name
         fhir_type, _ = _type_name(info.annotation)
-        if fhir_type == "ResourceType" or fhir_type.endswith("Resource") and key == "contained":
+        if fhir_type == "ResourceType" or (fhir_type.endswith("Resource") and key == "contained"):
             fhir_type = RESOURCE
         base = str(extra.get("one_of_many") or key)
         out[key] = ElementInfo(base, fhir_type)

@@ -22,7 +22,6 @@ DEID_EMPTY_RELEASE) with a ``report``. The report of a release is signed by the 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -267,7 +266,8 @@ def _project(resource: dict[str, Any], wanted: Mapping[str, set[str]]) -> dict[s
 
 def _label(resource: dict[str, Any], codes: Sequence[str]) -> dict[str, Any]:
     meta = dict(resource.get("meta") or {})
-    security = [c for c in meta.get("security") or [] if not (type(c) is dict and c.get("system") == ds.SECURITY_SYSTEM)]
+    security = [c for c in meta.get("security") or []
+                if not (type(c) is dict and c.get("system") == ds.SECURITY_SYSTEM)]
     security.extend({"code": code, "system": ds.SECURITY_SYSTEM} for code in codes)
     meta["security"] = security
     return {**resource, "meta": meta}

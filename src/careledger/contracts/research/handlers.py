@@ -193,12 +193,15 @@ def _require_sponsor_signer(ctx: TxContext, sponsor: str) -> None:
 
 
 def _requested(p: StudySpec) -> tuple[lay.RequestedData, lay.Anonymity]:
-    """The typed request and anonymity of a spec. Raises STUDY_INVALID for an empty period, a type that
-    may not be released, an element of a type not requested, repeated quasi-identifiers, or l without
-    a sensitive type (or a sensitive type not requested)."""
+    """The typed request and anonymity of a spec. Raises STUDY_INVALID for an empty period, no Patient
+    among the requested types, a type that may not be released, an element of a type not requested,
+    repeated quasi-identifiers, or l without a sensitive type (or a sensitive type not requested)."""
     if p.period.end_ms is not None and p.period.end_ms <= p.period.start_ms:
         raise TxFailed("a study's period must end after it starts", Code.STUDY_INVALID)
     types = sorted(set(p.request.resource_types))
+    if "Patient" not in types:
+        raise TxFailed("a study requests Patient: the released Patient carries the quasi-identifiers",
+                       Code.STUDY_INVALID)
     for t in types:
         if t not in lay.RELEASABLE_TYPES:
             raise TxFailed(f"{t} is not a resource type studies may request", Code.STUDY_INVALID)
