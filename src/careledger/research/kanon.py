@@ -131,23 +131,28 @@ def anonymise(quasi_identifiers: Sequence[str], base: Sequence[tuple[str, ...]],
     vectors = sorted(itertools.product(*(range(HEIGHTS[q] + 1) for q in qis)),
                      key=lambda v: (sum(lv * (_LOSS_SCALE // HEIGHTS[q]) for lv, q in zip(v, qis, strict=True)), v))
     best: tuple[int, int, tuple[int, ...], list[tuple[str, ...]], set[tuple[str, ...]]] | None = None
-    fewest_bad: tuple[int, tuple[int, ...], bool] | None = None
+    fewest_bad: tuple[int, tuple[int, ...]] | None = None
+    k_reachable = False  # would k alone fit the budget somewhere? then it is l that fails
     for v in vectors:
         loss = sum(lv * (_LOSS_SCALE // HEIGHTS[q]) for lv, q in zip(v, qis, strict=True))
         if best is not None and loss > best[0]:
             break
         rows, bad = _evaluate(base, sensitive, tables, v, k, l)
         removed = sum(1 for r in rows if r in bad)
-        if fewest_bad is None or removed < fewest_bad[0]:
+        if l is not None and not k_reachable:
             small = {c for c, count in Counter(rows).items() if count < k}
-            fewest_bad = (removed, v, sum(1 for r in rows if r in small) < removed)
+            too_small = sum(1 for r in rows if r in small)
+            k_reachable = too_small * 10_000 <= max_suppression_bp * n and too_small < n
+        if fewest_bad is None or removed < fewest_bad[0]:
+            fewest_bad = (removed, v)
         if removed * 10_000 <= max_suppression_bp * n and removed < n:
             candidate = (loss, removed, v, rows, bad)
             if best is None or (candidate[1], candidate[2]) < (best[1], best[2]):
                 best = candidate
     if best is None:
         assert fewest_bad is not None
-        removed, v, l_fault = fewest_bad
+        removed, v = fewest_bad
+        l_fault = k_reachable
         report: dict[str, object] = {
             "check": "l-diversity" if l_fault else "k-anonymity", "k_required": k, "l_required": l,
             "patients": n, "max_suppression_bp": max_suppression_bp, "least_suppression": removed,
