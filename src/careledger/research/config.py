@@ -148,9 +148,13 @@ def parse_config(doc: Any) -> DeidConfig:
         canonical = codec.encode(doc)
     except LedgerError as exc:
         raise DeidConfigError(f"the configuration has no canonical form: {exc.message}") from None
+    try:
+        zip3 = zip3_list(ours["zip3List"])
+    except LedgerError as exc:
+        raise DeidConfigError(exc.message) from None
     return DeidConfig(rules, bool(params.get("enablePartialDatesForRedact")),
                       bool(params.get("enablePartialAgesForRedact")),
-                      bool(params.get("enablePartialZipCodesForRedact")), zip3_list(ours["zip3List"]),
+                      bool(params.get("enablePartialZipCodesForRedact")), zip3,
                       ours["ruleVersion"], tuple(sorted(set(types))), sha256(canonical).hex(), doc)
 
 
