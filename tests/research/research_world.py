@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import CHAIN_ID, GENESIS_TIME_MS, Consortium, Ledger, make_consortium, seeded_key
-
 from careledger.contracts import default_registry
 from careledger.contracts import research as research_contract
 from careledger.contracts.base import Registry
@@ -24,6 +22,7 @@ from careledger.research.custodian import LinkageStore, ResearchDesk
 from careledger.research.keys import derive_study_key, make_linkage_statement, scope_info, study_pseudonym
 from careledger.vault.canonical import canonical_bytes, parse_exact
 from careledger.vault.store import Vault, new_record_id
+from conftest import CHAIN_ID, GENESIS_TIME_MS, Consortium, Ledger, make_consortium, seeded_key
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SYNTHEA = sorted((DATA / "fhir" / "synthea").glob("*.json"))

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import seeded_key
 from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.researchstudy import ResearchStudy
 from research_world import World, study_spec, subject_of, version_spec
@@ -19,6 +18,7 @@ from careledger.core.state import Overlay
 from careledger.research.patient import research_consent_to_fhir, research_log, studies_released_to, study_to_fhir
 from careledger.research.release import snapshot_root
 from careledger.research.synthetic import generate_patient
+from conftest import seeded_key
 
 
 @pytest.fixture

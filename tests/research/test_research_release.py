@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHAIN_ID, seeded_key
 from fhir.resources.R4B import get_fhir_model_class
 from research_world import SYNTHEA, World, synthea_resources
 
@@ -36,6 +35,7 @@ from careledger.research.release import (
 )
 from careledger.research.synthetic import generate_patient
 from careledger.vault.canonical import json_of_canonical
+from conftest import CHAIN_ID, seeded_key
 
 GENERATED = 38
 HEX64 = re.compile(r"[0-9a-f]{64}")
