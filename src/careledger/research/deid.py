@@ -154,6 +154,7 @@ class Deidentifier:
         self._n_rules = len(config.rules)
         self._texts: list[str] = []
         self._unsafe: list[str] = []
+        self._years: dict[str, Any] = {}
 
     # -- plans --------------------------------------------------------------------------------------------
     def _root(self, resource_type: str) -> _Plan:
@@ -217,9 +218,10 @@ class Deidentifier:
 
     def _redacted(self, value: Any, plan: _Plan) -> Any:
         if plan.kind == DATE and self.config.partial_dates and plan.type != "instant" and type(value) is str:
-            if is_age_over_limit(value, self.as_of):
-                return _DROP
-            return value[:4]
+            year = self._years.get(value)
+            if year is None:
+                year = self._years[value] = _DROP if is_age_over_limit(value, self.as_of) else value[:4]
+            return year
         if plan.kind == POSTAL and self.config.partial_zip and type(value) is str:
             z = self.config.zip3.generalise(value)
             return _DROP if z is None else z
@@ -249,17 +251,25 @@ class Deidentifier:
                 assert isinstance(child, _Plan)
                 kind = type(item)
                 if kind is list:
-                    kept = [w for w in (self._walk(x, child, resource_type, id_types) for x in item) if w is not _DROP]
+                    kept = []
+                    for x in item:
+                        w = self._walk(x, child, resource_type, id_types)
+                        if w is not _DROP:
+                            kept.append(w)
                     if kept:
                         out[key] = kept
                     continue
-                if kind is not dict and child.method == "keep":
-                    out[key] = item  # the common leaf, without a call
-                    if child.unsafe is not None:
-                        self._unsafe.append(f"{child.path(resource_type)}: {child.unsafe}")
-                    if kind is str:
-                        self._texts.append(item)
-                    continue
+                if kind is not dict:  # a leaf, handled here without a call
+                    method = child.method
+                    if method == "keep":
+                        out[key] = item
+                        if child.unsafe is not None:
+                            self._unsafe.append(f"{child.path(resource_type)}: {child.unsafe}")
+                        if kind is str:
+                            self._texts.append(item)
+                        continue
+                    if method == "redact" and child.kind == NORMAL:
+                        continue
                 w = self._walk(item, child, resource_type, id_types)
                 if w is not _DROP:
                     out[key] = w
