@@ -170,7 +170,6 @@ class Code(IntEnum):
     QUERY_UNKNOWN = 6040
     QUERY_ANSWERED = 6041
     QUERY_INVALID = 6042
-    ANSWER_SMALL_CELL = 6043
     # 6100: research kernels (off-ledger: de-identification, k-anonymity, delivery, verification)
     DEID_CONFIG_INVALID = 6101
     DEID_IDENTIFIER_LEFT = 6102
