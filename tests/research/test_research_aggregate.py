@@ -9,7 +9,13 @@ from pathlib import Path
 from research_world import World
 
 from careledger.contracts import research as rc
-from careledger.research.aggregate import SMALL_CELL, answer_hash, answer_query, extract_facts
+from careledger.research.aggregate import (
+    SMALL_CELL,
+    answer_hash,
+    answer_query,
+    complementary_suppression,
+    extract_facts,
+)
 from careledger.research.config import vendored_config
 from careledger.research.synthetic import AS_OF_DAY, generate_patient
 
@@ -41,14 +47,27 @@ def test_small_cells_are_suppressed_and_the_rest_exact() -> None:
     assert len(answer["cells"]) == len(truth)
     small = [c for c in answer["cells"] if c["suppressed"]]
     assert small and answer["suppressed_cells"] == len(small)  # 160 patients over 20 cells: some are small
+    hidden = 0
     for cell in answer["cells"]:
         n = truth[(cell["group"]["sex"], cell["group"]["zip3"])]
         if n < SMALL_CELL:
             assert cell["count"] is None and cell["suppressed"] is True
+        if cell["suppressed"]:
+            hidden += n
         else:
             assert cell["count"] == n
     assert answer["contributors"] == 160
     assert all(c["count"] is None or c["count"] >= SMALL_CELL for c in answer["cells"])
+    # the total minus the shown cells never reveals a small group
+    assert answer["suppressed_cells"] >= 2 and hidden >= SMALL_CELL
+
+
+def test_complementary_suppression() -> None:
+    assert complementary_suppression({("f",): 16, ("m",): 7}) == {("f",), ("m",)}
+    assert complementary_suppression({("a",): 30, ("b",): 12, ("c",): 3, ("d",): 4}) == {("b",), ("c",), ("d",)}
+    assert complementary_suppression({("a",): 30, ("b",): 12, ("c",): 6, ("d",): 5}) == {("c",), ("d",)}
+    assert complementary_suppression({("a",): 30, ("b",): 12}) == set()
+    assert complementary_suppression({("a",): 3}) == {("a",)}
 
 
 def test_sums_are_exact_decimals_and_suppressed_with_their_cell() -> None:
@@ -81,8 +100,9 @@ def test_a_custodian_answers_over_consenting_patients_and_anchors_it(tmp_path: P
     answer, payload = w.desk.answer(w.view, qid, w.as_of_day)
     assert answer["contributors"] == 12
     truth = Counter(p.resources[0]["gender"] for p in people[1:13])
+    hidden = complementary_suppression({(sex,): n for sex, n in truth.items()})
     assert {c["group"]["sex"]: c["count"] for c in answer["cells"]} == {
-        sex: (n if n >= SMALL_CELL else None) for sex, n in truth.items()}
+        sex: (None if (sex,) in hidden else n) for sex, n in truth.items()}
     assert payload["answer_hash"] == answer_hash(answer) and payload["suppressed_cells"] == answer["suppressed_cells"]
     w.ok(w.vault.gateway_key, "research.answer", payload)
     anchored = rc.get_answer(w.view, qid, "hospital")

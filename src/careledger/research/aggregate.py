@@ -10,7 +10,10 @@ per-patient *facts* extracted from the source records at their Safe Harbor level
 
 Grouping by ``condition`` puts a patient in the cell of each listed code she has (``none`` if she
 has none of them). Cells of 1 to 10 patients are suppressed: their count and sum are withheld
-(CMS cell-size rule); empty cells are not listed. The answer is canonical JSON; its SHA-256 is what
+(CMS cell-size rule), and so are the smallest other cells needed so that the withheld cells cannot
+be recovered by subtracting the shown ones from a total (complementary suppression, see
+:func:`complementary_suppression`); empty cells are not listed. Differencing *across* queries with
+other groupings is not prevented: that needs query auditing or noise (a known limit). The answer is canonical JSON; its SHA-256 is what
 the ledger anchors (``research.answer``), and what the researcher checks on delivery.
 """
 
@@ -120,6 +123,18 @@ def _value(sum_of: str, f: PatientFacts) -> Decimal | None:
     return f.observations.get(sum_of[12:])
 
 
+def complementary_suppression(counts: Mapping[tuple[str, ...], int]) -> set[tuple[str, ...]]:
+    """The cells to withhold: every cell below :data:`SMALL_CELL`, then, while cells are shown, the
+    smallest shown ones until the withheld cells are not a single cell and hold at least
+    :data:`SMALL_CELL` patients together (else the total, or an earlier total query, would give them
+    away by subtraction)."""
+    hidden = {g for g, n in counts.items() if n < SMALL_CELL}
+    shown = sorted((n, g) for g, n in counts.items() if n >= SMALL_CELL)
+    while hidden and shown and (len(hidden) == 1 or sum(counts[g] for g in hidden) < SMALL_CELL):
+        hidden.add(shown.pop(0)[1])
+    return hidden
+
+
 def answer_query(query: Mapping[str, Any], query_id: str, custodian: str, facts: Iterable[PatientFacts]
                  ) -> dict[str, Any]:
     """The custodian's answer to a query spec (the canonical form ``research.query`` anchors).
@@ -141,12 +156,13 @@ def answer_query(query: Mapping[str, Any], query_id: str, custodian: str, facts:
             counts[g] = counts.get(g, 0) + 1
             if value is not None:
                 sums[g] = _SUM_CONTEXT.add(sums.get(g, Decimal(0)), value)
+    hidden = complementary_suppression(counts)
     cells = []
     suppressed = 0
     for g in sorted(counts):
         n = counts[g]
         cell: dict[str, Any] = {"group": dict(zip(query["group_by"], g, strict=True))}
-        if n < SMALL_CELL:
+        if g in hidden:
             suppressed += 1
             cell.update(count=None, suppressed=True)
             if sum_of:
