@@ -13,8 +13,9 @@ has none of them). Cells of 1 to 10 patients are suppressed: their count and sum
 (CMS cell-size rule), and so are the smallest other cells needed so that the withheld cells cannot
 be recovered by subtracting the shown ones from a total (complementary suppression, see
 :func:`complementary_suppression`); empty cells are not listed. Differencing *across* queries with
-other groupings is not prevented: that needs query auditing or noise (a known limit). The answer is canonical JSON; its SHA-256 is what
-the ledger anchors (``research.answer``), and what the researcher checks on delivery.
+other groupings is not prevented: that needs query auditing or noise (a known limit). The answer is
+canonical JSON; its SHA-256 is what the ledger anchors (``research.answer``), and what the researcher
+checks on delivery.
 """
 
 from __future__ import annotations
