@@ -21,8 +21,9 @@ DEID_EMPTY_RELEASE) with a ``report``. The report of a release is signed by the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,53 +308,105 @@ def _refuse(message: str, code: Code, report: dict[str, Any]) -> ReleaseRefused:
     return ReleaseRefused(message, report, code)
 
 
-def build_release(patients: Sequence[PatientData], spec: ReleaseSpec, config: DeidConfig,
-                  hash_key: bytes) -> BuiltRelease:
-    """Build the release of ``patients`` for ``spec`` (see the module docstring), or raise :class:`ReleaseRefused`."""
-    a = spec.anonymity
-    qis = a.quasi_identifiers
-    k_required = max(MIN_K, a.k)
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    """What the per-patient stage needs: picklable, so a shell may fan patients out over processes."""
+
+    spec: ReleaseSpec
+    config: DeidConfig
+    hash_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One patient after the per-patient stage (``patient_out`` None: excluded)."""
+
+    patient: PatientData
+    patient_out: dict[str, Any] | None
+    released: list[dict[str, Any]]
+    quasi_identifiers: dict[str, str]
+    problems: list[str]
+
+
+_DEIDENTIFIERS: dict[tuple[str, bytes, int], Deidentifier] = {}
+
+
+def _deidentifier(stage: _Stage) -> Deidentifier:
+    """One de-identifier per configuration, key and day in this process (its plans are only caches)."""
+    key = (stage.config.config_hash, stage.hash_key, stage.spec.as_of_day)
+    d = _DEIDENTIFIERS.get(key)
+    if d is None:
+        _DEIDENTIFIERS.clear()
+        d = _DEIDENTIFIERS[key] = Deidentifier(stage.config, stage.hash_key, stage.spec.as_of_day)
+    return d
+
+
+def prepare_patients(stage: _Stage, patients: Sequence[PatientData]) -> list[_Prepared]:
+    """The per-patient stage of a release: cohort, Safe Harbor, element projection, the identifier checks
+    and the Safe Harbor quasi-identifiers. Pure (a cache of rule plans aside); order is kept."""
+    spec, config = stage.spec, stage.config
+    deid = _deidentifier(stage)
     requested = set(spec.request.resource_types) | {"Patient"}
     wanted: dict[str, set[str]] = {}
     for e in spec.request.elements:
         rtype, name = e.split(".", 1)
         wanted.setdefault(rtype, set()).add(name)
-    deid = Deidentifier(config, hash_key, spec.as_of_day)
-    candidates: list[tuple[PatientData, dict[str, Any], list[dict[str, Any]], dict[str, str]]] = []
-    excluded = affected = 0
-    problems: list[str] = []
-    for p in sorted(patients, key=lambda x: x.subject):
+    out: list[_Prepared] = []
+    for p in patients:
         source = _source_patient(p.resources)
         if source is None or not in_cohort(spec.request, p.resources, source):
-            excluded += 1
+            out.append(_Prepared(p, None, [], {}, []))
             continue
         allowed = (requested & set(p.resource_types)) | {"Patient"} if p.resource_types else requested
         id_types = {str(r["id"]): str(r["resourceType"]) for r in p.resources if type(r.get("id")) is str}
         released: list[dict[str, Any]] = []
         patient_out: dict[str, Any] | None = None
         texts: list[str] = []
+        problems: list[str] = []
         for r in p.resources:
             if r.get("resourceType") not in allowed:
                 continue
-            out, kept_texts, unsafe = deid.inspect(r, id_types)
-            if unsafe:
-                problems.extend(unsafe)
-            if out is None or type(out.get("id")) is not str:
+            res, kept_texts, unsafe = deid.inspect(r, id_types)
+            problems.extend(unsafe)
+            if res is None or type(res.get("id")) is not str:
                 continue
-            out = _project(out, wanted)
+            res = _project(res, wanted)
             texts.extend(kept_texts)
             if r is source:
-                patient_out = out
+                patient_out = res
             else:
-                released.append(out)
-        if patient_out is None:
-            excluded += 1
-            continue
-        found = _text_problems(texts, p.resources)
-        if found:
-            affected += 1
-            problems.extend(found)
-        candidates.append((p, patient_out, released, source_quasi_identifiers(source, config, spec.as_of_day)))
+                released.append(res)
+        if patient_out is not None:
+            problems.extend(_text_problems(texts, p.resources))
+        out.append(_Prepared(p, patient_out, released, source_quasi_identifiers(source, config, spec.as_of_day),
+                             problems))
+    return out
+
+
+Mapper = Callable[[Callable[[Sequence[PatientData]], list[_Prepared]], Sequence[Sequence[PatientData]]],
+                  Iterable[list[_Prepared]]]
+
+
+def build_release(patients: Sequence[PatientData], spec: ReleaseSpec, config: DeidConfig,
+                  hash_key: bytes, mapper: Mapper | None = None, chunk: int = 200) -> BuiltRelease:
+    """Build the release of ``patients`` for ``spec`` (see the module docstring), or raise :class:`ReleaseRefused`.
+
+    ``mapper`` (default: the built-in ``map``) runs the per-patient stage over chunks of ``chunk``
+    patients; a shell may pass a process pool's ordered ``map`` (with :func:`functools.partial` of
+    :func:`prepare_patients`) to use more cores. The result does not depend on it.
+    """
+    a = spec.anonymity
+    qis = a.quasi_identifiers
+    k_required = max(MIN_K, a.k)
+    ordered = sorted(patients, key=lambda x: x.subject)
+    work = functools.partial(prepare_patients, _Stage(spec, config, hash_key))
+    chunks = [ordered[i:i + chunk] for i in range(0, len(ordered), chunk)]
+    prepared = [x for part in (mapper or map)(work, chunks) for x in part]
+    candidates = [(x.patient, x.patient_out, x.released, x.quasi_identifiers) for x in prepared
+                  if x.patient_out is not None]
+    excluded = len(prepared) - len(candidates)
+    problems = [msg for x in prepared for msg in x.problems]
+    affected = sum(1 for x in prepared if x.problems)
     if problems:
         raise _refuse(f"{max(affected, 1)} patient(s) would be released with Safe Harbor identifiers left",
                       Code.DEID_IDENTIFIER_LEFT,
