@@ -311,3 +311,24 @@ def test_an_unlinked_consent_selects_nobody(tmp_path: Path) -> None:
     study = rc.get_study(w.view, sid)
     assert study is not None
     assert {link.patient for link, _ in w.desk.consenting(w.view, study)} == {p.pseudonym for p in people[:5]}
+
+
+def test_a_release_is_deterministic_and_independent_of_the_mapper() -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from careledger.contracts.research import Anonymity, RequestedData
+    from careledger.research.release import PatientData, ReleaseSpec, build_release
+    from careledger.research.synthetic import AS_OF_DAY
+
+    data = [PatientData(f"sp-{i:032x}", f"rcn-{i:024x}", tuple(generate_patient("mapper", i, encounters=2)))
+            for i in range(40)]
+    spec = ReleaseSpec("study-x", 1, "hospital", "ab" * 32, RequestedData(("Condition", "Observation", "Patient")),
+                       Anonymity(), AS_OF_DAY)
+    one = build_release(data, spec, vendored_config(), b"k" * 32)
+    again = build_release(list(reversed(data)), spec, vendored_config(), b"k" * 32, chunk=7)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        fanned = build_release(data, spec, vendored_config(), b"k" * 32, mapper=pool.map, chunk=9)
+    assert one.files == again.files == fanned.files and one.report == again.report == fanned.report
+    other_key = build_release(data, spec, vendored_config(), b"j" * 32)
+    assert other_key.report.dataset_root != one.report.dataset_root  # subject codes depend on the custodian's key
