@@ -430,7 +430,7 @@ def _anchor_entries(state: Overlay, ctx: TxContext, release: lay.ReleaseRecord, 
         if not lay.consent_covers(consent, study):
             raise TxFailed(f"research consent {e.consent} does not cover study {study.id} now",
                            Code.RESEARCH_CONSENT_NOT_COVERING)
-        state.put(lay.release_subject_key(release.id, e.subject), {"consent": e.consent})
+        state.put(lay.release_subject_key(release.id, e.subject), {"consent": e.consent, "height": ctx.env.height})
         state.put(lay.seen_key(e.subject, ctx.env.height, release.id),
                   lay.SeenEntry(release.id, study.id, release.custodian, ctx.env.height, ctx.env.time_ms).to_json())
     release = replace(release, subjects_anchored=release.subjects_anchored + len(entries))

@@ -7,7 +7,8 @@ State keys (values are canonical JSON; every key is built by one function below)
     research/consent/<subject>/<consent>           ResearchConsentRecord   (subject = study pseudonym)
     research/consent-id/<consent>                  {"subject"}             (lookup for revocation)
     research/release/<release>                     ReleaseRecord
-    research/release-subject/<release>/<subject>   {"consent"}             (the consent snapshot)
+    research/release-subject/<release>/<subject>   {"consent", "height"}   (the consent snapshot: which
+                                                   consent was relied on, checked at which height)
     research/seen/<subject>/<height:012d>-<release>  SeenEntry             (the patient's release log)
     research/study-release/<study>/<release>       {"custodian", "height"} (a study's releases)
     research/query/<query>                         QueryRecord
