@@ -21,7 +21,8 @@ checks on delivery.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -118,6 +119,17 @@ def _groups(query: Mapping[str, Any], f: PatientFacts) -> list[tuple[str, ...]]:
     return out
 
 
+def _key_getter(group_by: Sequence[str]) -> Callable[[PatientFacts], tuple[str, ...]]:
+    """The cell of a patient when every grouping attribute is single-valued (no ``condition``)."""
+    names = list(group_by)
+    if not names:
+        return lambda f: ()
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda f: (get(f),)
+    return operator.attrgetter(*names)
+
+
 def _value(sum_of: str, f: PatientFacts) -> Decimal | None:
     if sum_of.startswith("resources:"):
         return Decimal(f.resource_counts.get(sum_of[10:], 0))
@@ -148,12 +160,17 @@ def answer_query(query: Mapping[str, Any], query_id: str, custodian: str, facts:
     sums: dict[tuple[str, ...], Decimal] = {}
     contributors = 0
     sum_of = query.get("sum_of")
+    cohort = query["cohort"]
+    everyone = not (cohort["sex"] or cohort["conditions_any"] or cohort["birth_year_min"] is not None
+                    or cohort["birth_year_max"] is not None)
+    simple = "condition" not in query["group_by"]
+    key_of = _key_getter(query["group_by"]) if simple else None
     for f in facts:
-        if not _matches(query["cohort"], f):
+        if not everyone and not _matches(cohort, f):
             continue
         contributors += 1
         value = _value(sum_of, f) if sum_of else None
-        for g in _groups(query, f):
+        for g in ((key_of(f),) if key_of is not None else _groups(query, f)):
             counts[g] = counts.get(g, 0) + 1
             if value is not None:
                 sums[g] = _SUM_CONTEXT.add(sums.get(g, Decimal(0)), value)
