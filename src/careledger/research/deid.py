@@ -35,6 +35,7 @@ AGE_LIMIT = 89
 """Ages above this, and dates that show them, are removed (Safe Harbor's "90 or older")."""
 _DROP = object()
 _MISSING = object()
+_CACHE_LIMIT = 65_536
 _DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 _AGE_YEARS_PER_UNIT = {"a": Decimal(1), "mo": Decimal(1) / 12, "wk": Decimal(1) / 52, "d": Decimal(1) / 365,
                        "h": Decimal(0), "min": Decimal(0)}
@@ -140,7 +141,8 @@ def unsafe_reason(names: tuple[str, ...], types: tuple[str, ...], method: str) -
 class Deidentifier:
     """Applies one configuration with one cryptoHash key, ages counted on ``as_of_day`` (UTC day number).
 
-    Stateless apart from caches: the same input always gives the same output.
+    Stateless apart from caches: the same input always gives the same output. Not thread-safe (one
+    instance per thread or process).
     """
 
     def __init__(self, config: DeidConfig, hash_key: bytes, as_of_day: int) -> None:
@@ -201,6 +203,8 @@ class Deidentifier:
         """HMAC-SHA256(key, value) in hex: the release's stand-in for an identifier."""
         h = self._hashes.get(value)
         if h is None:
+            if len(self._hashes) >= _CACHE_LIMIT:
+                self._hashes.clear()
             h = self._hashes[value] = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
         return h
 
@@ -220,6 +224,8 @@ class Deidentifier:
         if plan.kind == DATE and self.config.partial_dates and plan.type != "instant" and type(value) is str:
             year = self._years.get(value)
             if year is None:
+                if len(self._years) >= _CACHE_LIMIT:
+                    self._years.clear()
                 year = self._years[value] = _DROP if is_age_over_limit(value, self.as_of) else value[:4]
             return year
         if plan.kind == POSTAL and self.config.partial_zip and type(value) is str:
