@@ -332,3 +332,25 @@ def test_a_release_is_deterministic_and_independent_of_the_mapper() -> None:
     assert one.files == again.files == fanned.files and one.report == again.report == fanned.report
     other_key = build_release(data, spec, vendored_config(), b"j" * 32)
     assert other_key.report.dataset_root != one.report.dataset_root  # subject codes depend on the custodian's key
+
+
+def test_broad_consent_to_a_category_covers_its_data_studies(tmp_path: Path) -> None:
+    from careledger.research.patient import research_log
+
+    w = World(tmp_path)
+    sid = w.register_study(category="cardiometabolic")
+    people = [w.add_patient(f"b{i}", generate_patient("broad", i, encounters=1)) for i in range(12)]
+    for i, p in enumerate(people):
+        if i % 2:
+            w.opt_in(p, "category", "cardiometabolic")
+        else:
+            w.opt_in(p, "study", sid)
+    built = w.desk.prepare_release(w.view, sid, w.researcher.public_hex, w.as_of_day)
+    rid = w.anchor_release(built)
+    snapshot = dict(rc.release_subjects(w.view, rid))
+    broad = [p for i, p in enumerate(people) if i % 2]
+    included = [p for p in broad if rc.compute_study_pseudonym(p.study_key("category", "cardiometabolic").public_hex)
+                in snapshot]
+    assert included  # broad consents were relied on, under their category pseudonyms
+    log = research_log(w.view, included[0].key.seed, [("category", "cardiometabolic"), ("study", sid)])
+    assert [(e["study"], e["scope"]) for e in log] == [(sid, "category")]
