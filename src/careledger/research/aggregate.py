@@ -37,7 +37,9 @@ from careledger.research.release import source_quasi_identifiers
 
 SMALL_CELL = 11
 """Cells with fewer patients than this (1-10) are suppressed."""
-_SUM_CONTEXT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+_SUM_CONTEXT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN,
+                               traps=[decimal.InvalidOperation, decimal.Inexact])
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +112,8 @@ def _groups(query: Mapping[str, Any], f: PatientFacts) -> list[tuple[str, ...]]:
             keys.append([f.birth_decade])
         elif g == "zip3":
             keys.append([f.zip3])
-        else:
-            found = sorted(c for c in query["condition_codes"] if c in f.conditions)
+        else:  # the query's codes are sorted in its canonical form
+            found = [c for c in query["condition_codes"] if c in f.conditions]
             keys.append(found or ["none"])
     out: list[tuple[str, ...]] = [()]
     for options in keys:
@@ -130,10 +132,14 @@ def _key_getter(group_by: Sequence[str]) -> Callable[[PatientFacts], tuple[str, 
     return operator.attrgetter(*names)
 
 
-def _value(sum_of: str, f: PatientFacts) -> Decimal | None:
+def _value_getter(sum_of: str) -> Callable[[PatientFacts], Decimal | int | None]:
+    """What a sum adds for one patient: her count of records of a type, or her latest value of an
+    observation code (None: she has none, and adds nothing)."""
     if sum_of.startswith("resources:"):
-        return Decimal(f.resource_counts.get(sum_of[10:], 0))
-    return f.observations.get(sum_of[12:])
+        rtype = sum_of[len("resources:"):]
+        return lambda f: f.resource_counts.get(rtype, 0)
+    code = sum_of[len("observation:"):]
+    return lambda f: f.observations.get(code)
 
 
 def complementary_suppression(counts: Mapping[tuple[str, ...], int]) -> set[tuple[str, ...]]:
@@ -157,7 +163,7 @@ def answer_query(query: Mapping[str, Any], query_id: str, custodian: str, facts:
     the cohort kept (0 when fewer than :data:`SMALL_CELL`: the cohort's size is a cell too).
     """
     counts: dict[tuple[str, ...], int] = {}
-    sums: dict[tuple[str, ...], Decimal] = {}
+    sums: dict[tuple[str, ...], Decimal | int] = {}
     contributors = 0
     sum_of = query.get("sum_of")
     cohort = query["cohort"]
@@ -165,15 +171,17 @@ def answer_query(query: Mapping[str, Any], query_id: str, custodian: str, facts:
                     or cohort["birth_year_max"] is not None)
     simple = "condition" not in query["group_by"]
     key_of = _key_getter(query["group_by"]) if simple else None
-    for f in facts:
-        if not everyone and not _matches(cohort, f):
-            continue
-        contributors += 1
-        value = _value(sum_of, f) if sum_of else None
-        for g in ((key_of(f),) if key_of is not None else _groups(query, f)):
-            counts[g] = counts.get(g, 0) + 1
-            if value is not None:
-                sums[g] = _SUM_CONTEXT.add(sums.get(g, Decimal(0)), value)
+    value_of = _value_getter(sum_of) if sum_of else None
+    with decimal.localcontext(_SUM_CONTEXT):  # exact: 60 digits, and any inexact step would trap
+        for f in facts:
+            if not everyone and not _matches(cohort, f):
+                continue
+            contributors += 1
+            value = value_of(f) if value_of is not None else None
+            for g in ((key_of(f),) if key_of is not None else _groups(query, f)):
+                counts[g] = counts.get(g, 0) + 1
+                if value is not None:
+                    sums[g] = sums.get(g, _ZERO) + value
     hidden = complementary_suppression(counts)
     cells = []
     suppressed = 0
