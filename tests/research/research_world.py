@@ -12,20 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from careledger.contracts import default_registry
+from careledger.chain.executor import Chain
+from careledger.chain.registry import default_registry
 from careledger.contracts import research as research_contract
 from careledger.contracts.base import Registry
 from careledger.contracts.identity import compute_pseudonym
 from careledger.core.crypto import SigningKey
-from careledger.core.executor import Chain
 from careledger.research.custodian import LinkageStore, ResearchDesk
 from careledger.research.keys import derive_study_key, make_linkage_statement, scope_info, study_pseudonym
+from careledger.samples import synthea_bundles
 from careledger.vault.canonical import canonical_bytes, parse_exact
 from careledger.vault.store import Vault, new_record_id
-from conftest import CHAIN_ID, GENESIS_TIME_MS, Consortium, Ledger, make_consortium, seeded_key
+from support import CHAIN_ID, GENESIS_TIME_MS, Consortium, Ledger, make_consortium, seeded_key
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-SYNTHEA = sorted((DATA / "fhir" / "synthea").glob("*.json"))
+SYNTHEA = synthea_bundles()
 DAY_MS = 86_400_000
 
 

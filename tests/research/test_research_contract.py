@@ -18,7 +18,7 @@ from careledger.core.state import Overlay
 from careledger.research.patient import research_consent_to_fhir, research_log, studies_released_to, study_to_fhir
 from careledger.research.release import snapshot_root
 from careledger.research.synthetic import generate_patient
-from conftest import seeded_key
+from support import seeded_key
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from careledger.research.keys import (
     study_pseudonym,
     verify_linkage_statement,
 )
-from conftest import CHAIN_ID, seeded_key
+from support import CHAIN_ID, seeded_key
 
 SEED = bytes(range(32))
 STUDY = "study-0123456789abcdef01234567"
@@ -66,3 +66,13 @@ def test_linkage_statement_binds_both_keys() -> None:
             verify_linkage_statement(bad, CHAIN_ID)
     with pytest.raises(LinkageInvalid, match="another chain"):
         verify_linkage_statement(doc, "careledger-other")
+
+
+def test_the_scheme_is_the_trials_scheme_byte_for_byte() -> None:
+    from careledger.trials.pseudonyms import derive_study_key as trial_key
+    from careledger.trials.pseudonyms import subject_pseudonym
+
+    patient = seeded_key("keys/patient")
+    for study in (STUDY, "trl-" + "a" * 24):
+        assert derive_study_key(patient.seed, study).seed == trial_key(patient.seed, study).seed
+        assert study_pseudonym(derive_study_key(patient.seed, study)) == subject_pseudonym(patient.seed, study)

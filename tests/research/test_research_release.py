@@ -35,7 +35,7 @@ from careledger.research.release import (
 )
 from careledger.research.synthetic import generate_patient
 from careledger.vault.canonical import json_of_canonical
-from conftest import CHAIN_ID, seeded_key
+from support import CHAIN_ID, seeded_key
 
 GENERATED = 38
 HEX64 = re.compile(r"[0-9a-f]{64}")

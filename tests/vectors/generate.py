@@ -38,12 +38,7 @@ from typing import Any
 
 import nacl.signing
 
-from careledger.contracts import default_registry
-from careledger.core import codec, merkle
-from careledger.core.block import BlockEnv, Header
-from careledger.core.crypto import SigningKey, signing_message
-from careledger.core.errors import InvalidTx
-from careledger.core.executor import (
+from careledger.chain.executor import (
     BlockExecution,
     Chain,
     check_stateless,
@@ -51,6 +46,11 @@ from careledger.core.executor import (
     genesis_app_hash,
     genesis_state,
 )
+from careledger.chain.registry import default_registry
+from careledger.core import codec, merkle
+from careledger.core.block import BlockEnv, Header
+from careledger.core.crypto import SigningKey, signing_message
+from careledger.core.errors import InvalidTx
 from careledger.core.genesis import parse_genesis
 from careledger.core.state import MemoryState, changes_root, compute_app_hash
 from careledger.core.tx import sign_tx

@@ -53,12 +53,7 @@ from typing import Any
 from careledger.abci import abci_pb2 as pb
 from careledger.abci.progress import ProgressRecord
 from careledger.abci.wire import encode_uvarint
-from careledger.contracts import governance
-from careledger.contracts.identity import key_key
-from careledger.core import codec
-from careledger.core.block import BlockEnv, Receipt
-from careledger.core.errors import Code, GenesisError, InvalidTx, LedgerError, NotFound, StoreCorrupted
-from careledger.core.executor import (
+from careledger.chain.executor import (
     BlockExecution,
     BlockResult,
     Chain,
@@ -69,8 +64,13 @@ from careledger.core.executor import (
     committed_nonce,
     read_hints,
 )
+from careledger.contracts import governance
+from careledger.contracts.identity import key_key
+from careledger.core import codec
+from careledger.core.block import BlockEnv, Receipt
+from careledger.core.errors import Code, GenesisError, InvalidTx, LedgerError, NotFound, StoreCorrupted
 from careledger.core.genesis import Genesis, parse_genesis
-from careledger.node.node import open_store
+from careledger.node.startup import open_store
 from careledger.node.store import Head, Store
 
 log = logging.getLogger("careledger.abci")

@@ -1,6 +1,6 @@
 """A CometBFT-backed node for the HTTP API, and the process that runs one consortium node.
 
-:class:`CometbftEngine` implements :class:`careledger.api.engine.Engine` over a :class:`CareLedgerApp`
+:class:`CometbftEngine` implements :class:`careledger.node.engine.Engine` over a :class:`CareLedgerApp`
 living in the same process:
 
 * submission is CometBFT's RPC ``broadcast_tx_sync``: the answer is CheckTx's (our own admission
@@ -11,30 +11,26 @@ living in the same process:
   there (the LedgerError that keeps it out);
 * queries read the local store, as under the solo engine.
 
-:func:`run_node` is ``python -m careledger.abci node --node-dir DIR``: the ABCI server on the main
-thread's event loop and the HTTP API in a background thread, both over one app and one store.
+The process that serves one consortium node (ABCI server and HTTP API over one app and one store)
+is :func:`careledger.api.server.run_cometbft_node`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import json
 import logging
 import threading
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from careledger.abci.app import CareLedgerApp
-from careledger.abci.server import serve
+from careledger.chain.executor import Chain, committed_nonce
 from careledger.core.block import Receipt
 from careledger.core.errors import Code, InvalidTx, LedgerError
-from careledger.core.executor import Chain, committed_nonce
-from careledger.node.node import Submission
+from careledger.node.engine import CommitListener, Submission
 from careledger.node.store import Head, Store
 
 log = logging.getLogger("careledger.abci.engine")
@@ -153,6 +149,18 @@ class CometbftEngine:
         if tx_hash in self._waiters:
             self._settle(tx_hash, error)
 
+    def on_commit(self, listener: CommitListener) -> None:
+        """Relay the app's commits that made a ledger block (a CometBFT block without a valid
+        transaction adds none) to ``listener(height)``."""
+        last = [self.app.head.height]
+
+        def relay(height: int, committed: list[tuple[bytes, Receipt]], invalid: list[tuple[bytes, InvalidTx]]) -> None:
+            if height > last[0]:
+                last[0] = height
+                listener(height)
+
+        self.app.commit_listeners.append(relay)
+
     def status(self) -> dict[str, Any]:
         app, head = self.app, self.app.head
         return {
@@ -170,35 +178,3 @@ class CometbftEngine:
         committed = committed_nonce(self.store.view(), pubkey)
         queued = self.app.next_nonce(pubkey)
         return committed, max(queued, committed + 1) if queued is not None else committed + 1
-
-
-# -- the node process ----------------------------------------------------------------------------------------
-
-def read_node_file(node_dir: Path) -> dict[str, Any]:
-    """``node.json`` of a consortium node directory (written by ``careledger net init``)."""
-    doc: dict[str, Any] = json.loads((node_dir / "node.json").read_text())
-    return doc
-
-
-def run_node(node_dir: Path, check_integrity: bool = True) -> int:
-    """Serve one consortium node: ABCI for its CometBFT, and the HTTP API. Returns on SIGINT/SIGTERM."""
-    from careledger.api.server import BackgroundServer
-    from careledger.keys import read_key
-
-    spec = read_node_file(node_dir)
-    home = node_dir / spec["careledger_home"]
-    app = CareLedgerApp(home / "data" / "ledger.sqlite", check_integrity=check_integrity)
-    try:
-        engine = CometbftEngine(app, spec["rpc"].replace("tcp://", "http://"),
-                                read_key(home / "node_key.json").public_hex)
-        host, port = spec["api"].rsplit(":", 1)
-        server = BackgroundServer(engine, host, int(port)).start()
-        log.info("node %s: HTTP API on %s, ABCI on %s", spec["name"], server.url, spec["abci"])
-        try:
-            asyncio.run(serve(app, spec["abci"]))
-        finally:
-            server.stop()
-            engine.close()
-    finally:
-        app.close()
-    return 0

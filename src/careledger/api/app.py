@@ -1,5 +1,5 @@
 """The node's HTTP API: one FastAPI application over one running node, under either engine
-(see :mod:`careledger.api.engine`).
+(see :mod:`careledger.node.engine`).
 
 Routes live in one module per area (:mod:`.txs`, :mod:`.chain`, :mod:`.identity`,
 :mod:`.governance`); errors are mapped in :mod:`.errors`. The reference is ``docs/http-api.md`` and
@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from careledger.api import chain, epcis, governance, identity, records, supply, txs
-from careledger.api.engine import Engine, as_engine
 from careledger.api.errors import install_error_handlers
-from careledger.node.node import Node
+from careledger.node.engine import Engine
+from careledger.node.solo import Node, as_engine
 
 API_VERSION = "1.0.0"
 

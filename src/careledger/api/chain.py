@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 
 from careledger.api import schemas
 from careledger.api.common import HEX32_PATTERN, node_of, not_found
-from careledger.api.engine import Engine
 from careledger.api.errors import LedgerRoute, code_name
 from careledger.core.errors import NotFound
+from careledger.node.engine import Engine
 
 router = APIRouter(prefix="/v1", route_class=LedgerRoute)
 

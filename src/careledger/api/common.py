@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import Request
 
-from careledger.api.engine import Engine
 from careledger.api.errors import code_name
 from careledger.core.block import Receipt
 from careledger.core.errors import Code, EncodingError, LedgerError
+from careledger.node.engine import Engine
 
 HEX32_PATTERN = r"^[0-9a-f]{64}$"
 

@@ -23,12 +23,12 @@ from starlette.concurrency import run_in_threadpool
 from careledger.api.common import node_of, not_found, read_body, receipt_json
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.api.supply import now_ms
+from careledger.contracts.supply import epcis
+from careledger.contracts.supply.layout import parse_ref
 from careledger.core import codec
 from careledger.core.errors import Code, EncodingError, LedgerError, NotFound
 from careledger.core.tx import body_of
-from careledger.supply import epcis
 from careledger.supply.epcis_export import export_document, filter_events
-from careledger.supply.layout import parse_ref
 
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"], route_class=LedgerRoute)
 

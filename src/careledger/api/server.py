@@ -1,20 +1,32 @@
-"""Serving the API with uvicorn: in the foreground for the CLI, or in a background thread for tests.
+"""Serving the API with uvicorn: in the foreground for the CLI, in a background thread for tests, or
+beside the ABCI server for a CometBFT consortium node (:func:`run_cometbft_node`).
 
 Uvicorn's access log is off (request lines carry keys and pseudonyms) and its level is ``warning``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
+from careledger.abci.app import CareLedgerApp
+from careledger.abci.engine import CometbftEngine
+from careledger.abci.server import serve as serve_abci
 from careledger.api.app import create_app
-from careledger.api.engine import Engine
-from careledger.node.node import Node
+from careledger.keys import read_key
+from careledger.node.engine import Engine
+from careledger.node.solo import Node
+
+log = logging.getLogger("careledger.api.server")
 
 
 def _config(node: Node | Engine, host: str, port: int) -> uvicorn.Config:
@@ -83,3 +95,32 @@ class BackgroundServer:
 def serve_in_thread(node: Node | Engine, host: str = "127.0.0.1", port: int = 0) -> BackgroundServer:
     """Start the API for ``node`` in a background thread; ``.port`` / ``.url`` say where, ``.stop()`` ends it."""
     return BackgroundServer(node, host, port).start()
+
+
+# -- a CometBFT consortium node's process ----------------------------------------------------------------------
+
+def read_node_file(node_dir: Path) -> dict[str, Any]:
+    """``node.json`` of a consortium node directory (written by ``careledger net init``)."""
+    doc: dict[str, Any] = json.loads((node_dir / "node.json").read_text())
+    return doc
+
+
+def run_cometbft_node(node_dir: Path, check_integrity: bool = True) -> int:
+    """Serve one consortium node: ABCI for its CometBFT, and the HTTP API. Returns on SIGINT/SIGTERM."""
+    spec = read_node_file(node_dir)
+    home = node_dir / spec["careledger_home"]
+    app = CareLedgerApp(home / "data" / "ledger.sqlite", check_integrity=check_integrity)
+    try:
+        engine = CometbftEngine(app, spec["rpc"].replace("tcp://", "http://"),
+                                read_key(home / "node_key.json").public_hex)
+        host, port = spec["api"].rsplit(":", 1)
+        server = BackgroundServer(engine, host, int(port)).start()
+        log.info("node %s: HTTP API on %s, ABCI on %s", spec["name"], server.url, spec["abci"])
+        try:
+            asyncio.run(serve_abci(app, spec["abci"]))
+        finally:
+            server.stop()
+            engine.close()
+    finally:
+        app.close()
+    return 0

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from careledger.api.common import node_of, not_found
-from careledger.api.engine import Engine
 from careledger.api.errors import LedgerRoute
+from careledger.contracts.supply.layout import lot_key, pack_ref, parse_gtin, parse_ref, product_key
+from careledger.contracts.supply.verification import parse_identifier, verify_pack
 from careledger.core.errors import Code, LedgerError
+from careledger.node.engine import Engine
 from careledger.supply import auth
 from careledger.supply.alerts import AlertIndex
-from careledger.supply.layout import lot_key, pack_ref, parse_gtin, parse_ref, product_key
-from careledger.supply.verification import parse_identifier, verify_pack
 from careledger.supply.views import item_view
 
 router = APIRouter(prefix="/v1/supply", tags=["supply"], route_class=LedgerRoute)

@@ -20,12 +20,12 @@ from starlette.concurrency import run_in_threadpool
 
 from careledger.api import schemas
 from careledger.api.common import HEX32_PATTERN, node_of, not_found, read_body, receipt_json
-from careledger.api.engine import Engine
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.core import codec
 from careledger.core.block import Receipt
 from careledger.core.errors import Code, EncodingError, LedgerError, NotFound
-from careledger.node.node import Submission, tx_proof
+from careledger.node.engine import Engine, Submission
+from careledger.node.store import tx_proof
 
 log = logging.getLogger("careledger.api")
 

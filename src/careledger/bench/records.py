@@ -28,6 +28,7 @@ from typing import Any
 
 from careledger.api.server import serve_in_thread
 from careledger.client import Client
+from careledger.client.records import RecordsClient
 from careledger.contracts import consent
 from careledger.contracts.base import Signer
 from careledger.contracts.identity import compute_pseudonym
@@ -36,10 +37,8 @@ from careledger.core.block import Header
 from careledger.core.crypto import SigningKey
 from careledger.demo.consortium import create_consortium
 from careledger.node.store import Store
-from careledger.vault.client import RecordsClient
+from careledger.samples import synthea_bundles
 from careledger.vault.store import Vault
-
-SYNTHEA = Path(__file__).resolve().parents[4] / "shared" / "data" / "fhir" / "synthea"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -147,7 +146,7 @@ def bench_records(rounds: int = 4, fetches: int = 500, other_consents: int = 1_0
                                                        "roles": ["registrar"]})
         ledger.send(clinic_admin, "identity.enrol_member", 1, {"member": physician.public_hex,
                                                               "org": "riverside-clinic", "roles": ["physician"]})
-        bundles = [p.read_bytes() for p in sorted(SYNTHEA.glob("*_*_*.json"))]
+        bundles = [p.read_bytes() for p in synthea_bundles()]
         patients = [SigningKey.generate() for _ in range((rounds + 1) * len(bundles) + 1)]
         for p in patients:
             ledger.send(p, "identity.register_patient", 1, {})

@@ -27,7 +27,7 @@ import nacl.signing
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
 from careledger.demo.consortium import ORGANISATIONS, create_consortium
-from careledger.node.node import Node
+from careledger.node.solo import Node
 from careledger.node.verify import verify_file
 
 

@@ -30,14 +30,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from careledger.contracts.supply import gs1
+from careledger.contracts.supply.verification import verify_pack
 from careledger.core.block import Receipt
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
 from careledger.demo.consortium import create_consortium
-from careledger.node.node import Node
+from careledger.node.solo import Node
 from careledger.node.store import StateView
-from careledger.supply import gs1
-from careledger.supply.verification import verify_pack
 
 PREFIX = "0614141"
 GTIN = "0" + PREFIX + "00001"
@@ -192,7 +192,7 @@ def snapshot(node: Node, path: Path) -> StateView:
 
 def http_latency(node: Node, filled: int, rng: random.Random, samples: int) -> dict[str, float]:
     from careledger.api.server import BackgroundServer
-    from careledger.supply.client import SupplyClient
+    from careledger.client.supply import SupplyClient
 
     times = []
     with BackgroundServer(node) as server:
@@ -242,7 +242,7 @@ def epcis_documents(rng: random.Random, docs: int, per_event: int = 10, events: 
 
 
 def _iso(ms: int) -> str:
-    from careledger.supply.epcis import format_time
+    from careledger.contracts.supply.epcis import format_time
 
     return format_time(ms)
 

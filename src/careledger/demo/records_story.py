@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from careledger.client import ClientError
-from careledger.vault.client import RecordsClient
+from careledger.client.records import RecordsClient
 from careledger.vault.store import Vault
 
 if TYPE_CHECKING:

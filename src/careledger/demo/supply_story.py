@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from careledger.supply import gs1
-from careledger.supply.client import SupplyClient
+from careledger.client.supply import SupplyClient
+from careledger.contracts.supply import gs1
 
 if TYPE_CHECKING:
     from careledger.demo.story import Story

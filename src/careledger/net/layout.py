@@ -41,7 +41,7 @@ from careledger.core.crypto import SigningKey
 from careledger.core.genesis import ORG_ROLES, Genesis, parse_genesis
 from careledger.keys import new_key, write_key
 from careledger.node.home import NodeConfig
-from careledger.node.node import open_store
+from careledger.node.startup import open_store
 
 NETWORK_VERSION = 1
 PROXY_APPS = frozenset({"", "kvstore", "kvstore-socket"})  # "": CareLedger

@@ -13,8 +13,8 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from careledger.chain.executor import CheckedTx
 from careledger.core.errors import Code, InvalidTx
-from careledger.core.executor import CheckedTx
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 from careledger.core import codec
 from careledger.core.block import Header, Receipt
 from careledger.core.errors import Code, NotFound, StoreCorrupted
+from careledger.core.proofs import build_proof
 from careledger.core.state import prefix_end
 
 SCHEMA_VERSION = 2
@@ -414,3 +415,11 @@ class Store:
         if last_header is not None and (last_header["app_hash"] != head.app_hash.hex() or last_hash != head.block_hash):
             raise StoreCorrupted("head does not match the last stored block")
         return head
+
+
+def tx_proof(store: Store, tx_hash: bytes) -> dict[str, Any]:
+    """The inclusion proof bundle of a committed transaction (see careledger.core.proofs)."""
+    stored = store.tx(tx_hash)
+    header, _, signature = store.block(stored.height)
+    txs = store.block_txs(stored.height)
+    return build_proof(header, signature, [t.raw for t in txs], [t.receipt for t in txs], stored.index)

@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from careledger.contracts import default_registry, governance
+from careledger.chain.executor import BlockExecution, Chain, CheckedTx, check_stateless, genesis_app_hash, genesis_state
+from careledger.chain.registry import default_registry
+from careledger.contracts import governance
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Header
 from careledger.core.errors import LedgerError
-from careledger.core.executor import BlockExecution, Chain, CheckedTx, check_stateless, genesis_app_hash, genesis_state
 from careledger.core.genesis import parse_genesis
 from careledger.core.state import MemoryState
 from careledger.core.tx import signed_body

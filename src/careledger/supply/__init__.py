@@ -1,1 +1,4 @@
-"""Drug supply chain: GS1 identifiers (GTIN, SGTIN, SSCC, SGLN, Digital Link, element strings)."""
+"""The supply chain's off-ledger side: the alert index, signed reads, read models and EPCIS export.
+
+The contract's deterministic rules live in :mod:`careledger.contracts.supply`.
+"""

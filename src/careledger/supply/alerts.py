@@ -29,11 +29,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from careledger.contracts.supply.layout import parse_ref, product_key, split_pack_ref
 from careledger.core import codec
 from careledger.core.errors import Code
 from careledger.core.state import StateReader
 from careledger.node.store import Store, StoredTx
-from careledger.supply.layout import parse_ref, product_key, split_pack_ref
 
 FMD_CODES = {"decommission_inactive": "NMVS_NC_PCK_22", "possible_clone": "NMVS_NC_PCK_22",
              "unknown_serial": "NMVS_NC_PC_02", "unknown_product": "NMVS_NC_PC_01"}

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from careledger.contracts.supply import cbv, gs1
+from careledger.contracts.supply.base import org_of_company_prefix
+from careledger.contracts.supply.epcis import ORG_URN, format_time, schema_errors
+from careledger.contracts.supply.layout import is_unit_ref, lot_key, product_key, record_key, ref_urn, split_pack_ref
+from careledger.contracts.supply.packs import utc_year
 from careledger.core import codec
 from careledger.core.state import Overlay, StateReader
-from careledger.supply import cbv, gs1
-from careledger.supply.base import org_of_company_prefix
-from careledger.supply.epcis import ORG_URN, format_time, schema_errors
-from careledger.supply.layout import is_unit_ref, lot_key, product_key, record_key, ref_urn, split_pack_ref
-from careledger.supply.packs import utc_year
 
 CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
 UNDO_BIZ_STEP = "urn:careledger:bizstep:undo"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from careledger.contracts.supply.layout import custody_chain, is_unit_ref, lot_key, record_key, split_pack_ref
 from careledger.core import codec
 from careledger.core.state import Overlay, StateReader
-from careledger.supply.layout import custody_chain, is_unit_ref, lot_key, record_key, split_pack_ref
 
 HISTORY_FIELDS = ("op", "at_ms", "org", "height", "detail")
 

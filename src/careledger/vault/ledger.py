@@ -3,7 +3,7 @@
 :class:`LedgerPort` is what the gateway and the patient-scoped queries need: the chain id and crypto
 suite, a committed state reader, transaction submission with a future of the receipt, the next
 nonce of a key (counting pending transactions), and the height a committed transaction landed at.
-:class:`NodeLedger` implements it over any :class:`careledger.api.engine.Engine`: the embedded
+:class:`NodeLedger` implements it over any :class:`careledger.node.engine.Engine`: the embedded
 node, or a CometBFT-backed one (whose submission is CometBFT's mempool).
 """
 
@@ -14,12 +14,11 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
-from careledger.api.engine import Engine, as_engine
-from careledger.core.block import Header
 from careledger.core.crypto import CryptoSuite
 from careledger.core.errors import Code, LedgerError
 from careledger.core.state import StateReader
-from careledger.node.node import Node
+from careledger.node.engine import Engine
+from careledger.node.solo import Node, as_engine
 
 
 class LedgerPort(Protocol):
@@ -49,7 +48,7 @@ class LedgerPort(Protocol):
 
 class NodeLedger:
     """:class:`LedgerPort` over a running node: the embedded :class:`~careledger.node.node.Node`, or any
-    :class:`careledger.api.engine.Engine` (the solo engine or a CometBFT-backed node)."""
+    :class:`careledger.node.engine.Engine` (the solo engine or a CometBFT-backed node)."""
 
     def __init__(self, node: Node | Engine) -> None:
         self.engine: Engine = as_engine(node)
@@ -80,14 +79,12 @@ class NodeLedger:
         return self.engine.store.tx(tx_hash).height
 
     def on_commit(self, listener: Callable[[int, list[dict[str, Any]]], None]) -> None:
-        """Relayed from the engine's commit hook when it has one (the solo node does)."""
+        """Relayed from the engine's commit subscription, under either engine and whichever node
+        submitted the block's transactions."""
         store = self.engine.store
-        hook = getattr(getattr(self.engine, "node", self.engine), "on_commit", None)
-        if hook is None:
-            return
 
-        def relay(header: Header) -> None:
-            events = [e for t in store.block_txs(header.height) if t.receipt.code == 0 for e in t.receipt.events]
-            listener(header.height, events)
+        def relay(height: int) -> None:
+            events = [e for t in store.block_txs(height) if t.receipt.code == 0 for e in t.receipt.events]
+            listener(height, events)
 
-        hook(relay)
+        self.engine.on_commit(relay)

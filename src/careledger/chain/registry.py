@@ -1,0 +1,23 @@
+"""The contracts this release ships, assembled into one :class:`Registry` (built at the edge, passed in).
+
+A new contract adds its package under ``careledger/contracts/`` and one line here.
+"""
+
+from __future__ import annotations
+
+from careledger.contracts import audit, claims, consent, governance, identity, records, supply, trials
+from careledger.contracts.base import Registry
+
+
+def default_registry() -> Registry:
+    """Every contract of this release, registered by (type, version)."""
+    return Registry([
+        *identity.HANDLERS,
+        *governance.HANDLERS,
+        *records.HANDLERS,
+        *consent.HANDLERS,
+        *audit.HANDLERS,
+        *supply.HANDLERS,
+        *claims.HANDLERS,
+        *trials.HANDLERS,
+    ])

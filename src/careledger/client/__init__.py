@@ -1,0 +1,234 @@
+"""A synchronous Python client for a CareLedger node's HTTP API (``docs/http-api.md``).
+
+::
+
+    from careledger.client import Client
+    with Client("http://127.0.0.1:8700") as client:
+        result = client.send(admin_key, "identity.enrol_member", 1,
+                             {"member": member_pub, "org": "org.dev", "roles": ["physician"]})
+        assert result["receipt"]["code"] == 0
+
+Exceptions::
+
+    ClientError            the node refused the request (code, name, message, http_status)
+    └── NodeUnavailable    no HTTP answer at all: connection refused, reset, or timed out
+                           (code NODE_UNAVAILABLE or TIMEOUT, http_status None)
+
+A transaction that was *committed but failed* is not an exception: ``send``/``submit`` return it
+with ``result["receipt"]["code"] != 0``. Inclusion proofs are checked offline with
+:func:`verify_proof`, against the consortium's genesis.
+
+I/O goes through an ``httpx`` transport that tests may swap (``Client(url, transport=...)``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from careledger.core.block import Receipt
+from careledger.core.crypto import SigningKey
+from careledger.core.errors import Code
+from careledger.core.genesis import Genesis, decode_genesis, parse_genesis
+from careledger.core.proofs import ProofInvalid
+from careledger.core.proofs import verify_proof as _verify_proof
+from careledger.core.tx import sign_tx
+
+__all__ = ["Client", "ClientError", "NodeUnavailable", "ProofInvalid", "verify_proof"]
+
+DEFAULT_TIMEOUT = 10.0
+_NONCE_CODES = frozenset({int(Code.NONCE_REPLAYED), int(Code.NONCE_OUT_OF_ORDER)})
+
+
+def _seg(value: str) -> str:
+    """One URL path segment, escaped (so a value can never reach another route)."""
+    return quote(value, safe="")
+
+
+class ClientError(Exception):
+    """The node answered with an error: a stable ``code`` and ``name``, a human ``message``.
+
+    ``tx_hash`` is set when the node reported which transaction the error is about.
+    """
+
+    def __init__(self, code: int, name: str, message: str, http_status: int | None,
+                 tx_hash: str | None = None) -> None:
+        super().__init__(f"{name} ({code}): {message}")
+        self.code = code
+        self.name = name
+        self.message = message
+        self.http_status = http_status
+        self.tx_hash = tx_hash
+
+
+class NodeUnavailable(ClientError):
+    """No HTTP answer: the node could not be reached or did not answer in time."""
+
+
+def verify_proof(bundle: dict[str, Any], genesis: Genesis | dict[str, Any] | str | Path,
+                 validators: Iterable[str] | None = None) -> Receipt:
+    """Check an inclusion proof bundle offline; returns the verified receipt, raises :class:`ProofInvalid`.
+
+    ``genesis`` is the consortium's genesis (object, decoded document, or file path); the block must be
+    signed by one of its validators, or of ``validators`` (hex keys) when the set has changed since.
+    """
+    if isinstance(genesis, str | Path):
+        genesis = decode_genesis(Path(genesis).read_bytes())
+    elif isinstance(genesis, dict):
+        genesis = parse_genesis(genesis)
+    keys = list(validators) if validators is not None else [v.pub_key for v in genesis.validators]
+    return _verify_proof(bundle, genesis.chain_id, keys, genesis.crypto_suite)
+
+
+class Client:
+    """One node's HTTP API. Thread-safe; :meth:`send` keeps a nonce counter per key."""
+
+    def __init__(self, base_url: str, *, transport: httpx.BaseTransport | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout)
+        self._chain_id: str | None = None
+        self._nonces: dict[str, int] = {}
+        self._nonce_lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+        """One call to the node's HTTP API: the decoded JSON object of a success, else ClientError with
+        the stable code the node gave (NodeUnavailable when it cannot be reached or does not answer).
+        ``kwargs`` go to ``httpx`` (``json``, ``content``, ``params``, ``headers``)."""
+        try:
+            response = self._http.request(method, path, timeout=timeout if timeout is not None else self.timeout,
+                                          **kwargs)
+        except httpx.TimeoutException as exc:
+            raise NodeUnavailable(int(Code.TIMEOUT), Code.TIMEOUT.name, f"no answer from the node: {exc}",
+                                  None) from exc
+        except httpx.TransportError as exc:
+            raise NodeUnavailable(int(Code.NODE_UNAVAILABLE), Code.NODE_UNAVAILABLE.name,
+                                  f"cannot reach the node: {exc}", None) from exc
+        try:
+            doc = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            doc = None
+        if response.is_success and isinstance(doc, dict):
+            return doc
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("code"), int):
+            raise ClientError(error["code"], str(error.get("name", "")), str(error.get("message", "")),
+                              response.status_code, doc.get("tx_hash"))
+        code = Code.INTERNAL_ERROR if response.is_success or response.status_code >= 500 else Code.BAD_REQUEST
+        raise ClientError(int(code), code.name, f"unexpected HTTP {response.status_code} answer "
+                          f"({response.headers.get('content-type', 'no content type')})", response.status_code)
+
+    # -- transactions ---------------------------------------------------------------------------------
+    def submit(self, raw: bytes, wait: bool = False, timeout: float = 30.0) -> dict[str, Any]:
+        """Submit signed wire bytes. Without ``wait``: ``{tx_hash, status: "pending"}`` once admitted;
+        with it: ``{tx_hash, status: "committed", height, receipt}`` (``timeout`` seconds at most, ≤ 120).
+        Raises :class:`ClientError` when the node refuses it or it is dropped before commit."""
+        params: dict[str, Any] = {"wait": "commit", "timeout": timeout} if wait else {}
+        return self.request("POST", "/v1/txs", content=raw, params=params,
+                             headers={"content-type": "application/json"},
+                             timeout=self.timeout + (timeout if wait else 0))
+
+    def submit_batch(self, raws: Iterable[bytes], wait: bool = False, timeout: float = 30.0) -> dict[str, Any]:
+        """Submit up to 1000 transactions in order; ``{accepted, rejected, results: [...]}`` per item."""
+        params: dict[str, Any] = {"wait": "commit", "timeout": timeout} if wait else {}
+        return self.request("POST", "/v1/txs/batch", json=[r.hex() for r in raws],
+                             params=params, timeout=self.timeout + (timeout if wait else 0))
+
+    def chain_id(self) -> str:
+        """The node's chain id (asked once, then remembered)."""
+        if self._chain_id is None:
+            self._chain_id = str(self.status()["chain_id"])
+        return self._chain_id
+
+    def _key_lock(self, pub: str) -> threading.Lock:
+        with self._nonce_lock:
+            return self._key_locks.setdefault(pub, threading.Lock())
+
+    def send(self, key: SigningKey, tx_type: str, version: int, payload: dict[str, Any], wait: bool = True,
+             timeout: float = 30.0) -> dict[str, Any]:
+        """Sign ``payload`` as the next transaction of ``key`` and submit it (see :meth:`submit`).
+
+        The first send for a key asks the node for its next nonce (which counts the key's pending
+        transactions); later sends count up locally, so back-to-back sends need no round trip. After
+        any error the counter is forgotten and the next send asks the node again; a nonce refusal of a
+        locally counted nonce (the key also signs elsewhere) is retried once with the node's nonce.
+        """
+        pub = key.public_hex
+        chain_id = self.chain_id()
+        with self._key_lock(pub):
+            cached = self._nonces.pop(pub, None)
+            nonce = cached if cached is not None else int(self.nonce(pub)["next"])
+            try:
+                result = self.submit(sign_tx(key, chain_id, tx_type, version, nonce, payload), wait=wait,
+                                     timeout=timeout)
+            except ClientError as exc:
+                if cached is None or exc.code not in _NONCE_CODES:
+                    raise
+                # the local count went stale (the key signed elsewhere): ask the node, try once more
+                nonce = int(self.nonce(pub)["next"])
+                result = self.submit(sign_tx(key, chain_id, tx_type, version, nonce, payload), wait=wait,
+                                     timeout=timeout)
+            self._nonces[pub] = nonce + 1
+            return result
+
+    def tx(self, tx_hash: str) -> dict[str, Any]:
+        """A committed transaction with receipt and proof, or ``{status: "pending"}``; NOT_FOUND otherwise."""
+        return self.request("GET", f"/v1/txs/{_seg(tx_hash)}")
+
+    # -- chain ----------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/status")
+
+    def block(self, height: int | str = "latest") -> dict[str, Any]:
+        """The block at ``height`` (an int, its decimal string, or ``"latest"``)."""
+        return self.request("GET", f"/v1/blocks/{_seg(str(height))}")
+
+    def nonce(self, pubkey: str) -> dict[str, Any]:
+        """``{account, committed, pending, next}`` for a key."""
+        return self.request("GET", f"/v1/accounts/{_seg(pubkey)}/nonce")
+
+    # -- identity -------------------------------------------------------------------------------------
+    def organisations(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/identity/organisations")["organisations"])
+
+    def organisation(self, org: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/identity/organisations/{_seg(org)}")
+
+    def members(self, org: str) -> list[dict[str, Any]]:
+        return list(self.request("GET", f"/v1/identity/organisations/{_seg(org)}/members")["members"])
+
+    def key_info(self, pubkey: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/identity/keys/{_seg(pubkey)}")
+
+    def patient(self, pseudonym: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/identity/patients/{_seg(pseudonym)}")
+
+    # -- governance -----------------------------------------------------------------------------------
+    def proposals(self, status: str | None = None) -> list[dict[str, Any]]:
+        params = {"status": status} if status else {}
+        return list(self.request("GET", "/v1/governance/proposals", params=params)["proposals"])
+
+    def proposal(self, proposal_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/governance/proposals/{_seg(proposal_id)}")
+
+    def validators(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/governance/validators")["validators"])

@@ -1,0 +1,527 @@
+"""The pack lifecycle: commission, aggregate, disaggregate, ship, receive, decommission, undo, observe.
+
+Each operation is a normalised op (a frozen dataclass) applied by :func:`apply_op`; the single-purpose
+transactions (``supply.commission``, ``supply.ship``, …) carry one op, ``supply.epcis_capture`` carries
+the ops of a whole EPCIS document (see :mod:`careledger.contracts.supply.epcis`), so both paths obey the same
+rules. An op names items by ref (see :mod:`careledger.contracts.supply.layout`); an op on a case or pallet
+applies to everything inside it, at most :data:`MAX_ITEMS_PER_TX` items.
+
+Rules (EU FMD / NMVS states, DSCSA custody):
+* commissioning: by the product's owner; lot and expiry fixed per lot; a serial exists once;
+* ship: by the holder, to a named consortium member; the pack must be active, not in transit, not
+  expired, not in a recalled lot, not of a withdrawn product (each refusal has its own code);
+* receive: by the consignee only (``NOT_CONSIGNEE`` otherwise; ``NOT_IN_TRANSIT`` if never shipped);
+* decommission to ``supplied`` (dispense): by a pharmacy or hospital holding the pack, not expired,
+  recalled or withdrawn; other decommissions by the holder. An inactive pack cannot be decommissioned
+  again (``PACK_INACTIVE``, NMVS_NC_PCK_22; stolen and destroyed are terminal);
+* undo: only of a reversible state, by the organisation that set it, within 10 days (``locked``: any
+  time), and only while the pack is neither expired, recalled nor withdrawn (EU 2016/161 Art 13);
+* an EPCIS event may not be older than the item's latest event (``EVENT_OUT_OF_ORDER``) nor lie
+  more than five minutes ahead of the block time.
+Expiry is compared as whole UTC days: a pack is usable through its expiry date.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from careledger.contracts import identity
+from careledger.contracts.base import TxContext
+from careledger.contracts.supply import cbv, gs1
+from careledger.contracts.supply.base import EVENT_SKEW_MS, org_of_company_prefix, org_roles, require_supply_member
+from careledger.contracts.supply.layout import (
+    MAX_ITEMS_PER_TX,
+    SupplyError,
+    SupplyInvalid,
+    is_unit_ref,
+    lot_key,
+    pack_key,
+    product_key,
+    record_key,
+    split_pack_ref,
+)
+from careledger.core import codec
+from careledger.core.errors import Code
+from careledger.core.state import Overlay
+
+DAY_MS = 86_400_000
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+
+
+def utc_day(ms: int) -> int:
+    return ms // DAY_MS
+
+
+def utc_year(ms: int) -> int:
+    return _dt.date.fromordinal(_EPOCH_ORDINAL + ms // DAY_MS).year
+
+
+# --- normalised operations -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Commission:
+    gtin: str
+    lot: str
+    expiry: str
+    serials: tuple[str, ...]
+    at: int | None = None
+    op: str = "commission"
+
+
+@dataclass(frozen=True)
+class CommissionUnit:
+    sscc: str
+    at: int | None = None
+    op: str = "commission_unit"
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    parent: str
+    children: tuple[str, ...]
+    at: int | None = None
+    op: str = "aggregate"
+
+
+@dataclass(frozen=True)
+class Disaggregate:
+    parent: str
+    children: tuple[str, ...] | None = None
+    at: int | None = None
+    op: str = "disaggregate"
+
+
+@dataclass(frozen=True)
+class Ship:
+    items: tuple[str, ...]
+    to: str | None = None
+    to_party: str | None = None  # digits of a GLN/PGLN whose company prefix names the consignee (EPCIS)
+    at: int | None = None
+    op: str = "ship"
+
+
+@dataclass(frozen=True)
+class Receive:
+    items: tuple[str, ...]
+    at: int | None = None
+    op: str = "receive"
+
+
+@dataclass(frozen=True)
+class Decommission:
+    items: tuple[str, ...]
+    state: str
+    at: int | None = None
+    op: str = "decommission"
+
+
+@dataclass(frozen=True)
+class Undo:
+    items: tuple[str, ...]
+    state: str
+    at: int | None = None
+    op: str = "undo"
+
+
+@dataclass(frozen=True)
+class Observe:
+    items: tuple[str, ...]
+    biz_step: str
+    at: int | None = None
+    op: str = "observe"
+
+
+Op = Commission | CommissionUnit | Aggregate | Disaggregate | Ship | Receive | Decommission | Undo | Observe
+
+
+@dataclass
+class OpRun:
+    """One transaction's view while applying ops: signer organisation, block time, read caches."""
+
+    state: Overlay
+    ctx: TxContext
+    org: str
+    lots: dict[str, Any] = field(default_factory=dict)
+    products: dict[str, Any] = field(default_factory=dict)
+    touched: int = 0
+    limit: int = MAX_ITEMS_PER_TX
+
+    def time(self, at: int | None) -> int:
+        if at is None:
+            return self.ctx.env.time_ms
+        if at > self.ctx.env.time_ms + EVENT_SKEW_MS:
+            raise SupplyError("event time lies in the future of the block time", Code.EVENT_OUT_OF_ORDER)
+        return at
+
+    def product(self, gtin: str) -> dict[str, Any] | None:
+        if gtin not in self.products:
+            self.products[gtin] = self.state.get(product_key(gtin))
+        return self.products[gtin]  # type: ignore[no-any-return]
+
+    def lot(self, gtin: str, lot: str) -> dict[str, Any] | None:
+        key = lot_key(gtin, lot)
+        if key not in self.lots:
+            self.lots[key] = self.state.get(key)
+        return self.lots[key]  # type: ignore[no-any-return]
+
+    def count(self, n: int) -> None:
+        self.touched += n
+        if self.touched > self.limit:
+            raise SupplyError(f"this transaction touches more than {self.limit} items", Code.TOO_MANY_ITEMS)
+
+
+def _state_error(ref: str, state: str) -> SupplyError:
+    code = {"stolen": Code.PACK_STOLEN, "destroyed": Code.PACK_DESTROYED, "locked": Code.PACK_LOCKED}.get(
+        state, Code.PACK_INACTIVE)
+    return SupplyError(f"{ref} is {state}, not active", code)
+
+
+def check_usable(run: OpRun, ref: str, rec: dict[str, Any], at: int) -> None:
+    """Refuse a pack that is expired, in a recalled lot or of a withdrawn product (at time ``at``)."""
+    if is_unit_ref(ref):
+        return
+    gtin, _ = split_pack_ref(ref)
+    product = run.product(gtin)
+    if product is not None and product["status"] == "withdrawn":
+        raise SupplyError(f"{ref}: product {gtin} is withdrawn", Code.PRODUCT_WITHDRAWN)
+    lot = run.lot(gtin, rec["l"])
+    if lot is not None:
+        if lot["status"] == "recalled":
+            raise SupplyError(f"{ref}: lot {rec['l']!r} is recalled", Code.LOT_RECALLED)
+        if utc_day(at) > lot["expiry_day"]:
+            raise SupplyError(f"{ref}: expired on {lot['expiry']} (YYMMDD)", Code.PACK_EXPIRED)
+
+
+def load(run: OpRun, ref: str) -> dict[str, Any]:
+    rec = run.state.get(record_key(ref))
+    if rec is None:
+        if is_unit_ref(ref):
+            raise SupplyError(f"logistic unit {ref} is unknown", Code.CONTAINER_UNKNOWN)
+        raise SupplyError(f"{ref} was never commissioned", Code.SERIAL_UNKNOWN)
+    return rec  # type: ignore[no-any-return]
+
+
+def expand(run: OpRun, refs: tuple[str, ...], top_level_free: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """The items and, recursively, their contents, each with its record (loaded once)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    stack = list(reversed(refs))
+    top = set(refs)
+    seen: set[str] = set()
+    while stack:
+        ref = stack.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        rec = load(run, ref)
+        if top_level_free and ref in top and "p" in rec and rec["p"] not in top:
+            raise SupplyError(f"{ref} is packed in {rec['p']}; unpack it first", Code.PACK_AGGREGATED)
+        out.append((ref, rec))
+        run.count(1)
+        stack.extend(reversed(rec.get("c", ())))
+    return out
+
+
+def _in_order(ref: str, rec: dict[str, Any], at: int) -> None:
+    events = rec.get("e")
+    if events and at < events[-1][1]:
+        raise SupplyError(f"{ref}: event at {at} ms precedes its latest event at {events[-1][1]} ms",
+                          Code.EVENT_OUT_OF_ORDER)
+
+
+def _log(rec: dict[str, Any], entry: list[Any]) -> None:
+    rec["e"] = [*rec.get("e", ()), entry]
+
+
+def _entry(run: OpRun, op: str, at: int, extra: Any = None) -> list[Any]:
+    base = [op, at, run.org, run.ctx.env.height]
+    return base if extra is None else [*base, extra]
+
+
+# --- operations --------------------------------------------------------------------------------------
+
+def apply_commission(run: OpRun, op: Commission) -> dict[str, Any]:
+    state, org = run.state, run.org
+    product = run.product(op.gtin)
+    if product is None or product["owner"] != org:
+        from careledger.contracts.supply.products import require_owned_product
+
+        require_owned_product(state, org, op.gtin)
+    assert product is not None
+    if product["status"] == "withdrawn":
+        raise SupplyError(f"product {op.gtin} is withdrawn", Code.PRODUCT_WITHDRAWN)
+    at = run.time(op.at)
+    run.count(len(op.serials))
+    key = lot_key(op.gtin, op.lot)
+    lot = run.lot(op.gtin, op.lot)
+    if lot is None:
+        try:
+            expiry_day = gs1.yymmd0_to_epoch_days(op.expiry, reference_year=utc_year(at))
+        except gs1.GS1Error as exc:
+            raise SupplyError(exc.message, exc.code) from None
+        lot = {"expiry": op.expiry, "expiry_day": expiry_day, "gtin": op.gtin, "lot": op.lot, "owner": org,
+               "packs": 0, "since": run.ctx.env.height, "status": "active"}
+    elif lot["expiry"] != op.expiry:
+        raise SupplyError(f"lot {op.lot!r} expires {lot['expiry']}, not {op.expiry}", Code.EXPIRY_MISMATCH)
+    if lot["status"] == "recalled":
+        raise SupplyError(f"lot {op.lot!r} is recalled", Code.LOT_RECALLED)
+    if utc_day(at) > lot["expiry_day"]:
+        raise SupplyError(f"lot {op.lot!r} expired on {op.expiry} (YYMMDD)", Code.PACK_EXPIRED)
+    # The hot path: every pack of the op gets the same bytes; one read and one write each, in key order
+    # (random serials land all over the state B-tree; sorted writes keep each page's inserts together).
+    value = codec.encode({"e": [["commission", at, org, run.ctx.env.height]], "h": org, "l": op.lot,
+                          "s": cbv.ACTIVE})
+    prefix = pack_key(op.gtin, "")
+    get_raw, writes = state.get_raw, state.writes
+    for serial in sorted(op.serials):
+        k = prefix + serial
+        if get_raw(k) is not None:
+            raise SupplyError(f"serial {serial!r} of GTIN {op.gtin} is already commissioned", Code.SERIAL_EXISTS)
+        writes[k] = value
+    lot = {**lot, "packs": lot["packs"] + len(op.serials)}
+    run.lots[key] = lot
+    state.put(key, lot)
+    return {"gtin": op.gtin, "lot": op.lot, "commissioned": len(op.serials)}
+
+
+def apply_commission_unit(run: OpRun, op: CommissionUnit) -> dict[str, Any]:
+    at = run.time(op.at)
+    if run.state.has(record_key(op.sscc)):
+        raise SupplyError(f"logistic unit {op.sscc} already exists", Code.SERIAL_EXISTS)
+    run.state.put(record_key(op.sscc), {"e": [_entry(run, "commission", at)], "h": run.org, "s": cbv.ACTIVE})
+    return {"unit": op.sscc}
+
+
+def _require_held(run: OpRun, ref: str, rec: dict[str, Any]) -> None:
+    if rec["h"] != run.org:
+        raise SupplyError(f"{ref} is held by {rec['h']!r}, not {run.org!r}", Code.NOT_HOLDER)
+    if "t" in rec:
+        raise SupplyError(f"{ref} is in transit to {rec['t']!r}", Code.PACK_IN_TRANSIT)
+    if rec["s"] != cbv.ACTIVE:
+        raise _state_error(ref, rec["s"])
+
+
+def apply_aggregate(run: OpRun, op: Aggregate) -> dict[str, Any]:
+    state = run.state
+    at = run.time(op.at)
+    pkey = record_key(op.parent)
+    parent = state.get(pkey)
+    if parent is None:
+        if not is_unit_ref(op.parent):
+            raise SupplyError(f"{op.parent} was never commissioned", Code.SERIAL_UNKNOWN)
+        parent = {"e": [_entry(run, "commission", at)], "h": run.org, "s": cbv.ACTIVE}
+    _require_held(run, op.parent, parent)
+    _in_order(op.parent, parent, at)
+    ancestors = {op.parent}
+    up = parent.get("p")
+    while up is not None and len(ancestors) < 16:
+        ancestors.add(up)
+        up = (state.get(record_key(up)) or {}).get("p")
+    children = list(parent.get("c", ()))
+    run.count(len(op.children))
+    for ref in op.children:
+        if ref in ancestors:
+            raise SupplyError(f"{ref} cannot be packed inside itself", Code.INVALID_STATE)
+        rec = load(run, ref)
+        _require_held(run, ref, rec)
+        if "p" in rec:
+            raise SupplyError(f"{ref} is already packed in {rec['p']}", Code.PACK_AGGREGATED)
+        _in_order(ref, rec, at)
+        rec["p"] = op.parent
+        _log(rec, _entry(run, "aggregate", at, op.parent))
+        state.put(record_key(ref), rec)
+        children.append(ref)
+    if len(children) > MAX_ITEMS_PER_TX:
+        raise SupplyError(f"a container holds at most {MAX_ITEMS_PER_TX} items", Code.TOO_MANY_ITEMS)
+    parent["c"] = children
+    _log(parent, _entry(run, "pack", at, len(op.children)))
+    state.put(pkey, parent)
+    return {"parent": op.parent, "children": len(children)}
+
+
+def apply_disaggregate(run: OpRun, op: Disaggregate) -> dict[str, Any]:
+    state = run.state
+    at = run.time(op.at)
+    parent = load(run, op.parent)
+    if parent["h"] != run.org:
+        raise SupplyError(f"{op.parent} is held by {parent['h']!r}, not {run.org!r}", Code.NOT_HOLDER)
+    if "t" in parent:
+        raise SupplyError(f"{op.parent} is in transit to {parent['t']!r}", Code.PACK_IN_TRANSIT)
+    _in_order(op.parent, parent, at)
+    current = list(parent.get("c", ()))
+    removing = list(op.children) if op.children is not None else current
+    present = set(current)
+    missing = [r for r in removing if r not in present]
+    if missing:
+        raise SupplyError(f"{missing[0]} is not packed in {op.parent}", Code.INVALID_STATE)
+    run.count(len(removing))
+    for ref in removing:
+        rec = load(run, ref)
+        rec.pop("p", None)
+        _log(rec, _entry(run, "disaggregate", at, op.parent))
+        state.put(record_key(ref), rec)
+    gone = set(removing)
+    left = [r for r in current if r not in gone]
+    if left:
+        parent["c"] = left
+    else:
+        parent.pop("c", None)
+    _log(parent, _entry(run, "unpack", at, len(removing)))
+    state.put(record_key(op.parent), parent)
+    return {"parent": op.parent, "removed": len(removing), "left": len(left)}
+
+
+def _consignee(run: OpRun, op: Ship) -> str:
+    to = op.to
+    if to is None and op.to_party is not None:
+        to = org_of_company_prefix(run.state, op.to_party)
+        if to is None:
+            raise SupplyError(f"no consortium member holds the GS1 Company Prefix of {op.to_party}",
+                              Code.PARTY_UNKNOWN)
+    if to is None:
+        raise SupplyError("a shipment needs a consignee", Code.PARTY_UNKNOWN)
+    identity.require_org(run.state, to)
+    if to == run.org:
+        raise SupplyError("the consignee is the holder itself", Code.INVALID_STATE)
+    return to
+
+
+def apply_ship(run: OpRun, op: Ship) -> dict[str, Any]:
+    to = _consignee(run, op)
+    at = run.time(op.at)
+    items = expand(run, op.items)
+    for ref, rec in items:
+        _require_held(run, ref, rec)
+        _in_order(ref, rec, at)
+        check_usable(run, ref, rec, at)
+    for ref, rec in items:
+        rec["t"] = to
+        _log(rec, _entry(run, "ship", at, to))
+        run.state.put(record_key(ref), rec)
+    return {"shipped": len(items), "to": to}
+
+
+def apply_receive(run: OpRun, op: Receive) -> dict[str, Any]:
+    at = run.time(op.at)
+    items = expand(run, op.items)
+    for ref, rec in items:
+        if "t" not in rec:
+            raise SupplyError(f"{ref} was not shipped (holder {rec['h']!r})", Code.NOT_IN_TRANSIT)
+        if rec["t"] != run.org:
+            raise SupplyError(f"{ref} is addressed to {rec['t']!r}, not {run.org!r}", Code.NOT_CONSIGNEE)
+        if rec["s"] != cbv.ACTIVE:  # reported stolen in transit
+            raise _state_error(ref, rec["s"])
+        _in_order(ref, rec, at)
+    for ref, rec in items:
+        sender = rec["h"]
+        rec["h"] = rec.pop("t")
+        _log(rec, _entry(run, "receive", at, sender))
+        run.state.put(record_key(ref), rec)
+    return {"received": len(items)}
+
+
+def apply_decommission(run: OpRun, op: Decommission) -> dict[str, Any]:
+    at = run.time(op.at)
+    if op.state == "supplied" and not set(org_roles(run.state, run.org)) & cbv.DISPENSER_ORG_ROLES:
+        raise SupplyError("only a pharmacy or hospital may supply (dispense) a pack", Code.UNAUTHORISED)
+    items = expand(run, op.items)
+    for ref, rec in items:
+        may_hold = rec["h"] == run.org or (op.state == "stolen" and rec.get("t") == run.org)
+        if rec["s"] != cbv.ACTIVE:
+            raise _state_error(ref, rec["s"])
+        if not may_hold:
+            raise SupplyError(f"{ref} is held by {rec['h']!r}, not {run.org!r}", Code.NOT_HOLDER)
+        if "t" in rec and op.state != "stolen":
+            raise SupplyError(f"{ref} is in transit to {rec['t']!r}", Code.PACK_IN_TRANSIT)
+        _in_order(ref, rec, at)
+        if op.state == "supplied":
+            check_usable(run, ref, rec, at)
+    for ref, rec in items:
+        rec["s"] = op.state
+        rec["u"] = [op.state, run.org, at]
+        _log(rec, _entry(run, "decommission", at, op.state))
+        run.state.put(record_key(ref), rec)
+    return {"decommissioned": len(items), "state": op.state}
+
+
+def apply_undo(run: OpRun, op: Undo) -> dict[str, Any]:
+    at = run.time(op.at)
+    items = expand(run, op.items)
+    for ref, rec in items:
+        if rec["s"] != op.state or op.state not in cbv.REVERSIBLE_STATES:
+            raise SupplyError(f"{ref} is {rec['s']}; undoing {op.state!r} does not match", Code.UNDO_STATE_MISMATCH)
+        state, by, when = rec["u"]
+        if by != run.org:
+            raise SupplyError(f"{ref} was set {state} by {by!r}; only they may undo it", Code.UNDO_OTHER_PARTY)
+        if op.state not in cbv.UNDO_ANYTIME and at - when > cbv.UNDO_WINDOW_MS:
+            raise SupplyError(f"{ref}: the 10-day undo window closed", Code.UNDO_WINDOW_EXCEEDED)
+        _in_order(ref, rec, at)
+        check_usable(run, ref, rec, at)
+    for ref, rec in items:
+        rec["s"] = cbv.ACTIVE
+        del rec["u"]
+        _log(rec, _entry(run, "undo", at, op.state))
+        run.state.put(record_key(ref), rec)
+    return {"restored": len(items), "state": cbv.ACTIVE}
+
+
+def apply_observe(run: OpRun, op: Observe) -> dict[str, Any]:
+    at = run.time(op.at)
+    items = expand(run, op.items, top_level_free=False)
+    for ref, rec in items:
+        if run.org not in (rec["h"], rec.get("t")):
+            raise SupplyError(f"{ref} is held by {rec['h']!r}, not {run.org!r}", Code.NOT_HOLDER)
+        _in_order(ref, rec, at)
+    for ref, rec in items:
+        _log(rec, _entry(run, "observe", at, op.biz_step))
+        run.state.put(record_key(ref), rec)
+    return {"observed": len(items)}
+
+
+_APPLY: dict[str, Any] = {
+    "commission": apply_commission, "commission_unit": apply_commission_unit, "aggregate": apply_aggregate,
+    "disaggregate": apply_disaggregate, "ship": apply_ship, "receive": apply_receive,
+    "decommission": apply_decommission, "undo": apply_undo, "observe": apply_observe,
+}
+
+
+def apply_op(run: OpRun, op: Op) -> dict[str, Any]:
+    result: dict[str, Any] = _APPLY[op.op](run, op)
+    return result
+
+
+def apply_ops(state: Overlay, ctx: TxContext, ops: tuple[Op, ...], limit: int = MAX_ITEMS_PER_TX,
+              ) -> list[dict[str, Any]]:
+    """Apply ``ops`` in order for the signer's organisation; the first refusal fails them all."""
+    run = OpRun(state, ctx, require_supply_member(state, ctx), limit=limit)
+    results = []
+    for i, op in enumerate(ops):
+        try:
+            results.append(apply_op(run, op))
+        except SupplyError as exc:
+            if len(ops) > 1:
+                raise SupplyError(f"event {i}: {exc.message}", exc.code) from None
+            raise
+    return results
+
+
+def op_hints(op: Op) -> list[str]:
+    """State keys an op will read (a prefetch hint only)."""
+    if isinstance(op, Commission):
+        return [product_key(op.gtin), lot_key(op.gtin, op.lot),
+                *(pack_key(op.gtin, s) for s in op.serials)]
+    if isinstance(op, CommissionUnit):
+        return [record_key(op.sscc)]
+    if isinstance(op, Aggregate):
+        return [record_key(op.parent), *(record_key(r) for r in op.children)]
+    if isinstance(op, Disaggregate):
+        return [record_key(op.parent)]
+    return [record_key(r) for r in op.items]
+
+
+def check_decommission_state(state: str) -> str:
+    if state not in cbv.DECOMMISSION_STATES:
+        raise SupplyInvalid(f"{state!r} is not a decommissioned state ({', '.join(cbv.DECOMMISSION_STATES)})",
+                            Code.INVALID_PAYLOAD)
+    return state

@@ -1,0 +1,384 @@
+"""The embedded node: store, executor, mempool and the solo engine in one process.
+
+The solo engine is the single-validator default. It produces a block as soon as transactions are
+pending, waiting at most ``block_interval_ms`` to gather more (or until ``max_block_txs`` are
+pending). Signatures are checked in worker processes (:mod:`careledger.node.sigcheck`) so that
+admission uses every core despite the interpreter lock; transactions are admitted in submission
+order in batches, reading the state they need in one query.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from careledger.chain.executor import (
+    BlockExecution,
+    Chain,
+    CheckedTx,
+    check_admission,
+    check_stateless,
+    committed_nonce,
+    read_hints,
+)
+from careledger.contracts import governance
+from careledger.core import codec
+from careledger.core.block import BlockEnv, Header, Receipt
+from careledger.core.crypto import SigningKey
+from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError
+from careledger.core.tx import signed_body
+from careledger.node.engine import CommitListener, Engine, Submission
+from careledger.node.mempool import Mempool, Pending
+from careledger.node.store import Head, PrefetchedView, StateView, Store, StoredTx
+
+log = logging.getLogger("careledger.node")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    block_interval_ms: int = 25
+    max_block_txs: int = 2_000
+    mempool_capacity: int = 50_000
+    sig_workers: int = 1  # worker processes verifying signatures; 0 verifies in the submitting thread
+
+
+def _uncancellable() -> Future[Any]:
+    """A future no waiter can cancel (a cancelled one would make the engine's set_result raise)."""
+    fut: Future[Any] = Future()
+    fut.set_running_or_notify_cancel()
+    return fut
+
+
+
+
+class Node:
+    """One CareLedger node running the solo engine."""
+
+    def __init__(self, store: Store, chain: Chain, node_key: SigningKey, config: EngineConfig | None = None) -> None:
+        self.store = store
+        self.chain = chain
+        self.node_key = node_key
+        self.config = config or EngineConfig()
+        self.mempool = Mempool(self.config.mempool_capacity)
+        self._head = store.head()
+        self._head_time_ms = (store.block(self._head.height)[0].time_ms if self._head.height
+                              else chain.genesis.genesis_time_ms)  # block times never precede genesis
+        self._max_block_txs = min(self.config.max_block_txs, chain.genesis.params.max_block_txs)
+        self._stop = threading.Event()
+        # Held while the engine executes and writes a block. SQLite releases the interpreter lock on
+        # every row it reads or writes; threads that would grab it meanwhile (decoding, admission)
+        # wait here instead, so the block is not stretched by lock hand-offs.
+        self._quiet = threading.Lock()
+        self._sigcheck: Any = None
+        self._thread: threading.Thread | None = None
+        self._commit_listeners: list[Any] = []
+        self.commit_cond = threading.Condition()
+        validators = {v["pub_key"] for v in governance.validators(store.writer_view)}
+        if node_key.public_hex not in validators:
+            raise LedgerError("this node's key is not a validator of the consortium; the solo engine "
+                              "cannot sign blocks with it", Code.UNAUTHORISED)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.config.sig_workers > 0 and self._sigcheck is None:
+            from careledger.node.sigcheck import SignatureChecker
+
+            self._sigcheck = SignatureChecker(self.chain.genesis.crypto_suite, self.chain.chain_id,
+                                              self._on_verdicts, workers=self.config.sig_workers)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="solo-engine", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._sigcheck is not None:
+            self._sigcheck.close()
+            self._sigcheck = None
+        self._stop.set()
+        with self.mempool.lock:
+            self.mempool.not_empty.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    @property
+    def head(self) -> Head:
+        return self._head
+
+    # -- admission ----------------------------------------------------------------------------------
+    def check(self, raw: bytes) -> CheckedTx:
+        """Stateless checks including the signature; safe to call from many threads at once."""
+        return check_stateless(self.chain, raw)
+
+    def submit_async(self, raw: bytes) -> Submission:
+        """Start admitting a transaction without waiting for its signature check.
+
+        Raises LedgerError at once for problems visible without the signature (size, encoding,
+        envelope, chain id, type, payload). Everything else arrives through the returned futures.
+        """
+        if self._sigcheck is None:
+            checked = self.check(raw)
+            committed = self.admit(checked)
+            admitted: Future[None] = _uncancellable()
+            admitted.set_result(None)
+            return Submission(checked.tx.hash, admitted, committed)
+        with self._quiet:
+            checked = check_stateless(self.chain, raw, verify_signature=False)
+        tx = checked.tx
+        sub = Submission(tx.hash, _uncancellable(), _uncancellable())
+        self._sigcheck.submit((tx.signer, tx.signature, signed_body(raw)), (checked, sub))
+        return sub
+
+    def _on_verdicts(self, verdicts: list[tuple[tuple[CheckedTx, Submission], bool]]) -> None:
+        """Admit a batch whose signatures were checked, in order, reading the state it needs at once."""
+        with self._quiet:
+            self._admit_batch(verdicts)
+
+    def _admit_batch(self, verdicts: list[tuple[tuple[CheckedTx, Submission], bool]]) -> None:
+        good = [(checked, sub) for (checked, sub), ok in verdicts if ok]
+        for (_, sub), ok in verdicts:
+            if not ok:
+                sub.admitted.set_exception(AuthError("signature does not verify", Code.BAD_SIGNATURE))
+        if not good:
+            return
+        batch = [checked for checked, _ in good]
+        seen_height = self._head.height
+        view = self._prefetched_view(batch)
+        outcomes: list[tuple[Submission, LedgerError | None]] = []
+        with self.mempool.lock:
+            # A block committed since the prefetch may already have left the mempool: its nonces
+            # are then only in the store, so read again (a commit after this point cannot leave
+            # the mempool before we release the lock).
+            if self._head.height != seen_height:
+                view = self._prefetched_view(batch)
+            env = self._admission_env()
+            for checked, sub in good:
+                try:
+                    self._admit_locked(checked, view, sub.committed, env)
+                    outcomes.append((sub, None))
+                except LedgerError as exc:
+                    outcomes.append((sub, exc))
+        for sub, error in outcomes:
+            if error is None:
+                sub.admitted.set_result(None)
+            else:
+                sub.admitted.set_exception(error)
+
+    def _prefetched_view(self, batch: list[CheckedTx]) -> StateView:
+        reader = self.store.view()
+        keys = [k for checked in batch for k in read_hints(checked, admission=True)]
+        values = reader.get_many(keys)
+        orgs = {f"identity/org/{rec['org']}" for k, raw in values.items()
+                if raw is not None and k.startswith("identity/key/")
+                for rec in [codec.decode_shared(raw)] if rec.get("org")}
+        values.update(reader.get_many(sorted(orgs)))
+        return PrefetchedView(reader.connection, values)
+
+    def submit(self, raw: bytes, timeout: float = 30.0) -> Future[object]:
+        """Admit a transaction to the mempool; returns a future of its receipt. Raises LedgerError."""
+        sub = self.submit_async(raw)
+        sub.admitted.result(timeout=timeout)
+        return sub.committed
+
+    def admit(self, checked: CheckedTx, committed: Future[object] | None = None) -> Future[object]:
+        """Admit a signature-checked transaction: duplicates, nonce, signer and authorisation."""
+        view = self.store.view()  # committed state through this thread's own read connection
+        with self.mempool.lock:
+            return self._admit_locked(checked, view, committed)
+
+    def _admission_env(self) -> BlockEnv:
+        """The environment admission checks run in: the next block, as far as is known now."""
+        return BlockEnv(self.chain.chain_id, self._head.height + 1, self._head_time_ms, self.node_key.public_hex)
+
+    def _admit_locked(self, checked: CheckedTx, view: StateView, committed: Future[object] | None,
+                      env: BlockEnv | None = None) -> Future[object]:
+        tx = checked.tx
+        if self.mempool.contains(tx.hash):
+            raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
+        expected = self.mempool.next_nonce(tx.signer_hex)
+        if expected is None:
+            expected = committed_nonce(view, tx.signer_hex) + 1
+        if tx.nonce < expected and self.store.has_tx(tx.hash):
+            raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
+        check_admission(self.chain, view, env or self._admission_env(), checked, expected)
+        pending = Pending(checked, committed or _uncancellable(), time.perf_counter())
+        self.mempool.add(pending)
+        return pending.future
+
+    def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
+        fut = self.submit(raw)
+        result = fut.result(timeout=timeout)
+        if isinstance(result, LedgerError):
+            raise result
+        assert isinstance(result, Receipt)
+        return result
+
+    # -- block production -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        interval = self.config.block_interval_ms / 1000
+        last_start = 0.0
+        while not self._stop.is_set():
+            with self.mempool.lock:
+                while not len(self.mempool) and not self._stop.is_set():
+                    self.mempool.not_empty.wait(timeout=0.5)
+                if self._stop.is_set():
+                    return
+                # Blocks start at most every `interval`; a busy engine does not wait again.
+                deadline = max(last_start + interval, time.monotonic() + 0.002)
+                while len(self.mempool) < self._max_block_txs and not self._stop.is_set():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self.mempool.not_empty.wait(timeout=remaining)
+                batch = self.mempool.take(self._max_block_txs)
+            last_start = time.monotonic()
+            try:
+                with self._quiet:  # the block runs alone rather than trading the interpreter lock
+                    self.produce_block(batch)
+            except LedgerError as exc:  # the node may no longer produce blocks: tell every waiter why
+                log.error("block production stopped: %s", exc)
+                self._stop.set()
+                with self.mempool.lock:
+                    stranded = self.mempool.take(len(self.mempool))
+                    self.mempool.remove([p.checked.tx.hash for p in stranded])
+                for pending in stranded:
+                    if not pending.future.done():
+                        pending.future.set_result(InvalidTx(exc.message, Code.NODE_UNAVAILABLE))
+                return
+            except Exception:  # never let the engine thread die silently
+                log.exception("block production failed; the node stops producing blocks")
+                self._stop.set()
+                raise
+
+    def produce_block(self, batch: list[Pending]) -> Header | None:
+        """Execute ``batch`` as the next block, commit it, and settle every future.
+
+        Raises LedgerError(UNAUTHORISED) when governance has removed this node's key from the
+        validators: a block it signed would no longer be valid, so the solo engine stops.
+        """
+        if not self._is_validator():
+            raise LedgerError("this node's key is no longer a validator; the solo engine stops producing blocks",
+                              Code.UNAUTHORISED)
+        height = self._head.height + 1
+        now_ms = int(time.time() * 1000)
+        env = BlockEnv(self.chain.chain_id, height, max(now_ms, self._head_time_ms + 1), self.node_key.public_hex)
+        self.store.writer_view.prefetch([k for p in batch for k in read_hints(p.checked)])
+        run = BlockExecution(self.chain, self.store.writer_view, env, self._head.app_hash)
+        included: list[tuple[Pending, Receipt]] = []
+        dropped: list[tuple[Pending, InvalidTx]] = []
+        for pending in batch:
+            try:
+                included.append((pending, run.add(pending.checked)))
+            except InvalidTx as exc:
+                dropped.append((pending, exc))
+        header = None
+        if included:
+            result = run.finish()
+            header = result.header(self._head.block_hash.hex(), self.node_key.public_hex)
+            signature = self.node_key.sign("block", self.chain.chain_id, header.hash)
+            self._head = self.store.commit_block(header, signature, result.txs, result.receipts, result.changes)
+            self._head_time_ms = header.time_ms
+        with self.mempool.lock:
+            self.mempool.remove([p.checked.tx.hash for p, _ in included] + [p.checked.tx.hash for p, _ in dropped])
+            for pending, _ in dropped:  # later nonces of the same signer can never apply now
+                tx = pending.checked.tx
+                for doomed in self.mempool.drop_signer_after(tx.signer_hex, tx.nonce):
+                    dropped.append((doomed, InvalidTx("an earlier transaction of this signer was dropped",
+                                                      Code.NONCE_OUT_OF_ORDER)))
+        for pending, receipt in included:
+            pending.future.set_result(receipt)
+        for pending, why in dropped:
+            if not pending.future.done():
+                pending.future.set_result(why)
+        if header is not None:
+            with self.commit_cond:
+                self.commit_cond.notify_all()
+            for listener in list(self._commit_listeners):
+                try:
+                    listener(header)
+                except Exception:  # a listener's bug must not stop block production
+                    log.exception("commit listener failed")
+        return header
+
+    def _is_validator(self) -> bool:
+        return self.store.writer_view.get_raw(governance.validator_key(self.node_key.public_hex)) is not None
+
+    def on_commit(self, listener: Any) -> None:
+        self._commit_listeners.append(listener)
+
+    # -- queries --------------------------------------------------------------------------------------
+    def get_tx(self, tx_hash: bytes) -> StoredTx:
+        return self.store.tx(tx_hash)
+
+    def wait_for_height(self, height: int, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self.commit_cond:
+            while self._head.height < height:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.commit_cond.wait(left)
+        return True
+
+    def status(self) -> dict[str, Any]:
+        head = self._head
+        latest_time = self._head_time_ms
+        return {
+            "chain_id": self.chain.chain_id, "engine": "solo", "height": head.height,
+            "app_hash": head.app_hash.hex(), "block_hash": head.block_hash.hex(), "latest_block_time_ms": latest_time,
+            "node_key": self.node_key.public_hex, "mempool": len(self.mempool),
+            "genesis_hash": self.chain.genesis.hash.hex(), "crypto_suite": self.chain.genesis.crypto_suite,
+        }
+
+
+class SoloEngine:
+    """The embedded node behind the API (the solo engine), as an :class:`~careledger.node.engine.Engine`."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def chain(self) -> Chain:
+        return self.node.chain
+
+    @property
+    def store(self) -> Store:
+        return self.node.store
+
+    @property
+    def head(self) -> Head:
+        return self.node.head
+
+    def submit_async(self, raw: bytes) -> Submission:
+        return self.node.submit_async(raw)
+
+    def status(self) -> dict[str, Any]:
+        return self.node.status()
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        with self.node.mempool.lock:  # a transaction leaves the mempool only after its block is stored
+            return self.node.mempool.contains(tx_hash)
+
+    def nonces(self, pubkey: str) -> tuple[int, int]:
+        view = self.node.store.view()
+        with self.node.mempool.lock:  # a signer leaves the mempool only after its block is stored
+            queued_next = self.node.mempool.next_nonce(pubkey)
+            committed = committed_nonce(view, pubkey)
+        return committed, queued_next if queued_next is not None else committed + 1
+
+    def on_commit(self, listener: CommitListener) -> None:
+        self.node.on_commit(lambda header: listener(header.height))
+
+
+def as_engine(node: Node | Engine) -> Engine:
+    """``node`` itself if it is an engine, else the embedded node wrapped as one."""
+    if isinstance(node, Node):
+        return SoloEngine(node)
+    return node

@@ -1,0 +1,370 @@
+"""The documentation is checked against the code, so it cannot drift unnoticed.
+
+* ``docs/protocol.md``: every fenced block tagged ``json vector`` is recomputed here from its own
+  inputs with the real code (codec, crypto, tx, merkle, state, block, executor, proofs); the blocks
+  copied from ``tests/vectors/protocol.json`` must equal that file; the error-code table must list
+  exactly the members of :class:`careledger.core.errors.Code`.
+* ``docs/cli.md``: every registered ``careledger`` command has a section naming each of its options
+  and arguments, and every section names a real command; every command's help gives ``--json`` and
+  the exit-status table.
+* README and docs: relative links point at files that exist; the quick start is the two commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+import pytest
+import typer.main
+
+from careledger.chain.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
+from careledger.chain.registry import default_registry
+from careledger.cli.main import app as cli_app
+from careledger.contracts.identity import compute_pseudonym
+from careledger.core import codec, merkle
+from careledger.core.block import BlockEnv, Header, Receipt
+from careledger.core.crypto import ED25519_SHA256, SigningKey, signing_message
+from careledger.core.errors import Code
+from careledger.core.genesis import parse_genesis
+from careledger.core.proofs import build_proof, verify_proof
+from careledger.core.state import MemoryState, changes_root, compute_app_hash
+from careledger.core.tx import decode_tx, sign_tx, signed_body, tx_hash
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+PROTOCOL_MD = (DOCS / "protocol.md").read_text(encoding="utf-8")
+CLI_MD = (DOCS / "cli.md").read_text(encoding="utf-8")
+PROTOCOL_JSON: dict[str, Any] = json.loads((ROOT / "tests" / "vectors" / "protocol.json").read_text(encoding="utf-8"))
+
+VECTOR_BLOCK = re.compile(r"^```json vector\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# vector kind -> the protocol.json section it must reproduce verbatim (None: computed for the docs only)
+KINDS: dict[str, str | None] = {
+    "canonical_encoding": "canonical_encoding", "ed25519": "ed25519", "signing_domains": "signing_domains",
+    "tx": "tx", "merkle": "merkle", "app_hash": "app_hash", "block_header": "block_header",
+    "genesis": None, "block": None, "proof": None, "pseudonym": None,
+}
+
+
+def _doc_vectors() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for text in VECTOR_BLOCK.findall(PROTOCOL_MD):
+        doc = json.loads(text)
+        kind = doc.pop("vector")
+        assert kind not in found, f"vector {kind!r} appears twice in docs/protocol.md"
+        found[kind] = doc
+    return found
+
+
+VECTORS = _doc_vectors()
+
+
+def h(data: bytes) -> str:
+    return data.hex()
+
+
+def test_every_vector_kind_is_in_protocol_md() -> None:
+    assert set(VECTORS) == set(KINDS)
+
+
+@pytest.mark.parametrize("kind", [k for k, section in KINDS.items() if section is not None])
+def test_vectors_are_copied_verbatim_from_protocol_json(kind: str) -> None:
+    doc = VECTORS[kind]
+    section = PROTOCOL_JSON[KINDS[kind]]  # type: ignore[index]
+    if kind == "ed25519":
+        assert doc["cases"] == section
+    elif kind == "signing_domains":
+        assert doc["prefixes"] == section
+        assert doc["chain_id"] == PROTOCOL_JSON["tx"]["chain_id"]
+    else:
+        assert doc == section
+
+
+def test_canonical_encoding_vector() -> None:
+    v = VECTORS["canonical_encoding"]
+    out = codec.encode(json.loads(v["input_text"]))
+    assert h(out) == v["canonical_hex"]
+    assert out.decode("utf-8") == v["canonical_text"]
+    assert hashlib.sha256(out).hexdigest() == v["sha256"]
+    assert codec.encode(codec.decode(out)) == out
+
+
+def test_ed25519_vector() -> None:
+    for case in VECTORS["ed25519"]["cases"]:
+        seed = bytes.fromhex(case["seed"])
+        assert SigningKey(seed).public_hex == case["public_key"]
+        if "signature" in case:  # a raw RFC 8032 signature, no domain
+            raw = nacl.signing.SigningKey(seed).sign(bytes.fromhex(case["message_hex"])).signature
+            assert h(raw) == case["signature"]
+
+
+def test_signing_domains_vector() -> None:
+    v = VECTORS["signing_domains"]
+    message = bytes.fromhex(v["message_hex"])
+    computed = {d: h(signing_message(d, v["chain_id"], message)) for d in v["prefixes"]}
+    assert computed == v["prefixes"]
+    assert set(v["prefixes"]) == {"tx", "block", "request", "proof"}
+
+
+def test_tx_vector() -> None:
+    v = VECTORS["tx"]
+    key = SigningKey(bytes.fromhex(v["signer_seed"]))
+    body = json.loads(v["body_text"])
+    body_bytes = codec.encode(body)
+    assert body_bytes.decode() == v["body_text"]
+    assert h(signing_message("tx", v["chain_id"], body_bytes)) == v["sign_bytes_hex"]
+    wire = sign_tx(key, v["chain_id"], body["type"], body["version"], body["nonce"], body["payload"])
+    assert wire.decode() == v["wire_text"]
+    assert json.loads(wire)["sig"] == v["signature"]
+    assert h(tx_hash(wire)) == v["hash"]
+    assert signed_body(wire) == body_bytes
+    assert wire == b'{"body":' + body_bytes + b',"sig":"' + v["signature"].encode() + b'"}'
+    tx = decode_tx(wire, v["chain_id"], ED25519_SHA256)
+    assert tx.hash_hex == v["hash"] and tx.signer_hex == key.public_hex
+
+
+def test_merkle_vector() -> None:
+    v = VECTORS["merkle"]
+    leaves = [bytes.fromhex(x) for x in v["leaves_hex"]]
+    hashed = [merkle.leaf_hash(x) for x in leaves]
+    assert [h(x) for x in hashed] == v["leaf_hashes"]
+    assert h(merkle.merkle_root(leaves)) == v["root"]
+    assert h(merkle.merkle_root([])) == v["empty_root"] == hashlib.sha256(b"").hexdigest()
+    for case in v["audit_paths"]:
+        path = merkle.inclusion_proof(hashed, case["index"])
+        assert [h(p) for p in path] == case["path"]
+        root = merkle.root_from_proof(leaves[case["index"]], case["index"], len(leaves), path)
+        assert h(root) == v["root"]
+
+
+def test_app_hash_vector() -> None:
+    v = VECTORS["app_hash"]
+    changes = {k: (None if val is None else val.encode()) for k, val in v["changes"].items()}
+    leaves = []
+    for key in sorted(changes, key=str.encode):  # the leaf encoding exactly as docs/protocol.md states it
+        kb, val = key.encode(), changes[key]
+        leaves.append(len(kb).to_bytes(4, "big") + kb + (b"\x00" if val is None else b"\x01" + val))
+    assert [h(x) for x in leaves] == v["leaves_hex"]
+    assert h(merkle.merkle_root(leaves)) == h(changes_root(changes)) == v["changes_root"]
+    previous = bytes.fromhex(v["previous"])
+    assert h(compute_app_hash(v["height"], previous, changes)) == v["app_hash"]
+    by_hand = hashlib.sha256(b"CareLedger/app/v1\x00" + v["height"].to_bytes(8, "big") + previous
+                             + bytes.fromhex(v["changes_root"])).hexdigest()
+    assert by_hand == v["app_hash"]
+
+
+def test_block_header_vector() -> None:
+    v = VECTORS["block_header"]
+    header = Header.from_json(json.loads(v["header_text"]))
+    assert header.encode().decode() == v["header_text"]
+    assert h(header.hash) == v["hash"] == hashlib.sha256(v["header_text"].encode()).hexdigest()
+    key = SigningKey(bytes.fromhex(v["proposer_seed"]))
+    assert key.public_hex == header.proposer
+    assert h(key.sign("block", header.chain_id, header.hash)) == v["signature"]
+    ED25519_SHA256.verify(key.public_key, "block", header.chain_id, header.hash, bytes.fromhex(v["signature"]))
+
+
+def test_genesis_vector() -> None:
+    v = VECTORS["genesis"]
+    genesis = parse_genesis(v["input"])
+    assert genesis.encode().decode() == v["canonical_text"]
+    assert h(genesis.hash) == v["hash"] == hashlib.sha256(v["canonical_text"].encode()).hexdigest()
+    changes = genesis_state(genesis)
+    assert {k: val.decode() for k, val in changes.items() if val is not None} == v["state"]
+    assert len(changes) == len(v["state"])
+    assert h(changes_root(changes)) == v["changes_root"]
+    assert h(genesis_app_hash(genesis, changes)) == v["app_hash"]
+
+
+def _execute_block_vector() -> tuple[Header, bytes, list[bytes], list[Receipt], dict[str, bytes | None]]:
+    g, v = VECTORS["genesis"], VECTORS["block"]
+    genesis = parse_genesis(g["input"])
+    chain = Chain(genesis, default_registry())
+    state = MemoryState()
+    changes = genesis_state(genesis)
+    state.apply(changes)
+    prev_app_hash = genesis_app_hash(genesis, changes)
+    assert h(prev_app_hash) == v["prev_app_hash"] and h(genesis.hash) == v["prev_hash"]
+    proposer = SigningKey(bytes.fromhex(v["proposer_seed"]))
+    env = BlockEnv(genesis.chain_id, v["height"], v["time_ms"], proposer.public_hex)
+    run = BlockExecution(chain, state, env, prev_app_hash)
+    raws = [t.encode("utf-8") for t in v["txs_text"]]
+    for raw in raws:
+        run.add(check_stateless(chain, raw))  # signatures verified: the wire texts are genuinely signed
+    result = run.finish()
+    header = result.header(v["prev_hash"], proposer.public_hex)
+    signature = proposer.sign("block", genesis.chain_id, header.hash)
+    return header, signature, result.txs, result.receipts, result.changes
+
+
+def test_block_vector() -> None:
+    v = VECTORS["block"]
+    header, signature, txs, receipts, changes = _execute_block_vector()
+    assert [h(tx_hash(raw)) for raw in txs] == v["tx_hashes"]
+    assert [r.encode().decode() for r in receipts] == v["receipts_text"]
+    assert {k: (None if val is None else val.decode()) for k, val in changes.items()} == v["changes"]
+    assert h(merkle.merkle_root(txs)) == header.txs_root == v["txs_root"]
+    assert h(merkle.merkle_root([r.encode() for r in receipts])) == header.receipts_root == v["receipts_root"]
+    assert header.app_hash == v["app_hash"]
+    assert h(compute_app_hash(v["height"], bytes.fromhex(v["prev_app_hash"]), changes)) == v["app_hash"]
+    assert header.encode().decode() == v["header_text"]
+    assert h(header.hash) == v["hash"]
+    assert h(signature) == v["signature"]
+    # the failed transaction is included with its code, and its only write is the nonce
+    assert [json.loads(r)["code"] for r in v["receipts_text"]] == [0, 0, int(Code.ROLE_NOT_ALLOWED)]
+    assert v["txs_text"][0] == VECTORS["tx"]["wire_text"]
+
+
+def test_proof_vector() -> None:
+    v = VECTORS["proof"]
+    bundle = v["bundle"]
+    header, signature, txs, receipts, _ = _execute_block_vector()
+    assert build_proof(header, signature, txs, receipts, bundle["index"]) == bundle
+    receipt = verify_proof(bundle, v["chain_id"], v["validators"])
+    assert receipt.encode().decode() == VECTORS["block"]["receipts_text"][bundle["index"]]
+    # the written algorithm, step by step, from the bundle alone
+    raw = bytes.fromhex(bundle["tx"])
+    tx_root = merkle.root_from_proof(raw, bundle["index"], bundle["header"]["tx_count"],
+                                     [bytes.fromhex(p) for p in bundle["tx_path"]])
+    assert h(tx_root) == bundle["header"]["txs_root"]
+    receipt_path = [bytes.fromhex(p) for p in bundle["receipt_path"]]
+    receipt_root = merkle.root_from_proof(codec.encode(bundle["receipt"]), bundle["index"],
+                                          bundle["header"]["tx_count"], receipt_path)
+    assert h(receipt_root) == bundle["header"]["receipts_root"]
+    assert bundle["receipt"]["tx"] == hashlib.sha256(raw).hexdigest()
+
+
+def test_pseudonym_vector() -> None:
+    for case in VECTORS["pseudonym"]["cases"]:
+        assert compute_pseudonym(case["public_key"]) == case["pseudonym"]
+        expected = "pt-" + hashlib.sha256(bytes.fromhex(case["public_key"])).digest()[:16].hex()
+        assert case["pseudonym"] == expected
+
+
+def test_protocol_md_code_table_lists_every_code() -> None:
+    rows = re.findall(r"^\| (\d+) \| `([A-Z0-9_]+)` \|", PROTOCOL_MD, re.MULTILINE)
+    documented = [(int(n), name) for n, name in rows]
+    assert len(documented) == len(set(documented)), "a code is listed twice"
+    actual = {(int(c), c.name) for c in Code}
+    missing, stale = sorted(actual - set(documented)), sorted(set(documented) - actual)
+    assert not missing, f"docs/protocol.md section 14 lacks these codes: {missing}"
+    assert not stale, f"docs/protocol.md section 14 lists codes that do not exist: {stale}"
+
+
+def test_protocol_md_lists_every_registered_transaction_type() -> None:
+    rows = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| (\d+) \| [a-z_]+ \|", PROTOCOL_MD, re.MULTILINE))
+    documented = {(t, int(v)) for t, v in rows}
+    registered = set(default_registry().kinds())
+    assert not registered - documented, f"docs/protocol.md section 4.2 lacks {sorted(registered - documented)}"
+    assert not documented - registered, f"docs/protocol.md section 4.2 lists unknown {sorted(documented - registered)}"
+
+
+# -- CLI reference -----------------------------------------------------------------------------------
+
+def _leaf_commands() -> dict[str, Any]:
+    """Every runnable command, by its full name (``careledger identity enrol``)."""
+    out: dict[str, Any] = {}
+
+    def walk(cmd: Any, path: str) -> None:
+        if hasattr(cmd, "commands"):  # a group (typer bundles its own click, so no isinstance checks)
+            for name, sub in cmd.commands.items():
+                walk(sub, f"{path} {name}")
+        else:
+            out[path] = cmd
+
+    walk(typer.main.get_command(cli_app), "careledger")
+    return out
+
+
+def _cli_sections() -> dict[str, str]:
+    """docs/cli.md split at headings of the form ``### `careledger ...```."""
+    parts = re.split(r"^### `(careledger[a-z -]*)`\s*$", CLI_MD, flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+CLI_SECTIONS = _cli_sections()
+LEAVES = _leaf_commands()
+
+
+def test_cli_has_commands() -> None:
+    assert {"careledger init", "careledger node start", "careledger verify", "careledger demo"} <= set(LEAVES)
+
+
+@pytest.mark.parametrize("name", sorted(LEAVES))
+def test_every_cli_command_is_documented_with_its_options(name: str) -> None:
+    assert name in CLI_SECTIONS, f"docs/cli.md has no section '### `{name}`'"
+    section = CLI_SECTIONS[name]
+    for param in LEAVES[name].params:
+        if param.opts[0].startswith("-"):  # an option
+            for opt in [*param.opts, *param.secondary_opts]:
+                if opt != "--help":
+                    assert f"`{opt}" in section, f"{name}: option {opt} is not documented"
+        else:
+            assert f"`{param.name.upper()}`" in section, f"{name}: argument {param.name} is not documented"
+
+
+def test_every_cli_section_names_a_real_command() -> None:
+    assert set(CLI_SECTIONS) == set(LEAVES)
+
+
+def test_every_command_help_gives_the_exit_status_and_json() -> None:
+    """Every command, group included, documents ``--json`` and the exit-status table in its --help."""
+    from careledger.cli.main import build_command
+
+    seen = 0
+
+    def walk(cmd: Any) -> None:
+        nonlocal seen
+        seen += 1
+        assert cmd.epilog and "Exit status: 0 success" in cmd.epilog and "--json" in cmd.epilog, cmd.name
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(build_command())
+    assert seen > len(LEAVES)
+
+
+def test_cli_md_documents_every_exit_status() -> None:
+    from careledger.cli.common import EXIT_STATUS
+
+    conventions = CLI_MD[CLI_MD.index("## Conventions"):CLI_MD.index("## Node")]
+    for status in EXIT_STATUS:
+        assert f"  * {status}:" in conventions, f"exit status {status} is not in docs/cli.md's conventions"
+
+
+# -- README and links -----------------------------------------------------------------------------------
+
+MY_DOCS = [ROOT / "README.md", DOCS / "architecture.md", DOCS / "protocol.md", DOCS / "cli.md"]
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of a markdown text (lower case, punctuation dropped, - for spaces)."""
+    text = re.sub(r"^```.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)  # no headings in code blocks
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#{1,6} (.+)$", text, re.MULTILINE)}
+
+
+@pytest.mark.parametrize("path", MY_DOCS, ids=lambda p: p.name)
+def test_relative_links_resolve(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+://|mailto:", target):
+            continue
+        name, _, fragment = target.partition("#")
+        file = (path.parent / name).resolve() if name else path
+        assert file.exists(), f"{path.name} links to missing {target}"
+        if fragment and file.suffix == ".md":
+            assert fragment in _anchors(file.read_text(encoding="utf-8")), f"{path.name}: no heading for {target}"
+
+
+def test_readme_quick_start_is_the_two_make_commands() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", quick, re.DOTALL)
+    assert [line for b in blocks for line in b.splitlines() if line.strip()] == ["make demo", "make test"]
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^demo:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
