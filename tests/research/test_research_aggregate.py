@@ -6,8 +6,6 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from research_world import World
-
 from careledger.contracts import research as rc
 from careledger.research.aggregate import (
     SMALL_CELL,
@@ -18,6 +16,7 @@ from careledger.research.aggregate import (
 )
 from careledger.research.config import vendored_config
 from careledger.research.synthetic import AS_OF_DAY, generate_patient
+from support.research import World
 
 HEIGHT = "http://loinc.org|8302-2"
 DIABETES = "http://snomed.info/sct|44054006"

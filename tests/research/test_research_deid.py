@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from research_world import DATA, SYNTHEA, synthea_resources
 
 from careledger.core.errors import Code
 from careledger.research import dataset as ds
@@ -16,6 +15,7 @@ from careledger.research.fhirtypes import elements_of
 from careledger.research.release import source_identifiers, source_quasi_identifiers
 from careledger.research.synthetic import AS_OF_DAY, generate_patient
 from careledger.research.zip3 import Zip3List, zip3_list
+from support.research import DATA, SYNTHEA, synthea_resources
 
 VECTORS = json.loads((DATA / "gs1" / "standards-test-vectors.json").read_text())["hipaa_safe_harbor"]
 KEY = b"k" * 32

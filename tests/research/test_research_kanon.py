@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from research_world import DATA
 
 from careledger.core.errors import Code
 from careledger.research.kanon import HEIGHTS, AnonymityNotMet, anonymise, generalise, k_of, l_of
+from support.research import DATA
 
 QIS = ("birth_year", "sex", "zip3")
 

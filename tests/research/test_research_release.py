@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
-from research_world import SYNTHEA, World, synthea_resources
 
 from careledger.contracts import research as rc
 from careledger.core.errors import Code
@@ -36,6 +35,7 @@ from careledger.research.release import (
 from careledger.research.synthetic import generate_patient
 from careledger.vault.canonical import json_of_canonical
 from support import CHAIN_ID, seeded_key
+from support.research import SYNTHEA, World, synthea_resources
 
 GENERATED = 38
 HEX64 = re.compile(r"[0-9a-f]{64}")

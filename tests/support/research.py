@@ -25,7 +25,7 @@ from careledger.vault.canonical import canonical_bytes, parse_exact
 from careledger.vault.store import Vault, new_record_id
 from support import CHAIN_ID, GENESIS_TIME_MS, Consortium, Ledger, make_consortium, seeded_key
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "data"  # tests/data
 SYNTHEA = synthea_bundles()
 DAY_MS = 86_400_000
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.researchstudy import ResearchStudy
-from research_world import World, study_spec, subject_of, version_spec
 
 from careledger.contracts import research as rc
 from careledger.core.crypto import SigningKey
@@ -19,6 +18,7 @@ from careledger.research.patient import research_consent_to_fhir, research_log, 
 from careledger.research.release import snapshot_root
 from careledger.research.synthetic import generate_patient
 from support import seeded_key
+from support.research import World, study_spec, subject_of, version_spec
 
 
 @pytest.fixture
