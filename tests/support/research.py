@@ -14,8 +14,6 @@ from typing import Any
 
 from careledger.chain.executor import Chain
 from careledger.chain.registry import default_registry
-from careledger.contracts import research as research_contract
-from careledger.contracts.base import Registry
 from careledger.contracts.identity import compute_pseudonym
 from careledger.core.crypto import SigningKey
 from careledger.research.custodian import LinkageStore, ResearchDesk
@@ -31,7 +29,7 @@ DAY_MS = 86_400_000
 
 
 def research_chain(consortium: Consortium) -> Chain:
-    return Chain(consortium.genesis, Registry([*default_registry().handlers(), *research_contract.HANDLERS]))
+    return Chain(consortium.genesis, default_registry())
 
 
 def synthea_resources(path: Path) -> list[dict[str, Any]]:

@@ -1,9 +1,13 @@
-"""Cross-check of k and l against pycanon (IFCA's k-anonymity checker), where it is installed.
+"""Cross-check CareLedger's k-anonymity and l-diversity counts against pycanon (IFCA's checker).
 
-pycanon 1.3.6 pins exact versions of typer, numpy, pandas and more (typer 0.23.2 against this
-project's 0.29), so it cannot join the locked environment; install it beside it without its pins
-(``pip install --target DIR --no-deps pycanon==1.3.6`` plus ``pandas``, ``scipy``, ``tabulate``,
-``beartype``, with DIR on ``PYTHONPATH``) to run this check. Elsewhere it is skipped.
+Not part of `make test`: pycanon 1.3.6 pins exact versions of typer, numpy, pandas and more (typer
+0.23.2 against this project's 0.29), so it cannot join the locked environment. Install it beside it
+without its pins and run this script:
+
+    pip install --target /tmp/pycanon --no-deps pycanon==1.3.6 pandas scipy tabulate beartype
+    PYTHONPATH=/tmp/pycanon .venv/bin/python scripts/crosscheck_pycanon.py
+
+It exits 0 when every release and 30 random tables agree (docs/research.md, "k-anonymity").
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import io
 import random
 
-import pytest
+import pandas as pd  # type: ignore[import-untyped]
+from pycanon import anonymity  # type: ignore[import-untyped]
 
 from careledger.contracts.research.layout import Anonymity, RequestedData
 from careledger.research.config import vendored_config
@@ -20,12 +25,8 @@ from careledger.research.kanon import k_of, l_of
 from careledger.research.release import PatientData, ReleaseSpec, build_release
 from careledger.research.synthetic import AS_OF_DAY, generate_patients
 
-pd = pytest.importorskip("pandas")
-anonymity = pytest.importorskip("pycanon.anonymity")
 
-
-@pytest.mark.parametrize(("n", "l"), [(60, None), (150, 2), (300, 3)])
-def test_release_k_and_l_agree_with_pycanon(n: int, l: int | None) -> None:  # noqa: E741
+def release_k_and_l_agree_with_pycanon(n: int, l: int | None) -> None:  # noqa: E741
     patients = generate_patients(f"pycanon{n}", n, encounters=3)
     data = [PatientData(f"sp-{i:032x}", f"rcn-{i:024x}", tuple(p)) for i, p in enumerate(patients)]
     spec = ReleaseSpec("study-x", 1, "hospital", "ab" * 32, RequestedData(("Condition", "Observation", "Patient")),
@@ -38,7 +39,7 @@ def test_release_k_and_l_agree_with_pycanon(n: int, l: int | None) -> None:  # n
         assert anonymity.l_diversity(df, qi, ["sensitive"]) == built.report.l_achieved
 
 
-def test_random_tables_agree_with_pycanon() -> None:
+def random_tables_agree_with_pycanon() -> None:
     r = random.Random(3)
     for _ in range(30):
         rows = [(str(r.randint(1940, 2000)), r.choice("FM"), r.choice(["980", "981", "021", "000"]))
@@ -48,3 +49,10 @@ def test_random_tables_agree_with_pycanon() -> None:
         df["d"] = sensitive
         assert anonymity.k_anonymity(df, ["b", "s", "z"]) == k_of(rows)
         assert anonymity.l_diversity(df, ["b", "s", "z"], ["d"]) == l_of(rows, sensitive)
+
+
+if __name__ == "__main__":
+    for n, l in ((60, None), (150, 2), (300, 3)):  # noqa: E741
+        release_k_and_l_agree_with_pycanon(n, l)
+    random_tables_agree_with_pycanon()
+    print("k and l agree with pycanon on 3 releases and 30 random tables")
