@@ -136,7 +136,9 @@ class Builder:
                 "app_hash": result.app_hash.hex()}
 
     def pre(self, *raws: bytes) -> list[dict[str, Any]]:
-        """A block of the history; every transaction in it must be valid (included)."""
+        """A block of the history; every transaction in it must be valid (included). Never empty: an
+        engine makes no ledger block without a transaction, so the heights would no longer line up."""
+        assert raws, "a pre block needs at least one transaction"
         out = self._execute(list(raws))
         assert all(r["included"] for r in out["results"]), out["results"]
         self.pre_blocks.append({**out["block"], "app_hash": out["app_hash"]})

@@ -246,7 +246,7 @@ def governance_proposal_expired() -> dict[str, Any]:
     b = Builder({"proposal_ttl_blocks": 2})
     pid = _open(b, ADD)  # height 1: expires after height 3
     b.pre(vote(b, P, pid))  # height 2
-    b.pre()  # height 3
+    b.pre(b.tx(admin(R), "identity.set_org_api", {"api": None, "org": R}))  # height 3: any transaction
     return b.vector("governance_proposal_expired",
                     "A vote after the proposal's expiry height is refused with 1102 (proposal_ttl_blocks = 2).",
                     [vote(b, INS, pid)], [f"governance/proposal/{pid}", "identity/org/clinic-e"], [(True, 1102)])
@@ -254,10 +254,10 @@ def governance_proposal_expired() -> dict[str, Any]:
 
 VECTORS: list[Callable[[], dict[str, Any]]] = [
     identity_enrol_member_ok, identity_enrol_member_role_not_allowed, identity_enrol_member_unauthorised,
-    identity_enrol_member_key_in_use, identity_set_member_roles_ok, identity_revoke_member_ok,
-    identity_revoked_member_refused, identity_revocation_same_block, identity_register_patient_ok,
-    identity_register_patient_twice, identity_set_member_roles_refused, identity_revoke_member_refused,
-    identity_set_org_api, governance_propose_open, governance_propose_refused, governance_add_organisation_executed, governance_proposal_rejected,
-    governance_already_voted, governance_proposal_unknown, governance_set_validator, governance_remove_organisation,
-    governance_proposal_expired,
+    identity_enrol_member_key_in_use, identity_set_member_roles_ok, identity_set_member_roles_refused,
+    identity_revoke_member_ok, identity_revoke_member_refused, identity_revoked_member_refused,
+    identity_revocation_same_block, identity_register_patient_ok, identity_register_patient_twice,
+    identity_set_org_api, governance_propose_open, governance_propose_refused, governance_add_organisation_executed,
+    governance_proposal_rejected, governance_already_voted, governance_proposal_unknown, governance_set_validator,
+    governance_remove_organisation, governance_proposal_expired,
 ]

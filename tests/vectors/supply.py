@@ -201,8 +201,10 @@ def supply_ship() -> dict[str, Any]:
                     "The unit ships with its contents to the wholesaler; a pack inside it (3036), an unknown "
                     "consignee (1001), the maker itself (403), a pack of a recalled lot (3018), the unit again "
                     "while in transit (3027) and a pack the wholesaler does not hold (3024) fail.",
-                    [op(b, MAKER, "ship", [SSCC1], to=WHOLESALER_ORG), op(b, MAKER, "ship", [ref("S1")], to=PHARMACY_ORG),
-                     op(b, MAKER, "ship", [ref("S3")], to="clinic-z"), op(b, MAKER, "ship", [ref("S3")], to=MAKER_ORG),
+                    [op(b, MAKER, "ship", [SSCC1], to=WHOLESALER_ORG),
+                     op(b, MAKER, "ship", [ref("S1")], to=PHARMACY_ORG),
+                     op(b, MAKER, "ship", [ref("S3")], to="clinic-z"),
+                     op(b, MAKER, "ship", [ref("S3")], to=MAKER_ORG),
                      op(b, MAKER, "ship", [ref("S4")], to=WHOLESALER_ORG),
                      op(b, MAKER, "ship", [SSCC1], to=WHOLESALER_ORG),
                      op(b, WHOLESALER, "ship", [ref("S3")], to=PHARMACY_ORG)],
