@@ -82,12 +82,12 @@ def tx_hash(raw: bytes) -> bytes:
 def decode_tx(raw: bytes, chain_id: str, suite: CryptoSuite, max_bytes: int = DEFAULT_MAX_TX_BYTES,
               verify_signature: bool = True) -> Tx:
     """Decode wire bytes and run the envelope's checks, 1 to 13 of docs/protocol.md section 4.1 in
-    that order, then (``verify_signature``) the signature itself, check 17.
+    that order, then (``verify_signature``) the signature itself, check 16.
 
     Raises :class:`EncodingError` (OVERSIZED, MALFORMED_ENCODING, NON_CANONICAL_ENCODING,
     INVALID_PAYLOAD for a wrong envelope shape) or :class:`AuthError` (WRONG_CHAIN,
     MISSING_SIGNATURE, BAD_SIGNATURE, UNKNOWN_SIGNER for a malformed key). A node checks the type
-    and the payload (checks 14 to 16) before the signature: ``chain.executor.check_stateless``
+    and the payload (checks 14 and 15) before the signature: ``chain.executor.check_stateless``
     decodes with ``verify_signature=False`` and calls :func:`verify_tx_signature` last.
     """
     if len(raw) > max_bytes:
@@ -132,7 +132,7 @@ def decode_tx(raw: bytes, chain_id: str, suite: CryptoSuite, max_bytes: int = DE
 
 
 def verify_tx_signature(tx: Tx, suite: CryptoSuite) -> None:
-    """Check 17 of docs/protocol.md section 4.1: ``tx.signature`` signs the body for ``tx.signer``.
+    """Check 16 of docs/protocol.md section 4.1: ``tx.signature`` signs the body for ``tx.signer``.
 
     Raises AuthError(BAD_SIGNATURE) when it does not verify in domain ``tx`` on ``tx.chain_id``
     (another domain or chain, another key, a changed body), or when the key or signature is not a
