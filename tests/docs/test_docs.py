@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -504,6 +505,7 @@ def entry_of(key: str) -> StateEntry | None:
     return matches[0] if matches else None
 
 
+@functools.cache
 def vector_writes() -> list[tuple[str, int, str, bytes | None]]:
     """(transaction type or ``<genesis>``, its receipt code, key, value written) for every write that
     genesis and every included transaction of every vector make, replayed in process from the files."""
@@ -534,12 +536,10 @@ def vector_writes() -> list[tuple[str, int, str, bytes | None]]:
     return writes
 
 
-WRITES = vector_writes()
-
 
 def test_every_key_written_is_documented_with_its_value_fields() -> None:
     problems = set()
-    for tx_type, _, key, value in WRITES:
+    for tx_type, _, key, value in vector_writes():
         entry = entry_of(key)
         if entry is None:
             problems.add(f"{key} ({tx_type}) matches no row of section 11")
@@ -557,7 +557,7 @@ def test_every_key_written_is_documented_with_its_value_fields() -> None:
 
 
 def test_every_documented_state_entry_is_written_by_some_vector() -> None:
-    written = {e.pattern for _, _, key, _ in WRITES if (e := entry_of(key)) is not None}
+    written = {e.pattern for _, _, key, _ in vector_writes() if (e := entry_of(key)) is not None}
     assert sorted(e.pattern for e in STATE_ENTRIES if e.pattern not in written) == []
     assert len(STATE_ENTRIES) >= 23
 
@@ -573,7 +573,7 @@ def test_each_type_writes_only_what_its_section_says() -> None:
         assert names <= patterns, f"{tx_type} names entries that section 11 lacks: {sorted(names - patterns)}"
         declared[tx_type] = names | {"nonce/<pub>"}
     problems = set()
-    for tx_type, code, key, _ in WRITES:
+    for tx_type, code, key, _ in vector_writes():
         entry = entry_of(key)
         if tx_type == "<genesis>" or entry is None:
             continue
@@ -581,7 +581,7 @@ def test_each_type_writes_only_what_its_section_says() -> None:
         if entry.pattern not in allowed:
             problems.add(f"{tx_type} (code {code}) wrote {entry.pattern}")
     assert not problems, sorted(problems)
-    assert {t for t, code, _, _ in WRITES if code == 0} >= set(TYPE_SECTIONS)  # every type wrote something
+    assert {t for t, code, _, _ in vector_writes() if code == 0} >= set(TYPE_SECTIONS)  # every type wrote something
 
 
 def test_no_doc_promises_a_doc_that_is_coming() -> None:

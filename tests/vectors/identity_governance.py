@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from vectors.builder import ORGS, VALIDATOR, Builder, SigningKey, admin, enrol, ikey, key, nonce
+from careledger.core.crypto import SigningKey
+from vectors.builder import ORGS, VALIDATOR, Builder, admin, enrol, ikey, key, nonce
 
 H, P, INS, R = (org for org, _, _ in ORGS)
 DOCTOR, NURSE, PATIENT, STRANGER = key("member/doctor"), key("member/nurse"), key("patient/1"), key("stranger")

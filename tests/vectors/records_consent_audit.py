@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from vectors.builder import GENESIS_TIME_MS, ORGS, Builder, SigningKey, admin, enrol, key, nonce, pseudonym
+from careledger.core.crypto import SigningKey
+from vectors.builder import GENESIS_TIME_MS, ORGS, Builder, admin, enrol, key, nonce, pseudonym
 
 H, P = ORGS[0][0], ORGS[1][0]
 DOCTOR, PATIENT = key("member/doctor"), key("patient/1")

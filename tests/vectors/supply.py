@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from careledger.contracts.supply import gs1
-from vectors.builder import Builder, Org, SigningKey, admin, enrol, key, nonce
+from careledger.core.crypto import SigningKey
+from vectors.builder import Builder, Org, admin, enrol, key, nonce
 
 MAKER_ORG, WHOLESALER_ORG, PHARMACY_ORG, REGULATOR_ORG = "maker-a", "wholesaler-b", "pharmacy-c", "regulator-d"
 SUPPLY_ORGS: tuple[Org, ...] = ((MAKER_ORG, "manufacturer", ("0614141",)), (WHOLESALER_ORG, "distributor", ("039999",)),
