@@ -214,7 +214,8 @@ def test_consensus_requests_are_answered_on_the_consensus_connection_only(app: C
             assert await peers["mempool"].closed_by_server()
             assert app.cometbft_height == 0 and app.head.height == 0  # nothing was finalised or persisted
             # CometBFT's consensus connection goes on as if nothing happened
-            fin, com = await peers["consensus"].ask(finalize_request(1, [patient_tx(consortium, "real")]), commit_request())
+            real = finalize_request(1, [patient_tx(consortium, "real")])
+            fin, com = await peers["consensus"].ask(real, commit_request())
             assert fin is not None and fin.WhichOneof("value") == "finalize_block"
             assert com is not None and com.WhichOneof("value") == "commit"
             assert app.cometbft_height == 1 and app.head.height == 1
