@@ -59,11 +59,11 @@ class LocalNetwork:
     def create(cls, root: Path, validators: int, chain_id: str = "careledger-net", tuning: Tuning | None = None,
                proxy_app: str = "", base_port: int | None = None,
                organisations: list[tuple[dict[str, Any], SigningKey]] | None = None, abci_transport: str = "unix",
-               snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL) -> LocalNetwork:
+               snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2) -> LocalNetwork:
         base = base_port if base_port is not None else free_base_port(validators + 1)  # room for one more node
         return cls(init_network(root, validators, chain_id=chain_id, base_port=base, tuning=tuning,
                                 proxy_app=proxy_app, organisations=organisations, abci_transport=abci_transport,
-                                snapshot_interval=snapshot_interval))
+                                snapshot_interval=snapshot_interval, snapshot_keep=snapshot_keep))
 
     @property
     def nodes(self) -> list[Any]:
@@ -92,12 +92,12 @@ class LocalNetwork:
             procs.signal_node(self.spec, self.spec.nodes[i], signal.SIGCONT)
 
     def add_node(self, org: str, role: str, state_sync: bool = False, tuning: Tuning | None = None,
-                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL) -> int:
+                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2) -> int:
         """Add a full node for ``org`` (not started); with ``state_sync`` it trusts node0's latest block
         and joins from a snapshot. Returns its index."""
         trust = procs.state_sync_trust(self.spec) if state_sync else None
         self.spec = add_node(self.spec, org, role, tuning=tuning, state_sync=trust,
-                             snapshot_interval=snapshot_interval)
+                             snapshot_interval=snapshot_interval, snapshot_keep=snapshot_keep)
         return len(self.spec.nodes) - 1
 
     def stop(self) -> None:

@@ -224,12 +224,13 @@ def init_network(root: Path, validators: int, chain_id: str = "careledger-net", 
                  tuning: Tuning | None = None, binary: Path | None = None, proxy_app: str = "",
                  time_ms: int | None = None,
                  organisations: list[tuple[dict[str, Any], SigningKey]] | None = None, abci_transport: str = "unix",
-                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL) -> NetworkSpec:
+                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2) -> NetworkSpec:
     """Create the network's directories, keys, one genesis and every node's configuration.
 
     CometBFT reaches each node's app on the node's owner-only Unix socket (``abci_transport="tcp"``:
     on a loopback port instead); every node takes a state-sync snapshot every ``snapshot_interval``
-    CometBFT heights (0: none).
+    CometBFT heights (0: none) and keeps the newest ``snapshot_keep`` (a joining node fetches the chunks
+    of the one it picked for a while: keep enough for that at the network's pace).
 
     ``organisations`` (declarations without ``admins``, with their admin key) replaces the generated
     ones: the first ``validators`` of them run a node each, the others are members without a node.
@@ -285,7 +286,7 @@ def init_network(root: Path, validators: int, chain_id: str = "careledger-net", 
     for node in nodes:
         _configure_node(spec, node, tuning)
         if not proxy_app:
-            _init_careledger_home(spec, node, genesis, snapshot_interval)
+            _init_careledger_home(spec, node, genesis, SnapshotPolicy(snapshot_interval, snapshot_keep))
         (spec.node_dir(node) / "node.json").write_text(json.dumps(asdict(node), indent=2) + "\n")
     (root / "network.json").write_text(json.dumps(spec.to_json(), indent=2) + "\n")
     return spec
@@ -322,10 +323,10 @@ def _configure_node(spec: NetworkSpec, node: NodeSpec, tuning: Tuning,
     run.chmod(0o700)
 
 
-def _init_careledger_home(spec: NetworkSpec, node: NodeSpec, genesis: Genesis, snapshot_interval: int) -> None:
+def _init_careledger_home(spec: NetworkSpec, node: NodeSpec, genesis: Genesis, snapshots: SnapshotPolicy) -> None:
     home = spec.careledger_home(node)
     (home / "data").mkdir(parents=True, exist_ok=True)
-    SnapshotPolicy(interval=snapshot_interval).save(home / "data")
+    snapshots.save(home / "data")
     (home / "genesis.json").write_text(json.dumps(genesis.to_json(), indent=2, sort_keys=True) + "\n")
     write_key(home / "node_key.json", validator_signing_key(spec.cometbft_home(node)), "node")
     config = NodeConfig(api=node.api, engine="cometbft", org=node.org)
@@ -363,7 +364,7 @@ class StateSyncTrust:
 
 def add_node(spec: NetworkSpec, org: str, role: str, tuning: Tuning | None = None,
              binary: Path | None = None, state_sync: StateSyncTrust | None = None,
-             snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL) -> NetworkSpec:
+             snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2) -> NetworkSpec:
     """Create one more node for organisation ``org`` (a full node until governance makes its key a
     validator); it peers with every existing node. With ``state_sync`` it joins from a snapshot of its
     peers (at most a snapshot interval behind), else by replaying every block from genesis. Returns the
@@ -383,7 +384,7 @@ def add_node(spec: NetworkSpec, org: str, role: str, tuning: Tuning | None = Non
     _configure_node(grown, node, tuning or Tuning(), state_sync.values() if state_sync else None)
     new_key(spec.root / name / "careledger" / "keys" / "admin.json", "admin")
     if not spec.proxy_app:
-        _init_careledger_home(grown, node, spec.genesis(), snapshot_interval)
+        _init_careledger_home(grown, node, spec.genesis(), SnapshotPolicy(snapshot_interval, snapshot_keep))
     (grown.node_dir(node) / "node.json").write_text(json.dumps(asdict(node), indent=2) + "\n")
     (spec.root / "network.json").write_text(json.dumps(grown.to_json(), indent=2) + "\n")
     return grown
