@@ -28,6 +28,7 @@ from careledger.net.layout import (
     add_node,
     init_network,
 )
+from careledger.net.netns import Namespaces
 
 
 def ports_free(base: int, count: int) -> bool:
@@ -59,11 +60,20 @@ class LocalNetwork:
     def create(cls, root: Path, validators: int, chain_id: str = "careledger-net", tuning: Tuning | None = None,
                proxy_app: str = "", base_port: int | None = None,
                organisations: list[tuple[dict[str, Any], SigningKey]] | None = None, abci_transport: str = "unix",
-               snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2) -> LocalNetwork:
+               snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2,
+               namespaces: Namespaces | None = None) -> LocalNetwork:
+        """A new network under ``root`` (not started); ``namespaces``: each node in its own network
+        namespace (see :mod:`careledger.net.netns`), so :attr:`partitioner` can cut it off."""
         base = base_port if base_port is not None else free_base_port(validators + 1)  # room for one more node
         return cls(init_network(root, validators, chain_id=chain_id, base_port=base, tuning=tuning,
                                 proxy_app=proxy_app, organisations=organisations, abci_transport=abci_transport,
-                                snapshot_interval=snapshot_interval, snapshot_keep=snapshot_keep))
+                                snapshot_interval=snapshot_interval, snapshot_keep=snapshot_keep,
+                                namespaces=namespaces))
+
+    @property
+    def partitioner(self) -> Namespaces | None:
+        """What isolates and heals a node (None on loopback, where nodes cannot be separated)."""
+        return self.spec.namespaces
 
     @property
     def nodes(self) -> list[Any]:
@@ -105,6 +115,8 @@ class LocalNetwork:
             client.close()
         self._clients.clear()
         procs.stop_nodes(self.spec)
+        if self.spec.namespaces is not None:
+            self.spec.namespaces.down(len(self.spec.nodes))
 
     def alive(self, i: int) -> bool:
         node = self.spec.nodes[i]

@@ -46,6 +46,8 @@ from careledger.client import Client, ClientError, NodeUnavailable
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
 from careledger.net.cluster import LocalNetwork
+from careledger.net.netns import Namespaces
+from careledger.net.netns import available as netns_available
 
 Progress = Callable[[str], None]
 
@@ -456,9 +458,11 @@ def _outside(start: float, end: float, windows: list[tuple[float, float]]) -> It
         yield cursor, end
 
 
-def fresh_network(root: Path, tuning: Any = None) -> LocalNetwork:
-    """A new 4-validator network under ``root``, started, its APIs answering."""
-    net = LocalNetwork.create(root, 4, chain_id="careledger-faults", tuning=tuning)
+def fresh_network(root: Path, tuning: Any = None, netns: bool = False) -> LocalNetwork:
+    """A new 4-validator network under ``root``, started, its APIs answering; with ``netns``, in network
+    namespaces where they can be made (so the partition phase can run), else on loopback."""
+    namespaces = Namespaces.fresh() if netns and netns_available() == "" else None
+    net = LocalNetwork.create(root, 4, chain_id="careledger-faults", tuning=tuning, namespaces=namespaces)
     try:
         net.start()
         net.wait_api(timeout=90)

@@ -46,6 +46,7 @@ from careledger.abci.snapshots import SnapshotPolicy
 from careledger.core.crypto import SigningKey
 from careledger.core.genesis import ORG_ROLES, Genesis, parse_genesis
 from careledger.keys import new_key, write_key
+from careledger.net.netns import Namespaces
 from careledger.node.home import NodeConfig
 from careledger.node.startup import open_store
 
@@ -59,7 +60,7 @@ DEFAULT_SNAPSHOT_INTERVAL = 100  # CometBFT heights between state-sync snapshots
 
 
 def make_node_spec(root: Path, index: int, org: str, role: str, base_port: int, abci_transport: str = "unix",
-                   name: str | None = None) -> NodeSpec:
+                   name: str | None = None, host: str = "127.0.0.1") -> NodeSpec:
     """The addresses of node ``index`` (its CometBFT home must exist: ids and keys are read from it).
 
     Raises CometbftSetupError for an unknown transport, or a socket path too long for a Unix socket."""
@@ -77,9 +78,9 @@ def make_node_spec(root: Path, index: int, org: str, role: str, base_port: int, 
     else:
         abci = f"tcp://127.0.0.1:{port + 2}"
     return NodeSpec(name=name, index=index, org=org, role=role, node_id=p2p_node_id(cmt_home),
-                    validator=read_validator_pub_key(cmt_home).hex(), p2p=f"tcp://127.0.0.1:{port}",
-                    rpc=f"tcp://127.0.0.1:{port + 1}", abci=abci, api=f"127.0.0.1:{port + 3}",
-                    metrics=f"127.0.0.1:{port + 4}")
+                    validator=read_validator_pub_key(cmt_home).hex(), p2p=f"tcp://{host}:{port}",
+                    rpc=f"tcp://{host}:{port + 1}", abci=abci, api=f"{host}:{port + 3}",
+                    metrics=f"{host}:{port + 4}")
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,14 @@ class NetworkSpec:
     nodes: list[NodeSpec]
     proxy_app: str = ""  # "": CareLedger; benchmark baselines: "kvstore" (CometBFT's built-in app),
     # "kvstore-socket" (CometBFT's kvstore example app out of process, over the ABCI socket like CareLedger)
+    netns: str = ""  # "PREFIX/10.A.B": each node in its own network namespace (careledger.net.netns)
+
+    @property
+    def namespaces(self) -> Namespaces | None:
+        if not self.netns:
+            return None
+        prefix, subnet = self.netns.split("/")
+        return Namespaces(prefix, subnet)
 
     def node_dir(self, node: NodeSpec | int) -> Path:
         spec = self.nodes[node] if isinstance(node, int) else node
@@ -183,8 +192,8 @@ class NetworkSpec:
         return read_key(self.careledger_home(node) / "keys" / "admin.json")
 
     def to_json(self) -> dict[str, Any]:
-        return {"chain_id": self.chain_id, "nodes": [asdict(n) for n in self.nodes], "proxy_app": self.proxy_app,
-                "version": NETWORK_VERSION}
+        return {"chain_id": self.chain_id, "netns": self.netns, "nodes": [asdict(n) for n in self.nodes],
+                "proxy_app": self.proxy_app, "version": NETWORK_VERSION}
 
     @classmethod
     def load(cls, root: Path) -> NetworkSpec:
@@ -196,7 +205,8 @@ class NetworkSpec:
         if doc.get("version") != NETWORK_VERSION:
             raise CometbftSetupError(f"{path} has version {doc.get('version')!r}; this release reads "
                                      f"{NETWORK_VERSION}")
-        return cls(root, doc["chain_id"], [NodeSpec(**n) for n in doc["nodes"]], doc.get("proxy_app", ""))
+        return cls(root, doc["chain_id"], [NodeSpec(**n) for n in doc["nodes"]], doc.get("proxy_app", ""),
+                   doc.get("netns", ""))
 
 
 def p2p_node_id(cometbft_home: Path) -> str:
@@ -224,13 +234,15 @@ def init_network(root: Path, validators: int, chain_id: str = "careledger-net", 
                  tuning: Tuning | None = None, binary: Path | None = None, proxy_app: str = "",
                  time_ms: int | None = None,
                  organisations: list[tuple[dict[str, Any], SigningKey]] | None = None, abci_transport: str = "unix",
-                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2) -> NetworkSpec:
+                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2,
+                 namespaces: Namespaces | None = None) -> NetworkSpec:
     """Create the network's directories, keys, one genesis and every node's configuration.
 
     CometBFT reaches each node's app on the node's owner-only Unix socket (``abci_transport="tcp"``:
     on a loopback port instead); every node takes a state-sync snapshot every ``snapshot_interval``
     CometBFT heights (0: none) and keeps the newest ``snapshot_keep`` (a joining node fetches the chunks
-    of the one it picked for a while: keep enough for that at the network's pace).
+    of the one it picked for a while: keep enough for that at the network's pace). With ``namespaces``
+    each node runs in a network namespace of its own at its own address (the fault matrix's partition).
 
     ``organisations`` (declarations without ``admins``, with their admin key) replaces the generated
     ones: the first ``validators`` of them run a node each, the others are members without a node.
@@ -264,8 +276,8 @@ def init_network(root: Path, validators: int, chain_id: str = "careledger-net", 
         org, role = org_of(i)
         if organisations is not None:
             org, role = organisations[i][0]["id"], organisations[i][0]["roles"][0]
-        nodes.append(make_node_spec(root, i, org, role, base_port,
-                                    "tcp" if proxy_app == "kvstore" else abci_transport))
+        nodes.append(make_node_spec(root, i, org, role, base_port, "tcp" if proxy_app == "kvstore" else abci_transport,
+                                    host=namespaces.address(i) if namespaces else "127.0.0.1"))
         admin_path = root / name / "careledger" / "keys" / "admin.json"
         if organisations is not None:
             write_key(admin_path, organisations[i][1], "admin")
@@ -281,7 +293,8 @@ def init_network(root: Path, validators: int, chain_id: str = "careledger-net", 
         "validators": [{"org": n.org, "power": 10, "pub_key": n.validator} for n in nodes],
     })
     (root / "genesis.json").write_text(json.dumps(genesis.to_json(), indent=2, sort_keys=True) + "\n")
-    spec = NetworkSpec(root, chain_id, nodes, proxy_app)
+    spec = NetworkSpec(root, chain_id, nodes, proxy_app,
+                       f"{namespaces.prefix}/{namespaces.subnet}" if namespaces else "")
     _write_cometbft_genesis(spec, genesis, time_ms)
     for node in nodes:
         _configure_node(spec, node, tuning)
@@ -309,7 +322,7 @@ def _write_cometbft_genesis(spec: NetworkSpec, genesis: Genesis, time_ms: int) -
 def _configure_node(spec: NetworkSpec, node: NodeSpec, tuning: Tuning,
                     extra: dict[tuple[str, str], str | bool | int] | None = None) -> None:
     path = spec.cometbft_home(node) / "config" / "config.toml"
-    peers = ",".join(f"{n.node_id}@127.0.0.1:{n.p2p_port}" for n in spec.nodes if n.name != node.name)
+    peers = ",".join(f"{n.node_id}@{n.p2p.removeprefix('tcp://')}" for n in spec.nodes if n.name != node.name)
     values = {**tuning.values(),
               ("", "proxy_app"): "kvstore" if spec.proxy_app == "kvstore" else node.abci,
               ("", "moniker"): f"{node.name}-{node.org}",
@@ -379,6 +392,8 @@ def add_node(spec: NetworkSpec, org: str, role: str, tuning: Tuning | None = Non
     base = min(n.p2p_port for n in spec.nodes)
     transport = "unix" if spec.nodes[0].abci.startswith("unix://") else "tcp"
     node = make_node_spec(spec.root, index, org, role, base, transport)
+    if spec.netns:
+        raise CometbftSetupError("adding a node to a network in namespaces is not supported")
     grown = NetworkSpec(spec.root, spec.chain_id, [*spec.nodes, node], spec.proxy_app)
     shutil.copyfile(spec.cometbft_home(0) / "config" / "genesis.json", cmt_home / "config" / "genesis.json")
     _configure_node(grown, node, tuning or Tuning(), state_sync.values() if state_sync else None)

@@ -126,6 +126,9 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
     if binary is None:
         raise NetError("cometbft not found: run scripts/install-cometbft.sh")
     app_argv = _app_command(spec)
+    namespaces = spec.namespaces
+    if namespaces is not None:
+        namespaces.up(len(spec.nodes))
     chosen = [n for n in spec.nodes if names is None or n.name in names]
     if names is not None and len(chosen) != len(set(names)):
         raise NetError(f"no such node among {[n.name for n in spec.nodes]}")
@@ -136,7 +139,7 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
             continue
         proc = None
         if app_argv is not None and running_pid(spec, node, "careledger") is None:
-            proc = _spawn(spec, node, "careledger", app_argv(node))
+            proc = _spawn(spec, node, "careledger", [*_inside(spec, node), *app_argv(node)])
         apps.append((node, proc))
     for node, proc in apps:
         if app_argv is not None:
@@ -147,11 +150,18 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
                 _wait_app(node, alive, timeout)
             except NetError as exc:
                 raise NetError(f"{node.name}: the CareLedger app did not start: {exc}") from None
-        _spawn(spec, node, "cometbft", [str(binary), "start", "--home", str(spec.cometbft_home(node))])
+        _spawn(spec, node, "cometbft", [*_inside(spec, node), str(binary), "start", "--home",
+                                        str(spec.cometbft_home(node))])
         started.append(node.name)
         if on_started is not None:
             on_started(len(started), len(apps))
     return started
+
+
+def _inside(spec: NetworkSpec, node: NodeSpec) -> list[str]:
+    """The command prefix that runs a process in the node's network namespace (none on loopback)."""
+    namespaces = spec.namespaces
+    return namespaces.exec_prefix(node.index) if namespaces is not None else []
 
 
 def _app_command(spec: NetworkSpec) -> Callable[[NodeSpec], list[str]] | None:
