@@ -255,6 +255,10 @@ class HeightMonitor:
         marks = [start, *times, end]
         return max((b - a for a, b in itertools.pairwise(marks)), default=0.0)
 
+    def first_increase_after(self, start: float) -> float | None:
+        with self.lock:
+            return next((t for t, _ in self.increases if t > start), None)
+
     def blocks(self, start: float, end: float) -> int:
         with self.lock:
             before = [h for t, h in self.increases if t <= start]
@@ -344,7 +348,8 @@ def run_fault_matrix(net: LocalNetwork, plan: FaultPlan, progress: Progress = la
     catch_ups: list[float] = []
     dead: dict[str, Any] = {}
     started = time.monotonic()
-    quorum_windows: list[tuple[float, float]] = []
+    quorum_windows: list[tuple[float, float]] = []  # from the pair's kill to the first block after their restart
+    quorum_down: list[tuple[float, float]] = []  # while both were down
     with HeightMonitor(net) as monitor, Load(net, plan.load_threads, plan.load_pause_s) as load:
         everyone = set(range(count))
 
@@ -398,8 +403,11 @@ def run_fault_matrix(net: LocalNetwork, plan: FaultPlan, progress: Progress = la
             time.sleep(1.5)  # a round already under way may still finish
             frozen = time.monotonic()
             time.sleep(plan.quorum_loss_s)
-            quorum_windows.append((frozen, time.monotonic()))
+            back = time.monotonic()
             restart(pair, result)
+            # without a quorum until the first block after the restart: that wait is part of the fault
+            quorum_windows.append((frozen, monitor.first_increase_after(back) or time.monotonic()))
+            quorum_down.append((frozen, back))
             time.sleep(plan.recover_s)
         if partition is not None:
             victim = rng.randrange(count)
@@ -416,7 +424,7 @@ def run_fault_matrix(net: LocalNetwork, plan: FaultPlan, progress: Progress = la
                 load.set_live(everyone)
                 time.sleep(plan.recover_s)
         end = time.monotonic()
-        quorum_blocks = [monitor.blocks(a, b) for a, b in quorum_windows]
+        quorum_blocks = [monitor.blocks(a, b) for a, b in quorum_down]
         longest = monitor.stall(started, end)
         with_quorum = max((monitor.stall(a, b) for a, b in _outside(started, end, quorum_windows)), default=0.0)
     for p, blocks in zip((p for p in phases if p.name == "quorum loss"), quorum_blocks, strict=True):
