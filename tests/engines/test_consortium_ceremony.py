@@ -18,8 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-from careledger.cli.consortium import consortium_app
-from careledger.cli.main import app as cli_app
 from careledger.core.crypto import SigningKey
 from careledger.keys import read_key
 from careledger.net.ceremony import CeremonyError, public_key_hex
@@ -33,13 +31,6 @@ pytestmark = pytest.mark.cometbft
 
 ORGS = [("hospital-a", "St Mary's Hospital", "hospital"), ("insurer-b", "Mutual Health Insurer", "insurer"),
         ("pharmacy-c", "Corner Pharmacy", "pharmacy")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def consortium_commands() -> None:
-    """`careledger consortium` (the lead registers it in cli/main.py; here for the tests until then)."""
-    if not any(group.name == "consortium" for group in cli_app.registered_groups):
-        cli_app.add_typer(consortium_app, name="consortium")
 
 
 def cli(*argv: str) -> dict[str, Any]:
