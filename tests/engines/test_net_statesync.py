@@ -109,8 +109,11 @@ def test_a_fifth_node_joins_by_state_sync(net: LocalNetwork) -> None:
                            snapshot_interval=SNAPSHOT_INTERVAL)
         started = time.monotonic()
         net.start(new)
-        net.wait("node4 to catch up", lambda: (net.height(new) or 0) >= max(net.height(i) or 0 for i in range(4)) - 1,
-                 120)
+        def caught_up() -> bool:  # within a second of blocks of the network, which moves on under the load
+            network = max(net.height(i) or 0 for i in range(4))
+            return (net.height(new) or 0) >= network - 3
+
+        net.wait("node4 to catch up", caught_up, 120)
         joined_s = time.monotonic() - started
         net.wait_api([new])
     top = max(net.height(i) or 0 for i in range(4))

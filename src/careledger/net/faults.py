@@ -76,9 +76,9 @@ class FaultPlan:
 
     @classmethod
     def short(cls) -> FaultPlan:
-        """About 1.5 minutes (the test suite)."""
-        return cls(warmup_s=4, rolling_kills=4, period_s=7, down_s=3, pause_s=5, cometbft_down_s=3,
-                   quorum_loss_s=8, partition_s=8, recover_s=4, catch_up_timeout_s=60)
+        """About 1.5 minutes (the test suite): each fault once or twice, briefly."""
+        return cls(warmup_s=4, rolling_kills=2, period_s=6, down_s=3, pause_s=4, cometbft_down_s=3,
+                   quorum_loss_s=6, partition_s=6, recover_s=3, catch_up_timeout_s=60)
 
 
 @dataclass
