@@ -17,6 +17,8 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import AuthorizationError, ForbiddenError, OperationOutcome, ResourceNotFound
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from careledger.api.fhir import CODE_SYSTEM, http_status
 from careledger.contracts.audit import audit_prefix
@@ -362,3 +364,65 @@ def test_signed_request_headers_work_as_elsewhere_in_the_api_and_once(world: Wor
     refused(httpx.get(world.url + target, headers=other), Code.BAD_SIGNATURE)  # signed for another target
     refused(httpx.get(world.url + target, headers={k: v for k, v in headers.items() if "Signature" not in k}),
             Code.MISSING_SIGNATURE)
+
+
+def test_a_delegate_and_an_emergency_token(world: World) -> None:
+    """A guardian the patient appointed sees the patient's resources; a break-glass token reads, flagged."""
+    alice = world.pseudonym("alice")
+    record = str(world.client("dr_a").store("hospital", alice, OBSERVATION)["records"][0]["record"])
+    guardian = token_of(world, "guardian")
+    refused(get(world, f"Consent?patient={alice}", guardian), Code.NOT_PATIENT_OR_DELEGATE)
+    world.client("alice").appoint_delegate(world.keys["guardian"].public_hex)
+    world.client("guardian").grant(alice, "org", "clinic", ["TREAT"])
+    [consent] = fhir(world, guardian).resources("Consent").search(patient=alice).fetch_all()
+    assert consent.patient.identifier.value == alice
+    # the guardian's own compartment is their own pseudonym, not the patient's
+    assert fhir(world, guardian).resources("Consent").search().fetch_all() == []
+
+    # the clinic's emergency nurse: refused without a session, read under one, and flagged in the log
+    emergency = token_of(world, "medic_b", emergency=True, purpose="ETREAT")
+    refused(get(world, f"Observation/{record}", emergency), Code.BREAK_GLASS_REQUIRED)
+    world.client("medic_b").break_glass(alice, "unconscious", minutes=30)
+    assert get(world, f"Observation/{record}", emergency).status_code == 200
+    last = audit_entries(world, alice)[-1]
+    assert (last["emergency"], last["mode"], last["requester"]) == (True, "emergency", world.keys["medic_b"].public_hex)
+    events = fhir(world, token_of(world, "alice")).resources("AuditEvent").search(outcome="0").fetch_all()
+    assert events[-1].purposeOfEvent[0].coding[0].code == "ETREAT"
+
+
+# -- date search, as a property ------------------------------------------------------------------------------
+
+_INSTANTS = st.integers(min_value=0, max_value=253_402_300_799_999)  # 1970 .. 9999-12-31T23:59:59.999Z
+
+
+@settings(derandomize=True, max_examples=300, deadline=None, database=None)
+@given(t=_INSTANTS, precision=st.sampled_from(["%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%dT%H:%MZ",
+                                                "%Y-%m-%dT%H:%M:%SZ", "ms"]))
+def test_a_date_value_denotes_the_range_it_names(t: int, precision: str) -> None:
+    """An instant matches ``eq`` of its own date at every precision, and exactly one of lt / eq / gt."""
+    from datetime import UTC, datetime
+
+    from careledger.vault.fhir_search import parse_date
+
+    moment = datetime.fromtimestamp(t / 1000, UTC)
+    text = (moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") if precision == "ms"
+            else moment.strftime(precision))
+    eq = parse_date("date", text)
+    assert eq.matches(t) and not parse_date("date", "ne" + text).matches(t)
+    assert parse_date("date", "ge" + text).matches(t) and parse_date("date", "le" + text).matches(t)
+    assert not parse_date("date", "lt" + text).matches(t) and not parse_date("date", "gt" + text).matches(t)
+    assert parse_date("date", "gt" + text).matches(eq.hi) and parse_date("date", "lt" + text).matches(eq.lo - 1)
+    assert not eq.matches(eq.hi) and not eq.matches(eq.lo - 1)
+
+
+def test_date_values_with_zones_and_what_is_refused() -> None:
+    from careledger.vault.fhir_search import parse_date
+
+    noon_utc = 1_704_110_400_000  # 2024-01-01T12:00:00Z
+    assert parse_date("date", "2024-01-01T13:00:00+01:00").lo == noon_utc
+    assert parse_date("date", "2024-01-01T13:00:00 01:00").lo == noon_utc  # a '+' the query string turned into ' '
+    assert parse_date("date", "2024-01-01T07:00:00-05:00").lo == noon_utc
+    assert parse_date("date", "2024-01-01T12:00:00").lo == noon_utc  # no zone: UTC
+    for bad in ("2024-1-01", "2024-02-30", "24", "2024-01-01T25:00", "ap2024", "2024-01-01T12:00+15:00", "x"):
+        with pytest.raises(Exception, match="FHIR_SEARCH_INVALID"):
+            parse_date("date", bad)

@@ -24,6 +24,7 @@ lenient handling (``Prefer: handling=lenient``), which ignores it and leaves it 
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ _DATE = re.compile(r"^(?P<prefix>eq|ne|gt|lt|ge|le|sa|eb|ap)?(?P<y>[0-9]{4})(?:-
                    r"(?P<tz>Z|[+\- ][0-9]{2}:[0-9]{2})?)?)?)?$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+DAY_MS = 86_400_000
 
 
 def invalid(message: str) -> LedgerError:
@@ -179,24 +181,27 @@ def parse_date(name: str, text: str) -> DateBound:
             sign = -1 if m["tz"][0] == "-" else 1  # a '+' sent unescaped in a query string arrives as ' '
             hours, minutes = int(m["tz"][1:3]), int(m["tz"][4:6])
             tz = timezone_of(sign * (hours * 60 + minutes))
+        year, month = int(m["y"]), int(m["m"] or 1)
         fraction = (m["f"] or "").ljust(6, "0")[:6]
-        lo = datetime(int(m["y"]), int(m["m"] or 1), int(m["d"] or 1), int(m["H"] or 0), int(m["M"] or 0),
-                      int(m["S"] or 0), int(fraction or 0), tzinfo=tz)
-        if m["f"] is not None:
-            hi = lo + _MS
-        elif m["S"] is not None:
-            hi = lo + timedelta(seconds=1)
-        elif m["M"] is not None:
-            hi = lo + timedelta(minutes=1)
-        elif m["d"] is not None:
-            hi = lo + timedelta(days=1)
-        elif m["m"] is not None:
-            hi = lo.replace(year=lo.year + lo.month // 12, month=lo.month % 12 + 1)
-        else:
-            hi = lo.replace(year=lo.year + 1)
+        lo = datetime(year, month, int(m["d"] or 1), int(m["H"] or 0), int(m["M"] or 0), int(m["S"] or 0),
+                      int(fraction or 0), tzinfo=tz)
     except (ValueError, OverflowError):
         raise invalid(f"{name}: {text[:40]!r} is not a valid date") from None
-    return DateBound(prefix, (lo - _EPOCH) // _MS, (hi - _EPOCH) // _MS)
+    # the width of the range the value names, in ms (integer arithmetic: year 9999 has an end too)
+    if m["f"] is not None:
+        width = 10 ** (3 - len(m["f"])) if len(m["f"]) <= 3 else 1
+    elif m["S"] is not None:
+        width = 1000
+    elif m["M"] is not None:
+        width = 60_000
+    elif m["d"] is not None:
+        width = DAY_MS
+    elif m["m"] is not None:
+        width = calendar.monthrange(year, month)[1] * DAY_MS
+    else:
+        width = (366 if calendar.isleap(year) else 365) * DAY_MS
+    start = (lo - _EPOCH) // _MS
+    return DateBound(prefix, start, start + width)
 
 
 def timezone_of(minutes: int) -> timezone:
