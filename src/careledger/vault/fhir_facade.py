@@ -25,11 +25,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from careledger import __version__
 from careledger.core.errors import Code, LedgerError
-from careledger.vault.canonical import canonical_bytes, json_of_canonical
+from careledger.vault.canonical import json_of_canonical
 from careledger.vault.fhir_access import Access, TokenIssuer
 from careledger.vault.fhir_records import RECORD_ID, RECORD_PARAMS, RecordResources
 from careledger.vault.fhir_search import ResourceProvider, parse_query, searchset
@@ -65,6 +66,16 @@ def is_resource_type(name: str) -> bool:
     return name[:1].isupper() and name.isalpha() and len(name) <= 64 and _model(name) is not None
 
 
+def emit(value: Mapping[str, Any]) -> bytes:
+    """FHIR JSON of a value in the vault's exact form: compact, keys sorted, each tagged decimal
+    (``{"$decimal": "1.50"}``, see :mod:`.canonical`) written back as its exact number text.
+
+    orjson writes the same compact JSON the codec does for these values, and inside its strings every
+    ``"`` is escaped, so :func:`~careledger.vault.canonical.json_of_canonical` applies unchanged.
+    """
+    return json_of_canonical(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+
+
 class FhirValidator:
     """Validates emitted resources with the R4B models, remembering the digests of those that passed."""
 
@@ -75,7 +86,7 @@ class FhirValidator:
 
     def json(self, resource: Mapping[str, Any]) -> bytes:
         """The resource's FHIR JSON (decimals exact), after validating it; raises INTERNAL_ERROR if invalid."""
-        data = json_of_canonical(canonical_bytes(resource))
+        data = emit(resource)
         digest = hashlib.sha256(data).digest()
         with self._lock:
             if digest in self._passed:
@@ -108,7 +119,7 @@ class FhirValidator:
         if not entries:
             shell.pop("entry")
         self.json(shell)
-        return json_of_canonical(canonical_bytes(bundle))
+        return emit(bundle)
 
 
 class FhirFacade:
@@ -222,4 +233,5 @@ def smart_configuration(base: str) -> dict[str, Any]:
             "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"]}
 
 
-__all__ = ["FHIR_VERSION", "RECORD_TYPES", "FhirFacade", "FhirValidator", "is_resource_type", "smart_configuration"]
+__all__ = ["FHIR_VERSION", "RECORD_TYPES", "FhirFacade", "FhirValidator", "emit", "is_resource_type",
+           "smart_configuration"]
