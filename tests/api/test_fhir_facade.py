@@ -9,7 +9,13 @@ the HTTP status the code has, and writes nothing.
 from __future__ import annotations
 
 import base64
+import json
+import os
+import re
+import shutil
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,9 +30,10 @@ from careledger.api.fhir import CODE_SYSTEM, http_status
 from careledger.contracts.audit import audit_prefix
 from careledger.core import codec
 from careledger.core.errors import Code
+from careledger.keys import write_key
 from careledger.supply.auth import sign_request as sign_headers
 from careledger.vault.requests import sign_request
-from support import seeded_key
+from support import require_tool, seeded_key
 from support.records import (
     OBSERVATION,
     World,
@@ -426,3 +433,36 @@ def test_date_values_with_zones_and_what_is_refused() -> None:
     for bad in ("2024-1-01", "2024-02-30", "24", "2024-01-01T25:00", "ap2024", "2024-01-01T12:00+15:00", "x"):
         with pytest.raises(Exception, match="FHIR_SEARCH_INVALID"):
             parse_date("date", bad)
+
+
+# -- docs/fhir.md: its examples run ------------------------------------------------------------------------
+
+FHIR_MD = Path(__file__).resolve().parents[2] / "docs" / "fhir.md"
+
+
+def doc_blocks(lang: str) -> list[str]:
+    """The fenced blocks of docs/fhir.md tagged exactly ``lang`` (``python illustration`` is not run)."""
+    return re.findall(rf"^```{lang}\n(.*?)^```", FHIR_MD.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+
+
+def test_the_docs_examples_run(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    require_tool(Path(shutil.which("curl") or "/nonexistent/curl"), "curl")
+    record = stored_observation(world)
+    alice = world.pseudonym("alice")
+    write_key(tmp_path / "patient.json", world.keys["alice"], "alice")
+    monkeypatch.chdir(tmp_path)
+    [python] = doc_blocks("python")
+    exec(compile(python.replace("http://127.0.0.1:8700", world.url), str(FHIR_MD), "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in out if line.startswith("consent ")] == ["Organization/clinic"]
+    assert [line.split()[2] for line in out if line.startswith("refused ")] == [world.keys["dr_b"].public_hex]
+    assert [line.split()[1] for line in out if line.startswith("record ")] == [f"Observation/{record}/_history/1"]
+
+    [shell] = doc_blocks("sh")
+    env = {**os.environ, "NODE": world.url, "TOKEN": token_of(world, "alice"), "PATIENT": alice, "RECORD": record}
+    answers = [valid(json.loads(subprocess.run(["bash", "-c", line], env=env, capture_output=True, timeout=30,
+                                               check=True).stdout))
+               for line in shell.strip().splitlines()]
+    assert [a["resourceType"] for a in answers] == ["CapabilityStatement", "Bundle", "Bundle", "Observation"]
+    assert answers[1]["total"] == 1 and answers[2]["total"] == 2 and answers[3]["id"] == record

@@ -142,7 +142,8 @@ _FHIR_OBJECT = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
 _DESCRIPTIONS = {400: "Malformed search (FHIR_SEARCH_INVALID) or request", 401: "No, expired or invalid credentials",
                  403: "Not allowed: revoked key, scope, consent, not the patient or a delegate",
                  404: "Unknown resource type, or no such resource", 409: "Signed request replayed",
-                 410: "The record was erased", 500: "Internal error", 504: "The audit entry did not commit in time"}
+                 410: "The record was erased", 413: "The body is larger than the limit",
+                 500: "Internal error, or the audit entry could not be written (nothing released)"}
 
 
 def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -178,7 +179,7 @@ async def smart_configuration(request: Request) -> JSONResponse:
 
 @router.post("/auth/token", summary="Exchange a signed request for a bearer token", response_class=JSONResponse,
              responses={200: {"description": "access_token, token_type, expires_in, scope, purpose (patient)"},
-                        **_responses(400, 401, 403, 409, 500)},
+                        **_responses(400, 401, 403, 409, 413, 500)},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "object", "required": ["request", "sig"],
                  "properties": {"request": {"type": "object"}, "sig": {"type": "string"}}}}}}})
@@ -203,7 +204,7 @@ async def token(request: Request) -> Response:
 
 @router.get("/{resource_type}", summary="FHIR search", response_class=Response,
             responses={200: {"description": "searchset Bundle", **_FHIR_OBJECT},
-                       **_responses(400, 401, 403, 404, 409, 500, 504)},
+                       **_responses(400, 401, 403, 404, 409, 500)},
             openapi_extra={"parameters": [
                 *_CREDENTIALS,
                 {"name": "patient", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -224,7 +225,7 @@ async def search(request: Request, resource_type: str) -> Response:
 
 @router.get("/{resource_type}/{resource_id}", summary="FHIR read", response_class=Response,
             responses={200: {"description": "the resource", **_FHIR_OBJECT},
-                       **_responses(401, 403, 404, 409, 410, 500, 504)},
+                       **_responses(401, 403, 404, 409, 410, 500)},
             openapi_extra={"parameters": _CREDENTIALS})
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     """Read one resource: a ledger resource, or a clinical record from this node's vaults (audited)."""
