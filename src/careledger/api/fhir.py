@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api import records
 from careledger.api.common import read_body
+from careledger.api.records import RecordsServices
+from careledger.api.services import NodeContext, Services, services_of
+from careledger.api.status import http_status as status_table
 from careledger.core.errors import Code, LedgerError
 from careledger.vault import fhir_facade
 from careledger.vault.fhir_facade import FhirFacade, FhirValidator
@@ -50,31 +51,24 @@ _ISSUE_BY_STATUS = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-fo
 _ISSUE_BY_CODE = {Code.TOKEN_EXPIRED: "expired", Code.FHIR_TYPE_UNKNOWN: "not-supported"}
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
-_build_lock = threading.Lock()
 
 
 def http_status(code: Code) -> int:
-    """The HTTP status of a refusal: the records routes' table (:func:`careledger.api.records.status_of`),
-    with this facade's codes (2301-2304) added."""
-    return _FACADE_STATUS.get(code) or records.status_of(code)
+    """The HTTP status of a refusal: the API's one status table (:func:`careledger.api.status.http_status`),
+    with rows for this facade's codes (2301-2304) until that table has them."""
+    return _FACADE_STATUS.get(code) or status_table(code)
 
 
-def install(app: FastAPI, facade: FhirFacade) -> None:
-    """Serve ``facade`` from ``app`` (tests and hosts that build their own)."""
-    app.state.fhir = facade
+def start(context: NodeContext, services: Services) -> None:
+    """Open the facade at start-up, over the records gateway (``records.start`` runs first): its
+    providers, and the token secret this node's tokens are checked against until it stops."""
+    gateway = services.get(RecordsServices).gateway
+    services.add(FhirFacade(gateway.ledger, gateway, PROVIDERS))
 
 
 def facade_of(request: Request) -> FhirFacade:
-    """The app's facade, built on first use over the records services (the node's gateway and vaults)."""
-    facade: FhirFacade | None = getattr(request.app.state, "fhir", None)
-    if facade is None:
-        with _build_lock:
-            facade = getattr(request.app.state, "fhir", None)
-            if facade is None:
-                gateway = records.services_of(request).gateway
-                facade = FhirFacade(gateway.ledger, gateway, PROVIDERS)
-                request.app.state.fhir = facade
-    return facade
+    """The facade of the app serving ``request``; NODE_UNAVAILABLE outside its start-up and shutdown."""
+    return services_of(request).get(FhirFacade)
 
 
 def base_url(request: Request) -> str:
