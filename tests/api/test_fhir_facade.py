@@ -26,7 +26,8 @@ from fhirpy.base.exceptions import AuthorizationError, ForbiddenError, Operation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from careledger.api.fhir import CODE_SYSTEM, http_status
+from careledger.api.fhir import CODE_SYSTEM
+from careledger.api.status import HTTP_STATUS, http_status
 from careledger.contracts.audit import audit_prefix
 from careledger.core import codec
 from careledger.core.errors import Code
@@ -287,8 +288,6 @@ def test_refusals_are_operation_outcomes_and_write_nothing(world: World) -> None
     r = refused(get(world, f"Foo?patient={alice}", alice_token), Code.FHIR_TYPE_UNKNOWN)
     assert r["issue"][0]["code"] == "not-supported"
     refused(get(world, "Bundle/r-" + "0" * 32, alice_token), Code.FHIR_TYPE_UNKNOWN)
-    with pytest.raises(ResourceNotFound, match="FHIR_TYPE_UNKNOWN"):
-        fhir(world, alice_token).resources("NoSuchThing").search(patient=alice).fetch()
 
     # malformed or unsupported search parameters
     for query in ("date=yesterday", "date=2024-13-01", "date=ap2024", "_count=many", "_count=-1", "_offset=x",
@@ -314,6 +313,21 @@ def test_refusals_are_operation_outcomes_and_write_nothing(world: World) -> None
     refused(get(world, "Consent", token_of(world, "alice", scope="patient/Consent.r")), Code.UNAUTHORISED)
 
     assert diff_keys(before, state_snapshot(world.node)) == []
+
+
+def test_the_facade_codes_have_their_statuses_in_the_api_table(world: World) -> None:
+    """The four codes of the facade answer through the API's one status table (careledger.api.status):
+    a token refusal is a 401 (with the Bearer challenge), an unknown type a 404, a bad search a 400;
+    a stock client then raises the exception that status means to it."""
+    assert {c: HTTP_STATUS.get(c) for c in (Code.TOKEN_INVALID, Code.TOKEN_EXPIRED, Code.FHIR_TYPE_UNKNOWN,
+                                            Code.FHIR_SEARCH_INVALID)} == \
+           {Code.TOKEN_INVALID: 401, Code.TOKEN_EXPIRED: 401, Code.FHIR_TYPE_UNKNOWN: 404,
+            Code.FHIR_SEARCH_INVALID: 400}
+    token = token_of(world, "alice")
+    with pytest.raises(ResourceNotFound, match="FHIR_TYPE_UNKNOWN"):
+        fhir(world, token).resources("NoSuchThing").search().fetch()
+    with pytest.raises(AuthorizationError, match="TOKEN_INVALID"):
+        fhir(world, "clt1.forged.token").resources("Consent").search().fetch()
 
 
 def test_a_revoked_members_token_stops_working(world: World) -> None:
@@ -353,6 +367,8 @@ def test_the_token_exchange_refuses_bad_requests(world: World) -> None:
             Code.REQUEST_MALFORMED)
     refused(httpx.post(url, content=b"{not json", headers={"content-type": "application/json"}),
             Code.REQUEST_MALFORMED)
+    refused(httpx.post(url, content=json.dumps(envelope), headers={"content-type": "text/plain"}),
+            Code.UNSUPPORTED_MEDIA_TYPE)
     stranger = sign_request(seeded_key("nobody"), chain_id, "token", {})
     refused(httpx.post(url, json=stranger), Code.UNKNOWN_SIGNER)
 

@@ -26,8 +26,9 @@ from starlette.concurrency import run_in_threadpool
 
 from careledger.api.common import read_body
 from careledger.api.records import RecordsServices
+from careledger.api.schemas import errors
 from careledger.api.services import NodeContext, Services, services_of
-from careledger.api.status import http_status as status_table
+from careledger.api.status import http_status
 from careledger.core.errors import Code, LedgerError
 from careledger.vault import fhir_facade
 from careledger.vault.fhir_facade import FhirFacade, FhirValidator
@@ -44,19 +45,24 @@ PROVIDERS: tuple[ResourceProvider, ...] = (ConsentResources(), AuditEventResourc
 """The ledger's own FHIR resources, one provider per type. A contract whose state maps to FHIR adds its
 providers here, one line each (every other type a vault holds is served as clinical records)."""
 
-_FACADE_STATUS: dict[Code, int] = {Code.TOKEN_INVALID: 401, Code.TOKEN_EXPIRED: 401, Code.FHIR_TYPE_UNKNOWN: 404,
-                                   Code.FHIR_SEARCH_INVALID: 400}
-_ISSUE_BY_STATUS = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict",
-                    410: "deleted", 413: "too-long", 422: "business-rule", 503: "transient", 504: "timeout"}
-_ISSUE_BY_CODE = {Code.TOKEN_EXPIRED: "expired", Code.FHIR_TYPE_UNKNOWN: "not-supported"}
+_LOGIN = frozenset({Code.MISSING_SIGNATURE, Code.BAD_SIGNATURE, Code.UNKNOWN_SIGNER, Code.WRONG_CHAIN,
+                    Code.TOKEN_INVALID, Code.REQUEST_STALE})
+_ISSUE_BY_CODE: dict[Code, str] = {
+    **{c: "login" for c in _LOGIN}, Code.TOKEN_EXPIRED: "expired",
+    Code.SIGNER_REVOKED: "forbidden", Code.UNAUTHORISED: "forbidden", Code.NOT_PATIENT_OR_DELEGATE: "forbidden",
+    Code.NOT_CUSTODIAN: "forbidden", Code.RECORD_PATIENT_MISMATCH: "forbidden",
+    Code.FHIR_TYPE_UNKNOWN: "not-supported", Code.UNSUPPORTED_MEDIA_TYPE: "not-supported",
+    Code.NOT_FOUND: "not-found", Code.CONSENT_UNKNOWN: "not-found", Code.RECORD_UNKNOWN: "not-found",
+    Code.VAULT_NOT_HOSTED: "not-found", Code.PATIENT_UNKNOWN: "not-found", Code.RECORD_ERASED: "deleted",
+    Code.REQUEST_REPLAYED: "conflict", Code.FHIR_SEARCH_INVALID: "invalid", Code.REQUEST_MALFORMED: "invalid",
+    Code.BAD_REQUEST: "invalid", Code.OVERSIZED: "too-long", Code.TIMEOUT: "timeout",
+    Code.NODE_UNAVAILABLE: "transient",
+}
+"""The FHIR issue type of each code the facade answers (consent refusals are ``forbidden``; anything
+else is an ``exception``). The HTTP status comes from the API's one table, never from here."""
+
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
-
-
-def http_status(code: Code) -> int:
-    """The HTTP status of a refusal: the API's one status table (:func:`careledger.api.status.http_status`),
-    with rows for this facade's codes (2301-2304) until that table has them."""
-    return _FACADE_STATUS.get(code) or status_table(code)
 
 
 def start(context: NodeContext, services: Services) -> None:
@@ -90,31 +96,37 @@ _FALLBACK = json.dumps({"resourceType": "OperationOutcome", "issue": [{
                             "display": Code.INTERNAL_ERROR.name}]}}]}).encode()
 
 
-def operation_outcome(exc: LedgerError, status: int) -> dict[str, Any]:
+def issue_type(code: Code) -> str:
+    """The FHIR IssueType of a refusal with ``code``."""
+    if code in _ISSUE_BY_CODE:
+        return _ISSUE_BY_CODE[code]
+    return "forbidden" if 2101 <= int(code) <= 2112 else "exception"  # the consent refusals
+
+
+def operation_outcome(exc: LedgerError) -> dict[str, Any]:
     """The OperationOutcome of a refusal: one error issue carrying the code and the message."""
-    issue = _ISSUE_BY_CODE.get(exc.code) or _ISSUE_BY_STATUS.get(status, "exception")
     return {"resourceType": "OperationOutcome", "issue": [{
-        "severity": "error", "code": issue, "diagnostics": exc.message,
+        "severity": "error", "code": issue_type(exc.code), "diagnostics": exc.message,
         "details": {"coding": [{"system": CODE_SYSTEM, "code": str(int(exc.code)), "display": exc.code.name}],
                     "text": exc.message}}]}
 
 
 def outcome_response(request: Request, exc: LedgerError) -> Response:
-    """``exc`` as an OperationOutcome with its status (and, for 401, the Bearer challenge of RFC 6750)."""
-    status = http_status(exc.code)
+    """``exc`` as an OperationOutcome, with the status :func:`careledger.api.status.http_status` gives
+    its code (and, for a credentials refusal, the Bearer challenge of RFC 6750)."""
     validator: FhirValidator = getattr(request.app.state, "fhir_outcomes", None) or FhirValidator(10_000)
     request.app.state.fhir_outcomes = validator
     try:
-        body = validator.json(operation_outcome(exc, status))
+        body = validator.json(operation_outcome(exc))
     except LedgerError:
-        body, status = _FALLBACK, 500
+        exc, body = LedgerError("internal error", Code.INTERNAL_ERROR), _FALLBACK
     headers = {}
-    if status == 401:
+    if exc.code in _LOGIN or exc.code == Code.TOKEN_EXPIRED:
         challenge = 'Bearer realm="CareLedger"'
         if request.headers.get("authorization") is not None:
             challenge += ', error="invalid_token"'
         headers["WWW-Authenticate"] = challenge
-    return Response(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+    return Response(body, status_code=http_status(exc.code), media_type=FHIR_JSON, headers=headers)
 
 
 async def _answer(request: Request, work: Callable[[FhirFacade], bytes]) -> Response:
@@ -133,17 +145,10 @@ async def _answer(request: Request, work: Callable[[FhirFacade], bytes]) -> Resp
 # --- OpenAPI descriptions -----------------------------------------------------------------------------------
 
 _FHIR_OBJECT = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
-_DESCRIPTIONS = {400: "Malformed search (FHIR_SEARCH_INVALID) or request", 401: "No, expired or invalid credentials",
-                 403: "Not allowed: revoked key, scope, consent, not the patient or a delegate",
-                 404: "Unknown resource type, or no such resource", 409: "Signed request replayed",
-                 410: "The record was erased", 413: "The body is larger than the limit",
-                 500: "Internal error, or the audit entry could not be written (nothing released)"}
-
-
-def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    out: dict[int | str, dict[str, Any]] = {
-        s: {"description": f"OperationOutcome: {_DESCRIPTIONS[s]}", **_FHIR_OBJECT} for s in statuses}
-    return out
+def _outcomes(declared: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """:func:`careledger.api.schemas.errors` declarations, with an OperationOutcome body instead."""
+    return {status: {"description": f"OperationOutcome: {entry['description']}", **_FHIR_OBJECT}
+            for status, entry in declared.items()}
 
 
 _CREDENTIALS = [
@@ -158,7 +163,7 @@ _CREDENTIALS = [
 # --- routes -------------------------------------------------------------------------------------------------
 
 @router.get("/metadata", summary="FHIR CapabilityStatement", response_class=Response,
-            responses={200: {"description": "CapabilityStatement", **_FHIR_OBJECT}, **_responses(500)})
+            responses={200: {"description": "CapabilityStatement", **_FHIR_OBJECT}, **_outcomes(errors(500))})
 async def metadata(request: Request) -> Response:
     """What this server offers: resource types, interactions, search parameters and the token endpoint."""
     base = base_url(request)
@@ -173,7 +178,7 @@ async def smart_configuration(request: Request) -> JSONResponse:
 
 @router.post("/auth/token", summary="Exchange a signed request for a bearer token", response_class=JSONResponse,
              responses={200: {"description": "access_token, token_type, expires_in, scope, purpose (patient)"},
-                        **_responses(400, 401, 403, 409, 413, 500)},
+                        **_outcomes(errors(400, 401, 403, 409, 413, 415, 500))},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "object", "required": ["request", "sig"],
                  "properties": {"request": {"type": "object"}, "sig": {"type": "string"}}}}}}})
@@ -198,7 +203,7 @@ async def token(request: Request) -> Response:
 
 @router.get("/{resource_type}", summary="FHIR search", response_class=Response,
             responses={200: {"description": "searchset Bundle", **_FHIR_OBJECT},
-                       **_responses(400, 401, 403, 404, 409, 500)},
+                       **_outcomes(errors(400, 401, 403, 404, 409, 500))},
             openapi_extra={"parameters": [
                 *_CREDENTIALS,
                 {"name": "patient", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -219,7 +224,7 @@ async def search(request: Request, resource_type: str) -> Response:
 
 @router.get("/{resource_type}/{resource_id}", summary="FHIR read", response_class=Response,
             responses={200: {"description": "the resource", **_FHIR_OBJECT},
-                       **_responses(401, 403, 404, 409, 410, 500)},
+                       **_outcomes(errors(401, 403, 404, 409, 410, 500))},
             openapi_extra={"parameters": _CREDENTIALS})
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     """Read one resource: a ledger resource, or a clinical record from this node's vaults (audited)."""
@@ -233,7 +238,7 @@ async def read(request: Request, resource_type: str, resource_id: str) -> Respon
 
 
 @router.get("/{path:path}", summary="Other FHIR interactions (not supported)", response_class=Response,
-            responses=_responses(404), include_in_schema=False)
+            responses=_outcomes(errors(404)), include_in_schema=False)
 async def unsupported(request: Request, path: str) -> Response:
     """history, vread, compartments, operations: not offered by this facade."""
     return outcome_response(request, LedgerError("this FHIR interaction is not supported here: read and search "
