@@ -179,10 +179,18 @@ def status(
 
 
 @app.command()
-def verify(home: Path = HomeOption) -> None:
-    """Re-check every block's hash links, signatures and Merkle roots and replay every transaction.
+def verify(
+    home: Path = HomeOption,
+    reset_head: Annotated[bool, typer.Option(
+        "--reset-head", help="If everything but the head record verifies, rewrite the head record at the "
+                             "store's height: you accept that blocks above it, if the node acknowledged any, are "
+                             "lost (stop the node first).")] = False,
+) -> None:
+    """Re-check the ledger: SQLite's integrity check, every block's hash links, signatures and Merkle roots,
+    a replay of every transaction, the state commitment and the head record.
 
-    Exits 0 when the ledger is intact; otherwise exits 2 and names the first bad height.
+    Exits 0 when the ledger is intact; otherwise exits 2 and names the first bad height and its code
+    (STORE_CORRUPTED, or STORE_ROLLED_BACK / HEAD_RECORD_MISMATCH for the head record).
     """
     from careledger.node.verify import verify_file
 
@@ -190,15 +198,16 @@ def verify(home: Path = HomeOption) -> None:
     if not h.db_path.exists():
         fail(f"{h.db_path} does not exist", name=Code.HOME_INVALID.name, code=int(Code.HOME_INVALID))
     with progress("verifying blocks") as update:
-        report = verify_file(h.db_path, update, engine=h.config().engine)
+        report = verify_file(h.db_path, update, engine=h.config().engine, reset_head=reset_head)
 
     def human() -> None:
         if report.ok:
             rate = f"{report.txs / report.seconds:,.0f} tx/s" if report.seconds else ""
             say(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions, height "
-                f"{report.height} ({report.seconds:.2f} s, {rate})")
+                f"{report.height} ({report.seconds:.2f} s, {rate}); head record: {report.head_record or 'not checked'}")
         else:
-            say(f"[bold red]ledger damaged at height {report.bad_height}[/]: {report.problem}")
+            where = "" if report.bad_height is None else f" at height {report.bad_height}"
+            say(f"[bold red]ledger damaged{where}[/] ({report.code}): {report.problem}")
 
     emit(report.to_json(), human)
     if not report.ok:

@@ -225,6 +225,13 @@ class Code(IntEnum):
     TRIAL_REPORT_OUT_OF_ORDER = 5053
     TRIAL_RESULTS_EXIST = 5060
     TRIAL_RESULTS_INVALID = 5061
+    # 920-929: node durability, backups and upgrades (never on the ledger, except RULES_NOT_ACTIVE)
+    STORE_ROLLED_BACK = 920
+    HEAD_RECORD_MISMATCH = 921
+    STORE_SCHEMA_UNSUPPORTED = 922
+    BACKUP_INVALID = 923
+    RULES_NOT_ACTIVE = 924
+    UPGRADE_REQUIRED = 925
 
 
 class LedgerError(Exception):

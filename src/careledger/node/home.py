@@ -7,6 +7,7 @@ Layout::
     HOME/node_key.json    the node's validator key (signs blocks under the solo engine)
     HOME/keys/*.json      the local keyring (organisation admins, members, patients)
     HOME/data/ledger.sqlite  blocks, receipts and state
+    HOME/data/ledger.head    the head record: the last block this node committed (careledger.node.headrecord)
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from careledger.core.errors import GenesisError
 from careledger.core.genesis import Genesis, decode_genesis
 from careledger.keys import new_key, read_key
 from careledger.node.solo import EngineConfig, Node
-from careledger.node.startup import check_block_signatures, open_store
+from careledger.node.startup import check_last_signature, open_store
+from careledger.node.store import SYNC_MODES
 
 CONFIG_VERSION = 1
 AUDIT_WAIT_MODES = ("committed", "admitted")
@@ -42,11 +44,15 @@ class NodeConfig:
     version: int = CONFIG_VERSION
     # vault gateway: release content once the read's audit entry is "committed" (default) or "admitted"
     audit_wait: str = "committed"
+    # SQLite's synchronous mode for commits: "full" survives power loss (default), "normal" a crash only
+    sync: str = "full"
 
     def __post_init__(self) -> None:
         if self.audit_wait not in AUDIT_WAIT_MODES:
             raise HomeError(f"config.json: audit_wait must be one of {list(AUDIT_WAIT_MODES)}, "
                             f"not {self.audit_wait!r}")
+        if self.sync not in SYNC_MODES:
+            raise HomeError(f"config.json: sync must be one of {list(SYNC_MODES)}, not {self.sync!r}")
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> NodeConfig:
@@ -119,10 +125,10 @@ class Home:
 
     def open_node(self, check: bool = True) -> Node:
         config = self.config()
-        store, chain = open_store(self.db_path, self.genesis(), check=check)
+        store, chain = open_store(self.db_path, self.genesis(), check=check, sync=config.sync)
         try:
             if check:
-                check_block_signatures(store, chain)
+                check_last_signature(store, chain)
             return Node(store, chain, self.node_key(), config.engine_config)
         except Exception:
             store.close()
