@@ -105,18 +105,37 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _terminate_soon(delay: float = 0.5) -> None:
+    """SIGTERM this process after ``delay`` seconds (from a helper thread): uvicorn then finishes the
+    requests in flight, whose transactions were just answered, and shuts down."""
+    import os
+    import threading
+
+    def later() -> None:
+        time.sleep(delay)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=later, name="halt-exit", daemon=True).start()
+
+
 @node_app.command("start")
 def node_start(
     home: Path = HomeOption,
     api: Annotated[str | None, typer.Option(help="HOST:PORT for the HTTP API (default: from config.json).")] = None,
 ) -> None:
-    """Start the embedded node (solo engine) and its HTTP API; runs until interrupted."""
+    """Start the embedded node (solo engine) and its HTTP API; runs until interrupted.
+
+    If block production stops on an I/O error or a damaged store, the node answers every waiting
+    transaction NODE_UNAVAILABLE and exits with status 5, for a supervisor to restart it; on a full
+    disk it stays up, refuses transactions (503) and resumes once there is room (docs/cli.md).
+    """
     from careledger.api.server import serve
 
     h = Home(expand(home))
     config = h.config()
     node = h.open_node()
     host, port = (api or config.api).rsplit(":", 1)
+    node.on_halt(lambda halt: _terminate_soon() if halt.action == "exit" else None)
     node.start()
     note(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
          f"api=http://{host}:{port}  (Ctrl-C to stop)")
@@ -125,11 +144,14 @@ def node_start(
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         serve(node, host, int(port))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         node.close()
         note("node stopped")
+    halt = node.halt
+    if halt is not None and halt.action == "exit":
+        raise LedgerError(f"block production stopped ({halt.kind}): {halt.reason}", Code.NODE_UNAVAILABLE)
 
 
 @keys_app.command("new")

@@ -46,6 +46,8 @@ class NodeConfig:
     audit_wait: str = "committed"
     # SQLite's synchronous mode for commits: "full" survives power loss (default), "normal" a crash only
     sync: str = "full"
+    # a node halted by a full disk resumes once this much is free in its data directory
+    disk_reserve_mb: int = 16
 
     def __post_init__(self) -> None:
         if self.audit_wait not in AUDIT_WAIT_MODES:
@@ -66,7 +68,8 @@ class NodeConfig:
 
     @property
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(self.block_interval_ms, self.max_block_txs, self.mempool_capacity)
+        return EngineConfig(self.block_interval_ms, self.max_block_txs, self.mempool_capacity,
+                            disk_reserve_bytes=self.disk_reserve_mb * 2**20)
 
     @property
     def api_host_port(self) -> tuple[str, int]:

@@ -33,6 +33,7 @@ previous version (:data:`MIN_SCHEMA_VERSION`..) is migrated in place when a node
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -46,6 +47,8 @@ from careledger.core.errors import Code, NotFound, StoreCorrupted
 from careledger.core.proofs import build_proof
 from careledger.core.state import prefix_end
 from careledger.node.headrecord import HeadFile, HeadRecord, head_path_of
+
+log = logging.getLogger("careledger.node")
 
 SCHEMA_VERSION = 3
 """Version 3 adds the state commitment (meta ``state_commitment``) and the head record file."""
@@ -314,6 +317,12 @@ class Store:
         """A read-only view of committed state for the calling thread."""
         return StateView(self._reader())
 
+    def forget_cached(self) -> None:
+        """Drop what the writer keeps in memory (read cache, commitment); the next commit re-reads it
+        from the file. For resuming after a failed commit."""
+        self.writer_view.clear()
+        self._commitment = None
+
     def close(self) -> None:
         with self._readers_lock:
             for conn in self._readers:
@@ -321,7 +330,10 @@ class Store:
             self._readers.clear()
         self._local = threading.local()
         self.head_file.close()
-        self._conn.close()
+        try:
+            self._conn.close()  # checkpoints the write-ahead log into the database file
+        except sqlite3.Error as exc:  # a failing disk: what is committed is in the log, SQLite recovers it
+            log.warning("closing the ledger store failed: %s", exc)
 
     # -- meta ---------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> bytes | None:
