@@ -161,18 +161,80 @@ def run_load(node: Node, workload: Workload, rate_per_s: float | None) -> tuple[
     return committed[0], last_commit[0] - start, latencies
 
 
+SYNC_CHOICES = ("full", "normal", "both")
+
+
 def bench_solo(txs: int = 20_000, seed: int = 7, home: Path | None = None,
-               progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Run the whole solo benchmark; without ``home`` it works in a temporary directory it removes."""
+               progress: Callable[[str], None] = lambda s: None, sync: str = "full") -> dict[str, Any]:
+    """Run the whole solo benchmark; without ``home`` it works in a temporary directory it removes.
+
+    ``sync`` is the store's synchronous mode for the run (``full``: durable across power loss, the
+    default; ``normal``: across a crash only). ``both`` runs the benchmark durable and adds a
+    comparison of the two modes measured in the same run (:func:`compare_sync`) under ``sync_cost``.
+    """
+    if sync not in SYNC_CHOICES:
+        raise ValueError(f"sync must be one of {SYNC_CHOICES}, not {sync!r}")
     if home is not None:
-        return _bench_solo(txs, seed, home, progress)
+        return _with_sync(txs, seed, home, progress, sync)
     with tempfile.TemporaryDirectory(prefix="careledger-bench-") as tmp:
-        return _bench_solo(txs, seed, Path(tmp), progress)
+        return _with_sync(txs, seed, Path(tmp), progress, sync)
 
 
-def _bench_solo(txs: int, seed: int, workdir: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+def _with_sync(txs: int, seed: int, workdir: Path, progress: Callable[[str], None], sync: str) -> dict[str, Any]:
+    result = _bench_solo(txs, seed, workdir, progress, "full" if sync == "both" else sync)
+    if sync == "both":
+        result["sync_cost"] = compare_sync(min(txs, 10_000), seed, workdir / "sync", progress)
+    return result
+
+
+def _sync_home(workdir: Path, sync: str) -> Any:
+    """The bench consortium's home with the store's synchronous mode set in its configuration."""
+    from dataclasses import replace
+
+    consortium = create_consortium(workdir / f"node-{sync}", int(time.time() * 1000), chain_id="careledger-bench")
+    consortium.home.write_config(replace(consortium.home.config(), sync=sync))
+    return consortium
+
+
+def compare_sync(txs: int, seed: int, workdir: Path, progress: Callable[[str], None] = lambda s: None,
+                 paced_rate: float = 200.0, paced_seconds: float = 3.0) -> dict[str, Any]:
+    """The cost of durable commits: the same load on two fresh nodes, one per synchronous mode, in
+    this run. Peak committed tx/s (large blocks: one flush per block is spread over many transactions)
+    and p50/p99 latency at ``paced_rate`` tx/s (small blocks: the flush is paid almost per transaction).
+    Both modes also flush the head record after every block (docs/architecture.md section 4)."""
+    out: dict[str, Any] = {}
+    for mode in ("full", "normal"):
+        rng = random.Random(seed)
+        consortium = _sync_home(workdir, mode)
+        node = consortium.home.open_node()
+        node.start()
+        nonces = {org: 0 for org in consortium.admins}
+        try:
+            progress(f"sync={mode}: signing {txs:,} transactions")
+            peak_load = identity_mix(node.chain.chain_id, consortium.admins, txs, 1, nonces, rng)
+            paced_load = identity_mix(node.chain.chain_id, consortium.admins, int(paced_rate * paced_seconds), 1,
+                                      nonces, rng)
+            progress(f"sync={mode}: peak phase")
+            committed, seconds, _ = run_load(node, peak_load, None)
+            blocks_after_peak = node.head.height
+            progress(f"sync={mode}: paced phase at {paced_rate:,.0f} tx/s")
+            _, _, latencies = run_load(node, paced_load, paced_rate)
+            out[mode] = {"tx_per_s": round(committed / seconds, 1), "peak_blocks": blocks_after_peak,
+                         "paced_rate_per_s": paced_rate, "paced_p50_ms": round(_percentile(latencies, 0.5), 2),
+                         "paced_p99_ms": round(_percentile(latencies, 0.99), 2),
+                         "paced_blocks": node.head.height - blocks_after_peak}
+        finally:
+            node.close()
+    full, normal = out["full"], out["normal"]
+    out["full_vs_normal_tx_per_s"] = round(full["tx_per_s"] / max(1e-9, normal["tx_per_s"]), 3)
+    out["full_minus_normal_paced_p50_ms"] = round(full["paced_p50_ms"] - normal["paced_p50_ms"], 2)
+    return out
+
+
+def _bench_solo(txs: int, seed: int, workdir: Path, progress: Callable[[str], None],
+                sync: str = "full") -> dict[str, Any]:
     rng = random.Random(seed)
-    consortium = create_consortium(workdir / "node", int(time.time() * 1000), chain_id="careledger-bench")
+    consortium = _sync_home(workdir, sync)
     node = consortium.home.open_node()
     node.start()
     chain_id = node.chain.chain_id
@@ -200,7 +262,7 @@ def _bench_solo(txs: int, seed: int, workdir: Path, progress: Callable[[str], No
     if not report.ok:
         raise RuntimeError(f"verify failed after the benchmark: {report.problem}")
     return {
-        "engine": "solo", "workload": "identity-governance-mix", "txs": committed + lat_committed,
+        "engine": "solo", "workload": "identity-governance-mix", "sync": sync, "txs": committed + lat_committed,
         "tx_per_s": round(peak, 1), "p50_ms": round(_percentile(latencies, 0.50), 2),
         "p99_ms": round(_percentile(latencies, 0.99), 2), "latency_rate_per_s": round(lat_committed / lat_seconds, 1),
         "peak_p99_ms": round(_percentile(peak_lat, 0.99), 2),

@@ -1,10 +1,10 @@
 """``careledger``: the command-line interface.
 
-Commands: ``init``, ``node start``, ``keys``, ``status``, ``verify``, ``proof verify``, ``identity``,
-``governance``, ``tx``, ``records``, ``consent``, ``audit``, ``supply``, ``net``, ``abci``, ``bench``
-and ``demo``. Run any with ``--help``. :func:`main` is the entry point: it adds ``--json`` and the
-exit-status table to every command and turns every error into one line and an exit status
-(:mod:`careledger.cli.common`).
+Commands: ``init``, ``node start``, ``keys``, ``status``, ``verify``, ``backup``, ``restore``,
+``proof verify``, ``identity``, ``governance``, ``tx``, ``records``, ``consent``, ``audit``, ``supply``,
+``net``, ``abci``, ``bench`` and ``demo``. Run any with ``--help``. :func:`main` is the entry point:
+it adds ``--json`` and the exit-status table to every command and turns every error into one line
+and an exit status (:mod:`careledger.cli.common`).
 """
 
 from __future__ import annotations
@@ -264,6 +264,7 @@ def proof_verify(
 
 def _register_subcommands() -> None:
     from careledger.cli import abci as abci_cli
+    from careledger.cli import backup as backup_cli
     from careledger.cli import bench as bench_cli
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
@@ -271,6 +272,8 @@ def _register_subcommands() -> None:
     from careledger.cli import records as records_cli
     from careledger.cli import supply as supply_cli
 
+    app.command("backup")(backup_cli.backup)
+    app.command("restore")(backup_cli.restore)
     app.command("bench")(bench_cli.bench)
     app.command("demo")(demo_cli.demo)
     app.add_typer(ledger_cli.identity_app, name="identity")
