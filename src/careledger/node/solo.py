@@ -267,6 +267,11 @@ class Node:
                     return
                 self._try_resume()
                 continue
+            try:  # the next block's rules: an un-upgraded node stops where the consortium switches
+                self.chain.block_params(self.store.writer_view, self._head.height + 1)
+            except Exception as exc:
+                self._enter_halt(exc)
+                continue
             with self.mempool.lock:
                 while not len(self.mempool) and not self._stop.is_set():
                     self.mempool.not_empty.wait(timeout=0.5)

@@ -304,7 +304,10 @@ def _replay(chain: Chain, state: MemoryState, block: _Block, ticket: int, pipe: 
             if ok != 1:
                 raise _Bad(height, f"transaction {i} has a bad signature")
     env = BlockEnv(chain.chain_id, height, header.time_ms, header.proposer)
-    run = BlockExecution(chain, state, env, app_hash)
+    try:
+        run = BlockExecution(chain, state, env, app_hash)
+    except LedgerError as exc:  # UPGRADE_REQUIRED: rules this release does not implement
+        raise _Bad(height, exc.message, exc.code) from exc
     for i, checked in enumerate(block.checked):
         try:
             run.add(checked)
