@@ -34,6 +34,7 @@ from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, Stor
 from careledger.core.tx import signed_body
 from careledger.node.engine import CommitListener, Engine, Submission
 from careledger.node.halt import Halt, classify, free_bytes
+from careledger.node.integrity import check_row_count
 from careledger.node.mempool import Mempool, Pending
 from careledger.node.store import Head, PrefetchedView, StateView, Store, StoredTx
 
@@ -85,6 +86,7 @@ class Node:
         self._halt_listeners: list[Callable[[Halt], None]] = []
         self._retry_s = 1.0
         self._just_resumed = False
+        self._audited = False  # the engine thread counts the state rows before its first block
         validators = {v["pub_key"] for v in governance.validators(store.writer_view)}
         if node_key.public_hex not in validators:
             raise LedgerError("this node's key is not a validator of the consortium; the solo engine "
@@ -132,11 +134,13 @@ class Node:
 
     def health(self) -> dict[str, Any]:
         """Whether this node can take transactions now: ``ready`` is true while the engine thread runs and
-        is not halted. ``engine`` is ``producing``, ``halted`` (with ``halt`` saying why and what the node
-        does about it) or ``stopped`` (not started, or shut down)."""
+        is not halted. ``engine`` is ``starting`` (counting the state rows before its first block),
+        ``producing``, ``halted`` (with ``halt`` saying why and what the node does about it) or
+        ``stopped`` (not started, or shut down)."""
         halt = self._halt
         running = self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
-        engine = "halted" if halt is not None else "producing" if running else "stopped"
+        engine = "halted" if halt is not None else "stopped" if not running else \
+            "producing" if self._audited else "starting"
         return {"ready": engine == "producing", "engine": engine, "height": self._head.height,
                 "halt": None if halt is None else halt.to_json()}
 
@@ -258,6 +262,11 @@ class Node:
 
     # -- block production -----------------------------------------------------------------------------
     def _run(self) -> None:
+        try:  # the start-up check's one step that grows with the ledger, while the API already serves
+            check_row_count(self.store)
+        except Exception as exc:
+            self._enter_halt(exc)
+        self._audited = True
         interval = self.config.block_interval_ms / 1000
         last_start = 0.0
         while not self._stop.is_set():
