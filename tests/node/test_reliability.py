@@ -317,16 +317,13 @@ def trial_cli(pristine: Pristine, home: Home) -> Outcome:
     try:
         node.start()
     except NodeRefused as exc:
-        assert exc.returncode != 0
-        assert "Traceback" not in exc.stderr, f"refusal with a traceback: {exc.stderr[-1500:]}"
-        for code, kind in REFUSALS.items():
-            if f"error: {code.name} (" in exc.stderr:
-                return (kind, 0)
-        raise AssertionError(f"refusal without a clear error: {exc.stderr[-1500:]}") from None
+        return _refusal(exc.returncode, exc.stderr)
     try:
         status = node.status()
     finally:
-        assert node.stop() == 0
+        stopped = node.stop()
+    if stopped != 0:  # the engine found damage before its first block (the state row count) and exited 5
+        return _refusal(stopped, (home.path.parent / f"{home.path.name}-node.log").read_text())
     code, report = verify_cli(home.path)
     assert status["height"] == pristine.head, f"started at {status['height']}, below {pristine.head}"
     if code != 0:
@@ -335,6 +332,18 @@ def trial_cli(pristine: Pristine, home: Home) -> Outcome:
     assert_recovered_prefix(pristine, home, status["height"], status["app_hash"], status["block_hash"],
                             (code == 0 and report["ok"], report["height"], report["problem"]))
     return ("recovered", status["height"])
+
+
+def _refusal(returncode: int, output: str) -> Outcome:
+    """A node that would not serve: it must have exited non-zero naming the problem, without a traceback."""
+    assert returncode != 0
+    assert "Traceback" not in output, f"refusal with a traceback: {output[-1500:]}"
+    for code, kind in REFUSALS.items():
+        if f"error: {code.name} (" in output:
+            return (kind, 0)
+    if returncode == 5 and "block production stopped (store_corrupted)" in output:
+        return ("refused", 0)
+    raise AssertionError(f"refusal without a clear error: {output[-1500:]}")
 
 
 @dataclass
