@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test lint bench cometbft loadgen wheel lock clean soak venv
+.PHONY: demo test lint bench cometbft loadgen browser screenshots wheel lock clean soak venv
 
 $(RUNTIME): requirements/runtime.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ venv: $(DEV)
 demo: $(RUNTIME)
 	$(VENV)/bin/careledger demo
 
-test: $(DEV) cometbft loadgen
+test: $(DEV) cometbft loadgen browser
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
@@ -41,6 +41,20 @@ cometbft:
 
 loadgen:
 	scripts/build-loadgen.sh
+
+# Debian's Chromium for the web console's browser tests (and CJK fonts for its Chinese screenshots);
+# installed when missing and this runs as root, as on CI machines; otherwise say how.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	  else echo "chromium is missing: run 'apt-get install -y chromium' as root (the browser tests fail under CI=true)"; fi; \
+	fi
+
+# Refresh the README's screenshots of the web console (the browser tests take them).
+screenshots: $(DEV) browser
+	CARELEDGER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/console
 
 wheel: $(DEV)
 	rm -rf dist && $(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .

@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "careledger"
 
 PURE = {"core", "contracts", "chain"}
 SHELLS = {"vault", "supply", "claims", "research", "trials"}
-ENGINE = {"node", "abci", "keys"}
+ENGINE = {"node", "abci", "keys", "keycrypt"}
 EDGES = {"api", "cli", "client", "console", "demo", "bench", "net", "samples"}
 
 ALLOWED: dict[str, set[str]] = {
@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "abci": {"core", "contracts", "chain", "node", "keys", "abci"},
     **{shell: {"core", "contracts", "chain", "node", "keys", "samples", *SHELLS} for shell in SHELLS},
     "samples": {"samples"},
+    "keycrypt": {"core", "keys", "keycrypt"},
     # the Python client is what other programs embed: the protocol (core, payload models) and the
     # request-signing and commitment rules of the shells, nothing that runs a node
     "client": {"core", "contracts", "client", "vault.requests", "vault.canonical", "supply.auth"},
@@ -42,7 +43,7 @@ EDGE_ALLOWED: dict[str, set[str]] = {
     "net": PURE | ENGINE | {"net", "client"},
     "demo": PURE | ENGINE | SHELLS | {"demo", "client", "api", "net", "samples"},
     "bench": PURE | ENGINE | SHELLS | {"bench", "client", "api", "net", "demo", "samples"},
-    "console": PURE | ENGINE | SHELLS | {"console"},
+    "console": PURE | ENGINE | SHELLS | {"console", "api"},
     "cli": PURE | ENGINE | SHELLS | EDGES,
 }
 

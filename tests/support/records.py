@@ -117,10 +117,7 @@ def world_fixture(node: Node, node_home: Any) -> Iterator[World]:
             c.close()
         assert w.ledger is not None
         w.ledger.close()
-        server.stop()
-        services = getattr(server._server.config.app.state, "records", None)
-        if services is not None:
-            services.gateway.close()
+        server.stop()  # closes the app's services, the gateway among them
         for v in w.vaults.values():
             v.close()
 

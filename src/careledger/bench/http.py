@@ -130,7 +130,7 @@ class Patients:
 
 def _register(http: httpx.Client, raws: list[bytes]) -> None:
     res = http.post("/v1/txs/batch", params={"wait": "commit", "timeout": 60},
-                    content=json.dumps([r.hex() for r in raws]))
+                    content=json.dumps([r.hex() for r in raws]), headers={"Content-Type": "application/json"})
     doc = res.json()
     bad = [r for r in doc.get("results", []) if r.get("status") != "committed" or r["receipt"]["code"] != 0]
     if res.status_code != 200 or bad or doc.get("rejected"):

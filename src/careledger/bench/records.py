@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from careledger.api.records import RecordsServices
 from careledger.api.server import serve_in_thread
 from careledger.client import Client
 from careledger.client.records import RecordsClient
@@ -164,7 +165,7 @@ def bench_records(rounds: int = 4, fetches: int = 500, other_consents: int = 1_0
         own = RecordsClient(ledger, patient)
         own.grant(own.pseudonym, "org", "riverside-clinic", ["TREAT"], resource_types=["Observation"])
         clinic = RecordsClient(ledger, physician, gateways={"st-marys": server.url})
-        gateway = server._server.config.app.state.records.gateway  # type: ignore[union-attr]  # built by the first store
+        gateway = server.services.get(RecordsServices).gateway  # opened when the server started
         audit_wait = gateway.audit_wait
 
         def fetch_latencies() -> list[float]:

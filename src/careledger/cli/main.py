@@ -143,7 +143,7 @@ def node_start(
     # SIGTERM would kill the process before the node is closed (engine stopped, store checkpointed).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        serve(node, host, int(port))
+        serve(node, host, int(port), h.path)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
