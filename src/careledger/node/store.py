@@ -44,6 +44,7 @@ from typing import Any
 from careledger.core import codec
 from careledger.core.block import Header, Receipt
 from careledger.core.errors import Code, NotFound, StoreCorrupted
+from careledger.core.genesis import parse_genesis
 from careledger.core.proofs import build_proof
 from careledger.core.state import prefix_end
 from careledger.node.headrecord import HeadFile, HeadRecord, head_path_of
@@ -287,6 +288,7 @@ class Store:
         self._readers_lock = threading.Lock()
         self.head_file = HeadFile(head_path_of(self.path))
         self._commitment: StateCommitment | None = None
+        self._genesis_hash_cache: bytes | None = None
         try:
             self._conn = _connect(self.path, sync)
             if create:
@@ -378,7 +380,6 @@ class Store:
         if raw is None:
             raise StoreCorrupted("store has no genesis")
         try:
-            from careledger.core.genesis import parse_genesis
             return parse_genesis(codec.decode_trusted(raw)).hash
         except Exception as exc:  # the meta rows carry no checksum
             raise StoreCorrupted("the store's genesis record is unreadable") from exc
@@ -449,11 +450,9 @@ class Store:
         return Head(header.height, app_hash, block_hash)
 
     def _genesis_hash(self) -> bytes:
-        cached: bytes | None = getattr(self, "_genesis_hash_cache", None)
-        if cached is None:
-            cached = self.genesis_hash()
-            self._genesis_hash_cache = cached
-        return cached
+        if self._genesis_hash_cache is None:
+            self._genesis_hash_cache = self.genesis_hash()
+        return self._genesis_hash_cache
 
     def _moved_commitment(self, height: int, changes: Mapping[str, bytes | None],
                           hashes: Mapping[str, bytes]) -> StateCommitment:
