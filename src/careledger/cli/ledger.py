@@ -113,6 +113,17 @@ def propose_validator(
            "title": f"Validator {pub_key[:12]} power {power}"})
 
 
+@governance_app.command("propose-rules")
+def propose_rules(
+    version: int, height: int, signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Propose that rules VERSION take effect at block HEIGHT (every node switches at that block)."""
+    _send(home, url, signer, "governance.propose",
+          {"action": {"kind": "schedule_rules", "height": height, "version": version},
+           "title": f"Rules version {version} from height {height}"})
+
+
 @governance_app.command("vote")
 def vote(
     proposal: str, approve: Annotated[bool, typer.Option("--yes/--no", help="Approve or reject.")] = True,
