@@ -3,7 +3,6 @@ authorisation helpers (who may act for which organisation)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from careledger.contracts import identity
@@ -26,14 +25,8 @@ class SupplyPayload(Payload):
         return self
 
 
-@dataclass(frozen=True)
-class SupplyHandler(Handler[Any]):
-    """A handler whose parse step also normalises identifiers (GS1 check digits, URNs, Digital Links)."""
-
-    def parse(self, payload: dict[str, Any]) -> Any:
-        parsed = super().parse(payload)
-        normalise = getattr(parsed, "normalise", None)
-        return normalise() if normalise is not None else parsed
+SupplyHandler = Handler
+"""Supply handlers are plain handlers: their payloads normalise identifiers (see :class:`SupplyPayload`)."""
 
 
 def require_supply_member(state: Overlay | StateReader, ctx: TxContext) -> str:

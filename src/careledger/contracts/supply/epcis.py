@@ -45,7 +45,7 @@ from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
 from pydantic import Field
 
-from careledger.contracts.base import TxContext
+from careledger.contracts.base import Handler, TxContext
 from careledger.contracts.supply import cbv, gs1, packs
 from careledger.contracts.supply.base import SupplyHandler, SupplyPayload, require_supply_member
 from careledger.contracts.supply.layout import (
@@ -296,7 +296,7 @@ def _authorize(state: Overlay, ctx: TxContext, p: Any) -> None:
     require_supply_member(state, ctx)
 
 
-HANDLERS = [
+HANDLERS: list[Handler[Any]] = [
     SupplyHandler("supply.epcis_capture", 1, CapturePayload, apply_capture, _authorize,
                   summary="Capture an EPCIS 2.0 document: every event applies, or none does.",
                   read_hints=lambda c: [k for op in c.ops for k in packs.op_hints(op)]),

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from careledger.contracts.base import TxContext
+from careledger.contracts.base import Handler, TxContext
 from careledger.contracts.supply.base import (
     SupplyHandler,
     SupplyPayload,
@@ -136,7 +136,7 @@ def apply_recall_lot(state: Overlay, ctx: TxContext, p: RecallLot) -> Any:
     return {"gtin": p.gtin, "lot": p.lot, "packs": lot["packs"], "status": "recalled"}
 
 
-HANDLERS = [
+HANDLERS: list[Handler[Any]] = [
     SupplyHandler("supply.register_product", 1, RegisterProduct, apply_register_product, _authorize_member,
                   summary="A manufacturer registers a GTIN under one of its GS1 Company Prefixes.",
                   read_hints=lambda p: [product_key(p.gtin)]),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from careledger.contracts.base import TxContext
+from careledger.contracts.base import Handler, TxContext
 from careledger.contracts.supply import cbv, gs1
 from careledger.contracts.supply.base import SupplyHandler, SupplyPayload, require_supply_member
 from careledger.contracts.supply.layout import (
@@ -150,7 +150,7 @@ def _hints(pi: gs1.ProductIdentifier) -> list[str]:
     return [product_key(pi.gtin), pack_key(pi.gtin, pi.serial or "")]
 
 
-HANDLERS = [
+HANDLERS: list[Handler[Any]] = [
     SupplyHandler("supply.verify", 1, VerifyScan, apply_verify, _authorize,
                   summary="A signed scan (e.g. at dispense): the verdict is recorded and suspicious outcomes "
                           "raise alerts.", read_hints=_hints),
