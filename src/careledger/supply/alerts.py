@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from careledger.contracts import identity
 from careledger.contracts.supply.layout import parse_ref, product_key, split_pack_ref
 from careledger.core import codec
 from careledger.core.errors import Code
@@ -76,8 +77,8 @@ def _manufacturers(reader: StateReader, refs: list[str]) -> list[str]:
 
 
 def _signer_org(reader: StateReader, signer: str) -> str | None:
-    raw = reader.get_raw(f"identity/key/{signer}")
-    return None if raw is None else codec.decode_trusted(raw).get("org")
+    rec = identity.get_key_record(reader, signer)
+    return None if rec is None else rec.org
 
 
 def alerts_of_tx(reader: StateReader, stored: StoredTx, time_ms: int) -> list[dict[str, Any]]:

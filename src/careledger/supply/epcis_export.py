@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from careledger.contracts import identity
 from careledger.contracts.supply import cbv, gs1
 from careledger.contracts.supply.base import org_of_company_prefix
 from careledger.contracts.supply.epcis import ORG_URN, format_time, schema_errors
@@ -48,9 +49,9 @@ class _Urns:
             org = org_of_company_prefix(self.reader, ref[1:])
             length = 7
             if org is not None:
-                rec = _get(self.reader, f"identity/org/{org}") or {}
-                length = max((len(p) for p in rec.get("gs1_company_prefixes", []) if ref[1:].startswith(p)),
-                             default=7)
+                rec = identity.get_org(self.reader, org)
+                prefixes = () if rec is None else rec.gs1_company_prefixes
+                length = max((len(p) for p in prefixes if ref[1:].startswith(p)), default=7)
             return ref_urn(ref, length)
         gtin, _ = split_pack_ref(ref)
         if gtin not in self.lengths:

@@ -17,6 +17,7 @@ the CometBFT engine turns into ABCI validator updates.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -128,7 +129,7 @@ def _execute(state: Overlay, ctx: TxContext, action: Any) -> None:
         ctx.emit("organisation_added", org=action.organisation.id)
     elif isinstance(action, RemoveOrganisation):
         rec = identity.require_org(state, action.org)
-        state.put(identity.org_key(action.org), {**rec, "status": "removed", "removed_at": height})
+        identity.put_org(state, replace(rec, status="removed", removed_at=height))
         for v in validators(state):
             if v["org"] == action.org:
                 state.delete(validator_key(v["pub_key"]))
@@ -136,7 +137,7 @@ def _execute(state: Overlay, ctx: TxContext, action: Any) -> None:
         ctx.emit("organisation_removed", org=action.org)
     elif isinstance(action, SetOrgRoles):
         rec = identity.require_org(state, action.org)
-        state.put(identity.org_key(action.org), {**rec, "roles": list(action.roles)})
+        identity.put_org(state, replace(rec, roles=tuple(action.roles)))
         ctx.emit("organisation_roles_changed", org=action.org, roles=list(action.roles))
     elif isinstance(action, SetValidator):
         if action.power == 0:
