@@ -73,7 +73,7 @@ def get_key(request: Request, pubkey: KeyPath) -> JSONResponse:
     status; whether it may sign now; and its validator power if it is a validator."""
     view = node_of(request).store.view()
     rec = identity.get_key_record(view, pubkey)
-    validator = view.get(governance.validator_key(pubkey))
+    validator = governance.get_validator(view, pubkey)
     if rec is None and validator is None:
         raise not_found(f"key {pubkey}")
     info: dict[str, Any] = {"key": pubkey, "kind": "unregistered", "org": None, "roles": [], "status": "none"}
@@ -81,7 +81,7 @@ def get_key(request: Request, pubkey: KeyPath) -> JSONResponse:
         info.update(rec.to_json())
         info.setdefault("org", None)
     info["active"] = identity.resolve_signer(view, pubkey).active
-    info["validator"] = validator
+    info["validator"] = None if validator is None else validator.to_json()
     return JSONResponse(info)
 
 

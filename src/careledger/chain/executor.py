@@ -79,7 +79,7 @@ def genesis_state(genesis: Genesis) -> dict[str, bytes | None]:
     for org in genesis.organisations:
         identity.write_organisation(overlay, org.model_dump(mode="json"), 0)
     for v in genesis.validators:
-        overlay.put(governance.validator_key(v.pub_key), {"org": v.org, "power": v.power})
+        governance.put_validator(overlay, v.pub_key, governance.ValidatorRecord(v.org, v.power))
     return overlay.writes
 
 

@@ -76,7 +76,7 @@ class Node:
         self._thread: threading.Thread | None = None
         self._commit_listeners: list[Any] = []
         self.commit_cond = threading.Condition()
-        validators = {v["pub_key"] for v in governance.validators(store.writer_view)}
+        validators = {pub for pub, _ in governance.validators(store.writer_view)}
         if node_key.public_hex not in validators:
             raise LedgerError("this node's key is not a validator of the consortium; the solo engine "
                               "cannot sign blocks with it", Code.UNAUTHORISED)
