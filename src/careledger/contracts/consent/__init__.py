@@ -34,15 +34,18 @@ from pydantic import Field, StringConstraints
 
 from careledger.contracts import identity
 from careledger.contracts.base import Handler, Payload, Signer, TxContext
-from careledger.contracts.records import (
-    Pseudonym,
-    RecordId,
-    ResourceType,
+from careledger.contracts.consent.layout import (
+    breakglass_key,
+    breakglass_log_prefix,
+    consent_id_key,
+    consent_key,
+    consent_prefix,
+    delegate_key,
     is_active_delegate,
-    is_custodian_signer,
-    is_patient_key,
-    require_patient_active,
 )
+from careledger.contracts.identity import is_org_signer as is_custodian_signer
+from careledger.contracts.identity import is_patient_key, require_patient_active
+from careledger.contracts.records.layout import HeadRecord, Pseudonym, RecordId, ResourceType
 from careledger.core.codec import decode_trusted
 from careledger.core.errors import Code, LedgerError, TxFailed
 from careledger.core.state import Overlay, StateReader
@@ -55,30 +58,6 @@ StudyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{
 BREAK_GLASS_REASONS = ("unconscious", "life_threatening", "urgent_treatment", "unable_to_consent", "other")
 MAX_BREAK_GLASS_MINUTES = 240  # the break-glass window: 4 hours at most
 DEFAULT_BREAK_GLASS_MINUTES = 240
-
-
-def consent_prefix(pseudonym: str) -> str:
-    return f"consent/patient/{pseudonym}/"
-
-
-def consent_key(pseudonym: str, consent_id: str) -> str:
-    return f"consent/patient/{pseudonym}/{consent_id}"
-
-
-def consent_id_key(consent_id: str) -> str:
-    return f"consent/id/{consent_id}"
-
-
-def delegate_key(pseudonym: str, key: str) -> str:
-    return f"consent/delegate/{pseudonym}/{key}"
-
-
-def breakglass_key(pseudonym: str, requester: str) -> str:
-    return f"consent/breakglass/{pseudonym}/{requester}"
-
-
-def breakglass_log_prefix(pseudonym: str) -> str:
-    return f"consent/breakglass-log/{pseudonym}/"
 
 
 # --- who acts for a patient -----------------------------------------------------------------------------
@@ -291,21 +270,21 @@ _STAGES = (Code.CONSENT_PURPOSE_NOT_COVERED, Code.CONSENT_TYPE_NOT_COVERED, Code
            Code.CONSENT_PERIOD_NOT_COVERED)
 
 
-def _first_gap(c: dict[str, Any], purpose: str, record: str, head: dict[str, Any], now_ms: int) -> int:
+def _first_gap(c: dict[str, Any], purpose: str, record: str, head: HeadRecord, now_ms: int) -> int:
     """The index in :data:`_STAGES` where consent ``c`` stops covering, or ``len(_STAGES)`` if it covers."""
     if purpose not in c["purposes"]:
         return 0
-    if c["resource_types"] and head["type"] not in c["resource_types"]:
+    if c["resource_types"] and head.type not in c["resource_types"]:
         return 1
     if c["records"] and record not in c["records"]:
         return 2
-    if not _in_period(c["period"], now_ms) or not _in_period(c["data_period"], head["created_ms"]):
+    if not _in_period(c["period"], now_ms) or not _in_period(c["data_period"], head.created_ms):
         return 3
     return 4
 
 
 def evaluate_access(state: StateReader | Overlay, requester: Signer, pseudonym: str, record: str,
-                    head: dict[str, Any], purpose: str, now_ms: int, *, emergency: bool = False,
+                    head: HeadRecord, purpose: str, now_ms: int, *, emergency: bool = False,
                     study: str | None = None) -> AccessDecision:
     """May ``requester`` read version(s) of ``record`` (summary ``head``) of patient ``pseudonym`` now?
 
@@ -320,9 +299,9 @@ def evaluate_access(state: StateReader | Overlay, requester: Signer, pseudonym: 
     """
     if not requester.active:
         raise AccessDenied("the requester's key or organisation is not active", Code.SIGNER_REVOKED)
-    if head["pseudonym"] != pseudonym:
+    if head.pseudonym != pseudonym:
         raise AccessDenied("the record does not belong to this patient", Code.RECORD_PATIENT_MISMATCH)
-    if head["status"] == "erased":
+    if head.is_erased:
         raise AccessDenied("the record was erased", Code.RECORD_ERASED)
     if emergency:
         if requester.kind != "member" or not requester.has_role("emergency"):
@@ -334,7 +313,7 @@ def evaluate_access(state: StateReader | Overlay, requester: Signer, pseudonym: 
     who = acts_for_patient(state, requester, pseudonym, now_ms)
     if who is not None:
         return AccessDecision(who)
-    if is_custodian_signer(requester, head["custodian"], ("data_steward", "physician", "nurse", "registrar")):
+    if is_custodian_signer(requester, head.custodian, ("data_steward", "physician", "nurse", "registrar")):
         return AccessDecision("custodian")
     best, best_gap, revoked_seen = None, -1, False
     for _, raw in state.scan_raw(consent_prefix(pseudonym)):

@@ -19,6 +19,7 @@ from careledger.contracts.identity.layout import (
     compute_pseudonym,
     decode_key_record,
     get_org,
+    get_patient,
     is_org_active,
     key_key,
     put_key_record,
@@ -62,6 +63,18 @@ def resolve_signer(state: Reader, pub: str) -> Signer:
     return Signer(key=pub, kind=rec.kind, org=org, roles=rec.roles, active=active)
 
 
+def is_org_signer(signer: Signer, org: str, roles: tuple[str, ...]) -> bool:
+    """Is ``signer`` an active admin of ``org``, or an active member of it holding one of ``roles``?"""
+    if not signer.active or signer.org != org:
+        return False
+    return signer.kind == "admin" or (signer.kind == "member" and signer.has_role(*roles))
+
+
+def is_patient_key(signer: Signer, pseudonym: str) -> bool:
+    """Is ``signer`` the active patient whose pseudonym is ``pseudonym``?"""
+    return signer.kind == "patient" and signer.active and compute_pseudonym(signer.key) == pseudonym
+
+
 def require_org(state: Reader, org: str) -> OrgRecord:
     """The organisation's record; raises ORG_UNKNOWN (never admitted) or ORG_INACTIVE (removed)."""
     rec = get_org(state, org)
@@ -70,6 +83,15 @@ def require_org(state: Reader, org: str) -> OrgRecord:
     if not rec.is_active:
         raise TxFailed(f"organisation {org!r} is no longer active", Code.ORG_INACTIVE)
     return rec
+
+
+def require_patient_active(state: Reader, pseudonym: str) -> None:
+    """The pseudonym must be a registered, active patient's; raises PATIENT_UNKNOWN."""
+    rec = get_patient(state, pseudonym)
+    if rec is None:
+        raise TxFailed(f"no registered patient {pseudonym}", Code.PATIENT_UNKNOWN)
+    if not rec.is_active:
+        raise TxFailed(f"patient {pseudonym} is not active", Code.PATIENT_UNKNOWN)
 
 
 def require_admin_of(ctx: TxContext, org: str) -> None:
