@@ -31,7 +31,7 @@ from careledger.client import Client
 from careledger.client.records import RecordsClient
 from careledger.contracts import consent
 from careledger.contracts.base import Signer
-from careledger.contracts.consent.layout import ConsentGrantee, ConsentRecord, consent_key
+from careledger.contracts.consent import ConsentGrantee, ConsentRecord, consent_key
 from careledger.contracts.identity import compute_pseudonym
 from careledger.contracts.records import HeadRecord
 from careledger.core import codec

@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from careledger.contracts import identity, records
+from careledger.contracts import consent, identity, records
 from careledger.contracts.audit import audit_prefix
 from careledger.contracts.consent import AccessDenied, acts_for_patient, evaluate_access
-from careledger.contracts.consent import layout as consent_layout
 from careledger.core.codec import decode_trusted
 from careledger.core.errors import AuthError, Code, LedgerError
 from careledger.core.state import StateReader
@@ -46,12 +45,12 @@ def patient_records(view: StateReader, pseudonym: str) -> list[dict[str, Any]]:
 
 def patient_view(view: StateReader, pseudonym: str, as_fhir: bool = False) -> dict[str, Any]:
     """Everything the ledger holds about one patient (never any clinical content)."""
-    ordered = sorted(consent_layout.consents_of(view, pseudonym), key=lambda c: (c.granted_height, c.id))
+    ordered = sorted(consent.consents_of(view, pseudonym), key=lambda c: (c.granted_height, c.id))
     consents = [c.to_json() for c in ordered]
     log_prefix = audit_prefix(pseudonym)
     log = [{"id": key[len(log_prefix):], **decode_trusted(raw)} for key, raw in view.scan_raw(log_prefix)]
-    sessions = [entry.to_json() for _, entry in consent_layout.break_glass_log(view, pseudonym)]
-    delegates = [{"key": key, **rec.to_json()} for key, rec in consent_layout.delegates_of(view, pseudonym)]
+    sessions = [entry.to_json() for _, entry in consent.break_glass_log(view, pseudonym)]
+    delegates = [{"key": key, **rec.to_json()} for key, rec in consent.delegates_of(view, pseudonym)]
     doc: dict[str, Any] = {
         "patient": pseudonym, "records": patient_records(view, pseudonym), "consents": consents,
         "delegates": delegates, "break_glass": sessions, "access_log": log,

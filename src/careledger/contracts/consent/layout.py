@@ -70,7 +70,7 @@ def breakglass_log_key(pseudonym: str, height: int, index: int) -> str:
 # --- records --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class Period:
+class ConsentPeriod:
     """A time window in UTC milliseconds; either end may be open (None); ``end_ms`` is exclusive."""
 
     start_ms: int | None = None
@@ -83,16 +83,16 @@ class Period:
         return {"end_ms": self.end_ms, "start_ms": self.start_ms}
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Period:
+    def from_json(cls, doc: dict[str, Any]) -> ConsentPeriod:
         return cls(doc.get("start_ms"), doc.get("end_ms"))
 
 
-def _period_json(period: Period | None) -> dict[str, Any] | None:
+def _period_json(period: ConsentPeriod | None) -> dict[str, Any] | None:
     return None if period is None else period.to_json()
 
 
-def _period(doc: dict[str, Any] | None) -> Period | None:
-    return None if doc is None else Period.from_json(doc)
+def _period(doc: dict[str, Any] | None) -> ConsentPeriod | None:
+    return None if doc is None else ConsentPeriod.from_json(doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +121,8 @@ class ConsentRecord:
     purposes: tuple[str, ...]
     resource_types: tuple[str, ...]  # empty: every type
     records: tuple[str, ...]  # empty: every record
-    period: Period | None  # when access is allowed (None: always)
-    data_period: Period | None  # which records, by creation time (None: all)
+    period: ConsentPeriod | None  # when access is allowed (None: always)
+    data_period: ConsentPeriod | None  # which records, by creation time (None: all)
     status: str  # "active" | "revoked"
     granted_by: str
     granted_by_kind: str  # "patient" | "delegate"

@@ -41,6 +41,7 @@ from careledger.contracts.identity.layout import (
 from careledger.contracts.identity.rules import (
     MEMBER_ROLES,
     MEMBER_ROLES_BY_ORG_ROLE,
+    UNREGISTERED,
     allowed_member_roles,
     is_org_signer,
     is_patient_key,
@@ -57,6 +58,7 @@ __all__ = [
     "HANDLERS",
     "MEMBER_ROLES",
     "MEMBER_ROLES_BY_ORG_ROLE",
+    "UNREGISTERED",
     "EnrolMember",
     "KeyRecord",
     "MemberEntry",
