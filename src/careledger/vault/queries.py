@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from careledger.contracts import consent, identity, records
-from careledger.contracts.audit import audit_prefix
+from careledger.contracts.audit import audit_log
 from careledger.contracts.consent import AccessDenied, acts_for_patient, evaluate_access
-from careledger.core.codec import decode_trusted
 from careledger.core.errors import AuthError, Code, LedgerError
 from careledger.core.state import StateReader
 from careledger.vault.fhir import audit_to_fhir, consent_to_fhir
@@ -47,8 +46,7 @@ def patient_view(view: StateReader, pseudonym: str, as_fhir: bool = False) -> di
     """Everything the ledger holds about one patient (never any clinical content)."""
     ordered = sorted(consent.consents_of(view, pseudonym), key=lambda c: (c.granted_height, c.id))
     consents = [c.to_json() for c in ordered]
-    log_prefix = audit_prefix(pseudonym)
-    log = [{"id": key[len(log_prefix):], **decode_trusted(raw)} for key, raw in view.scan_raw(log_prefix)]
+    log = [{"id": entry_id, **rec.to_json()} for entry_id, rec in audit_log(view, pseudonym)]
     sessions = [entry.to_json() for _, entry in consent.break_glass_log(view, pseudonym)]
     delegates = [{"key": key, **rec.to_json()} for key, rec in consent.delegates_of(view, pseudonym)]
     doc: dict[str, Any] = {
