@@ -30,7 +30,7 @@ import threading
 from typing import Any
 
 from careledger.contracts import identity
-from careledger.contracts.supply.layout import parse_ref, product_key, split_pack_ref
+from careledger.contracts.supply.layout import get_product, parse_ref, split_pack_ref
 from careledger.core import codec
 from careledger.core.errors import Code
 from careledger.core.state import StateReader
@@ -70,9 +70,9 @@ def _manufacturers(reader: StateReader, refs: list[str]) -> list[str]:
     owners = set()
     for ref in refs:
         if len(ref) > 15 and ref[14] == "/":
-            raw = reader.get_raw(product_key(split_pack_ref(ref)[0]))
-            if raw is not None:
-                owners.add(codec.decode_trusted(raw)["owner"])
+            product = get_product(reader, split_pack_ref(ref)[0])
+            if product is not None:
+                owners.add(product.owner)
     return sorted(owners)
 
 

@@ -1,12 +1,13 @@
-"""What every supply transaction shares: the handler with a stateless normalisation step, and the
-authorisation helpers (who may act for which organisation)."""
+"""What every supply transaction shares: payloads with a stateless normalisation step (see
+:class:`careledger.contracts.base.Normalising`), and the authorisation helpers (who may act for which
+organisation)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from careledger.contracts import identity
-from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.base import Payload, TxContext
 from careledger.contracts.supply.layout import SupplyError, SupplyInvalid
 from careledger.core.errors import Code
 from careledger.core.state import Overlay, StateReader
@@ -23,10 +24,6 @@ class SupplyPayload(Payload):
 
     def normalise(self) -> Any:
         return self
-
-
-SupplyHandler = Handler
-"""Supply handlers are plain handlers: their payloads normalise identifiers (see :class:`SupplyPayload`)."""
 
 
 def require_supply_member(state: Overlay | StateReader, ctx: TxContext) -> str:
