@@ -24,7 +24,7 @@ ALLOWED = {"nonce": {SRC / "chain" / "executor.py"}}  # the nonce key belongs to
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
-    ids = set()
+    ids: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
             first = node.body[0]
@@ -37,7 +37,7 @@ def spelled_prefixes(source: str) -> list[tuple[int, str]]:
     """``(line, prefix)`` of every state-key prefix spelled in a string literal of ``source``."""
     tree = ast.parse(source)
     skip = _docstrings(tree)
-    found = []
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
             found.extend((node.lineno, m[1]) for m in SPELLED.finditer(node.value))
@@ -72,7 +72,7 @@ def test_every_contract_has_a_layout_that_builds_its_keys() -> None:
 
 
 def test_no_module_spells_a_state_key_outside_its_layout() -> None:
-    offenders = []
+    offenders: list[str] = []
     files = sorted(SRC.rglob("*.py"))
     assert len(files) > 50
     for path in files:
