@@ -77,7 +77,7 @@ def genesis_state(genesis: Genesis) -> dict[str, bytes | None]:
                           "genesis_hash": genesis.hash.hex()})
     overlay.put("params", genesis.params.model_dump())
     for org in genesis.organisations:
-        identity.write_organisation(overlay, org.model_dump(mode="json"), 0)
+        identity.write_organisation(overlay, org, 0)
     for v in genesis.validators:
         governance.put_validator(overlay, v.pub_key, governance.ValidatorRecord(v.org, v.power))
     return overlay.writes

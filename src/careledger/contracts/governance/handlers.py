@@ -93,7 +93,7 @@ def execute_action(state: Overlay, ctx: TxContext, action: AnyAction) -> None:
     """Carry out a passed (and re-validated) action."""
     height = ctx.env.height
     if isinstance(action, AddOrganisation):
-        identity.write_organisation(state, action.organisation.model_dump(mode="json"), height)
+        identity.write_organisation(state, action.organisation, height)
         ctx.emit("organisation_added", org=action.organisation.id)
     elif isinstance(action, RemoveOrganisation):
         rec = identity.require_org(state, action.org)

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from careledger.contracts.base import Reader, get_record, scan_records
+from careledger.core.genesis import OrganisationDecl
 from careledger.core.state import Overlay
 
 ORG_PREFIX = "identity/org/"
@@ -98,10 +99,10 @@ class OrgRecord:
                    tuple(doc["gs1_company_prefixes"]), doc["status"], doc["since"], doc.get("removed_at"))
 
     @classmethod
-    def declared(cls, decl: dict[str, Any], since: int) -> OrgRecord:
-        """A new, active organisation from its declaration (``OrganisationDecl`` as JSON)."""
-        return cls(decl["id"], decl["name"], tuple(decl["roles"]), tuple(decl["admins"]), decl.get("api"),
-                   tuple(decl.get("gs1_company_prefixes", ())), "active", since)
+    def declared(cls, decl: OrganisationDecl, since: int) -> OrgRecord:
+        """A new, active organisation from its declaration (in the genesis file or a governance proposal)."""
+        return cls(decl.id, decl.name, tuple(decl.roles), tuple(decl.admins), decl.api,
+                   tuple(decl.gs1_company_prefixes), "active", since)
 
 
 @dataclass(frozen=True, slots=True)

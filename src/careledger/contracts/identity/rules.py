@@ -10,7 +10,6 @@ every contract uses (pure).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from careledger.contracts.base import Reader, Signer, TxContext
 from careledger.contracts.identity.layout import (
@@ -26,6 +25,7 @@ from careledger.contracts.identity.layout import (
     put_org,
 )
 from careledger.core.errors import Code, TxFailed
+from careledger.core.genesis import OrganisationDecl
 from careledger.core.state import Overlay
 
 MEMBER_ROLES = (
@@ -135,12 +135,9 @@ def check_member_roles(state: Reader, org: str, roles: list[str]) -> None:
                            Code.ROLE_NOT_ALLOWED)
 
 
-def write_organisation(state: Overlay, decl: dict[str, Any], since: int) -> None:
-    """Create an organisation and its admin keys (genesis and governance both use this).
-
-    ``decl`` is an ``OrganisationDecl`` as JSON (``model_dump(mode="json")``).
-    """
+def write_organisation(state: Overlay, decl: OrganisationDecl, since: int) -> None:
+    """Create an organisation and its admin keys (genesis and governance both use this)."""
     put_org(state, OrgRecord.declared(decl, since))
-    for admin in decl["admins"]:
+    for admin in decl.admins:
         put_key_record(state, admin, KeyRecord(kind="admin", roles=("admin",), status="active", since=since,
-                                               org=decl["id"]))
+                                               org=decl.id))
