@@ -237,7 +237,7 @@ class BreakGlassLogEntry:
 # A consent check scans the patient's consents: decoded consents are immutable, so they are shared,
 # memoised by their stored bytes.
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=8192)
 def decode_consent(raw: bytes) -> ConsentRecord:
     """The consent stored as ``raw`` (memoised: the record is immutable and shared)."""
     return ConsentRecord.from_json(orjson.loads(raw))

@@ -355,11 +355,11 @@ def apply_aggregate(run: OpRun, op: Aggregate) -> dict[str, Any]:
         if rec.parent is not None:
             raise SupplyError(f"{ref} is already packed in {rec.parent}", Code.PACK_AGGREGATED)
         _in_order(ref, rec, at)
-        run.write(ref, rec.logged(run.entry("aggregate", at, op.parent), parent=op.parent))
+        run.write(ref, rec.with_parent(run.entry("aggregate", at, op.parent), op.parent))
         children.append(ref)
     if len(children) > MAX_ITEMS_PER_TX:
         raise SupplyError(f"a container holds at most {MAX_ITEMS_PER_TX} items", Code.TOO_MANY_ITEMS)
-    run.write(op.parent, parent.logged(run.entry("pack", at, len(op.children)), children=tuple(children)))
+    run.write(op.parent, parent.with_children(run.entry("pack", at, len(op.children)), tuple(children)))
     return {"parent": op.parent, "children": len(children)}
 
 
@@ -382,10 +382,10 @@ def apply_disaggregate(run: OpRun, op: Disaggregate) -> dict[str, Any]:
     run.count(len(removing))
     for ref in removing:
         rec = load(run, ref)
-        run.write(ref, rec.logged(run.entry("disaggregate", at, op.parent), parent=None))
+        run.write(ref, rec.with_parent(run.entry("disaggregate", at, op.parent), None))
     gone = set(removing)
     left = [r for r in current if r not in gone]
-    run.write(op.parent, parent.logged(run.entry("unpack", at, len(removing)), children=tuple(left) if left else None))
+    run.write(op.parent, parent.with_children(run.entry("unpack", at, len(removing)), tuple(left) if left else None))
     return {"parent": op.parent, "removed": len(removing), "left": len(left)}
 
 
@@ -417,7 +417,7 @@ def apply_ship(run: OpRun, op: Ship) -> dict[str, Any]:
         check_usable(run, ref, rec, at)
     entry = run.entry("ship", at, to)
     for ref, rec in items:
-        run.write(ref, rec.logged(entry, in_transit_to=to))
+        run.write(ref, rec.shipped(entry, to))
     return {"shipped": len(items), "to": to}
 
 
@@ -435,9 +435,7 @@ def apply_receive(run: OpRun, op: Receive) -> dict[str, Any]:
             raise _state_error(ref, rec.state)
         _in_order(ref, rec, at)
     for ref, rec in items:
-        assert rec.in_transit_to is not None
-        run.write(ref, rec.logged(run.entry("receive", at, rec.holder), holder=rec.in_transit_to,
-                                  in_transit_to=None))
+        run.write(ref, rec.received(run.entry("receive", at, rec.holder)))
     return {"received": len(items)}
 
 
@@ -464,7 +462,7 @@ def apply_decommission(run: OpRun, op: Decommission) -> dict[str, Any]:
     entry = run.entry("decommission", at, op.state)
     undo = (op.state, run.org, at)
     for ref, rec in items:
-        run.write(ref, rec.logged(entry, state=op.state, undo=undo))
+        run.write(ref, rec.with_state(entry, op.state, undo))
     return {"decommissioned": len(items), "state": op.state}
 
 
@@ -485,7 +483,7 @@ def apply_undo(run: OpRun, op: Undo) -> dict[str, Any]:
         check_usable(run, ref, rec, at)
     entry = run.entry("undo", at, op.state)
     for ref, rec in items:
-        run.write(ref, rec.logged(entry, state=cbv.ACTIVE, undo=None))
+        run.write(ref, rec.with_state(entry, cbv.ACTIVE, None))
     return {"restored": len(items), "state": cbv.ACTIVE}
 
 
