@@ -1,38 +1,69 @@
-# CareLedger: `make demo` runs the story, `make test` runs the whole suite. Both build .venv first.
+# CareLedger: `make demo` runs the story, `make test` runs the whole suite. Each builds .venv first,
+# with only what it needs: the runtime lock for the demo, the runtime and dev locks for the tests.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test lint bench cometbft clean soak
+.PHONY: demo test lint bench cometbft loadgen browser screenshots wheel lock clean soak venv
 
-$(STAMP): requirements.lock pyproject.toml
+$(RUNTIME): requirements/runtime.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	$(PIP) --require-hashes -r requirements/runtime.lock
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $(RUNTIME)
 
-venv: $(STAMP)
+$(DEV): $(RUNTIME) requirements/dev.lock
+	$(PIP) --require-hashes -r requirements/dev.lock
+	touch $(DEV)
 
-demo: $(STAMP)
+venv: $(DEV)
+
+demo: $(RUNTIME)
 	$(VENV)/bin/careledger demo
 
-test: $(STAMP) cometbft
+test: $(DEV) cometbft loadgen browser
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+bench: $(RUNTIME)
 	$(VENV)/bin/careledger bench --engine solo
 
 cometbft:
 	@if [ -x scripts/install-cometbft.sh ]; then scripts/install-cometbft.sh; fi
 
-soak: $(STAMP)
+loadgen:
+	scripts/build-loadgen.sh
+
+# Debian's Chromium for the web console's browser tests (and CJK fonts for its Chinese screenshots);
+# installed when missing and this runs as root, as on CI machines; otherwise say how.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	  else echo "chromium is missing: run 'apt-get install -y chromium' as root (the browser tests fail under CI=true)"; fi; \
+	fi
+
+# Refresh the README's screenshots of the web console (the browser tests take them).
+screenshots: $(DEV) browser
+	CARELEDGER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/console
+
+wheel: $(DEV)
+	rm -rf dist && $(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	@ls dist
+
+lock:
+	scripts/lock.sh
+
+soak: $(DEV)
 	CARELEDGER_SOAK=1 $(PY) -m pytest -q -p no:cacheprovider -m slow
 
 clean:

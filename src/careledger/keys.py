@@ -18,7 +18,8 @@ class KeyFileError(ValueError):
     pass
 
 
-def write_key(path: Path, key: SigningKey, name: str = "") -> None:
+def write_key(path: str | os.PathLike[str], key: SigningKey, name: str = "") -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"kind": "ed25519", "name": name or path.stem, "public_key": key.public_hex, "seed": key.seed.hex(),
            "version": 1}
@@ -28,7 +29,8 @@ def write_key(path: Path, key: SigningKey, name: str = "") -> None:
         fh.write("\n")
 
 
-def read_key(path: Path) -> SigningKey:
+def read_key(path: str | os.PathLike[str]) -> SigningKey:
+    path = Path(path)
     try:
         doc = json.loads(path.read_text())
         key = SigningKey(bytes.fromhex(doc["seed"]))
@@ -39,7 +41,7 @@ def read_key(path: Path) -> SigningKey:
     return key
 
 
-def new_key(path: Path, name: str = "") -> SigningKey:
+def new_key(path: str | os.PathLike[str], name: str = "") -> SigningKey:
     key = SigningKey.generate()
     write_key(path, key, name)
     return key

@@ -17,7 +17,7 @@ from careledger.contracts.supply import gs1
 from careledger.core.crypto import SigningKey
 from careledger.supply.auth import sign_request
 from careledger.supply.epcis_export import check_document
-from support.epcis import CASE_GTIN, DATA, DSCSA, ITEM_GTIN
+from support.epcis import CASE_GTIN, DSCSA, INVALID_DOCUMENTS, ITEM_GTIN
 from support.supply import GTIN, supply_consortium
 
 
@@ -114,7 +114,7 @@ def test_epcis_capture_query_and_export_over_http(api: SupplyClient, consortium:
     mfr = consortium.admin("manufacturer")
     ok(api.register_product(mfr, ITEM_GTIN, "Drug X"))
     ok(api.register_product(mfr, CASE_GTIN, "Drug X, case"))
-    bad = (DATA / "openepcis" / "ObjectEvent_with_invalid_action.json").read_text()
+    bad = (INVALID_DOCUMENTS / "ObjectEvent_with_invalid_action.json").read_text()
     with pytest.raises(ClientError) as info:
         api.epcis_capture(mfr, bad)
     assert info.value.http_status == 400 and info.value.name == "EPCIS_SCHEMA_INVALID"
@@ -133,15 +133,12 @@ def test_epcis_capture_query_and_export_over_http(api: SupplyClient, consortium:
 
 
 def test_cli_supply_commands(api: SupplyClient, node_home: Any, consortium: Any) -> None:
-    from typer.testing import CliRunner
+    from support.cli import run_cli
 
-    from careledger.cli.main import app
-
-    runner = CliRunner()
     base = ["--home", str(node_home.path), "--url", str(api._http.base_url)]
 
     def cli(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, ["supply", *args, *base])
+        result = run_cli("supply", *args, *base)
         assert result.exit_code == code, result.output
         return result.output
 
@@ -155,7 +152,7 @@ def test_cli_supply_commands(api: SupplyClient, node_home: Any, consortium: Any)
     assert "VERIFIED" in cli("verify", "--gtin", GTIN, "--serial", "K1")
     cli("dispense", f"{GTIN}/K1", "--as", "pharmacy-admin")
     assert "ALREADY_DECOMMISSIONED" in cli("verify", "--gtin", GTIN, "--serial", "K1", code=4)
-    cli("verify", "--gtin", GTIN, "--serial", "K1", "--record-as", "hospital-admin")
+    cli("verify", "--gtin", GTIN, "--serial", "K1", "--record-as", "hospital-admin", code=4)  # NOT VERIFIED
     assert '"supplied"' in cli("history", "urn:epc:id:sgtin:0614141.000001.K1")
     assert "possible_clone" in cli("alerts", "--as", "regulator-admin")
     assert "UNAUTHORISED" in cli("alerts", "--as", "pharmacy-admin", code=1)

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from careledger.core import codec
 from careledger.core.errors import Code, GenesisError
-from careledger.core.genesis import Genesis, Params, load_genesis, parse_genesis
+from careledger.core.genesis import Genesis, Params, parse_genesis
+from careledger.node.home import load_genesis
 from support import Consortium, make_consortium, seeded_key
 
 

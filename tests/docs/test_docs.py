@@ -3,25 +3,32 @@
 * ``docs/protocol.md``: every fenced block tagged ``json vector`` is recomputed here from its own
   inputs with the real code (codec, crypto, tx, merkle, state, block, executor, proofs); the blocks
   copied from ``tests/vectors/protocol.json`` must equal that file; the error-code table must list
-  exactly the members of :class:`careledger.core.errors.Code`.
+  exactly the members of :class:`careledger.core.errors.Code`; section 16 must give every field of
+  every payload model with its default; section 11 must list every state entry any vector's
+  transactions write, with the fields of its value, and section 16 which type writes which
+  (tests/docs/test_check_order.py holds the code to section 4.1's check order).
 * ``docs/cli.md``: every registered ``careledger`` command has a section naming each of its options
-  and arguments, and every section names a real command; likewise for ``python -m careledger.abci``.
+  and arguments, and every section names a real command; every command's help gives ``--json`` and
+  the exit-status table.
 * README and docs: relative links point at files that exist; the quick start is the two commands.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
-import io
 import json
 import re
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nacl.signing
 import pytest
 import typer.main
+from pydantic import BaseModel
 
 from careledger.chain.executor import BlockExecution, Chain, check_stateless, genesis_app_hash, genesis_state
 from careledger.chain.registry import default_registry
@@ -30,7 +37,7 @@ from careledger.contracts.identity import compute_pseudonym
 from careledger.core import codec, merkle
 from careledger.core.block import BlockEnv, Header, Receipt
 from careledger.core.crypto import ED25519_SHA256, SigningKey, signing_message
-from careledger.core.errors import Code
+from careledger.core.errors import Code, InvalidTx
 from careledger.core.genesis import parse_genesis
 from careledger.core.proofs import build_proof, verify_proof
 from careledger.core.state import MemoryState, changes_root, compute_app_hash
@@ -283,7 +290,7 @@ def _leaf_commands() -> dict[str, Any]:
 
 def _cli_sections() -> dict[str, str]:
     """docs/cli.md split at headings of the form ``### `careledger ...```."""
-    parts = re.split(r"^### `(careledger[a-z -]*|python -m careledger\.abci [a-z]+)`\s*$", CLI_MD, flags=re.MULTILINE)
+    parts = re.split(r"^### `(careledger[a-z -]*)`\s*$", CLI_MD, flags=re.MULTILINE)
     return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
 
 
@@ -308,31 +315,33 @@ def test_every_cli_command_is_documented_with_its_options(name: str) -> None:
             assert f"`{param.name.upper()}`" in section, f"{name}: argument {param.name} is not documented"
 
 
-def _abci_help(*argv: str) -> str:
-    """The help text of ``python -m careledger.abci ARGV --help`` (argparse prints it and exits)."""
-    from careledger.abci.__main__ import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        main([*argv, "--help"])
-    return out.getvalue()
-
-
-ABCI_SUBCOMMANDS = sorted(re.search(r"\{([a-z,]+)\}", _abci_help()).group(1).split(","))  # type: ignore[union-attr]
-
-
 def test_every_cli_section_names_a_real_command() -> None:
-    abci = {f"python -m careledger.abci {sub}" for sub in ABCI_SUBCOMMANDS}
-    assert set(CLI_SECTIONS) == set(LEAVES) | abci
+    assert set(CLI_SECTIONS) == set(LEAVES)
 
 
-@pytest.mark.parametrize("sub", ABCI_SUBCOMMANDS)
-def test_abci_command_options_are_documented(sub: str) -> None:
-    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", _abci_help(sub))) - {"--help"}
-    assert options, "no options parsed from the help text"
-    section = CLI_SECTIONS[f"python -m careledger.abci {sub}"]
-    for opt in sorted(options):
-        assert f"`{opt}" in section, f"abci {sub}: option {opt} is not documented"
+def test_every_command_help_gives_the_exit_status_and_json() -> None:
+    """Every command, group included, documents ``--json`` and the exit-status table in its --help."""
+    from careledger.cli.main import build_command
+
+    seen = 0
+
+    def walk(cmd: Any) -> None:
+        nonlocal seen
+        seen += 1
+        assert cmd.epilog and "Exit status: 0 success" in cmd.epilog and "--json" in cmd.epilog, cmd.name
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(build_command())
+    assert seen > len(LEAVES)
+
+
+def test_cli_md_documents_every_exit_status() -> None:
+    from careledger.cli.common import EXIT_STATUS
+
+    conventions = CLI_MD[CLI_MD.index("## Conventions"):CLI_MD.index("## Node")]
+    for status in EXIT_STATUS:
+        assert f"  * {status}:" in conventions, f"exit status {status} is not in docs/cli.md's conventions"
 
 
 # -- README and links -----------------------------------------------------------------------------------
@@ -367,3 +376,229 @@ def test_readme_quick_start_is_the_two_make_commands() -> None:
     assert [line for b in blocks for line in b.splitlines() if line.strip()] == ["make demo", "make test"]
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^demo:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
+
+
+# -- section 16: every payload field, and section 11: every state entry -----------------------------
+
+def _section(number: int) -> str:
+    """The text of ``## <number>.`` up to the next top-level section."""
+    return PROTOCOL_MD.split(f"\n## {number}. ", 1)[1].split("\n## ", 1)[0]
+
+
+def _type_sections() -> dict[str, str]:
+    """Section 16's subsections by transaction type."""
+    parts = re.split(r"^### 16\.\d+ `([a-z_]+\.[a-z_]+)`\s*$", _section(16), flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+TYPE_SECTIONS = _type_sections()
+Row = tuple[str, bool, Any]  # (field path, required, default: None for a required field)
+_NO_DEFAULT = object()
+
+
+def _submodels(annotation: Any) -> tuple[list[type[BaseModel]], bool]:
+    """The models inside a field's annotation (through Annotated, unions and lists), and whether in a list."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation], False
+    if origin is typing.Annotated:
+        return _submodels(args[0])
+    if origin in (list, tuple):
+        return _submodels(args[0])[0] if args else [], True
+    if origin in (typing.Union, types.UnionType):
+        found: list[type[BaseModel]] = []
+        in_list = False
+        for arg in args:
+            models, listed = _submodels(arg)
+            found += models
+            in_list = in_list or listed
+        return found, in_list
+    return [], False
+
+
+def model_rows(model: type[BaseModel], prefix: str = "") -> set[Row]:
+    """Every field of a payload model, nested models (and each variant of a union) included:
+    ``a.b`` for a field of an object, ``a[].b`` for a field of the objects of an array."""
+    rows: set[Row] = set()
+    for name, info in model.model_fields.items():
+        path = prefix + name
+        rows.add((path, info.is_required(), None if info.is_required() else json.dumps(info.default, sort_keys=True)))
+        models, listed = _submodels(info.annotation)
+        for sub in models:
+            rows |= model_rows(sub, path + ("[]." if listed else "."))
+    return rows
+
+
+def documented_rows(text: str) -> set[Row]:
+    rows: set[Row] = set()
+    for path, required, default in re.findall(r"^\| `([^`]+)` \| [^|]+ \| (yes|no) \| ([^|]+?) \|", text, re.MULTILINE):
+        if required == "yes":
+            assert default == "—", f"{path}: a required field has no default, the document says {default}"
+            rows.add((path, True, None))
+        else:
+            assert default.startswith("`") and default.endswith("`"), f"{path}: default {default!r} is not `json`"
+            rows.add((path, False, json.dumps(json.loads(default[1:-1]), sort_keys=True)))
+    return rows
+
+
+def test_section_16_has_one_subsection_per_registered_type() -> None:
+    assert sorted(TYPE_SECTIONS) == sorted(t for t, _ in default_registry().kinds())
+
+
+def documented_rows_of(tx_type: str) -> set[Row]:
+    """The rows of a type's table, plus those it takes from another type's ("The `x.*` fields are those
+    of `other.type`")."""
+    text = TYPE_SECTIONS[tx_type]
+    rows = documented_rows(text)
+    for prefix, other in re.findall(r"The `([a-z_]+)\.\*` fields are those of `([a-z_]+\.[a-z_]+)`", text):
+        rows |= {row for row in documented_rows(TYPE_SECTIONS[other]) if row[0].startswith(prefix + ".")}
+    return rows
+
+
+@pytest.mark.parametrize("handler", default_registry().handlers(), ids=lambda h: h.type)
+def test_every_payload_field_is_documented_with_its_default(handler: Any) -> None:
+    expected = model_rows(handler.payload)
+    documented = documented_rows_of(handler.type)
+    missing, stale = sorted(expected - documented), sorted(documented - expected)
+    assert not missing, f"docs/protocol.md section 16 ({handler.type}) lacks or misstates {missing}"
+    assert not stale, f"docs/protocol.md section 16 ({handler.type}) lists {stale}, which the model does not have"
+    if not expected:
+        assert "empty object" in TYPE_SECTIONS[handler.type]
+
+
+def test_the_field_walk_finds_nested_and_union_fields() -> None:
+    """The comparison is not vacuous: nested objects, arrays of objects and union variants are walked."""
+    handlers = {h.type: h for h in default_registry().handlers()}
+    grant = model_rows(handlers["consent.grant"].payload)
+    assert ("period.end_ms", False, "null") in grant and ("provision", False, '"permit"') in grant
+    assert ("anchors[].author", False, "null") in model_rows(handlers["records.anchor"].payload)
+    propose = {path for path, _, _ in model_rows(handlers["governance.propose"].payload)}
+    assert {"action.organisation.gs1_company_prefixes", "action.pub_key", "action.roles"} <= propose
+
+
+@dataclass(frozen=True)
+class StateEntry:
+    pattern: str
+    regex: re.Pattern[str]
+    required: frozenset[str] | None  # None: the value is not an object (an integer)
+    optional: frozenset[str]
+
+
+def _regex_of(pattern: str) -> re.Pattern[str]:
+    """``identity/member/<org>/<pub>`` -> a regex; the last placeholder of a key may contain ``/``."""
+    parts = re.split(r"(<[a-z_]+>)", pattern)
+    last = max(i for i, part in enumerate(parts) if part.startswith("<")) if "<" in pattern else -1
+    return re.compile("".join(("[^/]+" if i != last else ".+") if part.startswith("<") else re.escape(part)
+                              for i, part in enumerate(parts)))
+
+
+def state_entries() -> list[StateEntry]:
+    table = _section(11).split("<!-- state entries:", 1)[1].split("\n\n", 1)[0]
+    entries = []
+    for pattern, value in re.findall(r"^\| `([^`]+)` \| (`\{[^`]*\}`|integer) \|", table, re.MULTILINE):
+        if value == "integer":
+            entries.append(StateEntry(pattern, _regex_of(pattern), None, frozenset()))
+            continue
+        fields = [f.strip() for f in value.strip("`{}").split(",")]
+        entries.append(StateEntry(pattern, _regex_of(pattern), frozenset(f for f in fields if not f.endswith("?")),
+                                  frozenset(f[:-1] for f in fields if f.endswith("?"))))
+    return entries
+
+
+STATE_ENTRIES = state_entries()
+VECTOR_FILES = sorted(p for p in (ROOT / "tests" / "vectors").rglob("*.json") if p.name != "protocol.json")
+
+
+def entry_of(key: str) -> StateEntry | None:
+    matches = [e for e in STATE_ENTRIES if e.regex.fullmatch(key)]
+    assert len(matches) <= 1, f"{key} matches {[m.pattern for m in matches]}"
+    return matches[0] if matches else None
+
+
+@functools.cache
+def vector_writes() -> list[tuple[str, int, str, bytes | None]]:
+    """(transaction type or ``<genesis>``, its receipt code, key, value written) for every write that
+    genesis and every included transaction of every vector make, replayed in process from the files."""
+    writes: list[tuple[str, int, str, bytes | None]] = []
+    for path in VECTOR_FILES:
+        vector = json.loads(path.read_text(encoding="utf-8"))
+        genesis = parse_genesis(vector["pre"]["genesis"])
+        chain = Chain(genesis, default_registry())
+        state = MemoryState()
+        changes = genesis_state(genesis)
+        writes += [("<genesis>", 0, k, v) for k, v in changes.items()]
+        state.apply(changes)
+        app_hash = genesis_app_hash(genesis, changes)
+        for block in [*vector["pre"]["blocks"], vector["block"]]:
+            env = BlockEnv(genesis.chain_id, block["height"], block["time_ms"], block["proposer"])
+            run = BlockExecution(chain, state, env, app_hash)
+            for text in block["txs"]:
+                before = dict(run.state.writes)
+                try:
+                    receipt = run.add(check_stateless(chain, text.encode()))
+                except InvalidTx:
+                    continue
+                tx_type = json.loads(text)["body"]["type"]
+                writes += [(tx_type, receipt.code, k, v) for k, v in run.state.writes.items() if before.get(k) is not v]
+            result = run.finish()
+            state.apply(result.changes)
+            app_hash = result.app_hash
+    return writes
+
+
+
+def test_every_key_written_is_documented_with_its_value_fields() -> None:
+    problems = set()
+    for tx_type, _, key, value in vector_writes():
+        entry = entry_of(key)
+        if entry is None:
+            problems.add(f"{key} ({tx_type}) matches no row of section 11")
+            continue
+        if value is None:
+            continue  # a deletion
+        decoded = codec.decode(value)
+        if entry.required is None:
+            if type(decoded) is not int:
+                problems.add(f"{entry.pattern}: the document says integer, {tx_type} wrote {decoded!r}")
+        elif type(decoded) is not dict or not entry.required <= decoded.keys() <= entry.required | entry.optional:
+            fields = sorted(decoded) if type(decoded) is dict else decoded
+            problems.add(f"{entry.pattern}: {tx_type} wrote fields {fields}")
+    assert not problems, sorted(problems)
+
+
+def test_every_documented_state_entry_is_written_by_some_vector() -> None:
+    written = {e.pattern for _, _, key, _ in vector_writes() if (e := entry_of(key)) is not None}
+    assert sorted(e.pattern for e in STATE_ENTRIES if e.pattern not in written) == []
+    assert len(STATE_ENTRIES) >= 23
+
+
+def test_each_type_writes_only_what_its_section_says() -> None:
+    """Section 16's *Writes* of a type names every state entry its successful transactions write (besides
+    the nonce); a failed transaction writes only its nonce."""
+    patterns = {e.pattern for e in STATE_ENTRIES}
+    declared: dict[str, set[str]] = {}
+    for tx_type, text in TYPE_SECTIONS.items():
+        bullet = text.split("* **Writes**", 1)[1].split("\n* ", 1)[0]
+        names = {n for n in re.findall(r"`([^`\s:]+/[^`\s:]*)`", bullet)}
+        assert names <= patterns, f"{tx_type} names entries that section 11 lacks: {sorted(names - patterns)}"
+        declared[tx_type] = names | {"nonce/<pub>"}
+    problems = set()
+    for tx_type, code, key, _ in vector_writes():
+        entry = entry_of(key)
+        if tx_type == "<genesis>" or entry is None:
+            continue
+        allowed = declared[tx_type] if code == 0 else {"nonce/<pub>"}
+        if entry.pattern not in allowed:
+            problems.add(f"{tx_type} (code {code}) wrote {entry.pattern}")
+    assert not problems, sorted(problems)
+    assert {t for t, code, _, _ in vector_writes() if code == 0} >= set(TYPE_SECTIONS)  # every type wrote something
+
+
+def test_no_doc_promises_a_doc_that_is_coming() -> None:
+    for path in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        assert "(coming)" not in path.read_text(encoding="utf-8"), f"{path.name} still says (coming)"
+
+
+def test_the_tests_protocol_md_names_exist() -> None:
+    for name in sorted(set(re.findall(r"`(tests/[A-Za-z0-9_./-]+\.(?:py|json))`", PROTOCOL_MD))):
+        assert (ROOT / name).exists(), f"docs/protocol.md names {name}, which does not exist"

@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from careledger.cli.main import app as cli
 from careledger.net.layout import NetworkSpec
 from careledger.net.procs import running_pid
 from support import require_cometbft
+from support.cli import run_cli
 
 pytestmark = pytest.mark.cometbft
 
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.cometbft
 def test_demo_runs_on_a_four_validator_network(tmp_path: Path) -> None:
     require_cometbft()
     home = tmp_path / "net"
-    out = CliRunner().invoke(cli, ["demo", "--engine", "cometbft", "--home", str(home)], env={"COLUMNS": "200"})
+    out = run_cli("demo", "--engine", "cometbft", "--home", str(home))
     assert out.exit_code == 0, out.output[-3000:]
     assert "4 ledgers intact and identical" in out.output
     assert "proof valid" in out.output  # the proof of a CometBFT block (engine="cometbft")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from support import Ledger
 from support.supply import World, supply_consortium
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "epcis"
 DSCSA = DATA / "derived" / "GS1_US_Pharma_2_2_1_1-converted-to-EPCIS2-JSONLD.jsonld"
 ITEM_GTIN, CASE_GTIN = "00300010123455", "10300010123452"
-needs_data = pytest.mark.skipif(not (DATA / "gs1").exists(), reason="the GS1 example files are not vendored")
+OPENEPCIS = DATA / "openepcis"  # OpenEPCIS test resources (Apache-2.0), their folder layout kept
+CAPTURE_DOCUMENTS = OPENEPCIS / "2.0" / "EPCIS" / "JSON" / "Capture" / "Documents"
+INVALID_DOCUMENTS = OPENEPCIS / "2.0" / "EPCIS" / "JSON" / "Capture" / "Invalid"
+SCHEMA_INVALID_DOCUMENTS = ("SensorData_with_combined_events.json",)  # sensorReport without the required type
 
 
 def dscsa_text() -> str:

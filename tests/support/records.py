@@ -21,11 +21,11 @@ from careledger.client.records import RecordsClient
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
 from careledger.node.solo import Node
+from careledger.samples import synthea_bundles
 from careledger.vault.store import Vault
 from support import seeded_key
 
-SYNTHEA = Path(__file__).resolve().parents[1] / "data" / "fhir" / "synthea"
-SYNTHEA_FILES = sorted(SYNTHEA.glob("*_*_*.json"))
+SYNTHEA_FILES = synthea_bundles()
 
 OBSERVATION: dict[str, Any] = {
     "resourceType": "Observation", "status": "final",
@@ -117,10 +117,7 @@ def world_fixture(node: Node, node_home: Any) -> Iterator[World]:
             c.close()
         assert w.ledger is not None
         w.ledger.close()
-        server.stop()
-        services = getattr(server._server.config.app.state, "records", None)
-        if services is not None:
-            services.gateway.close()
+        server.stop()  # closes the app's services, the gateway among them
         for v in w.vaults.values():
             v.close()
 

@@ -2,19 +2,28 @@
 (see :mod:`careledger.node.engine`).
 
 Routes live in one module per area (:mod:`.txs`, :mod:`.chain`, :mod:`.identity`,
-:mod:`.governance`); errors are mapped in :mod:`.errors`. The reference is ``docs/http-api.md`` and
+:mod:`.governance`, :mod:`.records`, :mod:`.supply`, :mod:`.epcis`); a module that needs long-lived
+objects has a starter (:mod:`.services`), run when the app starts. Every error answers through
+:mod:`.errors`, its HTTP status from the one table in :mod:`.status`; every body is JSON
+(``Content-Type: application/json``, :mod:`.common`). The reference is ``docs/http-api.md`` and
 the OpenAPI document is served at ``/openapi.json`` (Swagger UI at ``/docs``).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
 
 from careledger.api import chain, epcis, governance, identity, records, supply, txs
 from careledger.api.errors import install_error_handlers
+from careledger.api.services import NodeContext, Services, Starter, home_of, open_services
+from careledger.console import mount as mount_console
 from careledger.node.engine import Engine
 from careledger.node.solo import Node, as_engine
 
@@ -28,7 +37,9 @@ pseudonyms, governance proposals, validators, account nonces).
 No protected health information is ever on the ledger or in this API.
 
 Every error has the shape `{"error": {"code": int, "name": str, "message": str}}`, where `code` is a
-stable CareLedger result code; the HTTP status follows from the code (see `docs/http-api.md`).
+stable CareLedger result code; the HTTP status follows from the code, one status per code (see
+`docs/http-api.md`). Refusals that concern a transaction also carry its `tx_hash`. Every request
+body is sent as `Content-Type: application/json` (415 otherwise).
 """
 
 TAGS: list[dict[str, Any]] = [
@@ -63,13 +74,42 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_app(node: Node | Engine) -> FastAPI:
+ROUTES = (txs, chain, identity, governance, records, supply, epcis)
+"""Every route module, in the order their routes are matched."""
+STARTERS: tuple[Starter, ...] = (records.start, supply.start)
+"""Every route module's starter (see :mod:`.services`), run in this order at start-up."""
+
+
+def create_app(node: Node | Engine, home: Path | None = None) -> FastAPI:
     """The API application serving ``node`` (a solo :class:`Node` or any :class:`Engine`). The caller
-    starts and stops the node."""
-    app = FastAPI(title="CareLedger node API", version=API_VERSION, description=DESCRIPTION, openapi_tags=TAGS)
-    app.state.node = as_engine(node)
+    starts and stops the node.
+
+    The services the routes use (:data:`STARTERS`: the records gateway over ``home/vault``, the
+    supply alert index) are opened by the application's lifespan when the server starts, before the
+    first request, and closed when it stops; serve it with its lifespan on (as
+    :mod:`careledger.api.server` does). ``home`` defaults to the directory above the ledger's
+    ``data/ledger.sqlite``.
+    """
+    engine = as_engine(node)
+    context = NodeContext(engine, home if home is not None else home_of(engine))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await run_in_threadpool(open_services, context, STARTERS)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            app.state.services = Services()
+            await run_in_threadpool(services.close)
+
+    app = FastAPI(title="CareLedger node API", version=API_VERSION, description=DESCRIPTION, openapi_tags=TAGS,
+                  lifespan=lifespan)
+    app.state.node = engine
+    app.state.services = Services()  # empty until start-up: a route needing a service answers NODE_UNAVAILABLE
     install_error_handlers(app)
-    for module in (txs, chain, identity, governance, records, supply, epcis):
+    for module in ROUTES:
         app.include_router(module.router)
+    mount_console(app)
     app.openapi = lambda: _openapi_with_ledger_errors(app)  # type: ignore[method-assign]
     return app

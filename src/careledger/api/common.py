@@ -1,4 +1,9 @@
-"""Helpers shared by the route modules: the node of a request, bounded body reads, JSON views."""
+"""Helpers shared by the route modules: the node of a request, bodies, JSON views.
+
+Every route that takes a body reads it with :func:`read_body` or :func:`read_through`, and so
+enforces its media type (``Content-Type: application/json``; UNSUPPORTED_MEDIA_TYPE otherwise) and
+its size limit in one place.
+"""
 
 from __future__ import annotations
 
@@ -20,28 +25,79 @@ def node_of(request: Request) -> Engine:
     return node
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw request body, refused with OVERSIZED once it exceeds ``limit`` bytes.
+JSON_MEDIA_TYPES = frozenset({"application/json"})
+READ_THROUGH_FACTOR = 4
+"""A transaction body up to this many times its limit is read to the end (not kept), so that its
+refusal as OVERSIZED can still name its hash; a larger one is refused unread."""
+
+
+def require_media_type(request: Request, accepted: frozenset[str] = JSON_MEDIA_TYPES) -> None:
+    """Refuse a body that is not declared as one of ``accepted`` (``application/json`` unless a route
+    takes more): UNSUPPORTED_MEDIA_TYPE. Parameters are allowed, except a charset other than UTF-8
+    (JSON is UTF-8). The message never echoes the header."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        raise LedgerError(f"send the body as Content-Type: {' or '.join(sorted(accepted))}",
+                          Code.UNSUPPORTED_MEDIA_TYPE)
+    media_type, *params = (part.strip() for part in declared.split(";"))
+    charsets = [p.partition("=")[2].strip().strip('"').lower() for p in params
+                if p.partition("=")[0].strip().lower() == "charset"]
+    if media_type.lower() not in accepted or any(c not in ("utf-8", "utf8") for c in charsets):
+        raise LedgerError(f"this Content-Type is not accepted here; send {' or '.join(sorted(accepted))}",
+                          Code.UNSUPPORTED_MEDIA_TYPE)
+
+
+def _declared_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    try:
+        return int(declared)
+    except ValueError:
+        raise LedgerError("Content-Length is not an integer", Code.BAD_REQUEST) from None
+
+
+async def read_body(request: Request, limit: int, accepted: frozenset[str] = JSON_MEDIA_TYPES) -> bytes:
+    """The raw request body of a JSON route: refused with UNSUPPORTED_MEDIA_TYPE unless declared as
+    ``accepted`` (before anything is read), and with OVERSIZED once it exceeds ``limit`` bytes.
 
     A declared ``Content-Length`` above the limit is refused before any of the body is read; a body
     without one (chunked) is read only until it passes the limit.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise LedgerError("Content-Length is not an integer", Code.BAD_REQUEST) from None
-        if size > limit:
-            raise EncodingError(f"request body is {size} bytes; the limit is {limit}", Code.OVERSIZED)
+    require_media_type(request, accepted)
+    return await _read_up_to(request, limit, limit)
+
+
+async def read_through(request: Request, limit: int) -> bytes:
+    """The whole raw body of a route that takes a transaction, read before anything is checked, so
+    that every refusal (of its media type, its size, the transaction itself) can name its hash.
+
+    Only a body above ``READ_THROUGH_FACTOR * limit`` bytes is refused here, unread (OVERSIZED, no
+    hash); the caller checks :func:`require_media_type` and ``limit`` itself (:func:`check_size`).
+    """
+    return await _read_up_to(request, READ_THROUGH_FACTOR * limit, limit)
+
+
+async def _read_up_to(request: Request, cap: int, limit: int) -> bytes:
+    """The body, refused with OVERSIZED (naming ``limit``) when its declared length is above ``cap``
+    (before reading) or once more than ``cap`` bytes have arrived."""
+    size = _declared_length(request)
+    if size is not None and size > cap:
+        raise EncodingError(f"request body is {size} bytes; the limit is {limit}", Code.OVERSIZED)
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
-        if received > limit:
+        if received > cap:
             raise EncodingError(f"request body exceeds the limit of {limit} bytes", Code.OVERSIZED)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def check_size(body: bytes, limit: int) -> None:
+    """OVERSIZED when ``body`` is longer than ``limit`` bytes."""
+    if len(body) > limit:
+        raise EncodingError(f"request body is {len(body)} bytes; the limit is {limit}", Code.OVERSIZED)
 
 
 def receipt_json(receipt: Receipt) -> dict[str, Any]:

@@ -6,8 +6,9 @@ its body and three headers, ``X-CareLedger-Key``, ``X-CareLedger-Nonce`` and
 ``supply.epcis_capture`` (version 1) transaction whose payload is ``{"document": <the body as
 text>}``, so the node rebuilds exactly the transaction the client signed. A document that fails
 the schema or the CBV is answered 400 at once; an admitted one 202 with the capture job's URL (the
-transaction hash). The job then succeeds or fails as a whole: EPCIS's default "rollback"
-capture error behaviour.
+transaction hash). The job then succeeds or fails as a whole: EPCIS's default "rollback" capture
+error behaviour. The body is sent as ``application/ld+json`` (EPCIS 2.0's media type) or
+``application/json``; anything else is 415 UNSUPPORTED_MEDIA_TYPE.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api.common import node_of, not_found, read_body, receipt_json
+from careledger.api import schemas
+from careledger.api.common import (
+    check_size,
+    node_of,
+    not_found,
+    read_body,
+    read_through,
+    receipt_json,
+    require_media_type,
+)
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.api.supply import now_ms
 from careledger.contracts.supply import epcis
@@ -33,7 +43,6 @@ from careledger.supply.epcis_export import export_document, filter_events
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"], route_class=LedgerRoute)
 
 NONCE_HEADER = "x-careledger-nonce"
-_BAD_DOCUMENT = {int(Code.EPCIS_SCHEMA_INVALID), int(Code.EPCIS_CBV_INVALID), int(Code.EPCIS_UNSUPPORTED)}
 
 
 def capture_tx(chain_id: str, key: str, nonce: int, document: str, sig_hex: str) -> bytes:
@@ -42,12 +51,12 @@ def capture_tx(chain_id: str, key: str, nonce: int, document: str, sig_hex: str)
     return codec.encode({"body": body, "sig": sig_hex})
 
 
-@router.post("/capture", status_code=202, summary="Capture an EPCIS 2.0 document (signed)", response_model=None)
-async def capture(request: Request) -> JSONResponse:
-    """Validate the EPCIS document (schema + CBV), then admit it as one signed transaction: every
-    event is applied, or none is."""
-    node = node_of(request)
-    raw_doc = await read_body(request, node.chain.max_tx_bytes)
+EPCIS_MEDIA_TYPES = frozenset({"application/json", "application/ld+json"})
+
+
+def _rebuild(request: Request, chain_id: str, document: bytes) -> bytes:
+    """The capture transaction the client signed, from its headers and body. Raises
+    MISSING_SIGNATURE (a header is missing), BAD_REQUEST (the nonce) or MALFORMED_ENCODING (not UTF-8)."""
     key = request.headers.get("x-careledger-key")
     nonce = request.headers.get(NONCE_HEADER)
     sig = request.headers.get("x-careledger-signature")
@@ -57,18 +66,38 @@ async def capture(request: Request) -> JSONResponse:
     if not nonce.isdigit() or len(nonce) > 15:
         raise LedgerError("X-CareLedger-Nonce must be a positive integer", Code.BAD_REQUEST)
     try:
-        document = raw_doc.decode("utf-8")
+        text = document.decode("utf-8")
     except UnicodeDecodeError:
         raise EncodingError("an EPCIS document is UTF-8 JSON", Code.MALFORMED_ENCODING) from None
-    raw = capture_tx(node.chain.chain_id, key, int(nonce), document, sig)
+    return capture_tx(chain_id, key, int(nonce), text, sig)
+
+
+@router.post("/capture", status_code=202, summary="Capture an EPCIS 2.0 document (signed)", response_model=None,
+             responses=schemas.errors(400, 401, 403, 409, 413, 415, 422, 503))
+async def capture(request: Request) -> JSONResponse:
+    """Validate the EPCIS document (schema + CBV), then admit it as one signed transaction: every
+    event is applied, or none is. Every refusal whose transaction can be rebuilt (headers present,
+    body UTF-8) carries its hash as `captureID` and `tx_hash`."""
+    node = node_of(request)
+    limit = node.chain.max_tx_bytes
+    document = await read_through(request, limit)
+    raw: bytes | None = None
+    unbuildable: LedgerError | None = None
     try:
+        raw = _rebuild(request, node.chain.chain_id, document)
+    except LedgerError as exc:
+        unbuildable = exc  # answered after the media type check, without a hash
+    extra = {} if raw is None else {"captureID": sub_hash(raw), "tx_hash": sub_hash(raw)}
+    try:
+        require_media_type(request, EPCIS_MEDIA_TYPES)
+        if unbuildable is not None:
+            raise unbuildable
+        assert raw is not None
+        check_size(raw, limit)
         sub = await run_in_threadpool(node.submit_async, raw)
         await asyncio.wrap_future(sub.admitted)
     except LedgerError as exc:
-        response = error_response(exc, {"captureID": sub_hash(raw)})
-        if int(exc.code) in _BAD_DOCUMENT:
-            response.status_code = 400
-        return response
+        return error_response(exc, extra)
     capture_id = sub.tx_hash.hex()
     return JSONResponse({"captureID": capture_id, "status": "pending"}, status_code=202,
                         headers={"Location": f"/v1/epcis/capture/{capture_id}"})
@@ -102,7 +131,7 @@ def capture_job(request: Request, capture_id: Annotated[str, Path(pattern=r"^[0-
 async def validate(request: Request) -> JSONResponse:
     """Schema, CBV and ledger-mapping checks only: `{valid, events, ops}`, or the first problem."""
     node = node_of(request)
-    text = (await read_body(request, node.chain.max_tx_bytes)).decode("utf-8", errors="replace")
+    text = (await read_body(request, node.chain.max_tx_bytes, EPCIS_MEDIA_TYPES)).decode("utf-8", errors="replace")
     try:
         result = epcis.normalise_document(text)
     except LedgerError as exc:

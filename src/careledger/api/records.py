@@ -18,17 +18,18 @@ arrives exactly as the client wrote it.
 
 from __future__ import annotations
 
-import threading
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api.common import node_of, read_body
-from careledger.api.errors import LedgerRoute, http_status_of
+from careledger.api.common import read_body
+from careledger.api.errors import LedgerRoute, error_response
+from careledger.api.services import NodeContext, Services, services_of
 from careledger.core.errors import Code, LedgerError
 from careledger.node.home import Home, HomeError
 from careledger.vault.canonical import parse_exact
@@ -41,53 +42,27 @@ MAX_REQUEST_BYTES = 64 * 1024
 MAX_STORE_BYTES = 16 * 1024 * 1024
 
 router = APIRouter(tags=["records"], route_class=LedgerRoute)
-_build_lock = threading.Lock()
-
-_STATUS: dict[Code, int] = {
-    Code.REQUEST_STALE: 401, Code.BAD_SIGNATURE: 401, Code.UNKNOWN_SIGNER: 401, Code.MISSING_SIGNATURE: 401,
-    Code.REQUEST_REPLAYED: 409, Code.REQUEST_MALFORMED: 400, Code.SIGNER_REVOKED: 403,
-    Code.RECORD_UNKNOWN: 404, Code.PATIENT_UNKNOWN: 404, Code.VAULT_NOT_HOSTED: 404, Code.CONSENT_UNKNOWN: 404,
-    Code.RECORD_ERASED: 410, Code.FHIR_INVALID: 422, Code.FHIR_UNSUPPORTED: 422, Code.VAULT_INTEGRITY: 500,
-}
-_FORBIDDEN = {Code.NOT_CUSTODIAN, Code.RECORD_PATIENT_MISMATCH, Code.ERASURE_NOT_ALLOWED,
-              Code.NOT_PATIENT_OR_DELEGATE, Code.EMERGENCY_ROLE_REQUIRED, Code.BREAK_GLASS_REQUIRED}
-
-
-def status_of(code: Code) -> int:
-    if code in _STATUS:
-        return _STATUS[code]
-    if code in _FORBIDDEN or 2101 <= int(code) <= 2112:
-        return 403
-    return http_status_of(int(code))
 
 
 @dataclass
 class RecordsServices:
-    """What the routes need: the ledger queries, and the gateway when this node hosts vaults."""
+    """What the routes need: the ledger queries, and the gateway over the vaults this node hosts."""
 
     queries: LedgerQueries
     gateway: Gateway
 
 
-def install(app: FastAPI, services: RecordsServices) -> None:
-    """Serve ``services`` from ``app`` (tests and multi-organisation hosts build their own)."""
-    app.state.records = services
+def start(context: NodeContext, services: Services) -> None:
+    """Open the gateway over ``HOME/vault`` at start-up: it shreds what the ledger says was erased
+    meanwhile, discards versions whose anchors never committed, and subscribes to the engine's
+    commits (so erasures committed through any node are shredded); closed at shutdown."""
+    ledger = NodeLedger(context.engine)
+    gateway = Gateway.open(ledger, context.vault_root, audit_wait=audit_wait_of(context.home))
+    services.add(RecordsServices(LedgerQueries(ledger), gateway), close=gateway.close)
 
 
-def services_of(request: Request) -> RecordsServices:
-    """The app's services, built on first use from the node: vaults under ``HOME/vault``."""
-    services: RecordsServices | None = getattr(request.app.state, "records", None)
-    if services is None:
-        with _build_lock:
-            services = getattr(request.app.state, "records", None)
-            if services is None:
-                node = node_of(request)
-                ledger = NodeLedger(node)
-                home = Path(node.store.path).resolve().parent.parent
-                services = RecordsServices(LedgerQueries(ledger),
-                                           Gateway.open(ledger, home / "vault", audit_wait=audit_wait_of(home)))
-                request.app.state.records = services
-    return services
+def records_of(request: Request) -> RecordsServices:
+    return services_of(request).get(RecordsServices)
 
 
 def audit_wait_of(home: Path) -> str:
@@ -98,11 +73,13 @@ def audit_wait_of(home: Path) -> str:
         return "committed"
 
 
-def _error(exc: LedgerError) -> JSONResponse:
-    body: dict[str, Any] = {"error": exc.to_dict()}
+def _error(exc: LedgerError, tx_hash: str | None = None) -> JSONResponse:
+    extra: dict[str, Any] = {}
     if isinstance(exc, FhirInvalid):
-        body["operation_outcome"] = exc.outcome
-    return JSONResponse(body, status_code=status_of(exc.code))
+        extra["operation_outcome"] = exc.outcome
+    if tx_hash is not None:
+        extra["tx_hash"] = tx_hash
+    return error_response(exc, extra)
 
 
 async def _doc(request: Request, limit: int = MAX_REQUEST_BYTES) -> Any:
@@ -113,11 +90,11 @@ async def _doc(request: Request, limit: int = MAX_REQUEST_BYTES) -> Any:
         raise LedgerError(exc.message, Code.REQUEST_MALFORMED) from None
 
 
-async def _answer(fn: Any, *args: Any) -> JSONResponse:
+async def _answer(fn: Any, *args: Any, tx_hash: str | None = None) -> JSONResponse:
     try:
         return JSONResponse(await run_in_threadpool(fn, *args))
     except LedgerError as exc:
-        return _error(exc)
+        return _error(exc, tx_hash)
 
 
 SIGNED = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -130,13 +107,13 @@ SIGNED = {"requestBody": {"required": True, "content": {"application/json": {"sc
 async def query(request: Request) -> JSONResponse:
     """``view``, ``index`` or ``anchors`` for one patient, answered only to the signed parties allowed."""
     doc = await _doc(request)
-    return await _answer(services_of(request).queries.answer, doc)
+    return await _answer(records_of(request).queries.answer, doc)
 
 
 @router.get("/v1/gateway", summary="Custodians hosted by this node", response_model=None)
 async def custodians(request: Request) -> JSONResponse:
     """The organisations whose vaults this node hosts, with each gateway key (it signs anchors and audit)."""
-    return JSONResponse({"custodians": services_of(request).gateway.custodians()})
+    return JSONResponse({"custodians": records_of(request).gateway.custodians()})
 
 
 @router.post("/v1/gateway/store", summary="Store and anchor a FHIR resource or bundle", openapi_extra=SIGNED,
@@ -150,7 +127,7 @@ async def store(request: Request) -> JSONResponse:
     except LedgerError as exc:
         return _error(exc)
     resource = doc.pop("resource")
-    return await _answer(services_of(request).gateway.store, doc, resource)
+    return await _answer(records_of(request).gateway.store, doc, resource)
 
 
 @router.post("/v1/gateway/read", summary="Read records (consent-checked, audited)", openapi_extra=SIGNED,
@@ -161,12 +138,13 @@ async def read(request: Request) -> JSONResponse:
         doc = await _doc(request)
     except LedgerError as exc:
         return _error(exc)
-    return await _answer(services_of(request).gateway.read, doc)
+    return await _answer(records_of(request).gateway.read, doc)
 
 
 @router.post("/v1/gateway/erase", summary="Erase a record (crypto-shredding)", response_model=None)
 async def erase(request: Request) -> JSONResponse:
-    """Body ``{"tx": hex}``: a ``records.erase`` transaction signed by the patient, a delegate or the custodian."""
+    """Body ``{"tx": hex}``: a ``records.erase`` transaction signed by the patient, a delegate or the custodian.
+    Every refusal after the hex is decoded carries the transaction's `tx_hash`."""
     try:
         doc = await _doc(request)
         if type(doc) is not dict or type(doc.get("tx")) is not str:
@@ -176,4 +154,4 @@ async def erase(request: Request) -> JSONResponse:
         return _error(LedgerError("tx is not hex", Code.REQUEST_MALFORMED))
     except LedgerError as exc:
         return _error(exc)
-    return await _answer(services_of(request).gateway.erase, raw)
+    return await _answer(records_of(request).gateway.erase, raw, tx_hash=hashlib.sha256(raw).hexdigest())

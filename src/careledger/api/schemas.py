@@ -16,7 +16,7 @@ class _Open(BaseModel):
 
 
 class ErrorDetail(_Open):
-    code: int = Field(description="Stable numeric code (careledger.core.errors.Code).", examples=[409])
+    code: int = Field(description="Stable numeric code (careledger.core.errors.Code).", examples=[301])
     name: str = Field(description="The code's stable name.", examples=["NONCE_REPLAYED"])
     message: str = Field(description="For humans; may change between releases.")
 
@@ -25,7 +25,8 @@ class ErrorResponse(_Open):
     """Every error response has this shape."""
 
     error: ErrorDetail
-    tx_hash: str | None = Field(None, description="On transaction submissions: SHA-256 of the submitted bytes.")
+    tx_hash: str | None = Field(None, description="On every refusal that concerns a transaction whose hash can be "
+                                                  "computed: SHA-256 of its wire bytes.")
 
 
 class ReceiptView(_Open):
@@ -181,8 +182,10 @@ class ValidatorList(_Open):
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses."""
+    """OpenAPI ``responses`` entries for the given error statuses (which codes give which status:
+    :mod:`careledger.api.status`)."""
     text = {400: "Malformed request", 401: "Signature or chain check failed", 403: "Not allowed",
-            404: "Not found", 409: "Conflict (nonce, duplicate)", 413: "Too large", 422: "Refused by the contract",
+            404: "Not found", 409: "Conflict (nonce, duplicate)", 410: "Gone (erased)", 413: "Too large",
+            415: "Body not sent as Content-Type: application/json", 422: "Refused by the contract",
             500: "Node error", 503: "Node busy", 504: "Timed out"}
     return {s: {"model": ErrorResponse, "description": text.get(s, "Error")} for s in statuses}

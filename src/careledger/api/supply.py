@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from careledger.api.common import node_of, not_found
 from careledger.api.errors import LedgerRoute
+from careledger.api.services import NodeContext, Services, services_of
 from careledger.contracts.supply import layout
 from careledger.contracts.supply.layout import pack_ref, parse_gtin, parse_ref
 from careledger.contracts.supply.verification import parse_identifier, verify_pack
@@ -44,11 +45,13 @@ def requester(request: Request, node: Engine) -> auth.Requester:
                                dict(request.headers), now_ms())
 
 
+def start(context: NodeContext, services: Services) -> None:
+    """The alert index, built at start-up (it derives alerts from committed receipts as it is read)."""
+    services.add(AlertIndex())
+
+
 def alert_index(request: Request) -> AlertIndex:
-    index: AlertIndex | None = getattr(request.app.state, "supply_alerts", None)
-    if index is None:
-        index = request.app.state.supply_alerts = AlertIndex()
-    return index
+    return services_of(request).get(AlertIndex)
 
 
 @router.get("/products/{gtin}", summary="A product's master data", response_model=None)

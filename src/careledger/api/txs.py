@@ -19,7 +19,16 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api import schemas
-from careledger.api.common import HEX32_PATTERN, node_of, not_found, read_body, receipt_json
+from careledger.api.common import (
+    HEX32_PATTERN,
+    check_size,
+    node_of,
+    not_found,
+    read_body,
+    read_through,
+    receipt_json,
+    require_media_type,
+)
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.core import codec
 from careledger.core.block import Receipt
@@ -101,15 +110,18 @@ def _timeout_error(timeout: float, tx_hash: str, stage: str) -> LedgerError:
                200: {"model": schemas.SubmitCommitted,
                      "description": "Committed (wait=commit). A receipt code other than 0 means the contract "
                                     "refused it: it is in the block, its writes were rolled back."},
-               **schemas.errors(400, 401, 403, 409, 413, 422, 503, 504)},
+               **schemas.errors(400, 401, 403, 409, 413, 415, 422, 503, 504)},
 )
 async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30.0) -> JSONResponse:
     """Admit a transaction: decode, check canonical form, size, chain, signature, nonce and the signer's
-    authority against committed state. A refusal writes nothing."""
+    authority against committed state. A refusal writes nothing. Every error answer carries the
+    `tx_hash` of the bytes sent, except for a body too large to read (over 4 times `max_tx_bytes`)."""
     node = node_of(request)
-    raw = await read_body(request, node.chain.max_tx_bytes)
+    raw = await read_through(request, node.chain.max_tx_bytes)
     tx_hash = hashlib.sha256(raw).hexdigest()
     try:
+        require_media_type(request)
+        check_size(raw, node.chain.max_tx_bytes)
         sub = await run_in_threadpool(node.submit_async, raw)
         await asyncio.wait_for(_watch(sub.admitted), timeout)
     except LedgerError as exc:
@@ -200,7 +212,7 @@ async def _settle(started: list[Started], stage: str, timeout: float,
 @router.post(
     "/txs/batch", summary="Submit many signed transactions", response_model=None, openapi_extra=BATCH_BODY_DOC,
     responses={200: {"model": schemas.BatchResponse, "description": "One result per item, in order"},
-               **schemas.errors(400, 413)},
+               **schemas.errors(400, 413, 415)},
 )
 async def submit_batch(request: Request, wait: Wait = "none", timeout: Timeout = 30.0) -> JSONResponse:
     """Admit up to 1000 transactions in one request, in order; each item succeeds or fails on its own.

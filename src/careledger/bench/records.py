@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from careledger.api.records import RecordsServices
 from careledger.api.server import serve_in_thread
 from careledger.client import Client
 from careledger.client.records import RecordsClient
@@ -39,9 +40,8 @@ from careledger.core.block import Header
 from careledger.core.crypto import SigningKey
 from careledger.demo.consortium import create_consortium
 from careledger.node.store import Store
+from careledger.samples import synthea_bundles
 from careledger.vault.store import Vault
-
-SYNTHEA = Path(__file__).resolve().parents[4] / "shared" / "data" / "fhir" / "synthea"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -149,7 +149,7 @@ def bench_records(rounds: int = 4, fetches: int = 500, other_consents: int = 1_0
                                                        "roles": ["registrar"]})
         ledger.send(clinic_admin, "identity.enrol_member", 1, {"member": physician.public_hex,
                                                               "org": "riverside-clinic", "roles": ["physician"]})
-        bundles = [p.read_bytes() for p in sorted(SYNTHEA.glob("*_*_*.json"))]
+        bundles = [p.read_bytes() for p in synthea_bundles()]
         patients = [SigningKey.generate() for _ in range((rounds + 1) * len(bundles) + 1)]
         for p in patients:
             ledger.send(p, "identity.register_patient", 1, {})
@@ -167,7 +167,7 @@ def bench_records(rounds: int = 4, fetches: int = 500, other_consents: int = 1_0
         own = RecordsClient(ledger, patient)
         own.grant(own.pseudonym, "org", "riverside-clinic", ["TREAT"], resource_types=["Observation"])
         clinic = RecordsClient(ledger, physician, gateways={"st-marys": server.url})
-        gateway = server._server.config.app.state.records.gateway  # type: ignore[union-attr]  # built by the first store
+        gateway = server.services.get(RecordsServices).gateway  # opened when the server started
         audit_wait = gateway.audit_wait
 
         def fetch_latencies() -> list[float]:

@@ -28,7 +28,7 @@ from careledger.core.crypto import SUITES, CryptoSuite
 from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, NonceError
 from careledger.core.genesis import Genesis
 from careledger.core.state import MemoryState, Overlay, StateReader, compute_app_hash
-from careledger.core.tx import Tx, decode_tx
+from careledger.core.tx import Tx, decode_tx, verify_tx_signature
 
 log = logging.getLogger("careledger.executor")
 
@@ -88,10 +88,19 @@ def genesis_app_hash(genesis: Genesis, changes: dict[str, bytes | None]) -> byte
 
 
 def check_stateless(chain: Chain, raw: bytes, verify_signature: bool = True) -> CheckedTx:
-    """Decode, verify the signature, find the handler and parse the payload. Raises InvalidTx."""
-    tx = decode_tx(raw, chain.chain_id, chain.suite, chain.max_tx_bytes, verify_signature)
+    """Every check that needs no state, in the order of docs/protocol.md section 4.1: the envelope
+    (:func:`decode_tx`), the (type, version) handler, the payload, and last the signature.
+
+    Raises InvalidTx: the envelope's codes, UNKNOWN_TX_TYPE, INVALID_PAYLOAD (or a contract's own
+    stateless code, e.g. a GS1 check digit), then BAD_SIGNATURE. Every engine runs this one order,
+    so a transaction with several faults gets the same code from every node and every path.
+    """
+    tx = decode_tx(raw, chain.chain_id, chain.suite, chain.max_tx_bytes, verify_signature=False)
     handler = chain.registry.get(tx.type, tx.version)
-    return CheckedTx(tx, handler, handler.parse(tx.payload))
+    payload = handler.parse(tx.payload)
+    if verify_signature:
+        verify_tx_signature(tx, chain.suite)
+    return CheckedTx(tx, handler, payload)
 
 
 def read_hints(checked: CheckedTx, admission: bool = False) -> list[str]:

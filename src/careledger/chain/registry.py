@@ -5,7 +5,7 @@ A new contract adds its package under ``careledger/contracts/`` and one line her
 
 from __future__ import annotations
 
-from careledger.contracts import audit, consent, governance, identity, records, supply
+from careledger.contracts import audit, claims, consent, governance, identity, records, research, supply, trials
 from careledger.contracts.base import Registry
 
 
@@ -18,4 +18,7 @@ def default_registry() -> Registry:
         *consent.HANDLERS,
         *audit.HANDLERS,
         *supply.HANDLERS,
+        *claims.HANDLERS,
+        *research.HANDLERS,
+        *trials.HANDLERS,
     ])

@@ -5,17 +5,27 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from careledger.cli.common import console, err_console, fail, print_json
+from careledger.cli.common import activity, emit, fail, print_table, say
 
 
 def bench(
     engine: Annotated[str, typer.Option(help="Engine to drive: solo (embedded), or cometbft (a local "
                                              "network against CometBFT's kvstore).")] = "solo",
-    txs: Annotated[int, typer.Option(help="Transactions in the peak-throughput phase.")] = 20_000,
+    via: Annotated[str, typer.Option(help="solo: inproc (submit in process) or http (through the HTTP API from "
+                                          "a separate load generator, beside a Hardhat peer and the HTTP "
+                                          "stack's ceiling).")] = "inproc",
+    txs: Annotated[int, typer.Option(help="Transactions in the peak-throughput phase (http: per target).")] = 20_000,
+    connections: Annotated[int, typer.Option(help="http: concurrent keep-alive connections.")] = 64,
+    lane_depth: Annotated[int, typer.Option(help="http: a signer's requests in flight at once (0: no limit, "
+                                                 "so nonces may arrive out of order).")] = 0,
+    signers: Annotated[int, typer.Option(help="http: signers (1-50), each sending consecutive nonces.")] = 50,
+    half_seconds: Annotated[float, typer.Option(help="http: seconds of the phase paced at half the peak.")] = 5.0,
+    no_hardhat: Annotated[bool, typer.Option("--no-hardhat", help="http: leave out the Hardhat peer.")] = False,
+    scale: Annotated[int, typer.Option(help="http: instead, a growth run of this many transactions, reported "
+                                            "per chunk (throughput, p99, memory, time to open the store).")] = 0,
+    chunk: Annotated[int, typer.Option(help="http --scale: transactions per reported chunk.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
     workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records or supply.")] = "identity",
     serials: Annotated[int, typer.Option(help="supply: random serials in the commissioning phase.")] = 500_000,
@@ -26,55 +36,68 @@ def bench(
 ) -> None:
     """Measure committed tx/s, p50/p99 submission-to-commit latency and the machine's Ed25519 limit."""
     if engine == "cometbft":
-        _bench_cometbft(validators, txs, as_json)
+        _bench_cometbft(validators, txs)
         return
     if engine != "solo":
         fail(f"engine {engine!r} is not available in this release")
+    if via == "http":
+        _bench_http(txs, seed, connections, lane_depth, signers, half_seconds, not no_hardhat, scale, chunk)
+        return
+    if via != "inproc":
+        fail(f"--via must be inproc or http, not {via!r}")
     from careledger.bench.solo import bench_solo
 
-    def progress(msg: str) -> None:
-        if not as_json:
-            err_console.print(f"[dim]… {msg}[/]")
+    with activity(f"bench {workload}") as progress:
+        if workload == "supply":
+            from careledger.bench.supply import bench_supply
 
-    if workload == "supply":
-        from careledger.bench.supply import bench_supply
+            result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
+        elif workload == "records":
+            from careledger.bench.records import bench_records
 
-        result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
-    elif workload == "records":
-        from careledger.bench.records import bench_records
-
-        result = bench_records(progress=progress)
-    else:
-        result = bench_solo(txs=txs, seed=seed, progress=progress)
-    if as_json:
-        print_json(result)
-        return
-    table = Table("measure", "value", title="CareLedger solo engine")
-    for key, value in result.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
-    console.print(table)
+            result = bench_records(progress=progress)
+        else:
+            result = bench_solo(txs=txs, seed=seed, progress=progress)
+    emit(result, lambda: print_table(["measure", "value"], (
+        (key, f"{value:,}" if isinstance(value, int | float) else value) for key, value in result.items()),
+        title="CareLedger solo engine"))
 
 
-def _bench_cometbft(validators: int, txs: int, as_json: bool) -> None:
+def _bench_cometbft(validators: int, txs: int) -> None:
     """A local CareLedger network against CometBFT's kvstore, built in and over the ABCI socket, under the
     same load (careledger.bench.cometbft)."""
     from careledger.bench.cometbft import bench_cometbft
 
-    def progress(msg: str) -> None:
-        if not as_json:
-            err_console.print(f"[dim]… {msg}[/]")
+    with activity("bench cometbft") as progress:
+        result = bench_cometbft(validators=validators, peak_txs=min(txs, 20_000), progress=progress)
 
-    result = bench_cometbft(validators=validators, peak_txs=min(txs, 20_000), progress=progress)
-    if as_json:
-        print_json(result)
-        return
-    table = Table("measure", "CareLedger", "kvstore (built in)", "kvstore (ABCI socket)",
-                  title=f"CometBFT, {validators} validators, {result['cores']} cores")
-    for phase in ("peak", "paced"):
-        for key in ("tx_per_s", "p50_ms", "p99_ms", "committed", "rejected"):
-            table.add_row(f"{phase} {key}", *(f"{result[net][phase][key]:,}"
-                                              for net in ("careledger", "kvstore", "kvstore_socket")))
-    table.add_row("CareLedger peak tx/s ÷ this", "", f"{result['ratio_peak_tx_per_s']}",
-                  f"{result['ratio_peak_vs_kvstore_socket']}")
-    console.print(table)
-    console.print(f"targets: {result['targets']}")
+    def human() -> None:
+        rows: list[list[object]] = [
+            [f"{phase} {key}", *(f"{result[net][phase][key]:,}" for net in ("careledger", "kvstore", "kvstore_socket"))]
+            for phase in ("peak", "paced") for key in ("tx_per_s", "p50_ms", "p99_ms", "committed", "rejected")]
+        rows.append(["CareLedger peak tx/s ÷ this", "", result["ratio_peak_tx_per_s"],
+                     result["ratio_peak_vs_kvstore_socket"]])
+        print_table(["measure", "CareLedger", "kvstore (built in)", "kvstore (ABCI socket)"], rows,
+                    title=f"CometBFT, {validators} validators, {result['cores']} cores")
+        say(f"targets: {result['targets']}")
+
+    emit(result, human)
+
+
+def _bench_http(txs: int, seed: int, connections: int, lane_depth: int, signers: int, half_seconds: float,
+                hardhat: bool, scale: int, chunk: int) -> None:
+    """The solo node through its HTTP API (careledger.bench.http)."""
+    from careledger.bench.harness import BenchSetupError, LoadShape
+    from careledger.bench.http import HttpBench, bench_http, bench_scale, format_table
+
+    try:
+        cfg = HttpBench(txs=txs, seed=seed, signers=signers, half_seconds=half_seconds,
+                        shape=LoadShape(connections=connections, lane_depth=lane_depth))
+        with activity("bench http") as progress:
+            if scale:
+                result = bench_scale(scale, chunk, cfg, progress=progress)
+            else:
+                result = bench_http(cfg, hardhat=hardhat, progress=progress)
+    except (BenchSetupError, ValueError) as exc:
+        fail(str(exc))
+    emit(result, None if scale else (lambda: say(format_table(result))))

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from careledger.cli.common import console, expand, fail
+from careledger.cli.common import console, emit, err_console, expand, fail, json_mode, say
 
 
 def demo(
@@ -38,22 +38,23 @@ def demo(
         fail(f"{path} is not empty; give a new directory")
     if path.exists():
         shutil.rmtree(path)
+    out = err_console if json_mode() else console  # the story; under --json stdout carries only the summary
     consortium = create_consortium(path, int(time.time() * 1000), api=api)
-    banner(console, path)
+    banner(out, path)
     node = consortium.home.open_node()
     node.start()
     host, port = api.rsplit(":", 1)
     server = serve_in_thread(node, host, int(port))
     base = server.url
-    console.print(f"node running: solo engine, HTTP API at {base} (OpenAPI: {base}/openapi.json)")
+    out.print(f"node running: solo engine, HTTP API at {base} (OpenAPI: {base}/openapi.json)")
     try:
-        run_story(Client(base), consortium, console)
+        run_story(Client(base), consortium, out)
     except DemoFailed as exc:
         server.stop()
         node.close()
         fail(f"demo step failed: {exc}")
     if serve:
-        console.print(f"\n[bold green]serving[/] at {base} — Ctrl-C to stop")
+        out.print(f"\n[bold green]serving[/] at {base} — Ctrl-C to stop")
         try:
             while True:
                 time.sleep(3600)
@@ -61,14 +62,18 @@ def demo(
             pass
     server.stop()
     node.close()
-    console.print()
-    console.rule("[bold cyan]careledger verify")
+    out.print()
+    out.rule("[bold cyan]careledger verify")
     report = verify_file(consortium.home.db_path)
     if not report.ok:
         fail(f"verify found damage at height {report.bad_height}: {report.problem}")
-    console.print(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions replayed from "
-                  f"genesis; receipts, Merkle roots, signatures and app hash all match.")
-    console.print(f"\nThe demo home is kept at {path} — try `careledger verify --home {path}`.")
+
+    def human() -> None:
+        say(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions replayed from "
+            f"genesis; receipts, Merkle roots, signatures and app hash all match.")
+        say(f"\nThe demo home is kept at {path} — try `careledger verify --home {path}`.")
+
+    emit({"engine": "solo", "home": str(path), "api": base, "verify": report.to_json()}, human)
 
 
 def _demo_cometbft(home: Path | None, validators: int, serve: bool) -> None:
@@ -79,11 +84,13 @@ def _demo_cometbft(home: Path | None, validators: int, serve: bool) -> None:
     path = expand(home) if home else Path(tempfile.mkdtemp(prefix="careledger-demo-")) / "net"
     if path.exists() and any(path.iterdir()):
         fail(f"{path} is not empty; give a new directory")
+    out = err_console if json_mode() else console
     try:
-        run_demo(path, console, validators, keep_running=serve)
+        run_demo(path, out, validators, keep_running=serve)
     except (DemoFailed, RuntimeError, AssertionError) as exc:
         fail(f"demo failed: {exc} (logs under {path}/node*/logs)")
     if serve:
-        console.print(f"\n[bold green]network running[/] — `careledger net status --home {path}`, "
-                      f"`careledger net stop --home {path}`")
-    console.print(f"\nThe network is kept at {path} — try `careledger verify --home {path}/node0/careledger`.")
+        out.print(f"\n[bold green]network running[/] — `careledger net status --home {path}`, "
+                  f"`careledger net stop --home {path}`")
+    emit({"engine": "cometbft", "home": str(path), "validators": validators},
+         lambda: say(f"\nThe network is kept at {path} — try `careledger verify --home {path}/node0/careledger`."))

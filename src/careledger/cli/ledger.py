@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from careledger.cli.common import HomeOption, fail, load_key, node_url, print_json, print_receipt
+from careledger.cli.common import HomeOption, emit, load_key, node_url, print_receipt
 
 identity_app = typer.Typer(help="Organisations, members and patients.", no_args_is_help=True)
 governance_app = typer.Typer(help="Consortium proposals and votes.", no_args_is_help=True)
@@ -27,13 +27,7 @@ _key = load_key
 
 
 def _send(home: Path, url: str | None, signer: str, tx_type: str, payload: dict[str, Any]) -> None:
-    from careledger.client import ClientError
-
-    client = _client(home, url)
-    try:
-        result = client.send(_key(home, signer), tx_type, 1, payload, wait=True)
-    except ClientError as exc:
-        fail(f"{exc.name} ({exc.code}): {exc.message}")
+    result = _client(home, url).send(_key(home, signer), tx_type, 1, payload, wait=True)
     print_receipt(tx_type, result)
 
 
@@ -75,13 +69,13 @@ def register_patient(
 @identity_app.command("orgs")
 def orgs(home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
     """List the consortium's organisations."""
-    print_json(_client(home, url).organisations())
+    emit(_client(home, url).organisations())
 
 
 @identity_app.command("whois")
 def whois(key: str, home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
     """Who a public key is on the ledger."""
-    print_json(_client(home, url).key_info(key))
+    emit(_client(home, url).key_info(key))
 
 
 @governance_app.command("propose-org")
@@ -132,16 +126,16 @@ def vote(
 @governance_app.command("list")
 def proposals(home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
     """List proposals."""
-    print_json(_client(home, url).proposals())
+    emit(_client(home, url).proposals())
 
 
 @tx_app.command("get")
 def tx_get(tx_hash: str, home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
     """A committed transaction with its receipt and inclusion proof (save it for `careledger proof verify`)."""
-    print_json(_client(home, url).tx(tx_hash))
+    emit(_client(home, url).tx(tx_hash))
 
 
 @tx_app.command("block")
 def block(height: str = "latest", home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
     """A block header with its transaction hashes."""
-    print_json(_client(home, url).block(height))
+    emit(_client(home, url).block(height))

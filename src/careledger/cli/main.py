@@ -1,29 +1,69 @@
 """``careledger``: the command-line interface.
 
 Commands: ``init``, ``node start``, ``keys``, ``status``, ``verify``, ``proof verify``, ``identity``,
-``governance``, ``tx``, ``bench`` and ``demo``. Run any with ``--help``.
+``governance``, ``tx``, ``records``, ``consent``, ``audit``, ``supply``, ``net``, ``abci``, ``bench``
+and ``demo``. Run any with ``--help``. :func:`main` is the entry point: it adds ``--json`` and the
+exit-status table to every command and turns every error into one line and an exit status
+(:mod:`careledger.cli.common`).
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from careledger.cli.common import HomeOption, console, expand, fail, fail_ledger, print_json
-from careledger.core.errors import LedgerError
-from careledger.core.genesis import load_genesis
-from careledger.keys import KeyFileError, new_key, read_key
-from careledger.node.home import Home, HomeError, init_home
+from careledger.cli.common import (
+    EXIT_ERROR,
+    EXIT_HELP,
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliError,
+    HomeOption,
+    emit,
+    err_console,
+    expand,
+    fail,
+    json_mode,
+    load_key,
+    node_url,
+    note,
+    print_json,
+    print_table,
+    progress,
+    read_file,
+    say,
+    set_json_mode,
+)
+from careledger.core.errors import Code, LedgerError
+from careledger.keys import KeyFileError, new_key
+from careledger.node.home import Home, HomeError, init_home, load_genesis
 
 app = typer.Typer(name="careledger", help="CareLedger: a permissioned consortium ledger for healthcare.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from careledger import __version__
+
+        emit({"version": __version__}, lambda: say(f"careledger {__version__}"))
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                                callback=_version)] = False) -> None:
+    """CareLedger: a permissioned consortium ledger for healthcare."""
+
+
 node_app = typer.Typer(help="Run a node.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage Ed25519 key files.", no_args_is_help=True)
 proof_app = typer.Typer(help="Check inclusion proofs offline.", no_args_is_help=True)
@@ -43,20 +83,22 @@ def init(
 ) -> None:
     """Create a node home: configuration, genesis, node key and an initialised ledger store."""
     path = expand(home)
-    try:
-        h = init_home(path, expand(genesis) if genesis else None, expand(node_key) if node_key else None,
-                      int(time.time() * 1000), chain_id=chain_id, api=api)
-    except (HomeError, KeyFileError) as exc:
-        fail(str(exc))
-    except LedgerError as exc:
-        fail_ledger(exc)
+    h = init_home(path, expand(genesis) if genesis else None, expand(node_key) if node_key else None,
+                  int(time.time() * 1000), chain_id=chain_id, api=api)
     g = h.genesis()
-    console.print(f"[green]initialised[/] {path}")
-    console.print(f"  chain id   {g.chain_id}")
-    console.print(f"  genesis    {g.hash.hex()}")
-    console.print(f"  node key   {h.node_key().public_hex}")
-    for name in h.key_names():
-        console.print(f"  key        {name}: {h.key(name).public_hex}")
+    keys = {name: h.key(name).public_hex for name in h.key_names()}
+    doc = {"home": str(path), "chain_id": g.chain_id, "genesis_hash": g.hash.hex(),
+           "node_key": h.node_key().public_hex, "keys": keys}
+
+    def human() -> None:
+        say(f"[green]initialised[/] {path}")
+        say(f"  chain id   {g.chain_id}")
+        say(f"  genesis    {doc['genesis_hash']}")
+        say(f"  node key   {doc['node_key']}")
+        for name, pub in keys.items():
+            say(f"  key        {name}: {pub}")
+
+    emit(doc, human)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -72,27 +114,22 @@ def node_start(
     from careledger.api.server import serve
 
     h = Home(expand(home))
-    try:
-        config = h.config()
-        node = h.open_node()
-    except HomeError as exc:
-        fail(str(exc))
-    except LedgerError as exc:
-        fail_ledger(exc)
+    config = h.config()
+    node = h.open_node()
     host, port = (api or config.api).rsplit(":", 1)
     node.start()
-    console.print(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
-                  f"api=http://{host}:{port}  (Ctrl-C to stop)")
+    note(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
+         f"api=http://{host}:{port}  (Ctrl-C to stop)")
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; without a handler
     # SIGTERM would kill the process before the node is closed (engine stopped, store checkpointed).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        serve(node, host, int(port))
+        serve(node, host, int(port), h.path)
     except KeyboardInterrupt:
         pass
     finally:
         node.close()
-        console.print("node stopped")
+        note("node stopped")
 
 
 @keys_app.command("new")
@@ -104,20 +141,20 @@ def keys_new(
     """Generate a new Ed25519 key."""
     path = expand(out) if out else expand(home) / "keys" / f"{name}.json"
     if path.exists():
-        fail(f"{path} already exists")
+        fail(f"{path} already exists", name=Code.KEY_FILE_INVALID.name, code=int(Code.KEY_FILE_INVALID))
     key = new_key(path, name)
-    console.print(f"{name}: {key.public_hex}  ({path})")
+    emit({"name": name, "public_key": key.public_hex, "path": str(path)},
+         lambda: say(f"{name}: {key.public_hex}  ({path})"))
 
 
 @keys_app.command("list")
 def keys_list(home: Path = HomeOption) -> None:
     """List the keys in the home's keyring."""
     h = Home(expand(home))
-    table = Table("name", "public key")
-    for name in h.key_names():
-        table.add_row(name, h.key(name).public_hex)
-    table.add_row("(node)", h.node_key().public_hex)
-    console.print(table)
+    keys: dict[str, str] = {name: h.key(name).public_hex for name in h.key_names()}
+    keys["(node)"] = h.node_key().public_hex
+    emit([{"name": k, "public_key": v} for k, v in keys.items()],
+         lambda: print_table(["name", "public key"], keys.items()))
 
 
 @keys_app.command("show")
@@ -125,43 +162,24 @@ def keys_show(name: str, home: Path = HomeOption) -> None:
     """Print a key's public half (and the patient pseudonym it would register as)."""
     from careledger.contracts.identity import compute_pseudonym
 
-    try:
-        key = read_key(expand(home) / "keys" / f"{name}.json")
-    except KeyFileError as exc:
-        fail(str(exc))
-    print_json({"name": name, "public_key": key.public_hex, "pseudonym": compute_pseudonym(key.public_hex)})
+    key = load_key(home, name)
+    emit({"name": name, "public_key": key.public_hex, "pseudonym": compute_pseudonym(key.public_hex)})
 
 
 @app.command()
 def status(
     home: Path = HomeOption,
     url: Annotated[str | None, typer.Option(help="Node API URL; default: the home's configured API.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a running node's status (chain, height, app hash, mempool)."""
-    from careledger.client import Client, ClientError
+    from careledger.client import Client
 
-    base = url or f"http://{Home(expand(home)).config().api}"
-    try:
-        doc = Client(base).status()
-    except ClientError as exc:
-        fail(f"{exc.name}: {exc.message}")
-    except Exception as exc:
-        fail(f"cannot reach {base}: {exc}")
-    if as_json:
-        print_json(doc)
-        return
-    table = Table(show_header=False)
-    for k in sorted(doc):
-        table.add_row(k, str(doc[k]))
-    console.print(table)
+    doc = Client(node_url(home, url)).status()
+    emit(doc, lambda: print_table(["field", "value"], ((k, doc[k]) for k in sorted(doc))))
 
 
 @app.command()
-def verify(
-    home: Path = HomeOption,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:
+def verify(home: Path = HomeOption) -> None:
     """Re-check every block's hash links, signatures and Merkle roots and replay every transaction.
 
     Exits 0 when the ledger is intact; otherwise exits 2 and names the first bad height.
@@ -170,22 +188,21 @@ def verify(
 
     h = Home(expand(home))
     if not h.db_path.exists():
-        fail(f"{h.db_path} does not exist")
-    with Progress(TextColumn("verifying"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
-                  TimeRemainingColumn(), console=console, transient=True, disable=as_json) as bar:
-        task = bar.add_task("verify", total=None)
-        report = verify_file(h.db_path, lambda done, total: bar.update(task, completed=done, total=total),
-                             engine=h.config().engine)
-    if as_json:
-        print_json(report.to_json())
-    elif report.ok:
-        rate = f"{report.txs / report.seconds:,.0f} tx/s" if report.seconds else ""
-        console.print(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions, height "
-                      f"{report.height} ({report.seconds:.2f} s, {rate})")
-    else:
-        console.print(f"[bold red]ledger damaged at height {report.bad_height}[/]: {report.problem}")
+        fail(f"{h.db_path} does not exist", name=Code.HOME_INVALID.name, code=int(Code.HOME_INVALID))
+    with progress("verifying blocks") as update:
+        report = verify_file(h.db_path, update, engine=h.config().engine)
+
+    def human() -> None:
+        if report.ok:
+            rate = f"{report.txs / report.seconds:,.0f} tx/s" if report.seconds else ""
+            say(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions, height "
+                f"{report.height} ({report.seconds:.2f} s, {rate})")
+        else:
+            say(f"[bold red]ledger damaged at height {report.bad_height}[/]: {report.problem}")
+
+    emit(report.to_json(), human)
     if not report.ok:
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
 
 
 @proof_app.command("verify")
@@ -193,23 +210,29 @@ def proof_verify(
     proof: Annotated[Path, typer.Argument(help="Proof bundle JSON (as returned by GET /v1/txs/{hash}).")],
     genesis: Annotated[Path, typer.Option(help="The consortium's genesis file.")],
 ) -> None:
-    """Check a transaction's inclusion proof offline against the consortium's genesis."""
-    from careledger.core.proofs import verify_proof
+    """Check a transaction's inclusion proof offline against the consortium's genesis (exit 4 if invalid)."""
+    from careledger.core.proofs import ProofInvalid, verify_proof
 
+    g = load_genesis(expand(genesis))
     try:
-        g = load_genesis(expand(genesis))
-        doc = json.loads(expand(proof).read_text())
-        bundle = doc.get("proof", doc)
+        doc = json.loads(read_file(proof))
+    except ValueError as exc:
+        fail(f"{proof} is not JSON: {exc}", name=Code.MALFORMED_ENCODING.name, code=int(Code.MALFORMED_ENCODING))
+    bundle = doc.get("proof", doc) if isinstance(doc, dict) else doc
+    try:
         receipt = verify_proof(bundle, g.chain_id, [v.pub_key for v in g.validators], g.crypto_suite)
-    except LedgerError as exc:
-        fail_ledger(exc)
-    except (OSError, ValueError) as exc:
-        fail(f"cannot read proof: {exc}")
-    console.print(f"[green]proof valid[/]: tx {receipt.tx} is #{receipt.index} of block "
-                  f"{bundle['header']['height']} with receipt code {receipt.code}")
+    except ProofInvalid as exc:
+        reason = exc.message
+        emit({"valid": False, "reason": reason}, lambda: say(f"[bold red]proof invalid[/]: {reason}"))
+        raise typer.Exit(EXIT_NEGATIVE) from None
+    emit({"valid": True, "tx": receipt.tx, "index": receipt.index, "height": bundle["header"]["height"],
+          "code": receipt.code},
+         lambda: say(f"[green]proof valid[/]: tx {receipt.tx} is #{receipt.index} of block "
+                     f"{bundle['header']['height']} with receipt code {receipt.code}"))
 
 
 def _register_subcommands() -> None:
+    from careledger.cli import abci as abci_cli
     from careledger.cli import bench as bench_cli
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
@@ -227,6 +250,81 @@ def _register_subcommands() -> None:
     app.add_typer(records_cli.consent_app, name="consent")
     app.add_typer(records_cli.audit_app, name="audit")
     app.add_typer(supply_cli.supply_app, name="supply")
+    app.add_typer(abci_cli.abci_app, name="abci")
 
 
 _register_subcommands()
+
+
+# -- the entry point ------------------------------------------------------------------------------------------
+
+JSON_HELP = "--json (any command): print exactly one JSON document on stdout and nothing else."
+
+
+def _conventions(command: Any) -> None:
+    """Put the exit-status table and the ``--json`` note in the help of ``command`` and everything under it."""
+    command.epilog = f"{JSON_HELP}  {EXIT_HELP}"
+    for sub in getattr(command, "commands", {}).values():
+        _conventions(sub)
+
+
+def build_command() -> Any:
+    """The ``careledger`` command tree (a Typer/Click command), with the conventions in every help."""
+    command = typer.main.get_command(app)
+    _conventions(command)
+    return command
+
+
+def split_json_flag(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without its ``--json`` flags (before any ``--``), and whether there was one."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head = [a for a in argv[:end] if a != "--json"]
+    return head + argv[end:], len(head) != end
+
+
+def _error(name: str, code: int, message: str, status: int) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {name} ({code}): {message}", highlight=False)
+    if json_mode():
+        print_json({"error": {"code": code, "message": message, "name": name}, "exit_status": status})
+    sys.exit(status)
+
+
+UNAVAILABLE = {int(Code.NODE_UNAVAILABLE), int(Code.TIMEOUT), int(Code.MEMPOOL_FULL)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``careledger`` with ``argv`` (default: the process's arguments); exits with the documented status."""
+    from typer._click.exceptions import ClickException
+
+    from careledger.abci.cometbft import CometbftSetupError
+    from careledger.client import ClientError
+    from careledger.net.procs import NetError
+
+    args, as_json = split_json_flag(list(sys.argv[1:] if argv is None else argv))
+    set_json_mode(as_json)
+    try:
+        status = build_command().main(args=args, prog_name="careledger", standalone_mode=False)
+    except typer.Exit as exc:
+        status = exc.exit_code
+    except ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _error("ABORTED", int(Code.BAD_REQUEST), "interrupted", EXIT_ERROR)
+    except CliError as exc:
+        _error(exc.name, exc.code, exc.message, exc.exit_status)
+    except ClientError as exc:
+        _error(exc.name, exc.code, exc.message, EXIT_UNAVAILABLE if exc.code in UNAVAILABLE else EXIT_ERROR)
+    except LedgerError as exc:
+        _error(exc.code.name, int(exc.code), exc.message,
+               EXIT_UNAVAILABLE if int(exc.code) in UNAVAILABLE else EXIT_ERROR)
+    except HomeError as exc:
+        _error(Code.HOME_INVALID.name, int(Code.HOME_INVALID), str(exc), EXIT_ERROR)
+    except KeyFileError as exc:
+        _error(Code.KEY_FILE_INVALID.name, int(Code.KEY_FILE_INVALID), str(exc), EXIT_ERROR)
+    except (NetError, CometbftSetupError) as exc:
+        _error(Code.NETWORK_INVALID.name, int(Code.NETWORK_INVALID), str(exc), EXIT_ERROR)
+    except OSError as exc:
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        _error(Code.FILE_UNREADABLE.name, int(Code.FILE_UNREADABLE), f"{exc.strerror or exc}{where}", EXIT_ERROR)
+    sys.exit(status if isinstance(status, int) else EXIT_OK)

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from careledger.cli.common import console, expand, fail, print_json
+from careledger.cli.common import emit, expand, note, print_table, progress, say
 
 net_app = typer.Typer(help="A local consortium: one CometBFT validator node per organisation.", no_args_is_help=True)
 
@@ -26,19 +25,17 @@ def net_init(
     empty_blocks: Annotated[bool, typer.Option(help="Make blocks even without transactions.")] = False,
 ) -> None:
     """Create the network: keys, one genesis, and every node's CometBFT and CareLedger home."""
-    from careledger.abci.cometbft import CometbftSetupError
     from careledger.net.layout import Tuning, init_network
 
-    try:
-        spec = init_network(expand(home), validators, chain_id=chain_id, base_port=base_port,
-                            tuning=Tuning(timeout_commit=timeout_commit, create_empty_blocks=empty_blocks))
-    except CometbftSetupError as exc:
-        fail(str(exc))
-    table = Table("node", "organisation", "validator key", "RPC", "HTTP API", title=f"network {spec.chain_id}")
-    for n in spec.nodes:
-        table.add_row(n.name, n.org, n.validator[:16] + "…", n.rpc_url, n.api_url)
-    console.print(table)
-    console.print(f"next: careledger net start --home {spec.root}")
+    spec = init_network(expand(home), validators, chain_id=chain_id, base_port=base_port,
+                        tuning=Tuning(timeout_commit=timeout_commit, create_empty_blocks=empty_blocks))
+    nodes = [{"node": n.name, "org": n.org, "validator": n.validator, "rpc": n.rpc_url, "api": n.api_url}
+             for n in spec.nodes]
+    emit({"chain_id": spec.chain_id, "home": str(spec.root), "nodes": nodes},
+         lambda: print_table(["node", "organisation", "validator key", "RPC", "HTTP API"],
+                             ([n["node"], n["org"], n["validator"], n["rpc"], n["api"]] for n in nodes),
+                             title=f"network {spec.chain_id}"))
+    note(f"next: careledger net start --home {spec.root}")
 
 
 @net_app.command("start")
@@ -46,12 +43,10 @@ def net_start(home: NetHome, node: Nodes = None) -> None:
     """Start the nodes in the background (pid files in nodeK/run, logs in nodeK/logs)."""
     from careledger.net import procs
 
-    try:
-        spec = procs.load(expand(home))
-        started = procs.start_nodes(spec, node)
-    except procs.NetError as exc:
-        fail(str(exc))
-    console.print(f"started: {', '.join(started) or 'nothing (already running)'}")
+    spec = procs.load(expand(home))
+    with progress("starting nodes", len(node) if node else len(spec.nodes)) as update:
+        started = procs.start_nodes(spec, node, on_started=update)
+    emit({"started": started}, lambda: say(f"started: {', '.join(started) or 'nothing (already running)'}"))
 
 
 @net_app.command("stop")
@@ -59,11 +54,8 @@ def net_stop(home: NetHome, node: Nodes = None) -> None:
     """Stop the nodes (SIGTERM, then SIGKILL after 15 s)."""
     from careledger.net import procs
 
-    try:
-        stopped = procs.stop_nodes(procs.load(expand(home)), node)
-    except procs.NetError as exc:
-        fail(str(exc))
-    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    stopped = procs.stop_nodes(procs.load(expand(home)), node)
+    emit({"stopped": stopped}, lambda: say(f"stopped: {', '.join(stopped) or 'nothing was running'}"))
 
 
 @net_app.command("kill")
@@ -71,36 +63,28 @@ def net_kill(home: NetHome, node: Annotated[list[str], typer.Option("--node", he
     """SIGKILL nodes (both processes), as a crash would."""
     from careledger.net import procs
 
-    try:
-        spec = procs.load(expand(home))
-    except procs.NetError as exc:
-        fail(str(exc))
+    spec = procs.load(expand(home))
+    unknown = sorted(set(node) - {n.name for n in spec.nodes})
+    if unknown:
+        raise procs.NetError(f"no such node: {', '.join(unknown)}")
     for n in spec.nodes:
         if n.name in node:
             procs.kill_node(spec, n)
-    console.print(f"killed: {', '.join(node)}")
+    emit({"killed": node}, lambda: say(f"killed: {', '.join(node)}"))
 
 
 @net_app.command("status")
-def net_status(
-    home: NetHome,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def net_status(home: NetHome) -> None:
     """Each node's processes, CometBFT height, app hash, peers and ledger height."""
     from careledger.net import procs
 
-    try:
-        statuses = procs.network_status(procs.load(expand(home)))
-    except procs.NetError as exc:
-        fail(str(exc))
-    if as_json:
-        print_json([s.to_json() for s in statuses])
-        return
-    table = Table("node", "organisation", "processes", "height", "app hash", "peers", "ledger height", "note")
-    for s in statuses:
-        procs_text = " ".join(f"{k}:{v or '-'}" for k, v in s.running.items())
-        table.add_row(s.name, s.org, procs_text, str(s.height if s.height is not None else "-"),
-                      (s.app_hash or "-")[:16], str(s.peers if s.peers is not None else "-"),
-                      str(s.ledger_height if s.ledger_height is not None else "-"),
-                      "catching up" if s.catching_up else s.error[:40])
-    console.print(table)
+    statuses = procs.network_status(procs.load(expand(home)))
+
+    def dash(value: object) -> object:
+        return "-" if value is None else value
+
+    emit([s.to_json() for s in statuses], lambda: print_table(
+        ["node", "organisation", "processes", "height", "app hash", "peers", "ledger height", "note"],
+        ([s.name, s.org, " ".join(f"{k}:{v or '-'}" for k, v in s.running.items()), dash(s.height),
+          dash(s.app_hash), dash(s.peers), dash(s.ledger_height), "catching up" if s.catching_up else s.error]
+         for s in statuses)))

@@ -11,9 +11,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from careledger.cli.common import HomeOption, console, expand, fail, load_key, node_url, print_json
+from careledger.cli.common import (
+    HomeOption,
+    emit,
+    fail,
+    load_key,
+    node_url,
+    note,
+    print_receipt,
+    print_table,
+    progress,
+    read_file,
+    say,
+)
 
 records_app = typer.Typer(help="Health records: custodian vaults, FHIR import, reads, erasure.", no_args_is_help=True)
 consent_app = typer.Typer(help="Patient consents, delegates and break-glass sessions.", no_args_is_help=True)
@@ -22,7 +33,6 @@ audit_app = typer.Typer(help="The patient's access log.", no_args_is_help=True)
 AsKey = Annotated[str, typer.Option("--as", help="Sign as this key of the home's keyring (HOME/keys/NAME.json).")]
 Url = Annotated[str | None, typer.Option(help="Node API URL (default: the home's configured API).")]
 Patient = Annotated[str | None, typer.Option(help="Patient pseudonym (default: the signing key's own).")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Purpose = Annotated[str, typer.Option(help="Purpose of use (v3 PurposeOfUse: TREAT, HPAYMT, HRESCH, ...).")]
 
 
@@ -33,15 +43,6 @@ def _client(home: Path, who: str, url: str | None) -> Any:
     return RecordsClient(Client(node_url(home, url)), load_key(home, who), gateways={})
 
 
-def _run(fn: Any) -> Any:
-    from careledger.client import ClientError
-
-    try:
-        return fn()
-    except ClientError as exc:
-        fail(f"{exc.name} ({exc.code}): {exc.message}")
-
-
 # -- records --------------------------------------------------------------------------------------------------
 
 @records_app.command("vault-init")
@@ -49,54 +50,64 @@ def vault_init(org: Annotated[str, typer.Option(help="The custodian organisation
                enrol_as: Annotated[str | None, typer.Option(help="Admin key that enrols the gateway key now.")] = None,
                url: Url = None) -> None:
     """Create HOME/vault/ORG: organisation key, gateway key and encrypted store."""
-    from careledger.vault.store import Vault, VaultError
+    from careledger.cli.common import expand
+    from careledger.vault.store import Vault
 
-    try:
-        vault = Vault.create(expand(home) / "vault" / org, org)
-    except VaultError as exc:
-        fail(exc.message)
+    vault = Vault.create(expand(home) / "vault" / org, org)
     gateway = vault.gateway_key.public_hex
     vault.close()
-    console.print(f"[green]vault created[/] for {org}: org key {vault.org_key.key_id}, gateway key {gateway}")
+    doc: dict[str, Any] = {"org": org, "org_key": vault.org_key.key_id, "gateway_key": gateway, "enrolled": False}
     if enrol_as:
         rc = _client(home, enrol_as, url)
-        _run(lambda: rc.ledger.send(rc.key, "identity.enrol_member", 1,
-                                    {"member": gateway, "org": org, "roles": ["data_steward"], "handle": "gateway"}))
-        console.print("gateway key enrolled as a data steward")
-    else:
-        console.print(f"next: an admin of {org} enrols {gateway} with role data_steward")
+        result = rc.ledger.send(rc.key, "identity.enrol_member", 1,
+                                {"member": gateway, "org": org, "roles": ["data_steward"], "handle": "gateway"})
+        doc["enrolled"] = result["receipt"]["code"] == 0
+        doc["enrolment"] = result
+    emit(doc, lambda: say(f"[green]vault created[/] for {org}: org key {doc['org_key']}, gateway key {gateway}"
+                          + ("; gateway key enrolled as a data steward" if doc["enrolled"] else "")))
+    if not enrol_as:
+        note(f"next: an admin of {org} enrols {gateway} with role data_steward")
+    elif not doc["enrolled"]:
+        print_receipt("identity.enrol_member", doc["enrolment"])
 
 
 @records_app.command("import")
-def records_import(file: Annotated[Path, typer.Argument(help="FHIR R4 resource or Bundle (JSON).")],
+def records_import(files: Annotated[list[Path], typer.Argument(help="FHIR R4 resources or Bundles (JSON files).")],
                    patient: Annotated[str, typer.Option(help="Patient pseudonym.")],
                    custodian: Annotated[str, typer.Option(help="Custodian organisation.")],
-                   who: AsKey, home: Path = HomeOption, url: Url = None, as_json: Json = False) -> None:
-    """Validate, encrypt, store and anchor every resource of FILE for PATIENT at CUSTODIAN."""
+                   who: AsKey, home: Path = HomeOption, url: Url = None) -> None:
+    """Validate, encrypt, store and anchor every resource of each FILE for PATIENT at CUSTODIAN."""
+    from careledger.api.records import MAX_STORE_BYTES
+
     rc = _client(home, who, url)
     start = time.perf_counter()
-    result = _run(lambda: rc.store(custodian, patient, expand(file).read_bytes()))
-    if as_json:
-        print_json(result)
-        return
-    n = len(result["records"])
-    console.print(f"[green]imported[/] {n} resources for {patient} at {custodian} up to block {result['height']} "
-                  f"({n / (time.perf_counter() - start):,.0f} resources/s)")
+    results = []
+    with progress("importing files", len(files)) as update:
+        for i, file in enumerate(files):
+            results.append({"file": str(file), **rc.store(custodian, patient, read_file(file, MAX_STORE_BYTES))})
+            update(i + 1, None)
+    count = sum(len(r["records"]) for r in results)
+    seconds = time.perf_counter() - start
+    doc = {"files": results, "resources": count, "height": max(r["height"] for r in results), "seconds": seconds}
+    emit(doc if len(files) > 1 else results[0],
+         lambda: say(f"[green]imported[/] {count} resources for {patient} at {custodian} up to block {doc['height']} "
+                     f"({count / seconds:,.0f} resources/s)"))
 
 
 @records_app.command("list")
-def records_list(who: AsKey, patient: Patient = None, purpose: Purpose = "TREAT", home: Path = HomeOption,
-                 url: Url = None, as_json: Json = False) -> None:
+def records_list(who: AsKey, patient: Patient = None, purpose: Purpose = "TREAT",
+                 emergency: Annotated[bool, typer.Option(
+                     "--emergency",
+                     help="List under an open break-glass session (purpose ETREAT; flagged in the audit trail).")]
+                 = False, home: Path = HomeOption, url: Url = None) -> None:
     """The patient's records this key may see (by custodian, type, date)."""
     rc = _client(home, who, url)
-    rows = _run(lambda: rc.index(patient or rc.pseudonym, purpose))
-    if as_json:
-        print_json(rows)
-        return
-    table = Table("record", "custodian", "type", "version", "date", "status")
-    for r in rows:
-        table.add_row(r["record"], r["custodian"], r["type"], str(r["version"]), r["date"], r["status"])
-    console.print(table)
+    if emergency and purpose == "TREAT":
+        purpose = "ETREAT"
+    rows = rc.index(patient or rc.pseudonym, purpose, emergency=emergency)
+    emit(rows, lambda: print_table(["record", "custodian", "type", "version", "date", "status"],
+                                   ([r["record"], r["custodian"], r["type"], r["version"], r["date"], r["status"]]
+                                    for r in rows)))
 
 
 @records_app.command("fetch")
@@ -110,11 +121,11 @@ def records_fetch(records: Annotated[list[str], typer.Argument(help="Record ids.
     rc = _client(home, who, url)
     if gateway:
         rc.gateway_urls[custodian] = gateway
-    fetched = _run(lambda: rc.read(custodian, patient or rc.pseudonym, records, purpose, emergency=emergency))
+    fetched = rc.read(custodian, patient or rc.pseudonym, records, purpose, emergency=emergency)
     import json
 
-    print_json([{"record": f.record, "version": f.version, "mode": f.mode, "emergency": f.emergency,
-                 "verified": True, "resource": json.loads(f.resource_json())} for f in fetched])
+    emit([{"record": f.record, "version": f.version, "mode": f.mode, "emergency": f.emergency,
+           "verified": True, "resource": json.loads(f.resource_json())} for f in fetched])
 
 
 @records_app.command("erase")
@@ -124,9 +135,17 @@ def records_erase(record: str, custodian: Annotated[str, typer.Option(help="Cust
                   home: Path = HomeOption, url: Url = None) -> None:
     """Erase a record: the ledger records it, the custodian destroys key, salt and ciphertext."""
     rc = _client(home, who, url)
-    result = _run(lambda: rc.erase(record, reason, custodian=custodian))
-    console.print(f"[green]erased[/] {record}: {result['versions_destroyed']} version(s) destroyed, "
-                  f"recorded at block {result['height']}")
+    result = rc.erase(record, reason, custodian=custodian)
+    emit(result, lambda: say(f"[green]erased[/] {record}: {result['versions_destroyed']} version(s) destroyed, "
+                             f"recorded at block {result['height']}"))
+
+
+def _outcome(label: str, result: dict[str, Any], line: Any) -> None:
+    """A consent transaction's outcome: ``line(receipt result)`` when it succeeded; exit 3 when refused."""
+    receipt = result["receipt"]
+    if receipt["code"]:
+        print_receipt(label, result)
+    emit(result, lambda: say(line(receipt["result"])))
 
 
 # -- consent --------------------------------------------------------------------------------------------------
@@ -148,23 +167,16 @@ def consent_grant(who: AsKey, purpose: Annotated[list[str], typer.Option(help="P
     rc = _client(home, who, url)
     now = int(time.time() * 1000)
     period = {"end_ms": now + days * 86_400_000, "start_ms": None} if days else None
-    result = _run(lambda: rc.grant(patient or rc.pseudonym, grantees[0][0], grantees[0][1], purpose,
-                                   resource_types=type_, records=record, period=period,
-                                   provision="deny" if deny else "permit"))
-    receipt = result["receipt"]
-    if receipt["code"]:
-        fail(f"{receipt['name']} ({receipt['code']}): {receipt['message']}")
-    console.print(f"[green]consent[/] {receipt['result']['consent']} ({receipt['result']['provision']})")
+    result = rc.grant(patient or rc.pseudonym, grantees[0][0], grantees[0][1], purpose, resource_types=type_,
+                      records=record, period=period, provision="deny" if deny else "permit")
+    _outcome("consent.grant", result, lambda r: f"[green]consent[/] {r['consent']} ({r['provision']})")
 
 
 @consent_app.command("revoke")
 def consent_revoke(consent: str, who: AsKey, home: Path = HomeOption, url: Url = None) -> None:
     """Revoke a consent; it stops covering from the next block."""
     rc = _client(home, who, url)
-    receipt = _run(lambda: rc.revoke(consent))["receipt"]
-    if receipt["code"]:
-        fail(f"{receipt['name']} ({receipt['code']}): {receipt['message']}")
-    console.print(f"[green]revoked[/] {consent}")
+    _outcome("consent.revoke", rc.revoke(consent), lambda r: f"[green]revoked[/] {consent}")
 
 
 @consent_app.command("list")
@@ -172,15 +184,14 @@ def consent_list(who: AsKey, patient: Patient = None, fhir: Annotated[bool, type
                  help="Print FHIR Consent resources.")] = False, home: Path = HomeOption, url: Url = None) -> None:
     """The patient's consents, with history (patient or delegate only)."""
     rc = _client(home, who, url)
-    doc = _run(lambda: rc.view(patient, fhir=fhir))
+    doc = rc.view(patient, fhir=fhir)
     if fhir:
-        print_json(doc["consents_fhir"])
+        emit(doc["consents_fhir"])
         return
-    table = Table("consent", "provision", "grantee", "purposes", "types", "status")
-    for c in doc["consents"]:
-        table.add_row(c["id"], c["provision"], f"{c['grantee']['kind']}:{c['grantee']['id'][:20]}",
-                      ",".join(c["purposes"]), ",".join(c["resource_types"]) or "all", c["status"])
-    console.print(table)
+    emit(doc["consents"], lambda: print_table(
+        ["consent", "provision", "grantee", "purposes", "types", "status"],
+        ([c["id"], c["provision"], f"{c['grantee']['kind']}:{c['grantee']['id']}", ",".join(c["purposes"]),
+          ",".join(c["resource_types"]) or "all", c["status"]] for c in doc["consents"])))
 
 
 @consent_app.command("delegate")
@@ -188,10 +199,7 @@ def consent_delegate(delegate: Annotated[str, typer.Argument(help="The delegate'
                      home: Path = HomeOption, url: Url = None) -> None:
     """Appoint a delegate (e.g. a guardian) who may act for the signing patient."""
     rc = _client(home, who, url)
-    receipt = _run(lambda: rc.appoint_delegate(delegate))["receipt"]
-    if receipt["code"]:
-        fail(f"{receipt['name']} ({receipt['code']}): {receipt['message']}")
-    console.print("[green]delegate appointed[/]")
+    _outcome("consent.appoint_delegate", rc.appoint_delegate(delegate), lambda r: "[green]delegate appointed[/]")
 
 
 @consent_app.command("break-glass")
@@ -201,31 +209,24 @@ def consent_break_glass(patient: Annotated[str, typer.Option(help="Patient pseud
                         home: Path = HomeOption, url: Url = None) -> None:
     """Open a time-limited emergency (break-glass) session for one patient."""
     rc = _client(home, who, url)
-    receipt = _run(lambda: rc.break_glass(patient, reason, minutes))["receipt"]
-    if receipt["code"]:
-        fail(f"{receipt['name']} ({receipt['code']}): {receipt['message']}")
-    console.print(f"[yellow]break-glass open[/] until {receipt['result']['expires_ms']} (flagged in the audit trail)")
+    _outcome("consent.break_glass", rc.break_glass(patient, reason, minutes),
+             lambda r: f"[yellow]break-glass open[/] until {r['expires_ms']} (flagged in the audit trail)")
 
 
 # -- audit ----------------------------------------------------------------------------------------------------
 
 @audit_app.command("log")
 def audit_log(who: AsKey, patient: Patient = None, fhir: Annotated[bool, typer.Option(
-              help="Print FHIR AuditEvent resources.")] = False, home: Path = HomeOption, url: Url = None,
-              as_json: Json = False) -> None:
+              help="Print FHIR AuditEvent resources.")] = False, home: Path = HomeOption, url: Url = None) -> None:
     """The patient's access log: every read, granted, denied and emergency (patient or delegate only)."""
     rc = _client(home, who, url)
-    doc = _run(lambda: rc.view(patient, fhir=fhir))
+    doc = rc.view(patient, fhir=fhir)
     if fhir:
-        print_json(doc["access_log_fhir"])
+        emit(doc["access_log_fhir"])
         return
-    if as_json:
-        print_json(doc["access_log"])
-        return
-    table = Table("block", "custodian", "requester", "org", "record", "purpose", "outcome", "flag")
-    for e in doc["access_log"]:
-        flag = "EMERGENCY" if e["emergency"] else ""
-        outcome = "granted" if e["outcome"] == "granted" else f"denied {e['code']}"
-        table.add_row(str(e["height"]), e["custodian"], e["requester"][:12] + "…", str(e["requester_org"]),
-                      str(e["record"]), e["purpose"], outcome, flag)
-    console.print(table)
+    log = doc["access_log"]
+    emit(log, lambda: print_table(
+        ["block", "custodian", "requester", "org", "record", "purpose", "outcome", "flag"],
+        ([e["height"], e["custodian"], e["requester"], e["requester_org"], e["record"], e["purpose"],
+          "granted" if e["outcome"] == "granted" else f"denied {e['code']}",
+          "EMERGENCY" if e["emergency"] else ""] for e in log)))

@@ -12,7 +12,20 @@ from typing import Annotated, Any
 
 import typer
 
-from careledger.cli.common import HomeOption, console, expand, fail, load_key, node_url, print_json, print_receipt
+from careledger.cli.common import (
+    EXIT_NEGATIVE,
+    EXIT_TX_FAILED,
+    HomeOption,
+    emit,
+    expand,
+    fail,
+    load_key,
+    node_url,
+    print_receipt,
+    progress,
+    read_file,
+    say,
+)
 
 supply_app = typer.Typer(help="Drug supply chain: products, packs, verification, recalls, alerts, EPCIS.",
                          no_args_is_help=True)
@@ -23,6 +36,8 @@ AsOption = typer.Option("--as", help="Signing key: a name in HOME/keys or a key 
 UrlOption = typer.Option(help="Node API URL; default: the home's configured API.")
 Url = Annotated[str | None, UrlOption]
 Signer = Annotated[str, AsOption]
+MAX_DOCUMENT_BYTES = 256 * 1024
+"""The largest EPCIS document the CLI sends (checked before the file is read)."""
 
 
 def _client(home: Path, url: str | None) -> Any:
@@ -35,12 +50,7 @@ _key = load_key
 
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    from careledger.client import ClientError
-
-    try:
-        return fn(*args, **kwargs)
-    except ClientError as exc:
-        fail(f"{exc.name} ({exc.code}): {exc.message}")
+    return fn(*args, **kwargs)
 
 
 def _write(home: Path, url: str | None, signer: str, method: str, *args: Any, **kwargs: Any) -> None:
@@ -63,7 +73,7 @@ def register(gtin: str, name: str, signer: Signer = "admin",
 @supply_app.command("products")
 def products(gtin: str, home: Path = HomeOption, url: Url = None) -> None:
     """Show a product's master data."""
-    print_json(_call(_client(home, url).product, gtin))
+    emit(_call(_client(home, url).product, gtin))
 
 
 @supply_app.command("commission")
@@ -75,15 +85,38 @@ def commission(gtin: str, lot: Annotated[str, typer.Option()], expiry: Annotated
                range_prefix: Annotated[str, typer.Option()] = "", signer: Signer = "admin",
                home: Path = HomeOption, url: Url = None) -> None:
     """Commission serialised packs of one lot (serials, a file of serials, or a numbered range)."""
+    from careledger.contracts.supply.layout import MAX_ITEMS_PER_TX
+
     serials = list(serial or [])
     if serials_file:
-        serials += [s.strip() for s in expand(serials_file).read_text().splitlines() if s.strip()]
-    rng = None
-    if range_start is not None:
-        rng = {"count": range_count, "prefix": range_prefix, "start": range_start, "width": range_width}
-    if bool(serials) == (rng is not None):
+        serials += [s.strip() for s in read_file(serials_file).decode().splitlines() if s.strip()]
+    if bool(serials) == (range_start is not None):
         fail("give serials (--serial / --serials-file) or a range (--range-start, --range-count), not both")
-    _write(home, url, signer, "commission", gtin, lot, expiry, serials=serials or None, serial_range=rng)
+    if range_start is not None and range_count < 1:
+        fail("--range-count must be at least 1")
+    total = len(serials) if serials else range_count
+    client, key = _client(home, url), _key(home, signer)
+    results: list[dict[str, Any]] = []
+    with progress("commissioning packs", total) as update:
+        for start in range(0, total, MAX_ITEMS_PER_TX):  # one transaction per 10,000 packs
+            count = min(MAX_ITEMS_PER_TX, total - start)
+            if serials:
+                result = client.commission(key, gtin, lot, expiry, serials=serials[start:start + count])
+            else:
+                assert range_start is not None
+                rng = {"count": count, "prefix": range_prefix, "start": range_start + start, "width": range_width}
+                result = client.commission(key, gtin, lot, expiry, serial_range=rng)
+            results.append(result)
+            update(start + count, None)
+            if result["receipt"]["code"] != 0:
+                break
+    failed = next((r for r in results if r["receipt"]["code"] != 0), None)
+    if len(results) == 1 or failed is not None:
+        print_receipt("commission", failed or results[0])
+        return
+    emit({"transactions": results, "packs": total},
+         lambda: say(f"[green]commissioned[/] {total:,} packs of {gtin} lot {lot} in {len(results)} transactions "
+                     f"(last at block {results[-1]['height']})"))
 
 
 @supply_app.command("aggregate")
@@ -156,47 +189,55 @@ def verify(gtin: Annotated[str | None, typer.Option()] = None, serial: Annotated
     if "scan" in identifier:
         identifier["scan"] = identifier["scan"].replace("<GS>", "\x1d").replace("\\x1d", "\x1d")
     if signed:
-        _write(home, url, signed, "verify_scan", **identifier)
-        return
-    verdict = _call(_client(home, url).verify, **identifier)
-    colour = "green" if verdict["verified"] else "bold red"
-    console.print(f"[{colour}]{verdict['result']}[/] {', '.join(verdict['reasons'])}")
-    print_json(verdict)
-    if not verdict["verified"]:
-        raise typer.Exit(4)
+        result = _client(home, url).verify_scan(_key(home, signed), **identifier)
+        print_receipt("verify", result)
+        verified = bool((result["receipt"].get("result") or {}).get("verified"))
+    else:
+        verdict = _client(home, url).verify(**identifier)
+        verified = bool(verdict["verified"])
+        colour = "green" if verified else "bold red"
+
+        def human() -> None:
+            say(f"[{colour}]{verdict['result']}[/] {', '.join(verdict['reasons'])}")
+            say(json.dumps(verdict, indent=2, sort_keys=True))
+
+        emit(verdict, human)
+    if not verified:
+        raise typer.Exit(EXIT_NEGATIVE)
 
 
 @supply_app.command("history")
 def history(epc: str, home: Path = HomeOption, url: Url = None) -> None:
     """A pack's or unit's state, holder, custody chain and history (EPC URN, Digital Link or ref)."""
-    print_json(_call(_client(home, url).item, epc))
+    emit(_call(_client(home, url).item, epc))
 
 
 @supply_app.command("alerts")
 def alerts(signer: Signer = "admin", kind: Annotated[str | None, typer.Option()] = None,
            home: Path = HomeOption, url: Url = None) -> None:
     """Alerts visible to your organisation (regulators and manufacturers), as a signed request."""
-    print_json(_call(_client(home, url).alerts, _key(home, signer), kind=kind))
+    emit(_call(_client(home, url).alerts, _key(home, signer), kind=kind))
 
 
 @epcis_app.command("import")
 def epcis_import(document: Path, signer: Signer = "admin", home: Path = HomeOption,
                  url: Url = None) -> None:
     """Capture an EPCIS 2.0 JSON-LD document: all its events are applied, or none."""
-    text = expand(document).read_text()
-    job = _call(_client(home, url).epcis_capture, _key(home, signer), text)
-    print_json(job)
+    text = read_file(document, MAX_DOCUMENT_BYTES).decode("utf-8")
+    job = _client(home, url).epcis_capture(_key(home, signer), text)
+    emit(job)
     if not job.get("success"):
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_TX_FAILED)
 
 
 @epcis_app.command("export")
 def epcis_export(epcs: list[str], out: Annotated[Path | None, typer.Option(help="Write to this file")] = None,
                  home: Path = HomeOption, url: Url = None) -> None:
     """Export the items' histories (with their contents) as an EPCIS 2.0 document."""
-    doc = _call(_client(home, url).epcis_export, epcs)
+    doc = _client(home, url).epcis_export(epcs)
     if out:
         expand(out).write_text(json.dumps(doc, indent=2) + "\n")
-        console.print(f"wrote {len(doc['epcisBody']['eventList'])} events to {out}")
+        count = len(doc["epcisBody"]["eventList"])
+        emit({"events": count, "path": str(expand(out))}, lambda: say(f"wrote {count} events to {out}"))
     else:
-        print_json(doc)
+        emit(doc)

@@ -36,7 +36,7 @@ import httpx
 from careledger.core.block import Receipt
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
-from careledger.core.genesis import Genesis, load_genesis, parse_genesis
+from careledger.core.genesis import Genesis, decode_genesis, parse_genesis
 from careledger.core.proofs import ProofInvalid
 from careledger.core.proofs import verify_proof as _verify_proof
 from careledger.core.tx import sign_tx
@@ -80,7 +80,7 @@ def verify_proof(bundle: dict[str, Any], genesis: Genesis | dict[str, Any] | str
     signed by one of its validators, or of ``validators`` (hex keys) when the set has changed since.
     """
     if isinstance(genesis, str | Path):
-        genesis = load_genesis(Path(genesis))
+        genesis = decode_genesis(Path(genesis).read_bytes())
     elif isinstance(genesis, dict):
         genesis = parse_genesis(genesis)
     keys = list(validators) if validators is not None else [v.pub_key for v in genesis.validators]

@@ -9,7 +9,6 @@ canonical encoding) is the ``prev_hash`` of block 1 and seeds the app hash. Ever
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -105,11 +104,8 @@ def parse_genesis(doc: Any) -> Genesis:
         raise GenesisError(f"invalid genesis: {where}: {first.get('msg', 'invalid')}") from None
 
 
-def load_genesis(path: Path) -> Genesis:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from exc
+def decode_genesis(data: bytes) -> Genesis:
+    """A genesis document from the bytes of a (hand-written, not necessarily canonical) JSON file."""
     try:
         doc = codec.decode_lenient(data)
     except EncodingError as exc:

@@ -81,11 +81,14 @@ def tx_hash(raw: bytes) -> bytes:
 
 def decode_tx(raw: bytes, chain_id: str, suite: CryptoSuite, max_bytes: int = DEFAULT_MAX_TX_BYTES,
               verify_signature: bool = True) -> Tx:
-    """Decode wire bytes and run every stateless check.
+    """Decode wire bytes and run the envelope's checks, 1 to 13 of docs/protocol.md section 4.1 in
+    that order, then (``verify_signature``) the signature itself, check 16.
 
     Raises :class:`EncodingError` (OVERSIZED, MALFORMED_ENCODING, NON_CANONICAL_ENCODING,
     INVALID_PAYLOAD for a wrong envelope shape) or :class:`AuthError` (WRONG_CHAIN,
-    MISSING_SIGNATURE, BAD_SIGNATURE, UNKNOWN_SIGNER for a malformed key).
+    MISSING_SIGNATURE, BAD_SIGNATURE, UNKNOWN_SIGNER for a malformed key). A node checks the type
+    and the payload (checks 14 and 15) before the signature: ``chain.executor.check_stateless``
+    decodes with ``verify_signature=False`` and calls :func:`verify_tx_signature` last.
     """
     if len(raw) > max_bytes:
         raise EncodingError(f"transaction is {len(raw)} bytes; the limit is {max_bytes}", Code.OVERSIZED)
@@ -120,8 +123,19 @@ def decode_tx(raw: bytes, chain_id: str, suite: CryptoSuite, max_bytes: int = DE
         signature = bytes.fromhex(sig_hex)
     except ValueError as exc:
         raise AuthError("sig is not hex", Code.BAD_SIGNATURE) from exc
-    if verify_signature:
-        suite.verify(signer, "tx", chain_id, signed_body(raw), signature)
     digest = tx_hash(raw)
-    return Tx(raw=raw, hash=digest, hash_hex=digest.hex(), chain_id=chain_id, type=tx_type, version=version,
-              signer=signer, signer_hex=body["signer"], nonce=nonce, payload=body["payload"], signature=signature)
+    tx = Tx(raw=raw, hash=digest, hash_hex=digest.hex(), chain_id=chain_id, type=tx_type, version=version,
+            signer=signer, signer_hex=body["signer"], nonce=nonce, payload=body["payload"], signature=signature)
+    if verify_signature:
+        verify_tx_signature(tx, suite)
+    return tx
+
+
+def verify_tx_signature(tx: Tx, suite: CryptoSuite) -> None:
+    """Check 16 of docs/protocol.md section 4.1: ``tx.signature`` signs the body for ``tx.signer``.
+
+    Raises AuthError(BAD_SIGNATURE) when it does not verify in domain ``tx`` on ``tx.chain_id``
+    (another domain or chain, another key, a changed body), or when the key or signature is not a
+    strict Ed25519 encoding (:func:`careledger.core.crypto.check_ed25519_encoding`).
+    """
+    suite.verify(tx.signer, "tx", tx.chain_id, signed_body(tx.raw), tx.signature)

@@ -8,8 +8,9 @@ Layout of ``DIR``::
     DIR/nodeK/cometbft/               CometBFT home: config.toml, genesis.json, validator and p2p keys
     DIR/nodeK/careledger/             CareLedger home: config.json (engine "cometbft"), genesis.json,
                                       node_key.json (= the CometBFT validator key), keys/admin.json
-                                      (the organisation's admin), vault/ (the vault's key dir),
-                                      data/ledger.sqlite (initialised at genesis)
+                                      (the organisation's admin), data/ledger.sqlite (initialised at
+                                      genesis); vault/<org>/ once `careledger records vault-init`
+                                      has created the organisation's vault
     DIR/nodeK/logs/, DIR/nodeK/run/   process logs and pid files (`careledger net start`)
 
 Ports of node K, all on 127.0.0.1: ``base + 10K`` p2p, ``+1`` RPC, ``+2`` ABCI, ``+3`` HTTP API.
@@ -21,8 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import secrets
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -271,11 +270,8 @@ def _init_careledger_home(spec: NetworkSpec, node: NodeSpec, genesis: Genesis) -
     write_key(home / "node_key.json", validator_signing_key(spec.cometbft_home(node)), "node")
     config = NodeConfig(api=node.api, engine="cometbft", org=node.org)
     (home / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    vault = home / "vault" / "keys"
-    vault.mkdir(parents=True, exist_ok=True)
-    fd = os.open(vault / f"{node.org}.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:  # the organisation's vault wrapping key (AES-256), never on the ledger
-        fh.write(secrets.token_hex(32) + "\n")
+    # no vault here: `careledger records vault-init --home HOME --org ORG` creates HOME/vault/ORG/ (its
+    # organisation key and gateway key), which the node's records gateway opens at start-up
     store, _ = open_store(home / "data" / "ledger.sqlite", genesis, check=False, create=True)
     store.close()
 

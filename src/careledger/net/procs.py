@@ -98,10 +98,11 @@ def _spawn(spec: NetworkSpec, node: NodeSpec, process: str, argv: list[str]) -> 
 
 
 def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: float = 60.0,
-                cometbft: Path | None = None) -> list[str]:
+                cometbft: Path | None = None, on_started: Callable[[int, int], None] | None = None) -> list[str]:
     """Start the given nodes (default: all that are not running); returns the names started.
 
-    The apps start first, all at once; each CometBFT starts once its app listens. Raises NetError.
+    The apps start first, all at once; each CometBFT starts once its app listens (``on_started(done,
+    total)`` after each, for a progress bar). Raises NetError.
     """
     binary = cometbft or find_cometbft()
     if binary is None:
@@ -130,6 +131,8 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
                 raise NetError(f"{node.name}: the CareLedger app did not start: {exc}") from None
         _spawn(spec, node, "cometbft", [str(binary), "start", "--home", str(spec.cometbft_home(node))])
         started.append(node.name)
+        if on_started is not None:
+            on_started(len(started), len(apps))
     return started
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from careledger.core.crypto import SigningKey
-from careledger.core.genesis import Genesis, load_genesis
+from careledger.core.errors import GenesisError
+from careledger.core.genesis import Genesis, decode_genesis
 from careledger.keys import new_key, read_key
 from careledger.node.solo import EngineConfig, Node
 from careledger.node.startup import check_block_signatures, open_store
@@ -169,3 +170,12 @@ def init_home(path: Path, genesis_file: Path | None, node_key_file: Path | None,
     store, _ = open_store(home.db_path, genesis, create=True)
     store.close()
     return home
+
+
+def load_genesis(path: Path) -> Genesis:
+    """The genesis document in the file at ``path``; GenesisError when it cannot be read or is invalid."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from exc
+    return decode_genesis(data)

@@ -89,20 +89,27 @@ class Gateway:
         self._lock = threading.Lock()
         self._shred: queue.Queue[str] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._closed = False
 
     @classmethod
     def open(cls, ledger: LedgerPort, root: Path, **kw: Any) -> Gateway:
-        """A gateway over every vault under ``root``; shreds what the ledger says was erased meanwhile,
-        and keeps doing so for erasures committed later (whoever submitted them)."""
+        """A gateway over every vault under ``root``, subscribed to the ledger's commits so that it
+        shreds every erasure committed from now on (whichever node submitted it); then it shreds what
+        the ledger says was erased meanwhile (subscribing first, no erasure falls in between)."""
         gateway = cls(ledger, load_vaults(root), root=root, **kw)
-        gateway.reconcile()
         ledger.on_commit(gateway._on_commit)
+        gateway.reconcile()
         return gateway
 
     def close(self) -> None:
-        if self._worker is not None:
+        """Stop the shredder and close the vaults; commits heard afterwards are ignored (a later
+        gateway over the same vaults shreds them at its start-up)."""
+        with self._lock:
+            self._closed = True
+            worker, self._worker = self._worker, None
+        if worker is not None:
             self._shred.put("")
-            self._worker.join(timeout=5)
+            worker.join(timeout=5)
         for vault in self.vaults.values():
             vault.close()
 
@@ -354,16 +361,25 @@ class Gateway:
                     shredded += vault.erase(record)
         return {"shredded": shredded, "discarded": discarded}
 
+    def _hosts(self, org: Any) -> bool:
+        """Whether ``org``'s vault is here: loaded, or created under the root since (a cheap check)."""
+        return org in self.vaults or (type(org) is str and self.root is not None
+                                      and (self.root / org / "org_key.json").exists())
+
     def _on_commit(self, height: int, events: list[dict[str, Any]]) -> None:
+        """Hand every record erased in this block, of a custodian hosted here, to the shredder."""
         erased = [e["attrs"]["record"] for e in events
-                  if e["type"] == "record_erased" and e["attrs"].get("custodian") in self.vaults]
+                  if e["type"] == "record_erased" and self._hosts(e["attrs"].get("custodian"))]
         if not erased:
             return
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._shredder, name="vault-shredder", daemon=True)
-            self._worker.start()
-        for record in erased:
-            self._shred.put(record)
+        with self._lock:
+            if self._closed:
+                return
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._shredder, name="vault-shredder", daemon=True)
+                self._worker.start()
+            for record in erased:
+                self._shred.put(record)
 
     def _shredder(self) -> None:
         while True:
@@ -371,8 +387,9 @@ class Gateway:
             if not record:
                 return
             head = get_head(self.ledger.view(), record)
-            if head is not None and head.custodian in self.vaults:
-                try:
-                    self.vaults[head.custodian].erase(record)
-                except LedgerError:
-                    log.exception("could not shred an erased record")
+            if head is None or not head.is_erased:
+                continue
+            try:
+                self.vault(head.custodian).erase(record)
+            except LedgerError:
+                log.exception("could not shred an erased record")

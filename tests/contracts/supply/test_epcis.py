@@ -13,7 +13,16 @@ from careledger.contracts.supply import cbv, epcis
 from careledger.contracts.supply.layout import pack_key
 from careledger.core.errors import Code, InvalidTx
 from careledger.supply.epcis_export import check_document, export_document, filter_events
-from support.epcis import CASE_GTIN, DATA, DSCSA, ITEM_GTIN, dscsa_ledger_world, dscsa_text, needs_data
+from support.epcis import (
+    CAPTURE_DOCUMENTS,
+    CASE_GTIN,
+    DSCSA,
+    INVALID_DOCUMENTS,
+    ITEM_GTIN,
+    SCHEMA_INVALID_DOCUMENTS,
+    dscsa_ledger_world,
+    dscsa_text,
+)
 from support.supply import World
 
 
@@ -28,12 +37,20 @@ def capture(world: World, key: Any, document: str) -> Any:
 
 # --- validation ----------------------------------------------------------------------------------------
 
-@needs_data
-def test_official_examples_validate_against_the_vendored_schema() -> None:
-    files = sorted((DATA / "gs1-EPCIS").glob("*.jsonld"))
-    assert len(files) == 16
-    for f in [*files, DSCSA]:
+SCHEMA_VALID = sorted(p for p in CAPTURE_DOCUMENTS.glob("*.json") if p.name not in SCHEMA_INVALID_DOCUMENTS)
+
+
+def test_example_documents_validate_against_the_vendored_schema() -> None:
+    assert len(SCHEMA_VALID) == 37
+    for f in [*SCHEMA_VALID, DSCSA]:
         assert epcis.schema_errors(json.loads(f.read_text())) == [], f.name
+
+
+def test_an_example_without_a_sensor_report_type_is_refused_by_the_schema() -> None:
+    """OpenEPCIS files this one as valid; GS1's 2.0 schema requires sensorReport.type."""
+    for name in SCHEMA_INVALID_DOCUMENTS:
+        errors = epcis.schema_errors(json.loads((CAPTURE_DOCUMENTS / name).read_text()))
+        assert any("'type' is a required property" in e for e in errors), errors
 
 
 @pytest.mark.parametrize(("name", "code", "words"), [
@@ -43,7 +60,7 @@ def test_official_examples_validate_against_the_vendored_schema() -> None:
 ])
 def test_openepcis_invalid_documents_are_refused_with_clear_errors(dscsa_world: World, name: str, code: Code,
                                                                     words: str) -> None:
-    text = (DATA / "openepcis" / name).read_text()
+    text = (INVALID_DOCUMENTS / name).read_text()
     with pytest.raises(InvalidTx) as info:
         epcis.normalise_document(text)
     assert info.value.code == code
@@ -149,9 +166,8 @@ def test_capture_by_another_company_is_refused(dscsa_world: World) -> None:
                              Code.GTIN_NOT_OWNED)
 
 
-@needs_data
 def test_unsupported_event_types_are_refused(dscsa_world: World) -> None:
-    text = (DATA / "gs1-EPCIS" / "Example_9.6.4-TransformationEvent.jsonld").read_text()
+    text = (CAPTURE_DOCUMENTS / "TransformationEvent.json").read_text()
     exc = dscsa_world.invalid_with(dscsa_world.mfr, "supply.epcis_capture", {"document": text},
                                    Code.EPCIS_UNSUPPORTED)
     assert "event" in exc.message

@@ -28,6 +28,7 @@ of packs; a recall is one write to the lot; an operation on a container touches 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeAlias
@@ -77,6 +78,16 @@ def is_unit_ref(ref: str) -> bool:
 def record_key(ref: str) -> str:
     """The state key of the item a ref names."""
     return unit_key(ref) if is_unit_ref(ref) else f"supply/pack/{ref}"
+
+
+def product_prefix() -> str:
+    """The prefix under which every product lies."""
+    return "supply/product/"
+
+
+def lot_prefix(gtin: str) -> str:
+    """The prefix under which every lot of a GTIN lies (a lot number follows it)."""
+    return f"supply/lot/{gtin}/"
 
 
 def pack_prefix(gtin: str) -> str:
@@ -372,6 +383,18 @@ def get_product(state: Reader, gtin: str) -> ProductRecord | None:
 
 def put_product(state: Overlay, record: ProductRecord) -> None:
     state.put(product_key(record.gtin), record.to_json())
+
+
+def products(state: Reader) -> Iterator[ProductRecord]:
+    """Every registered product, active or withdrawn, by GTIN."""
+    for _, raw in state.scan_raw(product_prefix()):
+        yield decode_product(raw)
+
+
+def lots_of(state: Reader, gtin: str) -> Iterator[LotRecord]:
+    """Every lot of the GTIN, by lot number."""
+    for _, raw in state.scan_raw(lot_prefix(gtin)):
+        yield decode_lot(raw)
 
 
 def get_lot(state: Reader, gtin: str, lot: str) -> LotRecord | None:

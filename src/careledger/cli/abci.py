@@ -1,0 +1,112 @@
+"""``careledger abci``: the CometBFT engine's own commands (set up a CometBFT home, serve ABCI, run a
+``careledger net`` node).
+
+    careledger abci setup --home CMTHOME [--genesis careledger-genesis.json] [--chain-id ID]
+    careledger abci serve --db CMTHOME/careledger/ledger.sqlite [--address tcp://127.0.0.1:26658]
+    careledger abci node --node-dir NET/node0        (ABCI + HTTP API of a `careledger net` node)
+    cometbft start --home CMTHOME
+
+``python -m careledger.abci …`` runs the same commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from careledger.cli.common import emit, expand, fail, note, say
+from careledger.core.errors import Code
+
+abci_app = typer.Typer(help="The CometBFT engine: set up a CometBFT home, serve ABCI, run a network node.",
+                       no_args_is_help=True)
+
+LogLevel = Annotated[str, typer.Option(help="Log level: DEBUG, INFO, WARNING or ERROR.")]
+SkipCheck = Annotated[bool, typer.Option("--skip-integrity-check",
+                                         help="Do not re-check every stored row's checksum at start.")]
+
+
+def _logging(level: str) -> None:
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        fail(f"--log-level must be DEBUG, INFO, WARNING or ERROR, not {level!r}")
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@abci_app.command("serve")
+def serve(
+    db: Annotated[Path, typer.Option(help="The ledger's SQLite file (created on InitChain).")],
+    address: Annotated[str, typer.Option(help="tcp://host:port or unix:///path (CometBFT's proxy_app).")]
+    = "tcp://127.0.0.1:26658",
+    skip_integrity_check: SkipCheck = False,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run the CareLedger ABCI server for a CometBFT node; runs until interrupted."""
+    from careledger.abci.app import CareLedgerApp
+    from careledger.abci.server import serve as serve_abci
+
+    _logging(log_level)
+    app = CareLedgerApp(expand(db), check_integrity=not skip_integrity_check)
+    try:
+        asyncio.run(serve_abci(app, address))
+    finally:
+        app.close()
+
+
+@abci_app.command("node")
+def node(
+    node_dir: Annotated[Path, typer.Option(help="The node's directory (holds node.json).")],
+    skip_integrity_check: SkipCheck = False,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run a `careledger net` node: the ABCI server and the HTTP API over one ledger."""
+    from careledger.api.server import run_cometbft_node
+
+    _logging(log_level)
+    raise typer.Exit(run_cometbft_node(expand(node_dir), check_integrity=not skip_integrity_check))
+
+
+@abci_app.command("setup")
+def setup(
+    home: Annotated[Path, typer.Option(help="The CometBFT home directory.")],
+    genesis: Annotated[Path | None, typer.Option(help="A CareLedger genesis file naming this node's validator "
+                                                      "key; omit for a one-organisation development consortium.")]
+    = None,
+    chain_id: Annotated[str, typer.Option(help="Chain id of a generated development genesis.")] = "careledger-dev",
+    cometbft: Annotated[Path | None, typer.Option(help="Path of the cometbft binary.")] = None,
+    proxy_app: Annotated[str, typer.Option(help="Where CometBFT reaches the ABCI server.")]
+    = "tcp://127.0.0.1:26658",
+    rpc: Annotated[str, typer.Option(help="CometBFT's RPC listen address.")] = "tcp://127.0.0.1:26657",
+    p2p: Annotated[str, typer.Option(help="CometBFT's P2P listen address.")] = "tcp://0.0.0.0:26656",
+    timeout_commit: Annotated[str, typer.Option(help="CometBFT's consensus.timeout_commit.")] = "1s",
+) -> None:
+    """Initialise and configure a CometBFT home for CareLedger (runs `cometbft init`)."""
+    from careledger.abci.cometbft import cometbft_init, dev_genesis, find_cometbft, read_validator_pub_key, setup_home
+    from careledger.core.genesis import parse_genesis
+    from careledger.keys import new_key
+    from careledger.node.home import load_genesis
+
+    binary = expand(cometbft) if cometbft else find_cometbft()
+    if binary is None:
+        fail("cometbft not found: run scripts/install-cometbft.sh or pass --cometbft",
+             name=Code.NETWORK_INVALID.name, code=int(Code.NETWORK_INVALID))
+    path = expand(home)
+    cometbft_init(binary, path)
+    if genesis:
+        g = load_genesis(expand(genesis))
+    else:
+        admin_path = path / "careledger" / "keys" / "admin.json"
+        if admin_path.exists():
+            fail(f"{admin_path} exists; pass --genesis to reuse an existing consortium")
+        admin = new_key(admin_path, "admin")
+        validator = read_validator_pub_key(path).hex()
+        g = parse_genesis(dev_genesis(chain_id, admin.public_hex, validator, int(time.time() * 1000)))
+    setup_home(binary, path, g, proxy_app, rpc_laddr=rpc, p2p_laddr=p2p, timeout_commit=timeout_commit)
+    db = path / "careledger" / "ledger.sqlite"
+    emit({"home": str(path), "chain_id": g.chain_id, "db": str(db), "proxy_app": proxy_app},
+         lambda: say(f"CometBFT home {path} is ready for chain {g.chain_id}"))
+    note(f"next:  careledger abci serve --db {db} --address {proxy_app}")
+    note(f"       {binary} start --home {path}")

@@ -1,0 +1,83 @@
+// Every HTTP call the console makes, in one module. Each function returns the decoded JSON answer or
+// throws ApiError with the node's stable code and name (docs/http-api.md). Signing happens in
+// signing.js; this module only carries what it is given.
+
+export class ApiError extends Error {
+  constructor(status, code, name, message, body) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.name = name;
+    this.body = body;
+  }
+}
+
+async function call(method, path, { base = '', body, headers = {}, raw = false } = {}) {
+  const init = { method, headers: { ...headers }, credentials: 'omit', cache: 'no-store' };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    init.headers['Content-Type'] = 'application/json';
+  }
+  let response;
+  try {
+    response = await fetch(base + path, init);
+  } catch (exc) {
+    throw new ApiError(0, 904, 'NODE_UNAVAILABLE', String(exc?.message || exc));
+  }
+  const text = await response.text();
+  let doc = null;
+  try {
+    doc = text ? JSON.parse(text) : null;
+  } catch {
+    doc = null;
+  }
+  if (!response.ok) {
+    const err = doc?.error || {};
+    throw new ApiError(response.status, err.code ?? 999, err.name ?? 'INTERNAL_ERROR', err.message ?? response.statusText, doc);
+  }
+  return raw ? text : doc;
+}
+
+const q = (params) => {
+  const s = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== null && v !== undefined && v !== ''));
+  const text = s.toString();
+  return text ? '?' + text : '';
+};
+
+// -- node, blocks, transactions -----------------------------------------------------------------------------
+export const status = () => call('GET', '/v1/status');
+export const block = (height) => call('GET', `/v1/blocks/${encodeURIComponent(height)}`);
+export const latestBlock = () => call('GET', '/v1/blocks/latest');
+export const blocks = (before, limit = 20) => call('GET', '/v1/console/blocks' + q({ before, limit }));
+export const tx = (hash) => call('GET', `/v1/txs/${encodeURIComponent(hash)}`);
+export const nonce = (pub) => call('GET', `/v1/accounts/${encodeURIComponent(pub)}/nonce`);
+export const submitTx = (wire, timeout = 30) => call('POST', '/v1/txs' + q({ wait: 'commit', timeout }), { body: wire });
+
+// -- identity and governance --------------------------------------------------------------------------------
+export const organisations = () => call('GET', '/v1/identity/organisations');
+export const members = (org) => call('GET', `/v1/identity/organisations/${encodeURIComponent(org)}/members`);
+export const keyInfo = (pub) => call('GET', `/v1/identity/keys/${encodeURIComponent(pub)}`);
+export const patient = (pseudonym) => call('GET', `/v1/identity/patients/${encodeURIComponent(pseudonym)}`);
+export const proposals = (status) => call('GET', '/v1/governance/proposals' + q({ status }));
+export const validators = () => call('GET', '/v1/governance/validators');
+
+// -- records: patient-scoped queries (any node) and custodian gateways ---------------------------------------
+export const recordsQuery = (envelope) => call('POST', '/v1/records/query', { body: envelope });
+export const gatewayRead = (base, envelope) => call('POST', '/v1/gateway/read', { base, body: envelope });
+export const gatewayErase = (base, txWire) => call('POST', '/v1/gateway/erase', {
+  base, body: { tx: Array.from(new TextEncoder().encode(txWire), (b) => b.toString(16).padStart(2, '0')).join('') },
+});
+export const gatewayCustodians = (base = '') => call('GET', '/v1/gateway', { base });
+
+// -- supply -------------------------------------------------------------------------------------------------
+export const verifyPack = (params) => call('GET', '/v1/supply/verify' + q(params));
+export const item = (epc) => call('GET', '/v1/supply/items' + q({ epc }));
+export const product = (gtin) => call('GET', `/v1/supply/products/${encodeURIComponent(gtin)}`);
+export const recalls = () => call('GET', '/v1/console/supply/recalls');
+export const lotDistribution = (gtin, lot) => call('GET',
+  `/v1/console/supply/lots/${encodeURIComponent(gtin)}/${encodeURIComponent(lot)}/distribution`);
+/** Alerts need a signed read: `signHeaders(method, target)` returns the three headers for the exact target. */
+export async function alerts(params, signHeaders) {
+  const target = '/v1/supply/alerts' + q(params);
+  return call('GET', target, { headers: await signHeaders('GET', target) });
+}
