@@ -264,6 +264,11 @@ class Code(IntEnum):
     RELEASE_DECRYPT_FAILED = 6107
     LINKAGE_INVALID = 6108
     LINKAGE_UNKNOWN = 6109
+    # 2300: the FHIR facade (docs/fhir.md): its bearer tokens and its search requests
+    TOKEN_INVALID = 2301
+    TOKEN_EXPIRED = 2302
+    FHIR_TYPE_UNKNOWN = 2303
+    FHIR_SEARCH_INVALID = 2304
 
 
 class LedgerError(Exception):
