@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from careledger.contracts.audit.handlers import HANDLERS, MAX_ENTRIES_PER_TX, AuditEntry, Record
-from careledger.contracts.audit.layout import AuditRecord, audit_key, audit_log, audit_prefix
+from careledger.contracts.audit.layout import AuditRecord, audit_key, audit_log, audit_prefix, get_audit_entry
 
 __all__ = ["HANDLERS", "MAX_ENTRIES_PER_TX", "AuditEntry", "AuditRecord", "Record", "audit_key", "audit_log",
-           "audit_prefix"]
+           "audit_prefix", "get_audit_entry"]

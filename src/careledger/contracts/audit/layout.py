@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from careledger.contracts.base import Reader, scan_records
+from careledger.contracts.base import Reader, get_record, scan_records
 from careledger.core.state import Overlay
 
 
@@ -63,6 +63,11 @@ class AuditRecord:
 
 def put_audit(state: Overlay, pseudonym: str, index: int, n: int, record: AuditRecord) -> None:
     state.put(audit_key(pseudonym, record.height, index, n), record.to_json())
+
+
+def get_audit_entry(state: Reader, pseudonym: str, entry_id: str) -> AuditRecord | None:
+    """One entry of the patient's access log by its id (``<height:012d>-<index:05d>-<n:04d>``)."""
+    return get_record(state, audit_prefix(pseudonym) + entry_id, AuditRecord.from_json)
 
 
 def audit_log(state: Reader, pseudonym: str) -> Iterator[tuple[str, AuditRecord]]:
