@@ -25,10 +25,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api.common import read_body
+from careledger.api.errors import refusal_response
 from careledger.api.records import RecordsServices
 from careledger.api.schemas import errors
 from careledger.api.services import NodeContext, Services, services_of
-from careledger.api.status import http_status
 from careledger.core.errors import Code, LedgerError
 from careledger.vault import fhir_facade
 from careledger.vault.fhir_facade import FhirFacade, FhirValidator
@@ -126,7 +126,7 @@ def outcome_response(request: Request, exc: LedgerError) -> Response:
         if request.headers.get("authorization") is not None:
             challenge += ', error="invalid_token"'
         headers["WWW-Authenticate"] = challenge
-    return Response(body, status_code=http_status(exc.code), media_type=FHIR_JSON, headers=headers)
+    return refusal_response(exc, body, FHIR_JSON, headers)
 
 
 async def _answer(request: Request, work: Callable[[FhirFacade], bytes]) -> Response:
