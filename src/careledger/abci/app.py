@@ -210,7 +210,8 @@ class CareLedgerApp:
         finally:
             probe.close()
         if initialised:
-            self._attach(*open_store(self.db_path, None, check=check_integrity))
+            # allow_behind: a ledger behind its head record is replayed by CometBFT from its block store
+            self._attach(*open_store(self.db_path, None, check=check_integrity, allow_behind=True))
 
     def _attach(self, store: Store, chain: Chain) -> None:
         self.store, self.chain = store, chain
@@ -318,8 +319,8 @@ class CareLedgerApp:
     @staticmethod
     def validator_set(store: Store) -> list[pb.ValidatorUpdate]:
         """The committed validators as ABCI updates, sorted by key."""
-        return to_validator_updates([{"pub_key": v["pub_key"], "power": v["power"]}
-                                     for v in governance.validators(store.writer_view)])
+        return to_validator_updates([{"pub_key": pub, "power": v.power}
+                                     for pub, v in governance.validators(store.writer_view)])
 
     # -- mempool ------------------------------------------------------------------------------------
     def prepare_batch(self, requests: list[pb.Request]) -> None:
