@@ -149,7 +149,9 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
             try:
                 _wait_app(node, alive, timeout)
             except NetError as exc:
-                raise NetError(f"{node.name}: the CareLedger app did not start: {exc}") from None
+                last = _last_log_line(spec, node, "careledger")
+                raise NetError(f"{node.name}: the CareLedger app did not start: {exc}"
+                               + (f"; its log ends: {last}" if last else "")) from None
         _spawn(spec, node, "cometbft", [*_inside(spec, node), str(binary), "start", "--home",
                                         str(spec.cometbft_home(node))])
         started.append(node.name)
@@ -162,6 +164,18 @@ def _inside(spec: NetworkSpec, node: NodeSpec) -> list[str]:
     """The command prefix that runs a process in the node's network namespace (none on loopback)."""
     namespaces = spec.namespaces
     return namespaces.exec_prefix(node.index) if namespaces is not None else []
+
+
+def _last_log_line(spec: NetworkSpec, node: NodeSpec, process: str) -> str:
+    """The last non-empty line of a process's log (at most 300 characters), for an error message."""
+    try:
+        with open(spec.node_dir(node) / "logs" / f"{process}.log", "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 4096))
+            lines = [ln.strip() for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def _app_command(spec: NetworkSpec) -> Callable[[NodeSpec], list[str]] | None:
