@@ -54,8 +54,16 @@ def start(context: NodeContext, services: Services) -> None:
     services.add(TrialsServices(AnchorIndex()))
 
 
-def _responses(model: type[Any], description: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": description}, **schemas.errors(*statuses)}
+TRIAL_ERRORS = schemas.errors(400, 404, 500)
+"""What a route about one trial can answer besides 200: a malformed id or parameter, an unknown trial
+(or thing of it), a node fault."""
+PROOF_ERRORS = schemas.errors(400, 404, 500, 503)
+QUERY_ERRORS = schemas.errors(400, 500)
+LIST_ERRORS = schemas.errors(500)
+
+
+def _ok(model: type[Any], description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": description}}
 
 
 async def _answer(fn: Callable[..., dict[str, Any]], *args: Any) -> JSONResponse:
@@ -70,7 +78,7 @@ def _latest(node: Engine) -> tuple[int, int]:
 
 
 @router.get("", summary="Registered trials", response_model=None,
-            responses=_responses(ts.TrialList, "Every registered trial, in id order", 500))
+            responses=_ok(ts.TrialList, "Every registered trial, in id order") | LIST_ERRORS)
 async def list_trials(request: Request) -> JSONResponse:
     """Sponsor, public title, recruitment status, enrolment against target, lock and results of every trial."""
     node = node_of(request)
@@ -78,7 +86,7 @@ async def list_trials(request: Request) -> JSONResponse:
 
 
 @router.get("/safety/overdue", summary="Overdue SUSAR reports across trials (regulator)", response_model=None,
-            responses=_responses(ts.SafetyView, "SUSARs with a report overdue, every trial", 400, 500))
+            responses=_ok(ts.SafetyView, "SUSARs with a report overdue, every trial") | QUERY_ERRORS)
 async def overdue(request: Request, as_of_ms: AsOf = None) -> JSONResponse:
     """Every SUSAR whose expedited report (ICH E2A: 7 days for fatal or life-threatening, then the complete
     report by day 15; 15 days otherwise) is overdue at the latest committed block's time, in every trial."""
@@ -94,8 +102,8 @@ async def overdue(request: Request, as_of_ms: AsOf = None) -> JSONResponse:
 
 
 @router.get("/{trial}", summary="A trial's registration and status", response_model=None,
-            responses=_responses(ts.RegistrationView, "The WHO data set as it stands, the sponsor, the allocation "
-                                 "commitment and the trial's status", 400, 404, 500))
+            responses=_ok(ts.RegistrationView, "The WHO data set as it stands, the sponsor, the allocation "
+                                 "commitment and the trial's status") | TRIAL_ERRORS)
 async def get_registration(request: Request, trial: TrialPath) -> JSONResponse:
     """The current registration version (every WHO item but 1, 2 and 23, which the ledger gives) and the
     trial's status: recruitment, enrolment, protocol and re-consent versions, next allocation slots, lock."""
@@ -104,8 +112,7 @@ async def get_registration(request: Request, trial: TrialPath) -> JSONResponse:
 
 
 @router.get("/{trial}/registrations", summary="Registration history and the COMPare baseline", response_model=None,
-            responses=_responses(ts.RegistrationHistory, "Every registration version and the baseline",
-                                 400, 404, 500))
+            responses=_ok(ts.RegistrationHistory, "Every registration version and the baseline") | TRIAL_ERRORS)
 async def get_registrations(request: Request, trial: TrialPath) -> JSONResponse:
     """Every registration version, oldest first, each with its block, signer and reason, and the
     baseline the results are checked against: the last version before the first enrolment's block."""
@@ -113,8 +120,7 @@ async def get_registrations(request: Request, trial: TrialPath) -> JSONResponse:
 
 
 @router.get("/{trial}/research-study", summary="The registration as FHIR ResearchStudy", response_model=None,
-            responses=_responses(ts.FhirResource, "A FHIR R4 ResearchStudy carrying all 24 WHO items",
-                                 400, 404, 500))
+            responses=_ok(ts.FhirResource, "A FHIR R4 ResearchStudy carrying all 24 WHO items") | TRIAL_ERRORS)
 async def get_research_study(request: Request, trial: TrialPath) -> JSONResponse:
     """The registration exported as FHIR R4 ``ResearchStudy`` (validated with the fhir.resources R4B model):
     WHO items without an R4 element travel in the extensions listed in docs/trials.md."""
@@ -123,7 +129,7 @@ async def get_research_study(request: Request, trial: TrialPath) -> JSONResponse
 
 
 @router.get("/{trial}/protocols", summary="Protocol versions", response_model=None,
-            responses=_responses(ts.ProtocolList, "Every protocol version", 400, 404, 500))
+            responses=_ok(ts.ProtocolList, "Every protocol version") | TRIAL_ERRORS)
 async def get_protocols(request: Request, trial: TrialPath) -> JSONResponse:
     """Every protocol version: the document's and consent form's SHA-256, the reason, whether re-consent
     was required, and who filed it when."""
@@ -131,14 +137,14 @@ async def get_protocols(request: Request, trial: TrialPath) -> JSONResponse:
 
 
 @router.get("/{trial}/sites", summary="Sites and investigators", response_model=None,
-            responses=_responses(ts.SiteList, "Every site", 400, 404, 500))
+            responses=_ok(ts.SiteList, "Every site") | TRIAL_ERRORS)
 async def get_sites(request: Request, trial: TrialPath) -> JSONResponse:
     """Every site: the member organisation, its status, its ethics approval and its investigators."""
     return await _answer(views.sites, node_of(request).store.view(), trial)
 
 
 @router.get("/{trial}/anchors", summary="The anchor tree's root and the lock", response_model=None,
-            responses=_responses(ts.AnchorsView, "Size and root now, and the lock", 400, 404, 500))
+            responses=_ok(ts.AnchorsView, "Size and root now, and the lock") | TRIAL_ERRORS)
 async def get_anchors(request: Request, trial: TrialPath) -> JSONResponse:
     """The trial's anchor tree as the ledger holds it (its size and RFC 6962 root) and the database lock."""
     node = node_of(request)
@@ -146,7 +152,7 @@ async def get_anchors(request: Request, trial: TrialPath) -> JSONResponse:
 
 
 @router.get("/{trial}/anchors/{subject}/{visit}", summary="A visit's inclusion proof", response_model=None,
-            responses=_responses(ts.AnchorProofView, "The visit's leaf and its audit path", 400, 404, 500, 503))
+            responses=_ok(ts.AnchorProofView, "The visit's leaf and its audit path") | PROOF_ERRORS)
 async def get_anchor_proof(request: Request, trial: TrialPath, subject: SubjectPath, visit: VisitPath,
                            version: Annotated[int | None, Query(ge=1, le=9999, description="The visit version "
                                                                 "(default: the latest)")] = None,
@@ -162,7 +168,7 @@ async def get_anchor_proof(request: Request, trial: TrialPath, subject: SubjectP
 
 
 @router.get("/{trial}/reconsent", summary="Subjects awaiting re-consent", response_model=None,
-            responses=_responses(ts.ReconsentList, "Who must re-consent before more visits", 400, 404, 500))
+            responses=_ok(ts.ReconsentList, "Who must re-consent before more visits") | TRIAL_ERRORS)
 async def get_reconsent(request: Request, trial: TrialPath) -> JSONResponse:
     """Enrolled subjects whose consent predates the last amendment that required re-consent; their visit
     data are refused (5028) until they consent to the current protocol."""
@@ -170,7 +176,7 @@ async def get_reconsent(request: Request, trial: TrialPath) -> JSONResponse:
 
 
 @router.get("/{trial}/safety", summary="SUSARs, deadlines and overdue reports", response_model=None,
-            responses=_responses(ts.SafetyView, "Every SUSAR of the trial and its report states", 400, 404, 500))
+            responses=_ok(ts.SafetyView, "Every SUSAR of the trial and its report states") | TRIAL_ERRORS)
 async def get_safety(request: Request, trial: TrialPath, as_of_ms: AsOf = None) -> JSONResponse:
     """Every SUSAR of the trial with its ICH E2A deadlines and the state of each report (pending, overdue,
     on time, late), derived at the latest committed block's time."""
@@ -181,7 +187,7 @@ async def get_safety(request: Request, trial: TrialPath, as_of_ms: AsOf = None) 
 
 
 @router.get("/{trial}/results", summary="Results and outcome-switching flags", response_model=None,
-            responses=_responses(ts.ResultsView, "The summary results and every flag", 400, 404, 500))
+            responses=_ok(ts.ResultsView, "The summary results and every flag") | TRIAL_ERRORS)
 async def get_results(request: Request, trial: TrialPath) -> JSONResponse:
     """The summary results (WHO item 23), the baseline they were checked against, and every
     outcome-switching flag, declared or silent; 404 NOT_FOUND before results."""
@@ -189,7 +195,7 @@ async def get_results(request: Request, trial: TrialPath) -> JSONResponse:
 
 
 @router.get("/{trial}/subjects/{subject}", summary="A subject's enrolment and consent", response_model=None,
-            responses=_responses(ts.SubjectView, "Enrolment (allocation) and consent of one pseudonym", 400, 404, 500))
+            responses=_ok(ts.SubjectView, "Enrolment (allocation) and consent of one pseudonym") | TRIAL_ERRORS)
 async def get_subject(request: Request, trial: TrialPath, subject: SubjectPath) -> JSONResponse:
     """The subject's enrolment (site, stratum, slot, sealed allocation; the arm once known) and consent (the
     protocol version consented to, and whether a re-consent is due). Subjects are per-trial pseudonyms."""
@@ -198,8 +204,7 @@ async def get_subject(request: Request, trial: TrialPath, subject: SubjectPath) 
 
 @router.get("/{trial}/subjects/{subject}/consent", summary="A subject's consent as FHIR Consent",
             response_model=None,
-            responses=_responses(ts.FhirResource, "A FHIR R4 Consent (research, CLINTRCH, the protocol version)",
-                                 400, 404, 500))
+            responses=_ok(ts.FhirResource, "A FHIR R4 Consent (research, CLINTRCH)") | TRIAL_ERRORS)
 async def get_consent_fhir(request: Request, trial: TrialPath, subject: SubjectPath) -> JSONResponse:
     """The subject's consent as FHIR ``Consent``: scope research, purpose CLINTRCH, actor the
     ResearchStudy, the protocol version covered as ``policy.uri``, the signed form's hash."""
