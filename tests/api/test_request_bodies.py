@@ -24,7 +24,7 @@ from support import Consortium
 
 BODY_ROUTES = {("POST", "/v1/txs"), ("POST", "/v1/txs/batch"), ("POST", "/v1/records/query"),
                ("POST", "/v1/gateway/store"), ("POST", "/v1/gateway/read"), ("POST", "/v1/gateway/erase"),
-               ("POST", "/v1/epcis/capture"), ("POST", "/v1/epcis/validate")}
+               ("POST", "/v1/epcis/capture"), ("POST", "/v1/epcis/validate"), ("POST", "/fhir/auth/token")}
 NOT_JSON: list[dict[str, str]] = [{}, {"content-type": "text/plain"},
                                   {"content-type": "application/x-www-form-urlencoded"},
                                   {"content-type": "application/json; charset=latin-1"},

@@ -761,3 +761,19 @@ def test_recheck_catches_a_nonce_a_block_used_and_skips_the_signature(ready: Car
     assert ready.check_tx(pb.CheckTxRequest(tx=mine, type=recheck)).code == Code.NONCE_REPLAYED
     assert ready.check_tx(pb.CheckTxRequest(tx=later, type=recheck)).code == 0  # nonce 2 is next now
     assert ready.next_nonce(consortium.admin("hospital").public_hex) == 3
+
+
+def test_an_engine_whose_cometbft_does_not_answer_says_so(app: Any, consortium: Consortium) -> None:
+    """Issue 16: with its CometBFT process gone, a node's /v1/status must not look healthy."""
+    from careledger.abci.engine import CometbftEngine
+    from support.load import free_port
+
+    app.init_chain(init_request(consortium))
+    engine = CometbftEngine(app, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        health = engine.health()
+        assert (health["ready"], health["engine"]) == (False, "halted"), health
+        assert health["halt"]["kind"] == "cometbft_unreachable" and "does not answer" in health["halt"]["reason"]
+        assert engine.status()["health"] == health
+    finally:
+        engine.close()

@@ -215,6 +215,18 @@ def governance_set_validator() -> dict[str, Any]:
                     [(True, 0)])
 
 
+def governance_schedule_rules() -> dict[str, Any]:
+    b = Builder()
+    pid = _open(b, {"kind": "schedule_rules", "height": 40, "version": 2})
+    b.pre(vote(b, P, pid))
+    late = propose(b, P, {"kind": "schedule_rules", "height": 2, "version": 3}, "activate in the past")
+    return b.vector("governance_schedule_rules",
+                    "Rules version 2 is scheduled for height 40 by the third yes; a second schedule whose height "
+                    "is not ahead of the current block fails with 1104.",
+                    [vote(b, INS, pid), late], [f"governance/proposal/{pid}", "governance/rules"],
+                    [(True, 0), (True, 1104)])
+
+
 def governance_remove_organisation() -> dict[str, Any]:
     b = Builder()
     b.pre(enrol(b, R, NURSE, ["inspector"]))
@@ -260,5 +272,5 @@ VECTORS: list[Callable[[], dict[str, Any]]] = [
     identity_revocation_same_block, identity_register_patient_ok, identity_register_patient_twice,
     identity_set_org_api, governance_propose_open, governance_propose_refused, governance_add_organisation_executed,
     governance_proposal_rejected, governance_already_voted, governance_proposal_unknown, governance_set_validator,
-    governance_remove_organisation, governance_proposal_expired,
+    governance_remove_organisation, governance_proposal_expired, governance_schedule_rules,
 ]

@@ -176,7 +176,8 @@ class CareLedgerApp:
         finally:
             probe.close()
         if initialised:
-            self._attach(*open_store(self.db_path, None, check=check_integrity))
+            # allow_behind: a ledger behind its head record is replayed by CometBFT from its block store
+            self._attach(*open_store(self.db_path, None, check=check_integrity, allow_behind=True))
 
     def _attach(self, store: Store, chain: Chain) -> None:
         self.store, self.chain = store, chain

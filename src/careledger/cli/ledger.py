@@ -113,6 +113,17 @@ def propose_validator(
            "title": f"Validator {pub_key[:12]} power {power}"})
 
 
+@governance_app.command("propose-rules")
+def propose_rules(
+    version: int, height: int, signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Propose that rules VERSION take effect at block HEIGHT (every node switches at that block)."""
+    _send(home, url, signer, "governance.propose",
+          {"action": {"kind": "schedule_rules", "height": height, "version": version},
+           "title": f"Rules version {version} from height {height}"})
+
+
 @governance_app.command("vote")
 def vote(
     proposal: str, approve: Annotated[bool, typer.Option("--yes/--no", help="Approve or reject.")] = True,
@@ -130,9 +141,30 @@ def proposals(home: Path = HomeOption, url: Annotated[str | None, UrlOption] = N
 
 
 @tx_app.command("get")
-def tx_get(tx_hash: str, home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
+def tx_get(tx_hash: Annotated[str, typer.Argument(help="The transaction's hash, or - to read it from a JSON "
+                                                       "document on stdin (what `--json` write commands print).")],
+           home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
     """A committed transaction with its receipt and inclusion proof (save it for `careledger proof verify`)."""
+    if tx_hash == "-":
+        tx_hash = _hash_from_stdin()
     emit(_client(home, url).tx(tx_hash))
+
+
+def _hash_from_stdin() -> str:
+    """The ``tx_hash`` of the JSON document on stdin (e.g. ``careledger --json identity enrol … | tx get -``)."""
+    import json
+    import sys
+
+    from careledger.cli.common import fail
+
+    try:
+        doc = json.loads(sys.stdin.read())
+    except ValueError:
+        fail("stdin is not a JSON document with a tx_hash")
+    tx_hash = doc.get("tx_hash") if isinstance(doc, dict) else None
+    if not isinstance(tx_hash, str):
+        fail("the JSON document on stdin has no tx_hash")
+    return tx_hash
 
 
 @tx_app.command("block")

@@ -1,10 +1,10 @@
 """``careledger``: the command-line interface.
 
-Commands: ``init``, ``node start``, ``keys``, ``status``, ``verify``, ``proof verify``, ``identity``,
-``governance``, ``tx``, ``records``, ``consent``, ``audit``, ``supply``, ``net``, ``abci``, ``bench``
-and ``demo``. Run any with ``--help``. :func:`main` is the entry point: it adds ``--json`` and the
-exit-status table to every command and turns every error into one line and an exit status
-(:mod:`careledger.cli.common`).
+Commands: ``init``, ``node start``, ``keys``, ``status``, ``verify``, ``backup``, ``restore``,
+``proof verify``, ``identity``, ``governance``, ``tx``, ``records``, ``consent``, ``audit``, ``supply``,
+``net``, ``abci``, ``bench`` and ``demo``. Run any with ``--help``. :func:`main` is the entry point:
+it adds ``--json`` and the exit-status table to every command and turns every error into one line
+and an exit status (:mod:`careledger.cli.common`).
 """
 
 from __future__ import annotations
@@ -105,18 +105,37 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _terminate_soon(delay: float = 0.5) -> None:
+    """SIGTERM this process after ``delay`` seconds (from a helper thread): uvicorn then finishes the
+    requests in flight, whose transactions were just answered, and shuts down."""
+    import os
+    import threading
+
+    def later() -> None:
+        time.sleep(delay)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=later, name="halt-exit", daemon=True).start()
+
+
 @node_app.command("start")
 def node_start(
     home: Path = HomeOption,
     api: Annotated[str | None, typer.Option(help="HOST:PORT for the HTTP API (default: from config.json).")] = None,
 ) -> None:
-    """Start the embedded node (solo engine) and its HTTP API; runs until interrupted."""
+    """Start the embedded node (solo engine) and its HTTP API; runs until interrupted.
+
+    If block production stops on an I/O error or a damaged store, the node answers every waiting
+    transaction NODE_UNAVAILABLE and exits with status 5, for a supervisor to restart it; on a full
+    disk it stays up, refuses transactions (503) and resumes once there is room (docs/cli.md).
+    """
     from careledger.api.server import serve
 
     h = Home(expand(home))
     config = h.config()
     node = h.open_node()
     host, port = (api or config.api).rsplit(":", 1)
+    node.on_halt(lambda halt: _terminate_soon() if halt.action == "exit" else None)
     node.start()
     note(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
          f"api=http://{host}:{port}  (Ctrl-C to stop)")
@@ -125,11 +144,14 @@ def node_start(
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         serve(node, host, int(port), h.path)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         node.close()
         note("node stopped")
+    halt = node.halt
+    if halt is not None and halt.action == "exit":
+        raise LedgerError(f"block production stopped ({halt.kind}): {halt.reason}", Code.NODE_UNAVAILABLE)
 
 
 @keys_app.command("new")
@@ -179,10 +201,18 @@ def status(
 
 
 @app.command()
-def verify(home: Path = HomeOption) -> None:
-    """Re-check every block's hash links, signatures and Merkle roots and replay every transaction.
+def verify(
+    home: Path = HomeOption,
+    reset_head: Annotated[bool, typer.Option(
+        "--reset-head", help="If everything but the head record verifies, rewrite the head record at the "
+                             "store's height: you accept that blocks above it, if the node acknowledged any, are "
+                             "lost (stop the node first).")] = False,
+) -> None:
+    """Re-check the ledger: SQLite's integrity check, every block's hash links, signatures and Merkle roots,
+    a replay of every transaction, the state commitment and the head record.
 
-    Exits 0 when the ledger is intact; otherwise exits 2 and names the first bad height.
+    Exits 0 when the ledger is intact; otherwise exits 2 and names the first bad height and its code
+    (STORE_CORRUPTED, or STORE_ROLLED_BACK / HEAD_RECORD_MISMATCH for the head record).
     """
     from careledger.node.verify import verify_file
 
@@ -190,15 +220,16 @@ def verify(home: Path = HomeOption) -> None:
     if not h.db_path.exists():
         fail(f"{h.db_path} does not exist", name=Code.HOME_INVALID.name, code=int(Code.HOME_INVALID))
     with progress("verifying blocks") as update:
-        report = verify_file(h.db_path, update, engine=h.config().engine)
+        report = verify_file(h.db_path, update, engine=h.config().engine, reset_head=reset_head)
 
     def human() -> None:
         if report.ok:
             rate = f"{report.txs / report.seconds:,.0f} tx/s" if report.seconds else ""
             say(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions, height "
-                f"{report.height} ({report.seconds:.2f} s, {rate})")
+                f"{report.height} ({report.seconds:.2f} s, {rate}); head record: {report.head_record or 'not checked'}")
         else:
-            say(f"[bold red]ledger damaged at height {report.bad_height}[/]: {report.problem}")
+            where = "" if report.bad_height is None else f" at height {report.bad_height}"
+            say(f"[bold red]ledger damaged{where}[/] ({report.code}): {report.problem}")
 
     emit(report.to_json(), human)
     if not report.ok:
@@ -233,6 +264,7 @@ def proof_verify(
 
 def _register_subcommands() -> None:
     from careledger.cli import abci as abci_cli
+    from careledger.cli import backup as backup_cli
     from careledger.cli import bench as bench_cli
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
@@ -241,6 +273,8 @@ def _register_subcommands() -> None:
     from careledger.cli import supply as supply_cli
     from careledger.cli import trials as trials_cli
 
+    app.command("backup")(backup_cli.backup)
+    app.command("restore")(backup_cli.restore)
     app.command("bench")(bench_cli.bench)
     app.command("demo")(demo_cli.demo)
     app.add_typer(ledger_cli.identity_app, name="identity")

@@ -7,6 +7,7 @@ Layout::
     HOME/node_key.json    the node's validator key (signs blocks under the solo engine)
     HOME/keys/*.json      the local keyring (organisation admins, members, patients)
     HOME/data/ledger.sqlite  blocks, receipts and state
+    HOME/data/ledger.head    the head record: the last block this node committed (careledger.node.headrecord)
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from careledger.core.errors import GenesisError
 from careledger.core.genesis import Genesis, decode_genesis
 from careledger.keys import new_key, read_key
 from careledger.node.solo import EngineConfig, Node
-from careledger.node.startup import check_block_signatures, open_store
+from careledger.node.startup import check_last_signature, open_store
+from careledger.node.store import SYNC_MODES
 
 CONFIG_VERSION = 1
 AUDIT_WAIT_MODES = ("committed", "admitted")
@@ -42,11 +44,17 @@ class NodeConfig:
     version: int = CONFIG_VERSION
     # vault gateway: release content once the read's audit entry is "committed" (default) or "admitted"
     audit_wait: str = "committed"
+    # SQLite's synchronous mode for commits: "full" survives power loss (default), "normal" a crash only
+    sync: str = "full"
+    # a node halted by a full disk resumes once this much is free in its data directory
+    disk_reserve_mb: int = 16
 
     def __post_init__(self) -> None:
         if self.audit_wait not in AUDIT_WAIT_MODES:
             raise HomeError(f"config.json: audit_wait must be one of {list(AUDIT_WAIT_MODES)}, "
                             f"not {self.audit_wait!r}")
+        if self.sync not in SYNC_MODES:
+            raise HomeError(f"config.json: sync must be one of {list(SYNC_MODES)}, not {self.sync!r}")
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> NodeConfig:
@@ -60,7 +68,8 @@ class NodeConfig:
 
     @property
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(self.block_interval_ms, self.max_block_txs, self.mempool_capacity)
+        return EngineConfig(self.block_interval_ms, self.max_block_txs, self.mempool_capacity,
+                            disk_reserve_bytes=self.disk_reserve_mb * 2**20)
 
     @property
     def api_host_port(self) -> tuple[str, int]:
@@ -119,10 +128,10 @@ class Home:
 
     def open_node(self, check: bool = True) -> Node:
         config = self.config()
-        store, chain = open_store(self.db_path, self.genesis(), check=check)
+        store, chain = open_store(self.db_path, self.genesis(), check=check, sync=config.sync)
         try:
             if check:
-                check_block_signatures(store, chain)
+                check_last_signature(store, chain)
             return Node(store, chain, self.node_key(), config.engine_config)
         except Exception:
             store.close()

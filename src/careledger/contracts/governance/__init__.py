@@ -11,8 +11,9 @@ transaction whose vote takes the yes votes above 2/3 of the active organisations
 that can no longer happen, and *expired* after ``params.proposal_ttl_blocks``.
 
 Actions: ``add_organisation``, ``remove_organisation``, ``set_org_roles``, ``set_validator``
-(power 0 removes a validator). Validator changes are emitted as ``validator_update`` events, which
-the CometBFT engine turns into ABCI validator updates.
+(power 0 removes a validator), ``schedule_rules`` (a rules version and the height it takes effect at:
+:mod:`careledger.contracts.governance.rules`). Validator changes are emitted as ``validator_update``
+events, which the CometBFT engine turns into ABCI validator updates.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import Field
 
 from careledger.contracts import identity
 from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.governance.rules import ScheduleRules, execute_schedule, validate_schedule
 from careledger.core.errors import Code, TxFailed
 from careledger.core.genesis import OrganisationDecl
 from careledger.core.state import Overlay, StateReader
@@ -64,7 +66,7 @@ class SetValidator(Payload):
     power: Annotated[int, Field(ge=0, le=1_000_000)]
 
 
-Action = Annotated[AddOrganisation | RemoveOrganisation | SetOrgRoles | SetValidator,
+Action = Annotated[AddOrganisation | RemoveOrganisation | SetOrgRoles | SetValidator | ScheduleRules,
                    Field(discriminator="kind")]
 
 
@@ -89,9 +91,11 @@ def validators(state: StateReader | Overlay) -> list[dict[str, Any]]:
     return [{"pub_key": k.rsplit("/", 1)[1], **decode_trusted(v)} for k, v in state.scan_raw("governance/validator/")]
 
 
-def _validate_action(state: Overlay, action: Any) -> None:
+def _validate_action(state: Overlay, ctx: TxContext, action: Any) -> None:
     """State checks an action must pass both when proposed and when executed."""
-    if isinstance(action, AddOrganisation):
+    if isinstance(action, ScheduleRules):
+        validate_schedule(state, ctx, action)
+    elif isinstance(action, AddOrganisation):
         org = action.organisation
         if identity.get_org(state, org.id) is not None:
             raise TxFailed(f"organisation {org.id!r} already exists", Code.ALREADY_EXISTS)
@@ -138,6 +142,8 @@ def _execute(state: Overlay, ctx: TxContext, action: Any) -> None:
         rec = identity.require_org(state, action.org)
         state.put(identity.org_key(action.org), {**rec, "roles": list(action.roles)})
         ctx.emit("organisation_roles_changed", org=action.org, roles=list(action.roles))
+    elif isinstance(action, ScheduleRules):
+        execute_schedule(state, ctx, action)
     elif isinstance(action, SetValidator):
         if action.power == 0:
             state.delete(validator_key(action.pub_key))
@@ -152,7 +158,7 @@ def _tally(state: Overlay, ctx: TxContext, proposal: dict[str, Any], action: Any
     no = [o for o in proposal["no"] if o in orgs]
     if 3 * len(yes) > 2 * len(orgs):
         try:
-            _validate_action(state, action)
+            _validate_action(state, ctx, action)
         except TxFailed as exc:  # the consortium changed since the proposal opened: close it as failed
             ctx.emit("proposal_failed", proposal=proposal["id"], code=int(exc.code))
             return {**proposal, "status": "failed", "closed": ctx.env.height, "failure_code": int(exc.code)}
@@ -171,7 +177,7 @@ def _authorize_admin(state: Overlay, ctx: TxContext, p: Any) -> None:
 
 
 def apply_propose(state: Overlay, ctx: TxContext, p: Propose) -> Any:
-    _validate_action(state, p.action)
+    _validate_action(state, ctx, p.action)
     pid = "gp-" + ctx.tx_hash[:24]
     org = ctx.signer.org
     assert org is not None
