@@ -270,8 +270,8 @@ class CareLedgerApp:
     @staticmethod
     def validator_set(store: Store) -> list[pb.ValidatorUpdate]:
         """The committed validators as ABCI updates, sorted by key."""
-        return to_validator_updates([{"pub_key": v["pub_key"], "power": v["power"]}
-                                     for v in governance.validators(store.writer_view)])
+        return to_validator_updates([{"pub_key": pub, "power": v.power}
+                                     for pub, v in governance.validators(store.writer_view)])
 
     # -- mempool ------------------------------------------------------------------------------------
     def prepare_batch(self, requests: list[pb.Request]) -> None:

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from careledger.chain.executor import nonce_key
+from careledger.contracts.identity.layout import key_key, patient_key
 from careledger.core.block import Receipt
 from careledger.core.state import compute_app_hash
 from careledger.demo.consortium import create_consortium
@@ -59,10 +61,10 @@ def synthetic_block(height: int, first: int, count: int) -> tuple[list[bytes], l
         raws.append(raw)
         receipts.append(Receipt(tx=hashlib.sha256(raw).hexdigest(), index=i - first, code=0,
                                 result={"pseudonym": pseudonym}))
-        changes[f"nonce/{key}"] = b"1"
-        changes[f"identity/key/{key}"] = (f'{{"kind":"patient","pseudonym":"{pseudonym}","since":{height},'
+        changes[nonce_key(key)] = b"1"
+        changes[key_key(key)] = (f'{{"kind":"patient","pseudonym":"{pseudonym}","since":{height},'
                                           f'"status":"active"}}').encode()
-        changes[f"identity/patient/{pseudonym}"] = f'{{"key":"{key}","since":{height},"status":"active"}}'.encode()
+        changes[patient_key(pseudonym)] = f'{{"key":"{key}","since":{height},"status":"active"}}'.encode()
     return raws, receipts, changes
 
 

@@ -31,7 +31,8 @@ from typing import Any
 
 from careledger.contracts import governance, identity
 from careledger.contracts.base import Handler, Registry, Signer, TxContext
-from careledger.contracts.governance.rules import RULES_KEY, rules_version_at
+from careledger.contracts.governance.layout import RULES_KEY
+from careledger.contracts.governance.rules import rules_version_at
 from careledger.core.block import BlockEnv, Header, Receipt, receipts_root, txs_root
 from careledger.core.crypto import SUITES, CryptoSuite
 from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, NonceError
@@ -115,9 +116,9 @@ def genesis_state(genesis: Genesis) -> dict[str, bytes | None]:
                           "genesis_hash": genesis.hash.hex()})
     overlay.put("params", genesis.params.model_dump())
     for org in genesis.organisations:
-        identity.write_organisation(overlay, org.model_dump(mode="json"), 0)
+        identity.write_organisation(overlay, org, 0)
     for v in genesis.validators:
-        overlay.put(governance.validator_key(v.pub_key), {"org": v.org, "power": v.power})
+        governance.put_validator(overlay, v.pub_key, governance.ValidatorRecord(v.org, v.power))
     return overlay.writes
 
 

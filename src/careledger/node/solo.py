@@ -26,8 +26,7 @@ from careledger.chain.executor import (
     committed_nonce,
     read_hints,
 )
-from careledger.contracts import governance
-from careledger.core import codec
+from careledger.contracts import governance, identity
 from careledger.core.block import BlockEnv, Header, Receipt
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, StoreCorrupted
@@ -87,7 +86,7 @@ class Node:
         self._retry_s = 1.0
         self._just_resumed = False
         self._audited = False  # the engine thread counts the state rows before its first block
-        validators = {v["pub_key"] for v in governance.validators(store.writer_view)}
+        validators = {pub for pub, _ in governance.validators(store.writer_view)}
         if node_key.public_hex not in validators:
             raise LedgerError("this node's key is not a validator of the consortium; the solo engine "
                               "cannot sign blocks with it", Code.UNAUTHORISED)
@@ -214,9 +213,11 @@ class Node:
         reader = self.store.view()
         keys = [k for checked in batch for k in read_hints(checked, admission=True)]
         values = reader.get_many(keys)
-        orgs = {f"identity/org/{rec['org']}" for k, raw in values.items()
-                if raw is not None and k.startswith("identity/key/")
-                for rec in [codec.decode_shared(raw)] if rec.get("org")}
+        orgs = set()
+        for checked in batch:  # the signer's organisation: resolve_signer reads it next
+            raw = values.get(identity.key_key(checked.tx.signer_hex))
+            if raw is not None and (org := identity.decode_key_record(raw).org) is not None:
+                orgs.add(identity.org_key(org))
         values.update(reader.get_many(sorted(orgs)))
         return PrefetchedView(reader.connection, values)
 

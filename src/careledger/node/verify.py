@@ -285,7 +285,7 @@ def _replay(chain: Chain, state: MemoryState, block: _Block, ticket: int, pipe: 
         raise _Bad(height, "header names the wrong height or chain")
     if header.prev_hash != prev_hash.hex():
         raise _Bad(height, "header does not link to the previous block")
-    validator_keys = {v["pub_key"] for v in governance.validators(state)}
+    validator_keys = {pub for pub, _ in governance.validators(state)}
     if cometbft is not None:
         addresses = cometbft.next(validator_keys)
         if block.signature or header.proposer not in addresses:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from careledger.contracts import identity
-from careledger.contracts.records import get_anchor, patient_index_prefix
+from careledger.contracts.records import get_anchor, patient_index
 from careledger.contracts.research import (
     MAX_SUBJECTS_PER_TX,
     Linkage,
@@ -41,7 +41,6 @@ from careledger.contracts.research import (
     get_study,
     verify_linkage_statement,
 )
-from careledger.core.codec import decode_trusted
 from careledger.core.errors import Code, LedgerError
 from careledger.core.state import StateReader
 from careledger.research.aggregate import PatientFacts, answer_payload, answer_query, extract_facts
@@ -107,8 +106,8 @@ class ResearchDesk:
         addressed to another organisation) or LINKAGE_UNKNOWN (her patient pseudonym is not a registered,
         active patient)."""
         link = verify_linkage_statement(statement, self.chain_id, self.org)
-        raw = view.get_raw(identity.patient_key(link.patient))
-        if raw is None or decode_trusted(raw)["status"] != "active":
+        patient = identity.get_patient(view, link.patient)
+        if patient is None or not patient.is_active:
             raise LedgerError("the linkage names no active registered patient", Code.LINKAGE_UNKNOWN)
         self.linkages.put(link, statement)
         return link
@@ -130,14 +129,12 @@ class ResearchDesk:
         """The latest version of each active record of ``patient`` held here, checked against its anchor.
         Raises VAULT_INTEGRITY when a version does not match its commitment."""
         out = []
-        for key, raw in view.scan_raw(patient_index_prefix(patient)):
-            entry = decode_trusted(raw)
-            if entry["custodian"] != self.org or entry["status"] != "active":
+        for record, entry in patient_index(view, patient):
+            if entry.custodian != self.org or entry.status != "active":
                 continue
-            record = key.rsplit("/", 1)[-1]
-            anchor = get_anchor(view, record, entry["version"])
-            salt, canonical = self.vault.open(record, entry["version"])
-            if anchor is None or compute_commitment(salt, canonical) != anchor["commitment"]:
+            anchor = get_anchor(view, record, entry.version)
+            salt, canonical = self.vault.open(record, entry.version)
+            if anchor is None or compute_commitment(salt, canonical) != anchor.commitment:
                 raise VaultIntegrityError(f"record {record} does not match its ledger anchor")
             resource = parse_exact(canonical)
             if type(resource) is dict:

@@ -32,9 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from careledger.contracts import consent, records
-from careledger.contracts.audit import audit_prefix
-from careledger.contracts.consent import evaluate_access
-from careledger.core.codec import decode_trusted
+from careledger.contracts.audit import AuditRecord, audit_log, get_audit_entry
+from careledger.contracts.consent import ConsentRecord, evaluate_access
 from careledger.core.errors import Code, LedgerError
 from careledger.core.state import StateReader
 from careledger.vault.fhir import audit_to_fhir, consent_to_fhir
@@ -55,7 +54,7 @@ def instant(ms: int) -> str:
 
 # --- Consent ------------------------------------------------------------------------------------------------
 
-class ConsentResources(LedgerResources[dict[str, Any]]):
+class ConsentResources(LedgerResources[ConsentRecord]):
     """FHIR Consent: the patient's consents, revoked ones included (status ``inactive``)."""
 
     resource_type = "Consent"
@@ -63,31 +62,27 @@ class ConsentResources(LedgerResources[dict[str, Any]]):
     not_found = Code.CONSENT_UNKNOWN
     search_params = (
         PATIENT,
-        SearchParam[dict[str, Any]]("date", "date", SP + "clinical-date", "When the consent was granted (block time)",
-                                    lambda c: c["granted_ms"]),
-        SearchParam[dict[str, Any]]("status", "token", SP + "Consent-status", "active | inactive (revoked)",
-                                    lambda c: (("http://hl7.org/fhir/consent-state-codes",
-                                                "active" if c["status"] == "active" else "inactive"),)),
-        SearchParam[dict[str, Any]]("purpose", "token", SP + "Consent-purpose", "A purpose of use it covers",
-                                    lambda c: tuple((PURPOSE_SYSTEM, p) for p in c["purposes"])),
+        SearchParam[ConsentRecord]("date", "date", SP + "clinical-date", "When the consent was granted (block time)",
+                                   lambda c: c.granted_ms),
+        SearchParam[ConsentRecord]("status", "token", SP + "Consent-status", "active | inactive (revoked)",
+                                   lambda c: (("http://hl7.org/fhir/consent-state-codes",
+                                               "active" if c.is_active else "inactive"),)),
+        SearchParam[ConsentRecord]("purpose", "token", SP + "Consent-purpose", "A purpose of use it covers",
+                                   lambda c: tuple((PURPOSE_SYSTEM, p) for p in c.purposes)),
     )
 
-    def find(self, view: StateReader, resource_id: str) -> dict[str, Any] | None:
-        raw = view.get_raw(consent.consent_id_key(resource_id))
-        if raw is None:
-            return None
-        found = view.get_raw(consent.consent_key(decode_trusted(raw)["patient"], resource_id))
-        return None if found is None else dict(decode_trusted(found))
+    def find(self, view: StateReader, resource_id: str) -> ConsentRecord | None:
+        pointer = consent.get_consent_pointer(view, resource_id)
+        return None if pointer is None else consent.get_consent(view, pointer.patient, resource_id)
 
-    def patient_of(self, row: dict[str, Any]) -> str:
-        return str(row["patient"])
+    def patient_of(self, row: ConsentRecord) -> str:
+        return row.patient
 
-    def rows(self, access: Access, patient: str) -> Iterable[dict[str, Any]]:
-        found = [dict(decode_trusted(raw)) for _, raw in access.view.scan_raw(consent.consent_prefix(patient))]
-        return sorted(found, key=lambda c: (c["granted_height"], c["id"]))
+    def rows(self, access: Access, patient: str) -> Iterable[ConsentRecord]:
+        return sorted(consent.consents_of(access.view, patient), key=lambda c: (c.granted_height, c.id))
 
-    def to_fhir(self, row: dict[str, Any]) -> dict[str, Any]:
-        return consent_to_fhir(row)
+    def to_fhir(self, row: ConsentRecord) -> dict[str, Any]:
+        return consent_to_fhir(row.to_json())
 
 
 # --- AuditEvent ---------------------------------------------------------------------------------------------
@@ -98,7 +93,7 @@ class AuditRow:
 
     pseudonym: str
     suffix: str
-    entry: dict[str, Any]
+    entry: AuditRecord
 
 
 class AuditEventResources(LedgerResources[AuditRow]):
@@ -110,28 +105,27 @@ class AuditEventResources(LedgerResources[AuditRow]):
         SearchParam[AuditRow]("patient", "reference", SP + "AuditEvent-patient", PATIENT.documentation,
                               lambda r: ()),
         SearchParam[AuditRow]("date", "date", SP + "AuditEvent-date", "When the access was recorded (block time)",
-                              lambda r: r.entry["time_ms"]),
+                              lambda r: r.entry.time_ms),
         SearchParam[AuditRow]("outcome", "token", SP + "AuditEvent-outcome", "0 granted, 4 denied",
                               lambda r: (("http://hl7.org/fhir/audit-event-outcome",
-                                          "0" if r.entry["outcome"] == "granted" else "4"),)),
+                                          "0" if r.entry.outcome == "granted" else "4"),)),
     )
 
     def find(self, view: StateReader, resource_id: str) -> AuditRow | None:
         match = self.id_pattern.match(resource_id)
         assert match is not None
-        raw = view.get_raw(audit_prefix(match[1]) + match[2])
-        return None if raw is None else AuditRow(match[1], match[2], dict(decode_trusted(raw)))
+        entry = get_audit_entry(view, match[1], match[2])
+        return None if entry is None else AuditRow(match[1], match[2], entry)
 
     def patient_of(self, row: AuditRow) -> str:
         return row.pseudonym
 
     def rows(self, access: Access, patient: str) -> Iterable[AuditRow]:
-        prefix = audit_prefix(patient)
-        return [AuditRow(patient, key[len(prefix):], dict(decode_trusted(raw)))
-                for key, raw in access.view.scan_raw(prefix)]  # keys sort by height, tx, entry
+        return [AuditRow(patient, entry_id, entry)  # keys sort by height, tx, entry
+                for entry_id, entry in audit_log(access.view, patient)]
 
     def to_fhir(self, row: AuditRow) -> dict[str, Any]:
-        event = audit_to_fhir(row.pseudonym, row.suffix, row.entry)
+        event = audit_to_fhir(row.pseudonym, row.suffix, row.entry.to_json())
         event["id"] = f"{row.pseudonym}-{row.suffix}"
         return event
 
@@ -142,17 +136,17 @@ class AuditEventResources(LedgerResources[AuditRow]):
 class ProvenanceRow:
     """An anchored record version (``version`` ≥ 1), or the record's erasure (``erasure`` set)."""
 
-    head: dict[str, Any]
+    head: records.HeadRecord
     record: str
     version: int
-    anchor: dict[str, Any] | None
-    erasure: dict[str, Any] | None
+    anchor: records.AnchorRecord | None
+    erasure: records.ErasureRecord | None
 
     @property
     def time_ms(self) -> int:
         source = self.erasure if self.erasure is not None else self.anchor
         assert source is not None
-        return int(source["time_ms"])
+        return source.time_ms
 
 
 def _agent(code: str, who: dict[str, Any]) -> dict[str, Any]:
@@ -162,41 +156,41 @@ def _agent(code: str, who: dict[str, Any]) -> dict[str, Any]:
 
 def provenance_to_fhir(row: ProvenanceRow) -> dict[str, Any]:
     """A record version's anchor, or its erasure, as a FHIR R4 Provenance (no clinical content)."""
-    rtype, custodian = row.head["type"], row.head["custodian"]
+    rtype, custodian = row.head.type, row.head.custodian
     custodian_ref = {"reference": f"Organization/{custodian}"}
     operation = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
     prov: dict[str, Any] = {"resourceType": "Provenance", "recorded": instant(row.time_ms)}
     if row.erasure is not None:
-        by = row.erasure["by"]
-        who = ({"identifier": {"system": "urn:careledger:pseudonym", "value": row.head["pseudonym"]}}
-               if row.erasure["by_kind"] == "patient" else
+        by = row.erasure.by
+        who = ({"identifier": {"system": "urn:careledger:pseudonym", "value": row.head.pseudonym}}
+               if row.erasure.by_kind == "patient" else
                {"identifier": {"system": "urn:careledger:member-key", "value": by}})
         prov.update(id=f"{row.record}-erasure", target=[{"reference": f"{rtype}/{row.record}"}],
                     activity={"coding": [{"system": operation, "code": "DELETE"}]},
-                    reason=[{"coding": [{"system": "urn:careledger:erasure-reason", "code": row.erasure["reason"]}]}],
+                    reason=[{"coding": [{"system": "urn:careledger:erasure-reason", "code": row.erasure.reason}]}],
                     agent=[_agent("author", who), _agent("custodian", custodian_ref)],
                     entity=[{"role": "removal", "what": {"reference": f"{rtype}/{row.record}"}}])
         return prov
     anchor = row.anchor
     assert anchor is not None
     agents = [_agent("custodian", custodian_ref)]
-    if anchor.get("author"):
+    if anchor.author:
         agents.insert(0, {**_agent("author", {"identifier": {"system": "urn:careledger:member-key",
-                                                             "value": anchor["author"]}}),
+                                                             "value": anchor.author}}),
                           "onBehalfOf": custodian_ref})
     prov.update(id=f"{row.record}-{row.version}",
                 target=[{"reference": f"{rtype}/{row.record}/_history/{row.version}"}],
-                activity={"coding": [{"system": operation, "code": "CREATE" if anchor["prev"] is None else "UPDATE"}]},
+                activity={"coding": [{"system": operation, "code": "CREATE" if anchor.prev is None else "UPDATE"}]},
                 agent=agents,
-                extension=[{"url": COMMITMENT_EXTENSION, "valueString": anchor["commitment"]}])
-    if anchor["prev"] is not None:
+                extension=[{"url": COMMITMENT_EXTENSION, "valueString": anchor.commitment}])
+    if anchor.prev is not None:
         prov["entity"] = [{"role": "revision",
-                           "what": {"reference": f"{rtype}/{row.record}/_history/{anchor['prev']}"}}]
+                           "what": {"reference": f"{rtype}/{row.record}/_history/{anchor.prev}"}}]
     return prov
 
 
 def _targets(row: ProvenanceRow) -> tuple[str, ...]:
-    base = f"{row.head['type']}/{row.record}"
+    base = f"{row.head.type}/{row.record}"
     return (base,) if row.erasure is not None else (base, f"{base}/_history/{row.version}")
 
 
@@ -228,14 +222,13 @@ class ProvenanceResources(LedgerResources[ProvenanceRow]):
         if head is None:
             return None
         if match[2] == "erasure":
-            raw = view.get_raw(records.erasure_key(record))
-            return None if raw is None else ProvenanceRow(head, record, head["version"], None,
-                                                          dict(decode_trusted(raw)))
+            erasure = records.get_erasure(view, record)
+            return None if erasure is None else ProvenanceRow(head, record, head.version, None, erasure)
         anchor = records.get_anchor(view, record, int(match[2]))
         return None if anchor is None else ProvenanceRow(head, record, int(match[2]), anchor, None)
 
     def patient_of(self, row: ProvenanceRow) -> str:
-        return str(row.head["pseudonym"])
+        return row.head.pseudonym
 
     def rows(self, access: Access, patient: str) -> Iterable[ProvenanceRow]:
         view = access.view
@@ -245,14 +238,14 @@ class ProvenanceResources(LedgerResources[ProvenanceRow]):
             head = records.get_head(view, record)
             if head is None:
                 continue
-            for version in range(1, head["version"] + 1):
+            for version in range(1, head.version + 1):
                 anchor = records.get_anchor(view, record, version)
                 if anchor is not None:
                     out.append(ProvenanceRow(head, record, version, anchor, None))
-            if head["status"] == "erased":
-                raw = view.get_raw(records.erasure_key(record))
-                if raw is not None:
-                    out.append(ProvenanceRow(head, record, head["version"], None, dict(decode_trusted(raw))))
+            if head.is_erased:
+                erasure = records.get_erasure(view, record)
+                if erasure is not None:
+                    out.append(ProvenanceRow(head, record, head.version, None, erasure))
         out.sort(key=lambda r: (r.time_ms, r.record, r.version, r.erasure is not None))
         return out
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from careledger.contracts.consent import AccessDenied, evaluate_access
-from careledger.contracts.records import get_anchor, get_head
+from careledger.contracts.records import AnchorRecord, HeadRecord, get_anchor, get_head
 from careledger.core.codec import decode_trusted
 from careledger.core.errors import Code, LedgerError
 from careledger.vault.canonical import compute_commitment
@@ -50,15 +50,15 @@ class Released:
     """A record version that passed the access rule and its anchor check, and was audited."""
 
     record: str
-    head: dict[str, Any]
-    anchor: dict[str, Any]
+    head: HeadRecord
+    anchor: AnchorRecord
     canonical: bytes
 
     def resource(self) -> dict[str, Any]:
         """The stored resource (decimals tagged, see :mod:`.canonical`) with its facade id and meta."""
         value = dict(decode_trusted(self.canonical))
         meta = dict(value.get("meta") or {})
-        meta.update(versionId=str(self.head["version"]), lastUpdated=instant(self.anchor["time_ms"]))
+        meta.update(versionId=str(self.head.version), lastUpdated=instant(self.anchor.time_ms))
         value.update(id=self.record, meta=meta)
         return value
 
@@ -72,7 +72,7 @@ class Withheld:
     message: str
 
 
-def read_records(gateway: Gateway, access: Access, items: Sequence[tuple[str, dict[str, Any]]]
+def read_records(gateway: Gateway, access: Access, items: Sequence[tuple[str, HeadRecord]]
                  ) -> tuple[list[Released], list[Withheld]]:
     """Read ``(record, head)`` pairs as the gateway reads them (module docstring, steps 2 and 3).
 
@@ -80,9 +80,9 @@ def read_records(gateway: Gateway, access: Access, items: Sequence[tuple[str, di
     for a custodian this node does not host, and INTERNAL_ERROR when the audit entries cannot be
     written (then nothing is released).
     """
-    by_custodian: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    by_custodian: dict[str, list[tuple[str, HeadRecord]]] = {}
     for record, head in items:
-        by_custodian.setdefault(head["custodian"], []).append((record, head))
+        by_custodian.setdefault(head.custodian, []).append((record, head))
     released: dict[str, Released] = {}
     withheld: dict[str, Withheld] = {}
     view, signer = access.view, access.signer
@@ -92,14 +92,14 @@ def read_records(gateway: Gateway, access: Access, items: Sequence[tuple[str, di
         vault = gateway.vault(org)
         entries: list[dict[str, Any]] = []
         for record, head in group:
-            owner = head["pseudonym"]
+            owner = head.pseudonym
             try:
                 decision = evaluate_access(view, signer, owner, record, head, access.purpose, access.now_ms,
                                            emergency=access.emergency, study=access.study)
-                anchor = get_anchor(view, record, head["version"])
+                anchor = get_anchor(view, record, head.version)
                 assert anchor is not None
-                salt, canonical = vault.open(record, head["version"])
-                if compute_commitment(salt, canonical) != anchor["commitment"]:
+                salt, canonical = vault.open(record, head.version)
+                if compute_commitment(salt, canonical) != anchor.commitment:
                     raise VaultIntegrityError(f"record {record} does not match its ledger anchor")
             except (AccessDenied, VaultIntegrityError, LedgerError) as exc:
                 entries.append({**base, "code": int(exc.code), "consent": None, "mode": "none",
@@ -136,7 +136,7 @@ class RecordResources:
     def read(self, access: Access, resource_id: str) -> dict[str, Any]:
         """Raises RECORD_UNKNOWN, VAULT_NOT_HOSTED, the access refusal (audited) and INTERNAL_ERROR."""
         head = get_head(access.view, resource_id) if RECORD_ID.match(resource_id) else None
-        if head is None or head["type"] != self.resource_type:
+        if head is None or head.type != self.resource_type:
             raise LedgerError(f"no {self.resource_type} record {resource_id[:80]}", Code.RECORD_UNKNOWN)
         released, withheld = read_records(self.gateway, access, [(resource_id, head)])
         if not released:
@@ -148,7 +148,7 @@ class RecordResources:
         patient = search_patient(access, query.patient)
         view = access.view
         acting = access.acts_for(patient)
-        listed: list[tuple[str, dict[str, Any]]] = []
+        listed: list[tuple[str, HeadRecord]] = []
         for row in patient_records(view, patient):
             if (row["type"] != self.resource_type or row["status"] != "active"
                     or row["custodian"] not in self.gateway.vaults or not query.matches(row)):

@@ -14,7 +14,8 @@ import pytest
 from careledger.chain.executor import BlockExecution, Chain, check_admission
 from careledger.chain.registry import default_registry
 from careledger.contracts.base import Handler, Payload, Registry, TxContext
-from careledger.contracts.governance.rules import RULES_KEY, RulesSchedule, rules_version_at
+from careledger.contracts.governance.layout import RULES_KEY
+from careledger.contracts.governance.rules import RulesSchedule, rules_version_at
 from careledger.core.errors import Code, InvalidTx, LedgerError
 from careledger.core.state import Overlay
 from support import Consortium, Ledger, seeded_key

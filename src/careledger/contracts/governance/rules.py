@@ -25,21 +25,14 @@ diverge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from careledger.contracts.base import Payload, TxContext
+from careledger.contracts.base import TxContext
+from careledger.contracts.governance.actions import GENESIS_RULES_VERSION, ScheduleRules
+from careledger.contracts.governance.layout import RULES_KEY
 from careledger.core import codec
 from careledger.core.errors import Code, TxFailed
 from careledger.core.state import Overlay, StateReader
-
-GENESIS_RULES_VERSION = 1
-RULES_KEY = "governance/rules"
-
-
-def rules_key() -> str:
-    return RULES_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +87,6 @@ def rules_version_at(state: StateReader | Overlay, height: int) -> int:
     """The rules version in force for the block at ``height`` (what ``ctx.params["rules_version"]`` holds)."""
     return get_schedule(state).version_at(height)
 
-
-class ScheduleRules(Payload):
-    """Governance action: rules ``version`` takes effect at block ``height``."""
-
-    kind: Literal["schedule_rules"]
-    version: Annotated[int, Field(ge=GENESIS_RULES_VERSION + 1, le=1_000_000)]
-    height: Annotated[int, Field(ge=1, le=2**53 - 1)]
 
 
 def validate_schedule(state: Overlay, ctx: TxContext, action: ScheduleRules) -> None:
