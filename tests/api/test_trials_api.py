@@ -235,3 +235,31 @@ def test_every_trials_route_declares_its_model_and_statuses(api: TrialsClient) -
             assert {"400", "404"} <= set(responses), path
     assert "503" in routes["/v1/trials/{trial}/anchors/{subject}/{visit}"]["get"]["responses"]
     assert "TrialRegistrationDataSet" in doc["components"]["schemas"]
+
+
+def test_registration_versions_sites_and_withdrawal_through_the_client(api: TrialsClient) -> None:
+    p = People
+    trial = _trial(api)
+    ok(api.update_registration(p.coordinator, trial, sample_dataset(**FUTURE, countries=["GB", "FR", "DE"]),
+                               "a third country"))
+    ok(api.set_recruitment_status(p.coordinator, trial, "suspended", "interim safety review"))
+    history = held_to(ts.RegistrationHistory, api.registrations(trial))
+    assert [(v["version"], v["reason"]) for v in history["versions"]] == [
+        (1, None), (2, "a third country"), (3, "interim safety review")]
+    assert history["baseline"]["version"] == 3 and history["first_enrolment_height"] is None  # no one enrolled yet
+    assert api.registration(trial)["status"]["recruitment"] == "suspended"
+    ok(api.set_recruitment_status(p.coordinator, trial, "recruiting", "review passed"))
+    nurse = seeded_key("api-trials/nurse")
+    refused = api.set_site_investigators(p.coordinator, trial, "hospital",
+                                         [(nurse.public_hex, "principal_investigator")])
+    assert refused["receipt"]["name"] == "TRIAL_INVESTIGATOR_INVALID"  # not a member of the hospital
+    ok(api.set_site_investigators(p.coordinator, trial, "hospital",
+                                  [(p.investigator.public_hex, "principal_investigator")]))
+    ok(api.set_site_status(p.coordinator, trial, "hospital", "suspended", "monitoring visit"))
+    assert api.sites(trial)["sites"][0]["status"] == "suspended"
+    ok(api.consent(study_key(p.alice, trial), trial, 1, FORM_V1))
+    refused = api.enrol(p.investigator, trial, "hospital", subject_of(p.alice, trial),
+                        api.next_allocation(trial, STRATUM, SCHEDULE))
+    assert refused["receipt"]["name"] == "TRIAL_SITE_INACTIVE"
+    ok(api.withdraw_consent(study_key(p.alice, trial), trial))
+    assert api.subject(trial, subject_of(p.alice, trial))["consent"]["status"] == "withdrawn"
