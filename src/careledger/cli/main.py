@@ -266,6 +266,7 @@ def _register_subcommands() -> None:
     from careledger.cli import abci as abci_cli
     from careledger.cli import backup as backup_cli
     from careledger.cli import bench as bench_cli
+    from careledger.cli import consortium as consortium_cli
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
     from careledger.cli import net as net_cli
@@ -287,6 +288,7 @@ def _register_subcommands() -> None:
     app.add_typer(supply_cli.supply_app, name="supply")
     app.add_typer(trials_cli.trials_app, name="trials")
     app.add_typer(abci_cli.abci_app, name="abci")
+    app.add_typer(consortium_cli.consortium_app, name="consortium")
 
 
 _register_subcommands()
