@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from careledger.api.common import read_body
 from careledger.api.errors import LedgerRoute, error_response
+from careledger.api.metrics import NodeMetrics
 from careledger.api.services import NodeContext, Services, services_of
 from careledger.core.errors import Code, LedgerError
 from careledger.node.home import Home, HomeError
@@ -134,11 +135,15 @@ async def store(request: Request) -> JSONResponse:
              response_model=None)
 async def read(request: Request) -> JSONResponse:
     """Records with their salts, after the consent check and an audit entry per record."""
+    metrics: NodeMetrics = request.app.state.metrics
     try:
         doc = await _doc(request)
+        result = await run_in_threadpool(records_of(request).gateway.read, doc)
     except LedgerError as exc:
+        metrics.gateway_reads.labels("refused").inc()
         return _error(exc)
-    return await _answer(records_of(request).gateway.read, doc)
+    metrics.count_gateway_read(result)
+    return JSONResponse(result)
 
 
 @router.post("/v1/gateway/erase", summary="Erase a record (crypto-shredding)", response_model=None)
