@@ -152,10 +152,10 @@ def test_open_read_routes_are_rate_limited_per_client(node: Node) -> None:
 
 
 def test_rate_limit_zero_turns_it_off(node: Node) -> None:
-    with BackgroundServer(node, settings=ApiSettings(rate_limit=RateLimit(rate=0, burst=1))) as srv:
-        with httpx.Client(base_url=srv.url) as http:
-            assert {http.get("/v1/supply/verify", params={"gtin": GTIN, "serial": "S"}).status_code
-                    for _ in range(20)} == {200}
+    settings = ApiSettings(rate_limit=RateLimit(rate=0, burst=1))
+    with BackgroundServer(node, settings=settings) as srv, httpx.Client(base_url=srv.url) as http:
+        assert {http.get("/v1/supply/verify", params={"gtin": GTIN, "serial": "S"}).status_code
+                for _ in range(20)} == {200}
 
 
 # -- connections -----------------------------------------------------------------------------------------------
