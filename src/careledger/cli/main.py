@@ -10,6 +10,7 @@ and an exit status (:mod:`careledger.cli.common`).
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import time
@@ -49,6 +50,8 @@ from careledger.cli.serving import LogFormat, LogLevel, api_settings, set_up_log
 from careledger.core.errors import Code, LedgerError
 from careledger.keys import KeyFileError, new_key
 from careledger.node.home import Home, HomeError, init_home, load_genesis
+
+node_log = logging.getLogger("careledger.node")
 
 app = typer.Typer(name="careledger", help="CareLedger: a permissioned consortium ledger for healthcare.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -158,8 +161,12 @@ def node_start(
     node.on_halt(lambda halt: _terminate_soon() if halt.action == "exit" else None)
     node.start()
     scheme = "https" if settings.tls else "http"
-    note(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
-         f"api={scheme}://{host}:{port}  (Ctrl-C to stop)")
+    if log_format.lower() == "json":  # stderr carries JSON lines only
+        node_log.info("node running", extra={"chain": node.chain.chain_id, "height": node.head.height,
+                                             "api": f"{scheme}://{host}:{port}"})
+    else:
+        note(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
+             f"api={scheme}://{host}:{port}  (Ctrl-C to stop)")
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; without a handler
     # SIGTERM would kill the process before the node is closed (engine stopped, store checkpointed).
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -169,7 +176,10 @@ def node_start(
         pass
     finally:
         node.close()
-        note("node stopped")
+        if log_format.lower() == "json":
+            node_log.info("node stopped", extra={"height": node.head.height})
+        else:
+            note("node stopped")
     halt = node.halt
     if halt is not None and halt.action == "exit":
         raise LedgerError(f"block production stopped ({halt.kind}): {halt.reason}", Code.NODE_UNAVAILABLE)
