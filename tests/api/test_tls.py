@@ -246,3 +246,23 @@ def test_client_tls_off_needs_no_certificate(node: Node, node_home: Any, pki: Pk
         record = client.store("hospital", patient, OBSERVATION)["records"][0]["record"]
         assert len(client.read("hospital", patient, [record])) == 1
         client.ledger.close()
+
+
+def test_the_cli_registers_an_organisations_certificates(node: Node, node_home: Any, pki: Pki) -> None:
+    from careledger.contracts.identity import org_tls_fingerprints
+    from support.cli import run_cli
+
+    with BackgroundServer(node) as srv:
+        common = ("--as", "clinic-admin", "--home", str(node_home.path), "--url", srv.url)
+        run = run_cli("identity", "set-tls", "clinic", "--cert", str(pki.clinic.cert), "--cert",
+                      str(pki.research.cert), *common)
+        assert run.exit_code == 0, run.output
+        assert org_tls_fingerprints(node.store.view(), "clinic") == sorted(
+            [fingerprint(pki.clinic.der), fingerprint(pki.research.der)])
+        not_pem = node_home.path / "not.pem"
+        not_pem.write_text("hello")
+        run = run_cli("identity", "set-tls", "clinic", "--cert", str(not_pem), *common)
+        assert run.exit_code == 1 and "FILE_UNREADABLE (912)" in run.stderr
+        assert len(org_tls_fingerprints(node.store.view(), "clinic")) == 2  # nothing was sent
+        assert run_cli("identity", "set-tls", "clinic", *common).exit_code == 0
+        assert org_tls_fingerprints(node.store.view(), "clinic") == []
