@@ -255,3 +255,78 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_time(node:
         began = time.monotonic()
         assert _read_all(sock, 5) == b""  # closed by the server, with nothing more sent
         assert time.monotonic() - began < 3
+
+
+# -- a CometBFT node's readiness -----------------------------------------------------------------------------------
+
+class _CometbftRpc:
+    """A stand-in for CometBFT's RPC on loopback that answers ``status`` with ``catching_up`` as set."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        rpc = self
+        self.catching_up = False
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {
+                    "sync_info": {"catching_up": rpc.catching_up, "latest_block_height": "1"}}}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_cometbft_node_is_ready_only_while_its_cometbft_answers_and_has_caught_up(tmp_path: Any,
+                                                                                   consortium: Any) -> None:
+    import json
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from careledger.abci import abci_pb2 as pb
+    from careledger.abci.app import CareLedgerApp
+    from careledger.abci.engine import CometbftEngine
+    from support import GENESIS_TIME_MS
+    from support.load import free_port
+
+    app = CareLedgerApp(tmp_path / "data" / "ledger.sqlite")
+    time_ms = Timestamp()
+    time_ms.FromMilliseconds(GENESIS_TIME_MS)
+    app.init_chain(pb.InitChainRequest(time=time_ms, chain_id=consortium.chain_id, initial_height=1,
+                                       app_state_bytes=json.dumps(consortium.doc).encode()))
+    rpc = _CometbftRpc()
+    engines = [CometbftEngine(app, rpc.url), CometbftEngine(app, f"http://127.0.0.1:{free_port()}")]
+    try:
+        with BackgroundServer(engines[0], home=tmp_path) as srv:
+            assert httpx.get(f"{srv.url}/readyz").status_code == 200
+            rpc.catching_up = True
+            answer = httpx.get(f"{srv.url}/readyz")
+            assert answer.status_code == 503
+            assert answer.json()["checks"]["engine"]["engine"] == "catching_up"
+        with BackgroundServer(engines[1], home=tmp_path) as srv:  # nothing listens at its CometBFT's RPC
+            answer = httpx.get(f"{srv.url}/readyz")
+            assert answer.status_code == 503 and answer.json()["error"]["name"] == "NODE_UNAVAILABLE"
+            engine = answer.json()["checks"]["engine"]
+            assert engine["engine"] == "halted" and engine["halt"]["kind"] == "cometbft_unreachable"
+            assert httpx.get(f"{srv.url}/healthz").status_code == 200
+    finally:
+        for engine in engines:
+            engine.close()
+        rpc.close()
+        app.close()
