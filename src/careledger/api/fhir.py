@@ -24,7 +24,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api.common import read_body
+from careledger.api.client_tls import require_org_certificate
+from careledger.api.common import node_of, read_body
 from careledger.api.errors import refusal_response
 from careledger.api.records import RecordsServices
 from careledger.api.schemas import errors
@@ -192,6 +193,7 @@ async def token(request: Request) -> Response:
         except (ValueError, RecursionError):
             raise LedgerError("the body is not JSON", Code.REQUEST_MALFORMED) from None
         facade = facade_of(request)
+        await run_in_threadpool(require_org_certificate, request, node_of(request), doc)
         answer = await run_in_threadpool(facade.exchange, doc)
     except LedgerError as exc:
         return outcome_response(request, exc)
