@@ -197,11 +197,11 @@ def _first_bytes(socks: list[socket.socket], want: int, within_s: float) -> list
         deadline = time.monotonic() + within_s
         while len(answered) < want and time.monotonic() < deadline and sel.get_map():
             for key, _ in sel.select(timeout=0.2):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                sel.unregister(sock)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                sel.unregister(ready)
                 with contextlib.suppress(OSError):
-                    head = sock.recv(65536)
+                    head = ready.recv(65536)
                     if head:
                         answered.append(head)
     return answered
