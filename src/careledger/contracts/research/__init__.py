@@ -17,6 +17,7 @@ from careledger.contracts.research.layout import (
     ResearchConsentRecord,
     SeenEntry,
     StudyRecord,
+    all_consents,
     answers_to,
     compute_study_pseudonym,
     consent_covers,
@@ -28,11 +29,13 @@ from careledger.contracts.research.layout import (
     get_release,
     get_study,
     get_study_version,
+    list_studies,
     put_study,
     release_subjects,
     releases_of_study,
     seen_by,
     snapshot_leaf,
+    study_versions,
 )
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "ResearchConsentRecord",
     "SeenEntry",
     "StudyRecord",
+    "all_consents",
     "answers_to",
     "compute_query_hash",
     "compute_study_pseudonym",
@@ -62,10 +66,12 @@ __all__ = [
     "get_release",
     "get_study",
     "get_study_version",
+    "list_studies",
     "put_study",
     "query_json",
     "release_subjects",
     "releases_of_study",
     "seen_by",
     "snapshot_leaf",
+    "study_versions",
 ]
