@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from careledger.node.solo import Node
 from careledger.research.synthetic import generate_patient
 from careledger.vault.canonical import canonical_bytes, json_of_canonical
 from careledger.vault.store import Vault
-from support import seeded_key
+from support import GENESIS_TIME_MS, make_consortium, seeded_key
 
 DAY_MS = 86_400_000
 TYPES = ["Condition", "Encounter", "Immunization", "MedicationRequest", "Observation", "Patient", "Procedure"]
@@ -130,12 +131,39 @@ def build_api_world(node: Node, home: Any, url: str) -> ApiWorld:
 
 @pytest.fixture(name="research_world")
 def research_world_fixture(node: Node, node_home: Any) -> Iterator[ApiWorld]:
+    """A fresh world for one test."""
+    with serving(node, node_home) as w:
+        yield w
+
+
+@contextmanager
+def serving(node: Node, home: Any) -> Iterator[ApiWorld]:
     from careledger.api.server import serve_in_thread
 
     server = serve_in_thread(node)
-    w = build_api_world(node, node_home, server.url)
+    w = build_api_world(node, home, server.url)
     try:
         yield w
     finally:
         w.client.close()
         server.stop()
+
+
+@contextmanager
+def shared_world(path: Path) -> Iterator[ApiWorld]:
+    """A world (its own consortium, home and node) for a module's tests to share: build once, read often."""
+    from careledger.keys import write_key
+    from careledger.node.home import init_home
+
+    consortium = make_consortium()
+    key_file = path / "validator-key.json"
+    write_key(key_file, consortium.validator, "validator")
+    home = init_home(path / "home", consortium.write_genesis(path / "genesis.json"), key_file, GENESIS_TIME_MS,
+                     chain_id=consortium.chain_id)
+    node = home.open_node()
+    node.start()
+    try:
+        with serving(node, home) as w:
+            yield w
+    finally:
+        node.close()

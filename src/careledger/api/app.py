@@ -65,7 +65,8 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
         for operations in doc.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.get("responses", {})
-                if responses.pop("422", None) is not None and "400" not in responses:
+                validation = "HTTPValidationError" in str(responses.get("422"))  # FastAPI's, not a declared 422
+                if validation and responses.pop("422") is not None and "400" not in responses:
                     responses["400"] = {"description": "Malformed request",
                                         "content": {"application/json": {"schema": error_ref}}}
         schemas = doc.get("components", {}).get("schemas", {})

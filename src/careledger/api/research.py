@@ -16,9 +16,9 @@ is signed by the patient's two keys:
 * ``POST /v1/research/linkage``                    a patient hands a custodian her linkage statement;
 * ``POST /v1/research/releases``                   a data steward has a release built, anchored and sealed
   (a refusal carries the kernel's ``report``);
-* ``POST /v1/research/releases/{release}/package`` the recipient fetches the sealed package;
-* ``POST /v1/research/queries/{query}/answer``     a data steward has the custodian answer now;
-* ``POST /v1/research/queries/{query}/results``    a researcher of the sponsor fetches the answer;
+* ``POST /v1/research/packages``                   the recipient fetches a release's sealed package;
+* ``POST /v1/research/answers``                    a data steward has the custodian answer a query now;
+* ``POST /v1/research/results``                    a researcher of the sponsor fetches a custodian's answer;
 * ``POST /v1/research/log``                        a study pseudonym's research log (study key, or the
   patient or her delegate with her linkage statement).
 
@@ -93,13 +93,6 @@ async def _body(request: Request) -> Any:
         raise LedgerError("the body is not JSON", Code.REQUEST_MALFORMED) from None
 
 
-def _names(doc: Any, field: str, value: str) -> None:
-    """REQUEST_MALFORMED unless the signed request names ``value`` as its ``field`` (the path's id)."""
-    inner = doc.get("request") if isinstance(doc, dict) else None
-    if not isinstance(inner, dict) or inner.get(field) != value:
-        raise LedgerError(f"the signed request must name the {field} of the path", Code.REQUEST_MALFORMED)
-
-
 # --- the registry -----------------------------------------------------------------------------------------
 
 @router.get("/studies", summary="The study registry", response_model=None,
@@ -171,38 +164,32 @@ async def build_release(request: Request) -> JSONResponse:
         return error_response(exc, {"report": exc.report})
 
 
-@router.post("/releases/{release}/package", summary="The sealed package (the recipient)", response_model=None,
+@router.post("/packages", summary="A release's sealed package (the recipient)", response_model=None,
              openapi_extra=rs.body(rs.SignedPackage),
              responses=_responses(rs.PackageView, "The package, encrypted to the recipient's key", *SIGNED_ERRORS))
-async def package(request: Request, release: ReleasePath) -> JSONResponse:
+async def package(request: Request) -> JSONResponse:
     """A signed ``research-package`` request from the release's recipient; 403 UNAUTHORISED for anyone
     else, 404 RELEASE_UNKNOWN when this node did not deliver it."""
-    doc = await _body(request)
-    _names(doc, "release", release)
-    return await _read(research_of(request).package, doc)
+    return await _read(research_of(request).package, await _body(request))
 
 
-@router.post("/queries/{query}/answer", summary="Answer a query now (data steward)", response_model=None,
+@router.post("/answers", summary="Answer a query now (data steward)", response_model=None,
              openapi_extra=rs.body(rs.SignedAnswer),
              responses=_responses(rs.AnswerView, "The custodian's answer and its anchor", *SIGNED_ERRORS, 422))
-async def answer(request: Request, query: QueryPath) -> JSONResponse:
+async def answer(request: Request) -> JSONResponse:
     """A signed ``research-answer`` request from an admin or data steward of the custodian: its answer
     over its consenting patients (cells under 11 withheld), kept and anchored; the same answer again
     once anchored. The gateway also answers every committed query by itself."""
-    doc = await _body(request)
-    _names(doc, "query", query)
-    return await _read(research_of(request).answer, doc)
+    return await _read(research_of(request).answer, await _body(request))
 
 
-@router.post("/queries/{query}/results", summary="A custodian's answer (the study's researchers)",
+@router.post("/results", summary="A custodian's answer to a query (the study's researchers)",
              response_model=None, openapi_extra=rs.body(rs.SignedResults),
              responses=_responses(rs.AnswerView, "The answer and the anchor its hash must match", *SIGNED_ERRORS))
-async def results(request: Request, query: QueryPath) -> JSONResponse:
+async def results(request: Request) -> JSONResponse:
     """A signed ``research-results`` request from an admin or researcher of the study's sponsor; 404
     NOT_FOUND until the custodian has answered."""
-    doc = await _body(request)
-    _names(doc, "query", query)
-    return await _read(research_of(request).results, doc)
+    return await _read(research_of(request).results, await _body(request))
 
 
 @router.post("/log", summary="A study pseudonym's research log", response_model=None,

@@ -229,7 +229,7 @@ class ResearchClient(Client):
         """The sealed package of ``release`` (its recipient only)."""
         custodian = custodian or str(self.release_anchor(release)["custodian"])
         envelope = self._signed(recipient, "research-package", {"custodian": custodian, "release": release})
-        doc = self._at(custodian, f"/v1/research/releases/{_seg(release)}/package", envelope, timeout=120)
+        doc = self._at(custodian, "/v1/research/packages", envelope, timeout=120)
         return SealedPackage.from_json(doc["package"])
 
     def fetch_release(self, recipient: SigningKey, release: str) -> OpenedRelease:
@@ -271,7 +271,7 @@ class ResearchClient(Client):
     def answer(self, steward: SigningKey, custodian: str, query: str) -> Json:
         """Have ``custodian`` answer ``query`` now (its gateway also answers committed queries by itself)."""
         envelope = self._signed(steward, "research-answer", {"custodian": custodian, "query": query})
-        return self._at(custodian, f"/v1/research/queries/{_seg(query)}/answer", envelope, timeout=600)
+        return self._at(custodian, "/v1/research/answers", envelope, timeout=600)
 
     def results(self, researcher: SigningKey, query: str, wait_s: float = 0.0) -> Json:
         """Every custodian's anchored answer to ``query``, each fetched from its gateway and checked
@@ -286,7 +286,7 @@ class ResearchClient(Client):
         for anchor in record["answers"]:
             envelope = self._signed(researcher, "research-results", {"custodian": anchor["custodian"],
                                                                      "query": query})
-            got = self._at(anchor["custodian"], f"/v1/research/queries/{_seg(query)}/results", envelope)
+            got = self._at(anchor["custodian"], "/v1/research/results", envelope)
             if answer_hash(got["answer"]) != anchor["answer_hash"]:
                 raise ClientError(int(Code.COMMITMENT_MISMATCH), Code.COMMITMENT_MISMATCH.name,
                                   f"{anchor['custodian']}'s answer does not match its anchored hash", None)
