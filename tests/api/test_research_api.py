@@ -414,3 +414,55 @@ def test_the_registry_reads_and_the_openapi_document(scenario: Scenario) -> None
                 schema = op["requestBody"]["content"]["application/json"]["schema"]
                 assert schema["type"] == "object" and "$ref" not in json.dumps(schema), path
     assert "report" in json.dumps(doc["paths"]["/v1/research/releases"]["post"]["responses"]["422"])
+
+
+# --- the FHIR facade --------------------------------------------------------------------------------------
+
+def test_the_fhir_facade_serves_research_studies_and_subjects(scenario: Scenario) -> None:
+    from fhir.resources.R4B import get_fhir_model_class
+    from fhirpy import SyncFHIRClient
+    from fhirpy.base.exceptions import ForbiddenError, OperationOutcome
+
+    s, w = scenario, scenario.w
+
+    def token(key: Any) -> str:
+        envelope = sign_request(key, w.client.chain_id(), "token", {})
+        r = httpx.post(f"{w.url}/fhir/auth/token", json=envelope, timeout=10)
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+    researcher = SyncFHIRClient(f"{w.url}/fhir", authorization=f"Bearer {token(w.researcher)}")
+    studies = researcher.resources("ResearchStudy").search(category="cardiometabolic", status="active").fetch_all()
+    assert s.study in {x.id for x in studies}
+    study = researcher.reference("ResearchStudy", s.study).to_resource()
+    assert study.title == "Cardiometabolic outcomes" and study.sponsor.reference == "Organization/research"
+    subjects = researcher.resources("ResearchSubject").search(study=f"ResearchStudy/{s.study}").fetch_all()
+    assert len(subjects) == 34  # every consent to the study: hospital and clinic, linked or not
+    statuses = Counter(x.status for x in subjects)
+    assert statuses == {"on-study": 33, "withdrawn": 1}
+    gone = next(x for x in subjects if x.status == "withdrawn")
+    assert gone.individual.identifier.value == subject_of(s.revoked.key, "study", s.study)
+    raw = httpx.get(f"{w.url}/fhir/ResearchSubject/{gone.id}", timeout=10,
+                    headers={"Authorization": f"Bearer {token(w.researcher)}"}).json()
+    get_fhir_model_class("ResearchSubject").model_validate(raw)
+    consent = raw["contained"][0]
+    assert consent["resourceType"] == "Consent" and consent["status"] == "inactive"
+    assert consent["scope"]["coding"][0]["code"] == "research" and raw["consent"]["reference"] == "#consent"
+    assert "period" in raw and "end" in raw["period"]
+    withdrawn = researcher.resources("ResearchSubject").search(study=f"ResearchStudy/{s.study}",
+                                                               status="withdrawn").fetch_all()
+    assert [x.id for x in withdrawn] == [gone.id]
+
+    patient = SyncFHIRClient(f"{w.url}/fhir", authorization=f"Bearer {token(w.patients[0].key)}")
+    assert s.study in {x.id for x in patient.resources("ResearchStudy").fetch_all()}  # the registry is public
+    with pytest.raises(ForbiddenError):
+        patient.resources("ResearchSubject").search(study=f"ResearchStudy/{s.study}").fetch_all()
+    with pytest.raises(OperationOutcome):
+        researcher.resources("ResearchSubject").search(status="on-study").fetch_all()  # no study named
+    r = httpx.get(f"{w.url}/fhir/ResearchStudy/study-{'0' * 24}", timeout=10,
+                  headers={"Authorization": f"Bearer {token(w.researcher)}"})
+    assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
+    metadata = httpx.get(f"{w.url}/fhir/metadata", timeout=10).json()
+    listed = {x["type"]: x for x in metadata["rest"][0]["resource"]}
+    assert {p["name"] for p in listed["ResearchSubject"]["searchParam"]} == {"study", "status", "date"}
+    assert "ResearchStudy" in listed
