@@ -45,7 +45,7 @@ from typing import Any
 from careledger.contracts import identity
 from careledger.contracts.base import Signer
 from careledger.contracts.consent import acts_for_patient
-from careledger.contracts.records import is_custodian_signer, patient_index_prefix
+from careledger.contracts.records import is_custodian_signer, patient_index
 from careledger.contracts.research import (
     StudyRecord,
     compute_study_pseudonym,
@@ -58,7 +58,6 @@ from careledger.contracts.research import (
 )
 from careledger.contracts.research.handlers import RELEASE_ROLES
 from careledger.core.block import Receipt
-from careledger.core.codec import decode_trusted
 from careledger.core.errors import AuthError, Code, LedgerError
 from careledger.core.state import StateReader
 from careledger.research.aggregate import PatientFacts, answer_hash, extract_facts
@@ -336,9 +335,8 @@ class ResearchGateway:
         """The consenting patients' facts at this custodian, from the cache when their records are unchanged."""
         out = []
         for link, _ in c.desk.consenting(view, study):
-            held = tuple(sorted(
-                (key, e["version"]) for key, raw in view.scan_raw(patient_index_prefix(link.patient))
-                if (e := decode_trusted(raw))["custodian"] == c.desk.org and e["status"] == "active"))
+            held = tuple((record, e.version) for record, e in patient_index(view, link.patient)
+                         if e.custodian == c.desk.org and e.status == "active")
             stamp = (day, held)
             cached = c.facts.get(link.patient)
             if cached is None or cached[0] != stamp:
