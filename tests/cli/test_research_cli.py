@@ -116,7 +116,7 @@ def test_the_research_story_from_the_command_line(research_world: ApiWorld, tmp_
     few = doc_of(cli(w, "--json", "research", "study", "register", "--as", key["researcher"], "--title",
                      "Too few", "--category", "cardiometabolic", "--ethics-ref", "IRB-2026-118"))
     refused = cli(w, "--json", "research", "release", "build", "--as", key["steward"], "--custodian", "hospital",
-                  "--study", few["receipt"]["result"]["study"], "--recipient", w.researcher.public_hex)
+                  "--study", few["receipt"]["result"]["study"], "--recipient", key["researcher"])  # a key file
     assert refused.exit_code == 1 and error_of(refused) == ("DEID_EMPTY_RELEASE", 6105)  # nobody consented
     body = json.loads(refused.stdout)  # one document: the error and the report of why
     assert body["error"]["code"] == 6105 and body["report"]["patients"] == 0

@@ -8,6 +8,7 @@ signed with her study key, derived on the spot from her own key (never stored, n
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -331,12 +332,15 @@ def research_log(who: AsKey, study: Annotated[list[str] | None, typer.Option("--
 @release_app.command("build")
 def release_build(who: AsKey, custodian: Custodian,
                   study: Annotated[str, typer.Option(help="The study id.")],
-                  recipient: Annotated[str, typer.Option(help="The researcher's public key (hex).")],
+                  recipient: Annotated[str, typer.Option(help="The researcher's public key (hex), or her key "
+                                                              "(a name in HOME/keys, or a key file).")],
                   home: Path = HomeOption, url: Url = None) -> None:
     """Build, anchor and seal a release of the custodian's consenting patients (an admin or data steward)."""
     from careledger.client.research import ReleaseRefusedError
 
     client = _client(home, url)
+    if not re.fullmatch(r"[0-9a-f]{64}", recipient):
+        recipient = load_key(home, recipient).public_hex
     try:
         doc = client.build_release(load_key(home, who), custodian, study, recipient)
     except ReleaseRefusedError as exc:
