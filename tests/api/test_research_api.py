@@ -33,10 +33,10 @@ from careledger.client.research import (
     write_release_dir,
 )
 from careledger.contracts.research import release_subjects
+from careledger.contracts.research.study_keys import make_linkage_statement
 from careledger.core.errors import Code
 from careledger.research.dataset import CSV_NAME, QI_EXTENSION
 from careledger.research.envelope import SealedPackage, SealError, open_release
-from careledger.research.keys import make_linkage_statement
 from careledger.research.release import ReleaseVerificationFailed
 from careledger.research.synthetic import generate_patient
 from careledger.samples import synthea_bundles
@@ -309,7 +309,8 @@ def test_only_the_patient_and_her_delegate_read_her_research_log(scenario: Scena
             w.client.log_of(key, linkage)
         assert (err.value.code, err.value.http_status) == (int(code), status)
 
-    statement = make_linkage_statement(alice.key, w.client.chain_id(), "study", s.study)
+    now = int(time.time() * 1000)
+    statement = make_linkage_statement(alice.key, w.client.chain_id(), "study", s.study, "hospital", now)
     refused(alice.key, None, Code.REQUEST_MALFORMED, 400)  # her registered key names no study pseudonym
     assert w.client.log_of(alice.key, statement)["subject"] == own["subject"]
     guardian, stranger = seeded_key("research-api/guardian"), seeded_key("research-api/stranger")
@@ -322,6 +323,9 @@ def test_only_the_patient_and_her_delegate_read_her_research_log(scenario: Scena
     forged = {**statement, "study_sig": statement["patient_sig"]}
     refused(guardian, forged, Code.LINKAGE_INVALID, 422)
     refused(study_key(alice.key, "study", s.study), statement, Code.REQUEST_MALFORMED, 400)
+    # addressed to an organisation whose vault this node does not host: shown to the wrong party
+    elsewhere = make_linkage_statement(alice.key, w.client.chain_id(), "study", s.study, "research", now)
+    refused(guardian, elsewhere, Code.LINKAGE_INVALID, 422)
 
 
 # --- bad requests -----------------------------------------------------------------------------------------
@@ -364,7 +368,9 @@ def test_research_requests_are_checked_and_refusals_write_nothing(scenario: Scen
          Code.QUERY_UNKNOWN),
         ("/v1/research/linkage", {"custodian": "hospital", "statement": {"statement": {}}}, Code.LINKAGE_INVALID),
         ("/v1/research/linkage", {"custodian": "hospital", "statement": make_linkage_statement(
-            seeded_key("research-api/unregistered"), chain, "study", s.study)}, Code.LINKAGE_UNKNOWN),
+            seeded_key("research-api/unregistered"), chain, "study", s.study, "hospital", 0)}, Code.LINKAGE_UNKNOWN),
+        ("/v1/research/linkage", {"custodian": "hospital", "statement": make_linkage_statement(  # to another
+            s.unlinked.key, chain, "study", s.study, "clinic", 0)}, Code.LINKAGE_INVALID),
         ("/v1/research/linkage", {"custodian": "hospital"}, Code.REQUEST_MALFORMED),
         ("/v1/research/log", sign_request(steward, chain, "research-log", {"linkage": None, "extra": 1}),
          Code.REQUEST_MALFORMED),

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api import chain, epcis, fhir, governance, identity, records, research, supply, txs
+from careledger.api import chain, epcis, fhir, governance, identity, records, research, supply, trials, txs
 from careledger.api.errors import install_error_handlers
 from careledger.api.services import NodeContext, Services, Starter, home_of, open_services
 from careledger.console import mount as mount_console
@@ -53,6 +53,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "supply", "description": "Products, lots, packs, verification and alerts (docs/supply-chain.md)."},
     {"name": "epcis", "description": "EPCIS 2.0 capture, event queries and export (docs/supply-chain.md)."},
     {"name": "research", "description": "Study registry, releases, linkage, aggregate answers (docs/research.md)."},
+    {"name": "trials", "description": "Trial registrations, sites, anchors, safety, results (docs/trials.md)."},
 ]
 
 
@@ -76,9 +77,9 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-ROUTES = (txs, chain, identity, governance, records, supply, epcis, research, fhir)
+ROUTES = (txs, chain, identity, governance, records, supply, epcis, research, fhir, trials)
 """Every route module, in the order their routes are matched."""
-STARTERS: tuple[Starter, ...] = (records.start, supply.start, research.start, fhir.start)
+STARTERS: tuple[Starter, ...] = (records.start, supply.start, research.start, fhir.start, trials.start)
 """Every route module's starter (see :mod:`.services`), run in this order at start-up."""
 
 

@@ -60,7 +60,8 @@ class SignedLog(BaseModel):
 class LinkageStatement(BaseModel):
     """A patient's linkage statement (docs/research.md): the statement and both signatures."""
 
-    statement: dict[str, Any] = Field(description="{chain_id, kind, patient_key, scope, study_key, target}")
+    statement: dict[str, Any] = Field(description="{audience, chain_id, issued_ms, kind, patient_key, scope, "
+                                                        "study_key, target}")
     patient_sig: Signature
     study_sig: Signature
 

@@ -50,11 +50,16 @@ from pydantic import BaseModel
 from careledger.client import Client, ClientError, _seg
 from careledger.contracts.research import ReleaseRecord
 from careledger.contracts.research.handlers import AggregateSpec, NewVersion, RegisterStudy
+from careledger.contracts.research.study_keys import (
+    derive_study_key,
+    make_linkage_statement,
+    scope_info,
+    study_pseudonym,
+)
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
 from careledger.research.aggregate import answer_hash
 from careledger.research.envelope import OpenedRelease, SealedPackage, open_release
-from careledger.research.keys import derive_study_key, make_linkage_statement, scope_info, study_pseudonym
 from careledger.research.release import (
     ReleaseReport,
     ReleaseVerificationFailed,
@@ -97,11 +102,13 @@ def subject_of(patient: SigningKey, scope: str, target: str) -> str:
     return study_pseudonym(study_key(patient, scope, target))
 
 
-def linkage_statement(patient: SigningKey, chain_id: str, scope: str, target: str, custodian: str) -> Json:
-    """Her linkage statement for one scope, to hand to ``custodian`` only (or to her delegate, who shows
-    it to read her research log)."""
-    del custodian  # the v1 statement is not addressed; the one place to name the audience when it is
-    return make_linkage_statement(patient, chain_id, scope, target)
+def linkage_statement(patient: SigningKey, chain_id: str, scope: str, target: str, custodian: str,
+                      issued_ms: int | None = None) -> Json:
+    """Her linkage statement for one scope, addressed to ``custodian`` only (``issued_ms``: now unless
+    given). She hands it to that custodian, or to her delegate, who shows it to that custodian's node to
+    read her research log."""
+    return make_linkage_statement(patient, chain_id, scope, target, custodian,
+                                  int(time.time() * 1000) if issued_ms is None else issued_ms)
 
 
 class ResearchClient(Client):

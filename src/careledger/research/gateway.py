@@ -26,7 +26,7 @@ What it does, each step refusing with a stable code:
   (``research.answer``); :meth:`results` serves it to the study's researchers.
 * **The patient's research log** (:meth:`log`): the releases that included one study pseudonym and
   its consents, to the holder of the study key (or to the patient or her delegate showing a linkage
-  statement).
+  statement addressed to a custodian hosted here).
 
 Per-patient facts for aggregate answers are cached per custodian, keyed by the patient's record
 versions held there and the day (a new version, an erasure or a new day recomputes them).
@@ -47,6 +47,7 @@ from careledger.contracts.base import Signer
 from careledger.contracts.consent import acts_for_patient
 from careledger.contracts.records import is_custodian_signer, patient_index
 from careledger.contracts.research import (
+    LinkageInvalid,
     StudyRecord,
     compute_study_pseudonym,
     consents_of,
@@ -55,6 +56,7 @@ from careledger.contracts.research import (
     get_release,
     get_study,
     seen_by,
+    verify_linkage_statement,
 )
 from careledger.contracts.research.handlers import RELEASE_ROLES
 from careledger.core.block import Receipt
@@ -64,7 +66,6 @@ from careledger.research.aggregate import PatientFacts, answer_hash, extract_fac
 from careledger.research.custodian import ResearchDesk
 from careledger.research.deliveries import FILE_NAME, DeliveryStore
 from careledger.research.envelope import pack_release
-from careledger.research.keys import verify_linkage_statement
 from careledger.research.release import BuiltRelease, sign_report
 from careledger.research.requests import verify_research_request
 from careledger.vault.gateway import Gateway
@@ -407,10 +408,12 @@ class ResearchGateway:
         consents, for a signed ``research-log`` request.
 
         Signed by the study key alone, it names nothing else. Signed by a registered key with
-        ``linkage``, the statement must verify on this chain and the requester must be its patient or her
-        active delegate. Raises the request errors, REQUEST_MALFORMED (a registered key without a
-        linkage statement, or a study key with one), LINKAGE_INVALID, UNKNOWN_SIGNER, SIGNER_REVOKED,
-        NOT_PATIENT_OR_DELEGATE."""
+        ``linkage``, the statement must be addressed to a custodian this node hosts (it is shown to that
+        custodian's node, as every linkage statement is shown to its audience alone), verify on this
+        chain, and the requester must be its patient or her active delegate. Raises the request errors,
+        REQUEST_MALFORMED (a registered key without a linkage statement, or a study key with one),
+        LINKAGE_INVALID (including a statement addressed to an organisation whose vault this node does
+        not host), UNKNOWN_SIGNER, SIGNER_REVOKED, NOT_PATIENT_OR_DELEGATE."""
         req = self._verify(doc, "research-log", self._log_guard)
         view = self.ledger.view()
         signer = identity.resolve_signer(view, req.requester)
@@ -422,13 +425,27 @@ class ResearchGateway:
         else:
             if signer.kind == "unregistered":
                 raise LedgerError("a study key reads its own log without a linkage statement", Code.REQUEST_MALFORMED)
-            link = verify_linkage_statement(req.linkage, self.ledger.chain_id)
+            link = verify_linkage_statement(req.linkage, self.ledger.chain_id, self._hosted_audience(req.linkage))
             self._member(view, req.requester)
             if acts_for_patient(view, signer, link.patient, self.now_ms()) is None:
                 raise LedgerError("only the patient or her delegate reads her research log",
                                   Code.NOT_PATIENT_OR_DELEGATE)
             subject = link.subject
         return research_log_view(view, subject)
+
+    def _hosted_audience(self, linkage: Any) -> str:
+        """The audience a linkage statement names when this node hosts its vault; LINKAGE_INVALID otherwise
+        (a statement is accepted only by the organisation it is addressed to)."""
+        statement = linkage.get("statement") if isinstance(linkage, dict) else None
+        audience = statement.get("audience") if isinstance(statement, dict) else None
+        if type(audience) is not str:
+            raise LinkageInvalid("malformed linkage statement (no audience)")
+        try:
+            self.gateway.vault(audience)
+        except LedgerError:
+            raise LinkageInvalid("the linkage statement is addressed to an organisation this node does not "
+                                 "host") from None
+        return audience
 
 
 def research_log_view(view: StateReader, subject: str) -> dict[str, Any]:
