@@ -235,13 +235,14 @@ class ResearchGateway:
                 "report": report, "signature": signature, "signer": key.public_hex,
                 "generalisation": built.generalisation}
 
-    @staticmethod
-    def _open_study(view: StateReader, study_id: str) -> StudyRecord:
+    def _open_study(self, view: StateReader, study_id: str) -> StudyRecord:
+        """The study, open now (active and within its period, as the contract requires at the anchor's
+        block): STUDY_UNKNOWN, STUDY_CLOSED before any work."""
         study = get_study(view, study_id)
         if study is None:
             raise LedgerError(f"no study {study_id}", Code.STUDY_UNKNOWN)
-        if study.status != "active":
-            raise LedgerError(f"study {study_id} is closed", Code.STUDY_CLOSED)
+        if not study.is_open_at(self.now_ms()):
+            raise LedgerError(f"study {study_id} is not open (closed, or outside its period)", Code.STUDY_CLOSED)
         return study
 
     @staticmethod
