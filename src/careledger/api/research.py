@@ -42,6 +42,7 @@ from careledger.api.errors import LedgerRoute, error_response
 from careledger.api.records import RecordsServices
 from careledger.api.schemas import errors
 from careledger.api.services import NodeContext, Services, services_of
+from careledger.api.status import http_status
 from careledger.core.errors import Code, LedgerError
 from careledger.research import views
 from careledger.research.gateway import ResearchGateway
@@ -54,7 +55,8 @@ router = APIRouter(prefix="/v1/research", tags=["research"], route_class=LedgerR
 StudyPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$", description="Study id (`study-…`)")]
 ReleasePath = Annotated[str, Path(pattern=r"^rel-[0-9a-f]{24}(-[0-9]{1,4})?$", description="Release id (`rel-…`)")]
 QueryPath = Annotated[str, Path(pattern=r"^rq-[0-9a-f]{24}(-[0-9]{1,4})?$", description="Query id (`rq-…`)")]
-SIGNED_ERRORS = (400, 401, 403, 404, 409, 413, 415, 500, 503, 504)
+SIGNED_ERRORS = errors(400, 401, 403, 404, 409, 413, 415, 500, 503, 504)
+"""The statuses every route taking a signed request declares."""
 
 
 @dataclass
@@ -75,8 +77,13 @@ def research_of(request: Request) -> ResearchGateway:
     return services_of(request).get(ResearchServices).gateway
 
 
-def _responses(model: type[Any], description: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": description}, **errors(*statuses)}
+def _responses(model: type[Any], description: str, *declared: dict[int | str, dict[str, Any]]
+               ) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route: its 200 and the error statuses ``declared`` (``errors(...)``)."""
+    out: dict[int | str, dict[str, Any]] = {200: {"model": model, "description": description}}
+    for entries in declared:
+        out.update(entries)
+    return out
 
 
 async def _read(fn: Callable[..., dict[str, Any]], *args: Any) -> JSONResponse:
@@ -96,7 +103,8 @@ async def _body(request: Request) -> Any:
 # --- the registry -----------------------------------------------------------------------------------------
 
 @router.get("/studies", summary="The study registry", response_model=None,
-            responses=_responses(rs.StudyList, "Every study (data-sharing studies and trials), by id", 400, 500))
+            responses=_responses(rs.StudyList, "Every study (data-sharing studies and trials), by id",
+                                 errors(400, 500)))
 async def list_studies(request: Request,
                        kind: Annotated[str | None, Query(pattern=r"^(data|trial)$")] = None,
                        status: Annotated[str | None, Query(pattern=r"^(active|closed)$")] = None) -> JSONResponse:
@@ -105,7 +113,7 @@ async def list_studies(request: Request,
 
 
 @router.get("/studies/{study}", summary="A study, its versions and releases", response_model=None,
-            responses=_responses(rs.StudyDetail, "The study as it stands", 400, 404, 500))
+            responses=_responses(rs.StudyDetail, "The study as it stands", errors(400, 404, 500)))
 async def get_study(request: Request, study: StudyPath,
                     version: Annotated[int | None, Query(ge=1, le=999_999, description="This version instead of "
                                                          "the current one")] = None) -> JSONResponse:
@@ -115,7 +123,7 @@ async def get_study(request: Request, study: StudyPath,
 
 
 @router.get("/releases/{release}", summary="A release's anchor", response_model=None,
-            responses=_responses(rs.ReleaseAnchor, "Roots, rules, k, l, counts and status", 400, 404, 500))
+            responses=_responses(rs.ReleaseAnchor, "Roots, rules, k, l, counts and status", errors(400, 404, 500)))
 async def get_release(request: Request, release: ReleasePath) -> JSONResponse:
     """What the ledger anchored for a release: what the recipient's verification compares with; 404
     RELEASE_UNKNOWN."""
@@ -123,7 +131,8 @@ async def get_release(request: Request, release: ReleasePath) -> JSONResponse:
 
 
 @router.get("/queries/{query}", summary="An aggregate query and its anchored answers", response_model=None,
-            responses=_responses(rs.QueryDetail, "The query and every custodian's answer anchor", 400, 404, 500))
+            responses=_responses(rs.QueryDetail, "The query and every custodian's answer anchor",
+                                 errors(400, 404, 500)))
 async def get_query(request: Request, query: QueryPath) -> JSONResponse:
     """The canonical query spec, its hash, and each custodian's anchored answer (hash, cells, suppressed
     cells, contributors); 404 QUERY_UNKNOWN."""
@@ -135,7 +144,7 @@ async def get_query(request: Request, query: QueryPath) -> JSONResponse:
 @router.post("/linkage", summary="Hand a custodian a linkage statement", response_model=None,
              openapi_extra=rs.body(rs.LinkageBody),
              responses=_responses(rs.LinkageAccepted, "The custodian now selects this study pseudonym",
-                                  400, 404, 413, 415, 422, 500, 503))
+                                  errors(400, 404, 413, 415, 422, 500, 503)))
 async def linkage(request: Request) -> JSONResponse:
     """Body ``{"custodian", "statement"}``: the statement signed by the patient's registered key and her
     study key. 404 VAULT_NOT_HOSTED (ask the custodian's node) or LINKAGE_UNKNOWN (no active patient);
@@ -149,9 +158,11 @@ async def linkage(request: Request) -> JSONResponse:
 @router.post("/releases", summary="Build, anchor and seal a release (data steward)", response_model=None,
              openapi_extra=rs.body(rs.SignedRelease),
              responses={**_responses(rs.ReleaseBuilt, "The anchored release and its signed report",
-                                     *SIGNED_ERRORS),
-                        422: {"model": rs.ReleaseRefusal, "description": "Refused: the kernel's checks (with "
-                              "a report of why) or the contract's rules"}})
+                                     SIGNED_ERRORS),
+                        http_status(Code.DEID_K_NOT_MET): {  # the kernel's refusals and the contract's
+                            "model": rs.ReleaseRefusal,
+                            "description": "Refused: the kernel's checks (with a report of why) or the contract's "
+                                           "rules"}})
 async def build_release(request: Request) -> JSONResponse:
     """A signed ``research-release`` request from an admin or data steward of the custodian: the
     consenting patients' records, Safe Harbor, k-anonymity (and l), the files, the anchor (and its
@@ -166,7 +177,7 @@ async def build_release(request: Request) -> JSONResponse:
 
 @router.post("/packages", summary="A release's sealed package (the recipient)", response_model=None,
              openapi_extra=rs.body(rs.SignedPackage),
-             responses=_responses(rs.PackageView, "The package, encrypted to the recipient's key", *SIGNED_ERRORS))
+             responses=_responses(rs.PackageView, "The package, encrypted to the recipient's key", SIGNED_ERRORS))
 async def package(request: Request) -> JSONResponse:
     """A signed ``research-package`` request from the release's recipient; 403 UNAUTHORISED for anyone
     else, 404 RELEASE_UNKNOWN when this node did not deliver it."""
@@ -175,7 +186,7 @@ async def package(request: Request) -> JSONResponse:
 
 @router.post("/answers", summary="Answer a query now (data steward)", response_model=None,
              openapi_extra=rs.body(rs.SignedAnswer),
-             responses=_responses(rs.AnswerView, "The custodian's answer and its anchor", *SIGNED_ERRORS, 422))
+             responses=_responses(rs.AnswerView, "The custodian's answer and its anchor", SIGNED_ERRORS, errors(422)))
 async def answer(request: Request) -> JSONResponse:
     """A signed ``research-answer`` request from an admin or data steward of the custodian: its answer
     over its consenting patients (cells under 11 withheld), kept and anchored; the same answer again
@@ -185,7 +196,7 @@ async def answer(request: Request) -> JSONResponse:
 
 @router.post("/results", summary="A custodian's answer to a query (the study's researchers)",
              response_model=None, openapi_extra=rs.body(rs.SignedResults),
-             responses=_responses(rs.AnswerView, "The answer and the anchor its hash must match", *SIGNED_ERRORS))
+             responses=_responses(rs.AnswerView, "The answer and the anchor its hash must match", SIGNED_ERRORS))
 async def results(request: Request) -> JSONResponse:
     """A signed ``research-results`` request from an admin or researcher of the study's sponsor; 404
     NOT_FOUND until the custodian has answered."""
@@ -195,7 +206,7 @@ async def results(request: Request) -> JSONResponse:
 @router.post("/log", summary="A study pseudonym's research log", response_model=None,
              openapi_extra=rs.body(rs.SignedLog),
              responses=_responses(rs.ResearchLog, "Its consents and the releases that included it",
-                                  *SIGNED_ERRORS, 422))
+                                  SIGNED_ERRORS, errors(422)))
 async def research_log(request: Request) -> JSONResponse:
     """A signed ``research-log`` request: by the study key alone (the node learns nothing else), or by
     the patient's registered key or her active delegate's with her linkage statement (the node then
