@@ -44,7 +44,7 @@ from careledger.vault.canonical import json_of_canonical, parse_exact
 from careledger.vault.requests import sign_request
 from support import seeded_key
 from support.records import state_snapshot
-from support.research_api import ApiWorld, Patient, shared_world, store
+from support.research_api import DAY_MS, ApiWorld, Patient, shared_world, store
 
 SMALL_CELL = 11
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -345,6 +345,8 @@ def test_research_requests_are_checked_and_refusals_write_nothing(scenario: Scen
 
     steward = w.stewards["hospital"]
     stale = int(time.time() * 1000) - 10 * 60 * 1000
+    ended = w.register_study(title="Ended yesterday", period={"start_ms": stale - 30 * DAY_MS,
+                                                              "end_ms": stale - DAY_MS})  # active, but over
     good = release(steward, study="study-" + "0" * 24)
     cases: list[tuple[str, Any, Code]] = [
         ("/v1/research/releases", {"request": good["request"]}, Code.MISSING_SIGNATURE),
@@ -358,6 +360,7 @@ def test_research_requests_are_checked_and_refusals_write_nothing(scenario: Scen
         ("/v1/research/releases", release(steward, recipient=w.stewards["clinic"].public_hex),
          Code.RELEASE_RECIPIENT_INVALID),
         ("/v1/research/releases", good, Code.STUDY_UNKNOWN),
+        ("/v1/research/releases", release(steward, study=ended), Code.STUDY_CLOSED),  # outside its period
         ("/v1/research/releases", good, Code.REQUEST_REPLAYED),
         ("/v1/research/releases", release(steward, custodian="pharmacy"), Code.VAULT_NOT_HOSTED),
         ("/v1/research/packages", sign_request(w.researcher, chain, "research-package",
