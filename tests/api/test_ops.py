@@ -219,7 +219,7 @@ def test_a_thousand_idle_connections_are_refused_or_closed(node: Node) -> None:
             sample = refused[-1]
             assert sample.startswith(b"HTTP/1.1 503 "), sample[:80]
             assert b'"code": 931' in sample and b"TOO_MANY_CONNECTIONS" in sample
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30  # the 1 s header time-out, late on a loaded machine
             open_now = [s for s in socks if not _is_closed(s)]
             while open_now and time.monotonic() < deadline:
                 time.sleep(0.2)
