@@ -174,7 +174,7 @@ class ClaimStatusView(_Open):
     adjudications: list[dict[str, Any]]
     payments: list[dict[str, Any]]
     appeals: list[dict[str, Any]]
-    as_: str = Field(alias="as", description="patient | delegate | provider | insurer")
+    as_: str = Field(alias="as", description="patient | delegate | provider | insurer | secondary-payer")
 
 
 class ClaimList(_Open):

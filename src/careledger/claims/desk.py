@@ -93,6 +93,7 @@ from .intake import FLAG_OF, ReceivedClaim, check_received_claim, encounter_fact
 from .package import (
     AdjudicationPackage,
     PackageUnavailable,
+    RetainedEncounter,
     adjudication_record_id,
     adjudication_records,
     claim_record_id,
@@ -419,9 +420,11 @@ class ClaimsDesk:
         claim_doc = self._checked(view, fetched, record, claim, FLAG_CONTENT_MISMATCH)
         encounter_doc = self._checked(view, fetched, claim.encounter, claim, FLAG_ENCOUNTER_MISMATCH)
         content = self._received(claim, claim_doc, encounter_doc)
-        enc = encounter_facts(claim.encounter, parse_exact(encounter_doc["canonical"]),
-                              bytes.fromhex(encounter_doc["salt"]), encounter_doc["commitment"])
-        return self._adjudicate(view, claim, content, enc, req.requester, reads[1:], insurer_vault)
+        retained = RetainedEncounter(claim.encounter, int(encounter_doc["version"]),
+                                     bytes.fromhex(encounter_doc["salt"]), encounter_doc["canonical"].encode("utf-8"))
+        enc = encounter_facts(claim.encounter, parse_exact(retained.canonical), retained.salt,
+                              encounter_doc["commitment"])
+        return self._adjudicate(view, claim, content, enc, retained, req.requester, reads[1:], insurer_vault)
 
     def _read(self, view: StateReader, custodian: str, envelope: Any) -> dict[str, Any]:
         if self.gateway._hosts(custodian):
@@ -467,8 +470,9 @@ class ClaimsDesk:
             raise IntakeRefused(exc.message, exc.code, kind, claim.id) from None
         return content
 
-    def _adjudicate(self, view: StateReader, claim: ClaimRecord, content: ClaimContent, enc: Any, officer: str,
-                    prior_reads: list[Any], vault: Vault) -> dict[str, Any]:
+    def _adjudicate(self, view: StateReader, claim: ClaimRecord, content: ClaimContent, enc: Any,
+                    retained: RetainedEncounter, officer: str, prior_reads: list[Any],
+                    vault: Vault) -> dict[str, Any]:
         cov = get_coverage(view, claim.coverage)
         assert cov is not None
         terms = CoverageTerms(cov.id, cov.insurer, cov.beneficiary, cov.plan, cov.start_day, cov.end_day, cov.order,
@@ -488,7 +492,7 @@ class ClaimsDesk:
         salt = new_salt()
         input_doc = adjudication_input(content, terms, plan, tables, facts)
         result_commitment = result.commitment(salt)
-        package = AdjudicationPackage(claim.id, salt, input_doc, result)
+        package = AdjudicationPackage(claim.id, salt, input_doc, result, retained)
         today = date_of(day_of_ms(self.now_ms()))
         response = claim_response(result, content, patient=claim.patient, provider=claim.provider, created=today)
         eob = explanation_of_benefit(result, content, patient=claim.patient, provider=claim.provider, created=today,

@@ -57,6 +57,7 @@ from .adjudication import (
 from .content import CURRENCY_EXPONENT, ClaimContent, decimal_of, to_minor
 from .coverage import CoverageTerms, PlanRules
 from .edits import EditTables
+from .fingerprint import claim_fingerprints
 
 PACKAGE_SCHEMA: Final = "careledger/adjudication-package/v1"
 PACKAGE_MEDIA_TYPE: Final = "application/json"
@@ -137,13 +138,37 @@ def facts_from_json(doc: Any) -> LedgerFacts:
 # --- the adjudication package ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class RetainedEncounter:
+    """The insurer's copy of the encounter it read (its payment record): with its salt, the claim's line
+    fingerprints stay checkable after the provider's copy is erased."""
+
+    record: str
+    version: int
+    salt: bytes
+    canonical: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"canonical": self.canonical.decode("utf-8"), "record": self.record, "salt": self.salt.hex(),
+                "version": self.version}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> RetainedEncounter:
+        salt = bytes.fromhex(doc["salt"])
+        if len(salt) != SALT_BYTES or set(doc) != {"canonical", "record", "salt", "version"}:
+            raise ValueError("not a retained encounter")
+        return cls(str(doc["record"]), int(doc["version"]), salt, str(doc["canonical"]).encode("utf-8"))
+
+
+@dataclass(frozen=True)
 class AdjudicationPackage:
-    """What an insurer adjudicated, with what, and its result: enough for anyone to re-run it."""
+    """What an insurer adjudicated, with what, and its result: enough for anyone to re-run it; and the
+    encounter it read, so its fingerprints stay checkable (:meth:`fingerprints`)."""
 
     claim: str
     salt: bytes
     input: dict[str, Any]
     result: AdjudicationResult
+    encounter: RetainedEncounter
 
     def content(self) -> ClaimContent:
         return ClaimContent.from_json(self.input["content"])
@@ -154,9 +179,13 @@ class AdjudicationPackage:
     def facts(self) -> LedgerFacts:
         return facts_from_json(self.input["facts"])
 
+    def fingerprints(self, pseudonym: str, provider: str) -> list[str]:
+        """The claim's line fingerprints recomputed from the content and the retained encounter's salt."""
+        return claim_fingerprints(self.encounter.salt, pseudonym, provider, self.content())
+
     def to_json(self) -> dict[str, Any]:
-        return {"claim": self.claim, "input": self.input, "result": self.result.to_json(),
-                "salt": self.salt.hex(), "schema": PACKAGE_SCHEMA}
+        return {"claim": self.claim, "encounter": self.encounter.to_json(), "input": self.input,
+                "result": self.result.to_json(), "salt": self.salt.hex(), "schema": PACKAGE_SCHEMA}
 
     def canonical(self) -> bytes:
         return codec.encode(self.to_json())
@@ -171,10 +200,11 @@ class AdjudicationPackage:
         """Raises AdjudicationInputInvalid for another shape."""
         try:
             assert type(doc) is dict and doc["schema"] == PACKAGE_SCHEMA
-            assert set(doc) == {"claim", "input", "result", "salt", "schema"}
+            assert set(doc) == {"claim", "encounter", "input", "result", "salt", "schema"}
             salt = bytes.fromhex(doc["salt"])
             assert len(salt) == SALT_BYTES and type(doc["input"]) is dict
-            package = cls(str(doc["claim"]), salt, doc["input"], AdjudicationResult.from_json(doc["result"]))
+            package = cls(str(doc["claim"]), salt, doc["input"], AdjudicationResult.from_json(doc["result"]),
+                          RetainedEncounter.from_json(doc["encounter"]))
             package.content()
             package.coverage()
             package.facts()

@@ -5,8 +5,9 @@ one to an unauthenticated caller (as for records, :mod:`careledger.vault.queries
 
 * ``claims.status``: one claim, its adjudications (outcome, line codes, rule versions, commitments,
   and the record ids of the package, ClaimResponse and ExplanationOfBenefit), payments, appeals,
-  flags and whether its encounter was erased — to the patient (or a delegate) and to the claim's
-  provider and insurer (their admins and claims officers); anyone else: CLAIM_NOT_PARTY;
+  flags and whether its encounter was erased — to the patient (or a delegate), to the claim's
+  provider and insurer (their admins and claims officers), and to an insurer whose claim names it as
+  its prior payer's (coordination of benefits); anyone else: CLAIM_NOT_PARTY;
 * ``claims.list``: the patient's claims — all of them to the patient or a delegate, to a provider or
   insurer officer those of its organisation, nothing to anyone else (an empty list says nothing);
 * ``claims.flags``: an insurer's flag feed, to its admins and claims officers (CLAIM_NOT_INSURER);
@@ -145,6 +146,10 @@ class ClaimQueries:
             return "provider"
         if is_claims_officer(signer, claim.insurer, admin=True):
             return "insurer"
+        if signer.org is not None and is_claims_officer(signer, signer.org, admin=True) and any(
+                c.prior_payer_claim == claim.id and c.insurer == signer.org
+                for c in claims_of_patient(view, claim.patient)):
+            return "secondary-payer"
         return None
 
     def _status(self, view: StateReader, signer: Signer, claim_id: str, now: int) -> dict[str, Any]:

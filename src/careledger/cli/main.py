@@ -234,6 +234,7 @@ def proof_verify(
 def _register_subcommands() -> None:
     from careledger.cli import abci as abci_cli
     from careledger.cli import bench as bench_cli
+    from careledger.cli import claims as claims_cli
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
     from careledger.cli import net as net_cli
@@ -251,6 +252,7 @@ def _register_subcommands() -> None:
     app.add_typer(records_cli.audit_app, name="audit")
     app.add_typer(supply_cli.supply_app, name="supply")
     app.add_typer(abci_cli.abci_app, name="abci")
+    app.add_typer(claims_cli.claims_app, name="claims")
 
 
 _register_subcommands()

@@ -35,6 +35,7 @@ import httpx
 from careledger.client import Client, ClientError
 from careledger.client.records import FetchedRecord, RecordsClient
 from careledger.core.crypto import SigningKey
+from careledger.core.errors import Code
 from careledger.core.tx import sign_tx
 from careledger.vault.canonical import canonical_bytes, from_python, json_of_canonical, parse_exact
 from careledger.vault.requests import sign_request
@@ -76,13 +77,17 @@ def _post_for_flag(gateway: Client, path: str, body: dict[str, Any]) -> dict[str
     if isinstance(error, dict) and isinstance(error.get("code"), int):
         raise ClientError(error["code"], str(error.get("name", "")), str(error.get("message", "")),
                           response.status_code)
-    raise ClientError(500, "INTERNAL_ERROR", f"unexpected HTTP {response.status_code} answer", response.status_code)
+    raise _error(Code.INTERNAL_ERROR, f"unexpected HTTP {response.status_code} answer", response.status_code)
+
+
+def _error(code: Code, message: str, http_status: int | None = None) -> ClientError:
+    return ClientError(int(code), code.name, message, http_status)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
     doc = response.json()
     if not isinstance(doc, dict):
-        raise ClientError(500, "INTERNAL_ERROR", "the node's answer is not a JSON object", response.status_code)
+        raise _error(Code.INTERNAL_ERROR, "the node's answer is not a JSON object", response.status_code)
     return doc
 
 
@@ -204,7 +209,7 @@ class ClaimsClient:
         if remittance is None:
             documents = self.status(claim)["adjudications"][-1]["documents"]
             if not documents or documents["response"]["commitment"] is None:
-                raise ClientError(404, "NOT_FOUND", f"claim {claim} has no ClaimResponse to pay against", None)
+                raise _error(Code.NOT_FOUND, f"claim {claim} has no ClaimResponse to pay against")
             remittance = documents["response"]["commitment"]
         return self._send("claims.pay", {"claim": claim, "remittance": remittance})
 
@@ -254,7 +259,7 @@ class ClaimsClient:
         done = [a for a in status["adjudications"] if a["records"] is not None]
         chosen = done[-1] if n is None and done else next((a for a in done if a["n"] == n), None)
         if chosen is None:
-            raise ClientError(404, "NOT_FOUND", f"claim {claim} has no such adjudication by its insurer", None)
+            raise _error(Code.NOT_FOUND, f"claim {claim} has no such adjudication by its insurer")
         [fetched] = self.records.read(status["claim"]["insurer"], status["claim"]["patient"],
                                       [chosen["records"][kind]], purpose)
         return fetched
