@@ -116,7 +116,8 @@ def test_a_phantom_claim_is_refused_by_the_desk_and_denied_by_the_ledger(claims_
     assert info.value.code == Code.RECORD_UNKNOWN
     # a provider that bypasses its desk and signs the claim itself
     content = parse_content(*w.claim_resource(rid)["item"])
-    payload = {"content_commitment": content.commitment(os.urandom(32)), "coverage": w.coverages[("insurer", "patient")],
+    coverage = w.coverages[("insurer", "patient")]
+    payload = {"content_commitment": content.commitment(os.urandom(32)), "coverage": coverage,
                "encounter": never, "end_day": content.billable_end_day, "fingerprints": sorted(
                    os.urandom(32).hex() for _ in content.lines), "insurer": "insurer", "lines": len(content.lines),
                "patient": w.pseudonym(), "prior_payer_claim": None, "provider": "hospital", "replaces": None,

@@ -110,7 +110,8 @@ class ClaimsNode:
         stored = self.records("dr").store("hospital", self.pseudonym(who), resource)
         return stored["records"][0]["record"], resource["id"]
 
-    def claim_resource(self, encounter_id: str, *codes: str, net: float = 200.0, day: int | None = None) -> dict[str, Any]:
+    def claim_resource(self, encounter_id: str, *codes: str, net: float = 200.0,
+                       day: int | None = None) -> dict[str, Any]:
         """A professional FHIR Claim for the encounter (first line names it), one line per code."""
         when = date_of(today() if day is None else day)
         items = [line(c, system=HCPCS if c.startswith("G") else LOCAL, net=net, date=when,
