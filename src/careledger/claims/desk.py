@@ -418,13 +418,32 @@ class ClaimsDesk:
                               "purpose HPAYMT", Code.REQUEST_MALFORMED)
         fetched = self._read(view, claim.provider, reads[0])
         claim_doc = self._checked(view, fetched, record, claim, FLAG_CONTENT_MISMATCH)
-        encounter_doc = self._checked(view, fetched, claim.encounter, claim, FLAG_ENCOUNTER_MISMATCH)
+        encounter_doc = self._retained_encounter(view, claim, fetched)
+        if encounter_doc is None:
+            encounter_doc = self._checked(view, fetched, claim.encounter, claim, FLAG_ENCOUNTER_MISMATCH)
         content = self._received(claim, claim_doc, encounter_doc)
         retained = RetainedEncounter(claim.encounter, int(encounter_doc["version"]),
                                      bytes.fromhex(encounter_doc["salt"]), encounter_doc["canonical"].encode("utf-8"))
         enc = encounter_facts(claim.encounter, parse_exact(retained.canonical), retained.salt,
                               encounter_doc["commitment"])
         return self._adjudicate(view, claim, content, enc, retained, req.requester, reads[1:], insurer_vault)
+
+    def _retained_encounter(self, view: StateReader, claim: ClaimRecord,
+                            fetched: dict[str, Any]) -> dict[str, Any] | None:
+        """After the provider erased the encounter, a re-adjudication (an appeal) uses the copy the insurer
+        retained with the claim's previous adjudication, if it still opens the (erased) anchor."""
+        head = records.get_head(view, claim.encounter)
+        released = any(r.get("record") == claim.encounter for r in fetched.get("records", ()))
+        previous = latest_adjudication(view, claim)
+        if released or head is None or head["status"] != "erased" or previous is None \
+                or previous.result_commitment is None:
+            return None
+        kept = self.package(view, claim.insurer, previous.result_commitment).encounter
+        anchor = records.get_anchor(view, claim.encounter, kept.version)
+        if anchor is None or compute_commitment(kept.salt, kept.canonical) != anchor["commitment"]:
+            return None
+        return {"record": kept.record, "version": kept.version, "salt": kept.salt.hex(),
+                "canonical": kept.canonical.decode("utf-8"), "commitment": anchor["commitment"]}
 
     def _read(self, view: StateReader, custodian: str, envelope: Any) -> dict[str, Any]:
         if self.gateway._hosts(custodian):
