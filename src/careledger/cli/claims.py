@@ -367,6 +367,9 @@ def verify_adjudication(claim: Claim, who: AsKey,
 @claims_app.command("eob")
 def eob(claim: Claim, who: AsKey, n: Annotated[int | None, typer.Option(
         help="Which adjudication (default: the latest).")] = None, home: Path = HomeOption, url: Url = None) -> None:
-    """The patient's ExplanationOfBenefit (CARIN Blue Button shape), read through the insurer's gateway."""
+    """The patient's ExplanationOfBenefit (CARIN Blue Button shape), read through the insurer's gateway and
+    checked against its ledger anchor; printed as FHIR JSON (amounts exactly as issued) with or without --json."""
+    import sys
+
     cc = _client(home, who, url)
-    emit(cc.eob(claim, n))
+    sys.stdout.write(cc.adjudication_document(claim, "eob", n, purpose="PATRQT").resource_json() + "\n")
