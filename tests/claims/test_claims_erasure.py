@@ -26,7 +26,8 @@ def package(w: ClaimsNode, claim: str) -> AdjudicationPackage:
         w.claims("patient").adjudication_document(claim, "package", purpose="PATRQT").resource)
 
 
-def test_erasing_the_encounter_keeps_the_claim_its_payment_records_and_its_fingerprints(claims_node: ClaimsNode) -> None:
+def test_erasing_the_encounter_keeps_the_claim_its_payment_records_and_its_fingerprints(
+        claims_node: ClaimsNode) -> None:
     w = claims_node
     encounter = w.encounter()
     claim = w.submit("patient", encounter=encounter)["receipt"]["result"]["claim"]
