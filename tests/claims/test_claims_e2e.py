@@ -17,6 +17,7 @@ from careledger.client import ClientError
 from careledger.client.claims import ClaimFlagged
 from careledger.core.errors import Code
 from careledger.vault.canonical import canonical_bytes, from_python
+from careledger.vault.fhir import validate_resource
 from support.claims_data import content as parse_content
 from support.claims_node import ClaimsNode, claims_node_fixture, today  # noqa: F401
 
@@ -67,6 +68,9 @@ def test_a_claim_from_the_providers_desk_to_payment_and_the_patients_eob(claims_
     # the patient receives her ExplanationOfBenefit through the insurer's gateway
     eob = w.claims("patient").eob(claim)
     assert eob["resourceType"] == "ExplanationOfBenefit" and eob["outcome"] == "complete"
+    response = w.claims("patient").adjudication_document(claim, "response", purpose="PATRQT").resource
+    for issued in (eob, response):  # the desk builds them without re-validating: valid FHIR R4 all the same
+        assert validate_resource(from_python(issued)) == issued["resourceType"]
     assert eob["meta"]["profile"][0].endswith("C4BB-ExplanationOfBenefit-Professional-NonClinician")
     benefit = next(t for t in eob["total"] if t["category"]["coding"][0]["code"] == "benefit")
     assert str(benefit["amount"]["value"]) == "175.00"

@@ -27,12 +27,16 @@ def bench(
     chunk: Annotated[int, typer.Option(help="http --scale: transactions per reported chunk.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
-    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records or supply.")] = "identity",
+    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply or claims.")]
+    = "identity",
     serials: Annotated[int, typer.Option(help="supply: random serials in the commissioning phase.")] = 500_000,
     small: Annotated[int, typer.Option(help="supply: serials on the ledger for the first latency sample.")]
     = 1_000_000,
     large: Annotated[int, typer.Option(help="supply: serials for the second sample (10,000,000 for the "
                                              "issue's figure; takes a while).")] = 3_000_000,
+    claims: Annotated[int, typer.Option(help="claims: claims sent end to end (at most --txs).")] = 1_000,
+    prior: Annotated[int, typer.Option(help="claims: prior claims on the ledger (written into the store, built "
+                                             "once and cached).")] = 1_000_000,
 ) -> None:
     """Measure committed tx/s, p50/p99 submission-to-commit latency and the machine's Ed25519 limit."""
     if engine == "cometbft":
@@ -52,6 +56,12 @@ def bench(
             from careledger.bench.supply import bench_supply
 
             result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
+        elif workload == "claims":  # the kernel, claims end to end over HTTP, the solo HTTP tx/s beside them
+            from careledger.bench.claims import bench_claims, format_table
+
+            result = bench_claims(claims=min(txs, claims), prior=prior, seed=seed, progress=progress)
+            emit(result, lambda: print_table(["measure", "value"], format_table(result), title="claims"))
+            return
         elif workload == "records":
             from careledger.bench.records import bench_records
 
