@@ -235,12 +235,19 @@ def body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline(model)}}}}
 
 
-def answers(model: type[BaseModel], *statuses: int, description: str = "The answer") -> dict[int | str, Any]:
-    return {200: {"model": model, "description": description}, **schemas.errors(*statuses)}
+def ok(model: type[BaseModel], description: str = "The answer") -> dict[int | str, Any]:
+    return {200: {"model": model, "description": description}}
 
 
-BODY_ERRORS = (400, 413, 415, 503)
-SIGNED_ERRORS = (*BODY_ERRORS, 401, 409)
+def errors(*statuses: int, flagged: tuple[int, ...] = ()) -> dict[int | str, dict[str, Any]]:
+    """:func:`careledger.api.schemas.errors`; the ``flagged`` statuses answer an :class:`IntakeRefusal`
+    (the error with the flag to record) for a refusal of the intake checks."""
+    declared = schemas.errors(*statuses, *flagged)
+    for status in flagged:
+        declared[status] = {"model": IntakeRefusal, "description": {
+            422: "Refused by the rules, or by the intake checks (with the flag to record)",
+            502: "The provider's gateway answered content that fails its ledger anchor (with the flag)"}[status]}
+    return declared
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -287,8 +294,8 @@ def _validated(model: type[BaseModel], doc: Any) -> Any:
 
 @router.post("/prepare", summary="Prepare a claim (provider's claims officer)", openapi_extra=body(ClaimPrepareBody),
              response_model=None,
-             responses=answers(PreparedTx, *SIGNED_ERRORS, 403, 404, 410, 422, 500,
-                               description="The claims.submit payload to sign"))
+             responses={**ok(PreparedTx, "The claims.submit payload to sign"),
+                        **errors(400, 401, 403, 404, 409, 410, 413, 415, 422, 500, 503)})
 async def prepare_claim(request: Request) -> JSONResponse:
     """A FHIR Claim for an encounter this node's vault of the provider holds: validated, its content
     commitment and line fingerprints computed here (the salts never leave the node). Answers the
@@ -302,8 +309,8 @@ async def prepare_claim(request: Request) -> JSONResponse:
 
 @router.post("/coverages/prepare", summary="Prepare a coverage (insurer's claims officer)",
              openapi_extra=body(CoveragePrepareBody), response_model=None,
-             responses=answers(PreparedTx, *SIGNED_ERRORS, 403, 404, 422,
-                               description="The claims.register_coverage or claims.update_coverage payload"))
+             responses={**ok(PreparedTx, "The claims.register_coverage or claims.update_coverage payload"),
+                        **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
 async def prepare_coverage(request: Request) -> JSONResponse:
     """A FHIR Coverage for a pseudonymous beneficiary: only plan, period, order and status reach the
     ledger, behind a salted commitment to the whole resource (stored in this node's vault of the insurer)."""
@@ -316,12 +323,8 @@ async def prepare_coverage(request: Request) -> JSONResponse:
 
 @router.post("/intake", summary="Fetch, check and adjudicate a claim (insurer's claims officer)",
              openapi_extra=body(IntakeBody), response_model=None,
-             responses={**answers(IntakeAnswer, *SIGNED_ERRORS, 403, 404, 410, 500, 504,
-                                  description="The adjudication and the claims.adjudicate payload to sign"),
-                        422: {"model": IntakeRefusal, "description": "Refused by the contract's rules or the "
-                                                                     "intake checks (with the flag to record)"},
-                        502: {"model": IntakeRefusal, "description": "The provider's gateway answered content that "
-                                                                     "fails its ledger anchor (with the flag)"}})
+             responses={**ok(IntakeAnswer, "The adjudication and the claims.adjudicate payload to sign"),
+                        **errors(400, 401, 403, 404, 409, 410, 413, 415, 500, 503, 504, flagged=(422, 502))})
 async def intake(request: Request) -> JSONResponse:
     """The insurer's node hands the officer's signed read to the provider's gateway (consent for HPAYMT
     checked, the read audited in the patient's log before release), checks the claim against its
@@ -336,9 +339,9 @@ async def intake(request: Request) -> JSONResponse:
 
 @router.post("/txs", summary="Submit a prepared claims transaction", openapi_extra=body(CommitBody),
              response_model=None,
-             responses=answers(CommittedAnswer, *BODY_ERRORS, 401, 403, 404, 409, 422, 500, 504,
-                               description="Committed (a receipt code other than 0: refused by the contract after "
-                                           "its documents were anchored)"))
+             responses={**ok(CommittedAnswer, "Committed (a receipt code other than 0: refused by the contract "
+                                              "after its documents were anchored)"),
+                        **errors(400, 401, 403, 404, 409, 413, 415, 422, 500, 503, 504)})
 async def commit(request: Request) -> JSONResponse:
     """`claims.submit`, `claims.register_coverage`, `claims.update_coverage` or `claims.adjudicate`,
     signed over the payload this node prepared: checked against committed state (a refusal writes
@@ -370,7 +373,7 @@ async def _query(request: Request, kind: str) -> JSONResponse:
 
 
 @router.post("/status", summary="A claim's status (signed: patient, provider, insurer)", openapi_extra=body(StatusBody),
-             response_model=None, responses=answers(ClaimStatusView, *SIGNED_ERRORS, 403, 404))
+             response_model=None, responses={**ok(ClaimStatusView), **errors(400, 401, 403, 404, 409, 413, 415, 503)})
 async def claim_status(request: Request) -> JSONResponse:
     """The claim as the ledger holds it — parties, coverage, encounter, status, flags — with every
     adjudication (outcome, line codes, rule versions, commitments, the records behind them), payment
@@ -379,21 +382,21 @@ async def claim_status(request: Request) -> JSONResponse:
 
 
 @router.post("/list", summary="A patient's claims (signed)", openapi_extra=body(ListBody), response_model=None,
-             responses=answers(ClaimList, *SIGNED_ERRORS))
+             responses={**ok(ClaimList), **errors(400, 401, 409, 413, 415, 503)})
 async def claim_list(request: Request) -> JSONResponse:
     """All of them to the patient or a delegate; a provider's or insurer's officer sees its organisation's."""
     return await _query(request, "claims.list")
 
 
 @router.post("/flags", summary="An insurer's flag feed (signed)", openapi_extra=body(FlagsBody), response_model=None,
-             responses=answers(FlagFeed, *SIGNED_ERRORS, 403))
+             responses={**ok(FlagFeed), **errors(400, 401, 403, 409, 413, 415, 503)})
 async def claim_flags(request: Request) -> JSONResponse:
     """Phantom claims, duplicates (across payers too), content and encounter mismatches, in commit order."""
     return await _query(request, "claims.flags")
 
 
 @router.post("/coverages", summary="A patient's coverages (signed)", openapi_extra=body(CoveragesBody),
-             response_model=None, responses=answers(CoverageList, *SIGNED_ERRORS))
+             response_model=None, responses={**ok(CoverageList), **errors(400, 401, 409, 413, 415, 503)})
 async def coverages(request: Request) -> JSONResponse:
     """The patient's coverages (plan, period, payer order, status); an insurer's officers see their own."""
     return await _query(request, "claims.coverages")
@@ -401,7 +404,7 @@ async def coverages(request: Request) -> JSONResponse:
 
 @router.post("/eligibility", summary="Eligibility: FHIR CoverageEligibilityResponse (signed)",
              openapi_extra=body(EligibilityBody), response_model=None,
-             responses=answers(EligibilityAnswer, *SIGNED_ERRORS, 403, 422))
+             responses={**ok(EligibilityAnswer), **errors(400, 401, 403, 409, 413, 415, 422, 503)})
 async def claim_eligibility(request: Request) -> JSONResponse:
     """Is the patient covered on that day (default today), by whom first, with each plan's benefits."""
     return await _query(request, "claims.eligibility")
@@ -414,7 +417,7 @@ NamePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
 @router.get("/plans/{insurer}/{plan}", summary="A plan's versions (benefit rules)", response_model=None,
-            responses=answers(PlanVersions, 400, 404))
+            responses={**ok(PlanVersions), **errors(400, 404)})
 def get_plan(request: Request, insurer: OrgPath, plan: NamePath) -> JSONResponse:
     """Every version of an insurer's plan with its rules document and digest (plans are not PHI)."""
     versions = plan_versions(node_of(request).store.view(), insurer, plan)
@@ -424,7 +427,7 @@ def get_plan(request: Request, insurer: OrgPath, plan: NamePath) -> JSONResponse
 
 
 @router.get("/tables/{name}", summary="An edit table's versions and votes", response_model=None,
-            responses=answers(TableVersions, 400, 404))
+            responses={**ok(TableVersions), **errors(400, 404)})
 def get_table(request: Request, name: NamePath) -> JSONResponse:
     """Every version of an edit table: effective day, source, digest and the consortium's vote."""
     view = node_of(request).store.view()

@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 
+from careledger.bench import harness
 from careledger.bench.harness import BenchSetupError, Service, start_node, tree_cpu_seconds, tree_rss_bytes
 from careledger.bench.solo import _percentile
 from careledger.claims.content import date_of
@@ -386,6 +387,19 @@ def _work(lanes: list[Lane], coverage_of: dict[str, str], encounters: dict[str, 
 
 
 @contextmanager
+def _patient_start(seconds: float) -> Iterator[None]:
+    """Give the node longer to answer: before it serves, it checks every row of a store that now holds
+    the prior claims (:func:`careledger.node.startup.open_store`), which on a loaded machine can take
+    more than the harness's usual wait."""
+    usual = harness.READY_TIMEOUT_S
+    harness.READY_TIMEOUT_S = seconds
+    try:
+        yield
+    finally:
+        harness.READY_TIMEOUT_S = usual
+
+
+@contextmanager
 def _workdir(home: Path | None) -> Iterator[Path]:
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
@@ -406,7 +420,8 @@ def bench_claims_http(cfg: ClaimsBench = ClaimsBench(), home: Path | None = None
             Vault.create(consortium.home.path / "vault" / org, org).close()
         seed_s, cached = seed_prior_claims(consortium.home.db_path, cfg.prior, progress) if cfg.prior else (0.0, False)
         progress("starting the node (it checks every stored row first)")
-        node = start_node(consortium.home.path, workdir)
+        with _patient_start(max(harness.READY_TIMEOUT_S, cfg.prior / 1_000)):
+            node = start_node(consortium.home.path, workdir)
         try:
             lanes, coverage_of, encounters = _setup(node, consortium.home, consortium.admins, cfg, day, progress)
             work, duplicates = _work(lanes, coverage_of, encounters, cfg.claims, cfg.seed)
@@ -512,4 +527,4 @@ def format_table(report: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-__all__ = ["ClaimsBench", "bench_claims", "bench_claims_http", "format_table", "seed_prior_claims"]
+__all__ = ["BenchSetupError", "ClaimsBench", "bench_claims", "bench_claims_http", "format_table", "seed_prior_claims"]

@@ -57,9 +57,12 @@ def bench(
 
             result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
         elif workload == "claims":  # the kernel, claims end to end over HTTP, the solo HTTP tx/s beside them
-            from careledger.bench.claims import bench_claims, format_table
+            from careledger.bench.claims import BenchSetupError, bench_claims, format_table
 
-            result = bench_claims(claims=min(txs, claims), prior=prior, seed=seed, progress=progress)
+            try:
+                result = bench_claims(claims=min(txs, claims), prior=prior, seed=seed, progress=progress)
+            except BenchSetupError as exc:
+                fail(str(exc))
             emit(result, lambda: print_table(["measure", "value"], format_table(result), title="claims"))
             return
         elif workload == "records":
