@@ -107,6 +107,10 @@ def test_a_transaction_that_is_not_the_one_prepared(claims_node: ClaimsNode) -> 
     refused(w, Code.REQUEST_MALFORMED, lambda: other.records.gateway("hospital").request(
         "POST", "/v1/claims/txs", json={"tx": sign_tx(other.key, w.ledger.chain_id(), prep["type"], 1, int(
             w.ledger.nonce(other.key.public_hex)["next"]), prep["payload"]).hex()}))
+    ahead = sign_tx(cc.key, w.ledger.chain_id(), prep["type"], 1, int(w.ledger.nonce(cc.key.public_hex)["next"]) + 1,
+                    prep["payload"])
+    refused(w, Code.NONCE_OUT_OF_ORDER, lambda: cc.records.gateway("hospital").request(
+        "POST", "/v1/claims/txs", json={"tx": ahead.hex()}))
     assert cc.commit("hospital", prep)["receipt"]["code"] == 0  # the prepared one still goes through
 
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import httpx
 
-from careledger.chain.executor import Chain, check_signer, check_stateless
+from careledger.chain.executor import Chain, check_nonce, check_signer, check_stateless
 from careledger.contracts import identity, records
 from careledger.contracts.base import TxContext
 from careledger.contracts.claims import (
@@ -613,9 +613,12 @@ class ClaimsDesk:
 
         Raises the transaction's decoding errors; REQUEST_MALFORMED (not a claims transaction this desk
         prepares, its payload is not the one prepared, or another key signed it); NOT_FOUND (nothing
-        prepared for it here, or it expired: prepare again); every admission check and contract refusal
-        of the transaction, run against committed state before anything is written; the anchoring's
-        errors (then nothing is anchored); TIMEOUT."""
+        prepared for it here, or it expired: prepare again); NONCE_REPLAYED / NONCE_OUT_OF_ORDER (the
+        prepared documents are kept: sign it again with the signer's next nonce); every admission check
+        and contract refusal of the transaction, run against committed state before anything is written;
+        the anchoring's errors (then nothing is anchored); TIMEOUT. Should the node refuse the
+        transaction after its documents were anchored (another transaction of the same signer got in
+        first), the refusal is answered and the documents stay anchored, unreferenced."""
         tx = decode_tx(raw, self.ledger.chain_id, self.ledger.suite)
         field_name = COMMIT_TYPES.get(tx.type)
         key = tx.payload.get(field_name) if field_name else None
@@ -629,6 +632,11 @@ class ClaimsDesk:
             self._hold(key, pending)
             raise LedgerError("the transaction must carry the prepared payload, signed by the key that prepared it",
                               Code.REQUEST_MALFORMED)
+        try:
+            check_nonce(self.ledger.next_nonce(tx.signer_hex), tx.nonce)
+        except LedgerError:
+            self._hold(key, pending)  # sign it again with the right nonce
+            raise
         self.dry_run(raw)
         vault = self.gateway.vault(pending.org)
         sealed = [seal_with_salt(vault, d.record, 1, pending.pseudonym, d.type, d.canonical, d.salt)
