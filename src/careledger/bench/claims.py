@@ -178,8 +178,9 @@ class ClaimsBench:
     claims: int = 1_000
     prior: int = 1_000_000
     concurrency: int = 32
-    patients_per_pipeline: int = 4
+    patients_per_pipeline: int | None = None  # default: one patient per claim of the lane (see _setup)
     seed: int = 7
+    cache_dir: Path | None = None  # where the prior claims' table is built once (default_cache_dir())
 
 
 @dataclass
@@ -284,8 +285,12 @@ def _setup(node: Service, home: Any, admins: dict[str, SigningKey], cfg: ClaimsB
            progress: Progress) -> tuple[list[Lane], dict[str, str], dict[str, list[tuple[str, str, int]]]]:
     """Officers, patients, the plan, the edit table, coverages, consents and encounters (not timed)."""
     rng = random.Random(cfg.seed)
+    # Every service line is dated today (a plan version cannot take effect before it is registered), so a
+    # patient billed twice that day for the same code is a duplicate (OA-18): by default each patient of a
+    # lane has one claim, and only the deliberate re-bills repeat a line.
+    patients = cfg.patients_per_pipeline or max(1, -(-cfg.claims // cfg.concurrency))
     lanes = [Lane(SigningKey(rng.randbytes(32)), SigningKey(rng.randbytes(32)),
-                  [SigningKey(rng.randbytes(32)) for _ in range(cfg.patients_per_pipeline)], {})
+                  [SigningKey(rng.randbytes(32)) for _ in range(patients)], {})
              for _ in range(cfg.concurrency)]
     dr = SigningKey(rng.randbytes(32))
     gateways = {org: Vault(home.path / "vault" / org).gateway_key.public_hex for org in (HOSPITAL, INSURER)}
@@ -336,12 +341,12 @@ def _setup(node: Service, home: Any, admins: dict[str, SigningKey], cfg: ClaimsB
                     p, CHAIN_ID, "claims.coverages", {"patient": pseudonym})).json()
                 coverage_of[pseudonym] = doc["coverages"][0]["id"]
         progress("setting up: encounters in the hospital's vault")
-        per_patient = max(1, -(-cfg.claims // (cfg.concurrency * cfg.patients_per_pipeline)))  # days apart
+        per_patient = max(1, -(-cfg.claims // (cfg.concurrency * patients)))
         encounters: dict[str, list[tuple[str, str, int]]] = {}
         for lane in lanes:
             for p in lane.patients:
                 pseudonym = compute_pseudonym(p.public_hex)
-                ids = [(f"enc-{pseudonym[3:15]}-{k:04d}", day - k % 25) for k in range(per_patient)]
+                ids = [(f"enc-{pseudonym[3:15]}-{k:04d}", day) for k in range(per_patient)]
                 bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
                     "resourceType": "Encounter", "id": i, "status": "finished",
                     "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
@@ -418,7 +423,8 @@ def bench_claims_http(cfg: ClaimsBench = ClaimsBench(), home: Path | None = None
         consortium = create_consortium(workdir / "claims", now_ms, chain_id=CHAIN_ID)
         for org in (HOSPITAL, INSURER):
             Vault.create(consortium.home.path / "vault" / org, org).close()
-        seed_s, cached = seed_prior_claims(consortium.home.db_path, cfg.prior, progress) if cfg.prior else (0.0, False)
+        seed_s, cached = (seed_prior_claims(consortium.home.db_path, cfg.prior, progress, cfg.cache_dir)
+                          if cfg.prior else (0.0, False))
         progress("starting the node (it checks every stored row first)")
         with _patient_start(max(harness.READY_TIMEOUT_S, cfg.prior / 1_000)):
             node = start_node(consortium.home.path, workdir)
