@@ -24,7 +24,7 @@ from support import Consortium
 
 BODY_ROUTES = {("POST", "/v1/txs"), ("POST", "/v1/txs/batch"), ("POST", "/v1/records/query"),
                ("POST", "/v1/gateway/store"), ("POST", "/v1/gateway/read"), ("POST", "/v1/gateway/erase"),
-               ("POST", "/v1/epcis/capture"), ("POST", "/v1/epcis/validate")}
+               ("POST", "/v1/epcis/capture"), ("POST", "/v1/epcis/validate"), ("POST", "/fhir/auth/token")}
 NOT_JSON: list[dict[str, str]] = [{}, {"content-type": "text/plain"},
                                   {"content-type": "application/x-www-form-urlencoded"},
                                   {"content-type": "application/json; charset=latin-1"},
@@ -43,8 +43,14 @@ def api(node: Node) -> Iterator[tuple[BackgroundServer, httpx.Client]]:
 
 
 def refused(response: httpx.Response, status: int, code: Code) -> dict[str, Any]:
+    """The refusal's ``error`` object; the FHIR facade's routes answer with an OperationOutcome whose
+    issue carries the same code and message, read here into the same shape."""
     assert response.status_code == status, response.text
     doc: dict[str, Any] = response.json()
+    if doc.get("resourceType") == "OperationOutcome":
+        issue = doc["issue"][0]
+        coding = issue["details"]["coding"][0]
+        doc = {"error": {"code": int(coding["code"]), "name": coding["display"], "message": issue["diagnostics"]}}
     assert doc["error"]["code"] == int(code) and doc["error"]["name"] == code.name, doc
     return doc
 

@@ -133,7 +133,8 @@ def test_clinician_denied_then_reads_under_consent_and_patient_log_shows_both(wo
     page.wait_for_selector("#cl-results tbody tr button")
     from careledger.contracts.records import get_head
 
-    live = [r for r in world.facts["records"] if get_head(world.node.store.view(), r)["status"] == "active"]
+    view = world.node.store.view()
+    live = [r for r in world.facts["records"] if (h := get_head(view, r)) is not None and not h.is_erased]
     assert page.locator("#cl-results tbody tr").count() == len(live) >= 2  # erased records are never listed
     page.locator("#cl-results tbody tr", has_text="Observation").get_by_role("button", name="Open").click()
     page.wait_for_selector("#cl-record .record-card")
@@ -184,7 +185,8 @@ def test_patient_requests_erasure(world: ConsoleWorld, page: Any) -> None:
     page.wait_for_selector("section:has(#pt-rec-h) tr.erased")
     from careledger.contracts.records import get_head
 
-    assert get_head(world.node.store.view(), world.facts["records"][2])["status"] == "erased"
+    head = get_head(world.node.store.view(), world.facts["records"][2])
+    assert head is not None and head.is_erased
 
 
 def test_pharmacist_verifies_dispenses_returns_and_catches_a_counterfeit(world: ConsoleWorld, page: Any) -> None:

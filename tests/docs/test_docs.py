@@ -416,13 +416,20 @@ def _submodels(annotation: Any) -> tuple[list[type[BaseModel]], bool]:
     return [], False
 
 
+def default_json(default: Any) -> str:
+    """A field's default as JSON text; a nested model's default as the JSON object it stands for."""
+    if isinstance(default, BaseModel):
+        default = default.model_dump(mode="json")
+    return json.dumps(default, sort_keys=True)
+
+
 def model_rows(model: type[BaseModel], prefix: str = "") -> set[Row]:
     """Every field of a payload model, nested models (and each variant of a union) included:
     ``a.b`` for a field of an object, ``a[].b`` for a field of the objects of an array."""
     rows: set[Row] = set()
     for name, info in model.model_fields.items():
         path = prefix + name
-        rows.add((path, info.is_required(), None if info.is_required() else json.dumps(info.default, sort_keys=True)))
+        rows.add((path, info.is_required(), None if info.is_required() else default_json(info.default)))
         models, listed = _submodels(info.annotation)
         for sub in models:
             rows |= model_rows(sub, path + ("[]." if listed else "."))
@@ -474,6 +481,10 @@ def test_the_field_walk_finds_nested_and_union_fields() -> None:
     assert ("anchors[].author", False, "null") in model_rows(handlers["records.anchor"].payload)
     propose = {path for path, _, _ in model_rows(handlers["governance.propose"].payload)}
     assert {"action.organisation.gs1_company_prefixes", "action.pub_key", "action.roles"} <= propose
+    cohort = {"birth_year_max": None, "birth_year_min": None, "conditions_any": [], "sex": []}
+    study = model_rows(handlers["research.register_study"].payload)
+    assert ("request.cohort", False, json.dumps(cohort, sort_keys=True)) in study  # a model as a default
+    assert ("request.cohort.sex", False, "[]") in study
 
 
 @dataclass(frozen=True)

@@ -518,18 +518,17 @@ def test_prepare_proposal_drops_invalid_and_respects_max_tx_bytes(ready: CareLed
     assert ready.head.height == 0
 
 
-def test_vote_extensions_are_empty_and_snapshots_are_not_offered(ready: CareLedgerApp) -> None:
+def test_vote_extensions_are_empty_and_no_snapshot_before_one_is_taken(ready: CareLedgerApp) -> None:
     assert ready.extend_vote(pb.ExtendVoteRequest(height=1)).vote_extension == b""
     ok = ready.verify_vote_extension(pb.VerifyVoteExtensionRequest(height=1))
     bad = ready.verify_vote_extension(pb.VerifyVoteExtensionRequest(height=1, vote_extension=b"x"))
     assert ok.status == pb.VerifyVoteExtensionResponse.ACCEPT
     assert bad.status == pb.VerifyVoteExtensionResponse.REJECT
-    # state sync is not supported yet: no snapshots, and offered ones are refused
+    # no snapshot yet (see test_statesync.py), and nothing to apply without an accepted offer
     assert list(ready.list_snapshots(pb.ListSnapshotsRequest()).snapshots) == []
-    assert ready.offer_snapshot(pb.OfferSnapshotRequest()).result == pb.OfferSnapshotResponse.REJECT
+    assert ready.offer_snapshot(pb.OfferSnapshotRequest()).result == pb.OfferSnapshotResponse.REJECT_FORMAT
     assert ready.load_snapshot_chunk(pb.LoadSnapshotChunkRequest()).chunk == b""
-    assert ready.apply_snapshot_chunk(pb.ApplySnapshotChunkRequest()).result == \
-        pb.ApplySnapshotChunkResponse.REJECT_SNAPSHOT
+    assert ready.apply_snapshot_chunk(pb.ApplySnapshotChunkRequest()).result == pb.ApplySnapshotChunkResponse.ABORT
 
 
 # -- FinalizeBlock and Commit ---------------------------------------------------------------------------------
@@ -761,3 +760,19 @@ def test_recheck_catches_a_nonce_a_block_used_and_skips_the_signature(ready: Car
     assert ready.check_tx(pb.CheckTxRequest(tx=mine, type=recheck)).code == Code.NONCE_REPLAYED
     assert ready.check_tx(pb.CheckTxRequest(tx=later, type=recheck)).code == 0  # nonce 2 is next now
     assert ready.next_nonce(consortium.admin("hospital").public_hex) == 3
+
+
+def test_an_engine_whose_cometbft_does_not_answer_says_so(app: Any, consortium: Consortium) -> None:
+    """Issue 16: with its CometBFT process gone, a node's /v1/status must not look healthy."""
+    from careledger.abci.engine import CometbftEngine
+    from support.load import free_port
+
+    app.init_chain(init_request(consortium))
+    engine = CometbftEngine(app, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        health = engine.health()
+        assert (health["ready"], health["engine"]) == (False, "halted"), health
+        assert health["halt"]["kind"] == "cometbft_unreachable" and "does not answer" in health["halt"]["reason"]
+        assert engine.status()["health"] == health
+    finally:
+        engine.close()

@@ -10,7 +10,7 @@ transactions are sent together just after a commit, so they land in one CometBFT
 CometBFT stamps blocks with its own BFT time. The vectors directly in tests/vectors/ (envelope,
 identity, governance) never write a block time into state, so the network must reproduce the file's
 receipts, app hashes and whole state byte for byte. The others (records, consent, audit, supply,
-claims, trials) do (an anchor's ``time_ms``, a pack's history, a deadline), so for them the network is
+claims, trials, research) do (an anchor's ``time_ms``, a pack's history, a deadline), so for them the network is
 held to every transaction's inclusion and code, the ledger height, and the whole state with the times
 set aside (:func:`support.vectors.without_time`). In both cases its state table must equal that of the
 in-process ABCI run of the same vector.
@@ -40,7 +40,7 @@ SUBSET = [
     "governance_proposal_expired",
     "records/records_erase", "records/consent_grant_and_revoke", "records/consent_break_glass",
     "supply/supply_epcis_capture", "supply/supply_decommission", "supply/supply_undo", "supply/supply_verify",
-    "claims/claims_edit_tables", "trials/trials_enrol",
+    "claims/claims_edit_tables", "trials/trials_enrol", "research/research_release",
 ]
 """Chosen among the vectors whose outcome does not depend on the day: a plan version, for one, may not
 take effect before the block's day, so the claims vectors that register a plan are left to the engines

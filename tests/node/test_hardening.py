@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -141,3 +142,29 @@ def test_verify_takes_the_engine_from_configuration_not_from_the_data(node: Any,
         conn.execute("UPDATE blocks SET signature = X''")
     report = verify_file(node_home.db_path)
     assert not report.ok and "engine" in report.problem
+
+
+def test_solo_engine_stops_where_the_consortium_activates_rules_it_does_not_implement(
+        node: Any, consortium: Consortium) -> None:
+    """Rules version 2 (which this release does not implement) scheduled at a height: the node commits up
+    to the block before it, then halts saying an upgrade is needed, and refuses transactions."""
+    activation = node.head.height + 12
+    _pass(node, consortium, {"kind": "schedule_rules", "height": activation, "version": 2}, consortium.org_ids, 1)
+    i = 0
+    while node.head.height + 1 < activation:
+        raw = sign_tx(seeded_key(f"upgrade/{i}"), consortium.chain_id, "identity.register_patient", 1, 1, {})
+        assert node.submit_and_wait(raw, timeout=20).code == 0
+        i += 1
+    deadline = time.monotonic() + 10
+    while node.health()["ready"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    health = node.health()
+    assert health["engine"] == "halted" and health["halt"]["kind"] == "upgrade_required", health
+    assert health["halt"]["action"] == "stay" and health["height"] == activation - 1
+    raw = sign_tx(seeded_key("upgrade/late"), consortium.chain_id, "identity.register_patient", 1, 1, {})
+    with pytest.raises(LedgerError) as err:
+        node.submit(raw)
+    assert err.value.code == Code.NODE_UNAVAILABLE and "rules version 2" in err.value.message
+    assert node.head.height == activation - 1
+    node.close()
+    assert verify_file(node.store.path).ok

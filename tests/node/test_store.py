@@ -190,18 +190,34 @@ def tamper(path: Path, sql: str, params: tuple[Any, ...]) -> None:
         assert cur.rowcount == 1
 
 
-def refuses_to_open(h: Harness) -> StoreCorrupted:
-    with pytest.raises(StoreCorrupted) as err:
-        h.reopen()
-    assert err.value.code == Code.STORE_CORRUPTED
-    # and a plain Store says the same through check_integrity
-    store = Store(h.path)
+def full_check_refuses(path: Path) -> StoreCorrupted:
+    """What ``careledger verify`` runs first: the full check over every row must refuse the store."""
+    store = Store(path, create=False)
     try:
-        with pytest.raises(StoreCorrupted):
+        with pytest.raises(StoreCorrupted) as err:
             store.check_integrity()
     finally:
         store.close()
     return err.value
+
+
+def refuses_to_open(h: Harness) -> StoreCorrupted:
+    """Damage the start-up check sees (the head, the last block, the row count, the head record): the
+    node refuses to start, and the full check refuses too."""
+    with pytest.raises(StoreCorrupted) as err:
+        h.reopen()
+    assert err.value.code == Code.STORE_CORRUPTED
+    full_check_refuses(h.path)
+    return err.value
+
+
+def found_by_verify(h: Harness) -> StoreCorrupted:
+    """Damage deeper in the ledger: start-up reads a bounded number of rows, so the node opens (and a read
+    of the damaged row refuses); the full check (``careledger verify``) reports it."""
+    exc = full_check_refuses(h.path)
+    assert exc.code == Code.STORE_CORRUPTED
+    h.reopen()
+    return exc
 
 
 def test_flipped_byte_in_state_value(harness: Harness) -> None:
@@ -210,11 +226,10 @@ def test_flipped_byte_in_state_value(harness: Harness) -> None:
     with raw_db(harness.path) as conn:
         key, value = conn.execute("SELECT key, value FROM state WHERE key LIKE 'identity/key/%' LIMIT 1").fetchone()
     tamper(harness.path, "UPDATE state SET value = ? WHERE key = ?", (flip(bytes(value)), key))
-    exc = refuses_to_open(harness)
+    exc = found_by_verify(harness)
     assert "identity/key/" in exc.message
-    # reading that entry through a view also refuses
-    store, _ = open_store(harness.path, check=False)
-    harness.store = store
+    # reading that entry through a view refuses
+    store = harness.store
     with pytest.raises(StoreCorrupted):
         store.view().get_raw(key)
     with pytest.raises(StoreCorrupted):
@@ -225,7 +240,7 @@ def test_flipped_byte_in_state_key(harness: Harness) -> None:
     fill(harness)
     harness.close()
     tamper(harness.path, "UPDATE state SET key = ? WHERE key = 'params'", ("paramt",))
-    refuses_to_open(harness)
+    found_by_verify(harness)
 
 
 def test_flipped_byte_in_tx_row(harness: Harness) -> None:
@@ -233,9 +248,8 @@ def test_flipped_byte_in_tx_row(harness: Harness) -> None:
     harness.close()
     h = hashlib.sha256(txs[2]).digest()
     tamper(harness.path, "UPDATE txs SET raw = ? WHERE hash = ?", (flip(txs[2]), h))
-    refuses_to_open(harness)
-    store, _ = open_store(harness.path, check=False)
-    harness.store = store
+    found_by_verify(harness)
+    store = harness.store
     with pytest.raises(StoreCorrupted):
         store.tx(h)
     with pytest.raises(StoreCorrupted):
@@ -252,7 +266,7 @@ def test_flipped_byte_in_receipt(harness: Harness) -> None:
     forged = bytes(receipt).replace(b'"code":1003', b'"code":1002')
     assert forged != bytes(receipt)
     tamper(harness.path, "UPDATE txs SET receipt = ? WHERE hash = ?", (forged, h))
-    refuses_to_open(harness)
+    found_by_verify(harness)
 
 
 @pytest.mark.parametrize("height", [1, 2, 3])
@@ -264,9 +278,13 @@ def test_flipped_byte_in_block_header(harness: Harness, height: int) -> None:
     header = bytes(header)
     forged = header.replace(b'"tx_count":', b'"tx_count":1') if height == 3 else flip(header, 20)
     tamper(harness.path, "UPDATE blocks SET header = ? WHERE height = ?", (forged, height))
-    refuses_to_open(harness)
-    store, _ = open_store(harness.path, check=False)
-    harness.store = store
+    if height == 3:  # the last block is checked at start-up
+        refuses_to_open(harness)
+        store, _ = open_store(harness.path, check=False)
+        harness.store = store
+    else:
+        found_by_verify(harness)
+        store = harness.store
     with pytest.raises(StoreCorrupted):
         store.block(height)
 
@@ -288,7 +306,7 @@ def test_missing_rows_are_detected(harness: Harness) -> None:
     txs = fill(harness)
     harness.close()
     tamper(harness.path, "DELETE FROM txs WHERE hash = ?", (hashlib.sha256(txs[0]).digest(),))
-    refuses_to_open(harness)
+    found_by_verify(harness)
 
 
 def test_missing_block_is_detected(harness: Harness) -> None:
@@ -401,3 +419,38 @@ def test_garbage_file_is_refused_with_store_corrupted(tmp_path: Path, consortium
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreCorrupted):
         open_store(junk, consortium.genesis)
+
+
+# -- the state commitment ----------------------------------------------------------------------------------
+
+def test_the_commitment_kept_at_commit_is_that_of_the_rows(harness: Harness) -> None:
+    """Puts, overwrites and deletions, block after block, through commit_block (the engines' own call):
+    the commitment maintained from each block's changes equals one recomputed over every row, and the
+    start-up and full checks agree with it."""
+    import random
+
+    from careledger.core.block import receipts_root, txs_root
+    from careledger.core.state import compute_app_hash
+    from careledger.node.store import commitment_of
+
+    fill(harness)
+    store = harness.store
+    rng = random.Random(16)
+    keys = [f"test/{i:03d}" for i in range(60)]
+    for _ in range(12):
+        head = store.head()
+        changes: dict[str, bytes | None] = {}
+        for key in rng.sample(keys, 20):
+            changes[key] = None if rng.random() < 0.3 else codec.encode({"v": rng.randrange(1000)})
+        header = Header(chain_id=harness.chain.chain_id, height=head.height + 1, time_ms=head.height + 1,
+                        prev_hash=head.block_hash.hex(), txs_root=txs_root([]).hex(),
+                        receipts_root=receipts_root([]).hex(),
+                        app_hash=compute_app_hash(head.height + 1, head.app_hash, changes).hex(),
+                        proposer=harness.consortium.validator.public_hex, tx_count=0)
+        store.commit_block(header, b"", [], [], changes)
+        rows = ((k, v) for k, v, _ in store.iter_state())
+        assert store.commitment() == commitment_of(rows, head.height + 1)
+    from careledger.node.integrity import check_row_count, check_startup
+
+    assert check_startup(store).height == store.head().height
+    assert check_row_count(store) == store.commitment().count

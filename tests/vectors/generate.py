@@ -16,7 +16,7 @@ Files, by directory (each file is one vector; the directory says what its state 
   identity and governance. Their state never records the block time, so a real network reproduces
   their app hashes exactly.
 * ``tests/vectors/<contract>/*.json`` (``records`` for records, consent and audit; ``supply``,
-  ``claims``, ``trials``): their state records block times (and EPCIS event times).
+  ``claims``, ``trials``, ``research``): their state records block times (and EPCIS event times).
 * ``tests/vectors/protocol.json``: golden values of the encodings (not a contract vector).
 
 Contract vector format (``format: careledger-vector/1``), in the style of ethereum/consensus-specs::
@@ -51,7 +51,15 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make ``vectors.*`` importable (tests/ on the path)
     sys.path.insert(0, str(HERE.parent))
 
-from vectors import claims, envelope, identity_governance, records_consent_audit, supply, trials  # noqa: E402
+from vectors import (  # noqa: E402
+    claims,
+    envelope,
+    identity_governance,
+    records_consent_audit,
+    research,
+    supply,
+    trials,
+)
 from vectors.golden import protocol  # noqa: E402
 
 GROUPS: dict[str, list[Callable[[], dict[str, Any]]]] = {
@@ -60,6 +68,7 @@ GROUPS: dict[str, list[Callable[[], dict[str, Any]]]] = {
     "supply": supply.VECTORS,
     "claims": claims.VECTORS,
     "trials": trials.VECTORS,
+    "research": research.VECTORS,
 }
 """Vector functions by directory under tests/vectors ("" for the directory itself)."""
 

@@ -169,7 +169,23 @@ class CometbftEngine:
             "block_hash": head.block_hash.hex(), "latest_block_time_ms": app.head_time_ms,
             "node_key": self.node_key, "mempool": len(app.mempool_txs),
             "genesis_hash": self.chain.genesis.hash.hex(), "crypto_suite": self.chain.genesis.crypto_suite,
+            "health": self.health(),
         }
+
+    def health(self) -> dict[str, Any]:
+        """Ready while this node's CometBFT answers its RPC and is not catching up (one RPC, 2 s at most)."""
+        halt: dict[str, Any] | None = None
+        try:
+            doc = self._http.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "status", "params": {}},
+                                  timeout=2.0).json()
+            catching_up = bool(doc["result"]["sync_info"]["catching_up"])
+            engine = "catching_up" if catching_up else "producing"
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            engine = "halted"
+            halt = {"action": "retry", "height": self.app.head.height, "kind": "cometbft_unreachable",
+                    "reason": f"CometBFT's RPC at {self.rpc_url} does not answer ({type(exc).__name__})"}
+        return {"ready": engine == "producing", "engine": engine, "height": self.app.head.height,
+                "cometbft_height": self.app.cometbft_height, "halt": halt}
 
     def is_pending(self, tx_hash: bytes) -> bool:
         return self.app.is_pending(tx_hash)

@@ -48,6 +48,12 @@ def error_response(exc: LedgerError, extra: dict[str, Any] | None = None,
     return JSONResponse(content, status_code=http_status(exc.code), headers=headers)
 
 
+def refusal_response(exc: LedgerError, body: bytes, media_type: str,
+                     headers: Mapping[str, str] | None = None) -> Response:
+    """A refusal in another body format (an OperationOutcome, ...), its status from the one table."""
+    return Response(body, status_code=http_status(exc.code), media_type=media_type, headers=headers)
+
+
 def code_error(code: Code, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return error_response(LedgerError(message, code), headers=headers)
 

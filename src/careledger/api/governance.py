@@ -17,12 +17,13 @@ router = APIRouter(prefix="/v1/governance", tags=["governance"], route_class=Led
 ProposalStatus = Literal["open", "executed", "rejected", "failed", "expired"]
 
 
-def effective(proposal: dict[str, Any], height: int) -> dict[str, Any]:
+def effective(proposal: governance.ProposalRecord, height: int) -> dict[str, Any]:
     """The proposal as the next block would see it: an open proposal no longer accepts votes once the
     committed height reaches its expiry, and is shown as ``expired``."""
-    if proposal.get("status") == "open" and height >= proposal["expires"]:
-        return {**proposal, "status": "expired"}
-    return proposal
+    doc = proposal.to_json()
+    if proposal.status == "open" and height >= proposal.expires:
+        doc["status"] = "expired"
+    return doc
 
 
 @router.get("/proposals", summary="List proposals", response_model=None,
@@ -33,7 +34,7 @@ def list_proposals(request: Request, status: Annotated[ProposalStatus | None, Qu
     """Every proposal with its action, votes and status; `?status=open` for those still taking votes."""
     node = node_of(request)
     height = node.head.height
-    proposals = [effective(p, height) for _, p in node.store.view().scan("governance/proposal/")]
+    proposals = [effective(p, height) for p in governance.proposals(node.store.view())]
     if status is not None:
         proposals = [p for p in proposals if p["status"] == status]
     return JSONResponse({"proposals": proposals})
@@ -46,7 +47,7 @@ def get_proposal(request: Request, proposal_id: Annotated[str, Path(
     """A proposal's action, proposer, votes, status and expiry height."""
     node = node_of(request)
     height = node.head.height
-    rec = node.store.view().get(governance.proposal_key(proposal_id))
+    rec = governance.get_proposal(node.store.view(), proposal_id)
     if rec is None:
         raise not_found(f"proposal {proposal_id}")
     return JSONResponse(effective(rec, height))
@@ -56,4 +57,4 @@ def get_proposal(request: Request, proposal_id: Annotated[str, Path(
             responses={200: {"model": schemas.ValidatorList, "description": "Validators with power"}})
 def list_validators(request: Request) -> JSONResponse:
     """The current validators: public key, organisation and voting power."""
-    return JSONResponse({"validators": governance.validators(node_of(request).store.view())})
+    return JSONResponse({"validators": governance.validator_set_json(node_of(request).store.view())})

@@ -25,11 +25,11 @@ KeyPath = Annotated[str, Path(pattern=HEX32_PATTERN, description="Ed25519 public
 PseudonymPath = Annotated[str, Path(pattern=r"^pt-[0-9a-f]{32}$", description="Patient pseudonym")]
 
 
-def _org(view: StateView, org: str) -> dict[str, Any]:
-    rec = view.get(identity.org_key(org))
+def _org(view: StateView, org: str) -> identity.OrgRecord:
+    rec = identity.get_org(view, org)
     if rec is None:
         raise not_found(f"organisation {org!r}")
-    return rec  # type: ignore[no-any-return]
+    return rec
 
 
 @router.get("/organisations", summary="List organisations", response_model=None,
@@ -37,7 +37,7 @@ def _org(view: StateView, org: str) -> dict[str, Any]:
 def list_organisations(request: Request) -> JSONResponse:
     """Every organisation ever admitted, active or removed, ordered by id."""
     view = node_of(request).store.view()
-    return JSONResponse({"organisations": [rec for _, rec in view.scan("identity/org/")]})
+    return JSONResponse({"organisations": [rec.to_json() for rec in identity.organisations(view)]})
 
 
 @router.get("/organisations/{org}", summary="One organisation", response_model=None,
@@ -45,7 +45,7 @@ def list_organisations(request: Request) -> JSONResponse:
                        **schemas.errors(400, 404)})
 def get_organisation(request: Request, org: OrgPath) -> JSONResponse:
     """An organisation's name, roles, admin keys, API endpoint, status and admission height."""
-    return JSONResponse(_org(node_of(request).store.view(), org))
+    return JSONResponse(_org(node_of(request).store.view(), org).to_json())
 
 
 @router.get("/organisations/{org}/members", summary="An organisation's members", response_model=None,
@@ -55,14 +55,12 @@ def list_members(request: Request, org: OrgPath) -> JSONResponse:
     """The member keys an organisation's admins have enrolled, with their roles and status."""
     view = node_of(request).store.view()
     _org(view, org)
-    prefix = f"identity/member/{org}/"
     members = []
-    for key, entry in view.scan(prefix):
-        pub = key[len(prefix):]
-        member = {"key": pub, "roles": entry["roles"], "status": entry["status"]}
-        rec = view.get(identity.key_key(pub))
-        if rec is not None and "handle" in rec:
-            member["handle"] = rec["handle"]
+    for pub, entry in identity.members_of(view, org):
+        member: dict[str, Any] = {"key": pub, "roles": list(entry.roles), "status": entry.status}
+        rec = identity.get_key_record(view, pub)
+        if rec is not None and rec.handle is not None:
+            member["handle"] = rec.handle
         members.append(member)
     return JSONResponse({"org": org, "members": members})
 
@@ -74,16 +72,16 @@ def get_key(request: Request, pubkey: KeyPath) -> JSONResponse:
     """Whether a key is an organisation admin, a member or a patient; its organisation, roles and
     status; whether it may sign now; and its validator power if it is a validator."""
     view = node_of(request).store.view()
-    rec = view.get(identity.key_key(pubkey))
-    validator = view.get(governance.validator_key(pubkey))
+    rec = identity.get_key_record(view, pubkey)
+    validator = governance.get_validator(view, pubkey)
     if rec is None and validator is None:
         raise not_found(f"key {pubkey}")
     info: dict[str, Any] = {"key": pubkey, "kind": "unregistered", "org": None, "roles": [], "status": "none"}
     if rec is not None:
-        info.update(rec)
+        info.update(rec.to_json())
         info.setdefault("org", None)
     info["active"] = identity.resolve_signer(view, pubkey).active
-    info["validator"] = validator
+    info["validator"] = None if validator is None else validator.to_json()
     return JSONResponse(info)
 
 
@@ -92,7 +90,7 @@ def get_key(request: Request, pubkey: KeyPath) -> JSONResponse:
                        **schemas.errors(400, 404)})
 def get_patient(request: Request, pseudonym: PseudonymPath) -> JSONResponse:
     """The key behind a patient pseudonym, its status and registration height. Nothing else exists."""
-    rec = node_of(request).store.view().get(identity.patient_key(pseudonym))
+    rec = identity.get_patient(node_of(request).store.view(), pseudonym)
     if rec is None:
         raise not_found(f"patient {pseudonym}")
-    return JSONResponse({"pseudonym": pseudonym, "key": rec["key"], "status": rec["status"], "since": rec["since"]})
+    return JSONResponse({"pseudonym": pseudonym, "key": rec.key, "status": rec.status, "since": rec.since})

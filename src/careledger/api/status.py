@@ -14,6 +14,7 @@ the request, whichever route or engine raised it:
 410    it names something that existed and was destroyed (an erased record)
 413    the body is larger than the limit
 415    the body is not declared as JSON
+429    this client sent more requests to an open read route than its rate allows
 422    well-formed and authorised, but the contract's rules refuse it given the current state
 500    the node is at fault (corrupt store or vault, bad genesis, a misconfigured home, an unexpected error)
 502    the custodian's gateway answered content that fails its ledger anchor (raised by the client)
@@ -53,6 +54,9 @@ HTTP_STATUS: MappingProxyType[Code, int] = MappingProxyType({
     C.UNSUPPORTED_MEDIA_TYPE: 415, C.METHOD_NOT_ALLOWED: 405, C.INTERNAL_ERROR: 500,
     # 910-919 the command line and local files: never an HTTP answer; a node that met one is misconfigured
     C.HOME_INVALID: 500, C.KEY_FILE_INVALID: 500, C.FILE_UNREADABLE: 500, C.NETWORK_INVALID: 500,
+    # 920-929 durability, backups and upgrades
+    C.STORE_ROLLED_BACK: 500, C.HEAD_RECORD_MISMATCH: 500, C.STORE_SCHEMA_UNSUPPORTED: 500, C.BACKUP_INVALID: 500,
+    C.RULES_NOT_ACTIVE: 422, C.UPGRADE_REQUIRED: 503,
     # 1000 identity
     C.ORG_UNKNOWN: 404, C.ORG_INACTIVE: 422, C.ROLE_NOT_ALLOWED: 422, C.MEMBER_EXISTS: 409,
     C.MEMBER_UNKNOWN: 404, C.PATIENT_EXISTS: 409, C.KEY_IN_USE: 409,
@@ -70,6 +74,8 @@ HTTP_STATUS: MappingProxyType[Code, int] = MappingProxyType({
     C.EMERGENCY_ROLE_REQUIRED: 403, C.BREAK_GLASS_REQUIRED: 403, C.CONSENT_RECORD_NOT_COVERED: 403,
     # 2200 signed requests and audit
     C.REQUEST_STALE: 401, C.REQUEST_REPLAYED: 409, C.REQUEST_MALFORMED: 400, C.AUDIT_NOT_CUSTODIAN: 403,
+    # 2300 FHIR facade
+    C.TOKEN_INVALID: 401, C.TOKEN_EXPIRED: 401, C.FHIR_TYPE_UNKNOWN: 404, C.FHIR_SEARCH_INVALID: 400,
     # 3000 supply
     C.BAD_CHECK_DIGIT: 400, C.MALFORMED_IDENTIFIER: 400, C.MALFORMED_URN: 400, C.MALFORMED_DIGITAL_LINK: 400,
     C.MALFORMED_ELEMENT_STRING: 400, C.BAD_DATE: 400, C.ILLEGAL_CHARACTER: 400, C.FIELD_TOO_LONG: 400,
@@ -117,6 +123,9 @@ HTTP_STATUS: MappingProxyType[Code, int] = MappingProxyType({
     C.QUERY_INVALID: 422, C.DEID_CONFIG_INVALID: 400, C.DEID_IDENTIFIER_LEFT: 422, C.DEID_K_NOT_MET: 422,
     C.DEID_L_NOT_MET: 422, C.DEID_EMPTY_RELEASE: 422, C.RELEASE_VERIFY_FAILED: 422, C.RELEASE_DECRYPT_FAILED: 403,
     C.LINKAGE_INVALID: 422, C.LINKAGE_UNKNOWN: 404,
+    # 930 operating a node (WRONG_PASSPHRASE is the command line's: never an HTTP answer)
+    C.RATE_LIMITED: 429, C.TOO_MANY_CONNECTIONS: 503, C.CLIENT_CERT_REQUIRED: 401, C.CLIENT_CERT_NOT_REGISTERED: 403,
+    C.WRONG_PASSPHRASE: 500,
 })
 del C
 

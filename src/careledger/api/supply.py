@@ -17,10 +17,12 @@ from fastapi.responses import JSONResponse
 from careledger.api.common import node_of, not_found
 from careledger.api.errors import LedgerRoute
 from careledger.api.services import NodeContext, Services, services_of
-from careledger.contracts.supply.layout import lot_key, pack_ref, parse_gtin, parse_ref, product_key
+from careledger.contracts.supply import layout
+from careledger.contracts.supply.layout import pack_ref, parse_gtin, parse_ref
 from careledger.contracts.supply.verification import parse_identifier, verify_pack
 from careledger.core.errors import Code, LedgerError
 from careledger.node.engine import Engine
+from careledger.node.store import Store
 from careledger.supply import auth
 from careledger.supply.alerts import AlertIndex
 from careledger.supply.views import item_view
@@ -53,22 +55,35 @@ def alert_index(request: Request) -> AlertIndex:
     return services_of(request).get(AlertIndex)
 
 
+def alert_counts(services: Services, store: Store) -> dict[str, int]:
+    """Alerts raised so far, by kind (for the metrics); none before the API's services are open."""
+    try:
+        index = services.get(AlertIndex)
+    except LedgerError:
+        return {}
+    index.catch_up(store)
+    counts: dict[str, int] = {}
+    for alert in list(index.alerts):
+        counts[alert["kind"]] = counts.get(alert["kind"], 0) + 1
+    return counts
+
+
 @router.get("/products/{gtin}", summary="A product's master data", response_model=None)
 def get_product(request: Request, gtin: GtinPath) -> JSONResponse:
     """Name, strength, dosage form, national codes, owner, GS1 Company Prefix and status of a GTIN."""
-    rec = node_of(request).store.view().get(product_key(parse_gtin(gtin)))
+    rec = layout.get_product(node_of(request).store.view(), parse_gtin(gtin))
     if rec is None:
         raise not_found(f"product {gtin}")
-    return JSONResponse(rec)
+    return JSONResponse(rec.to_json())
 
 
 @router.get("/products/{gtin}/lots/{lot}", summary="A lot (batch) and its recall status", response_model=None)
 def get_lot(request: Request, gtin: GtinPath, lot: Annotated[str, Path(max_length=20)]) -> JSONResponse:
     """The lot's expiry, owner, number of packs commissioned and recall status."""
-    rec = node_of(request).store.view().get(lot_key(parse_gtin(gtin), lot))
+    rec = layout.get_lot(node_of(request).store.view(), parse_gtin(gtin), lot)
     if rec is None:
         raise not_found(f"lot {lot!r} of {gtin}")
-    return JSONResponse(rec)
+    return JSONResponse(rec.to_json())
 
 
 def _item(request: Request, ref: str) -> JSONResponse:

@@ -54,7 +54,13 @@ from careledger.bench.solo import _percentile
 from careledger.claims.content import date_of
 from careledger.claims.coverage import load_plan
 from careledger.claims.edits import DATA_DIR, synthetic_tables
-from careledger.contracts.claims.layout import day_of_ms
+from careledger.contracts.claims.layout import (
+    claim_key,
+    commitment_key,
+    day_of_ms,
+    fingerprint_key,
+    patient_claim_key,
+)
 from careledger.contracts.identity import compute_pseudonym
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
@@ -97,17 +103,17 @@ def _prior_rows(kind: str, count: int, day: int) -> Iterator[tuple[str, bytes, b
     for i in range(count):
         claim = f"clm-{i:024x}"
         if kind == "claim":
-            key = f"claims/claim/{claim}"
+            key = claim_key(claim)
             value = _claim_json(claim, f"pt-{i // 5:032x}", f"{i * step:016x}{i:048x}",
                                 (f"{2 * i * step2:016x}{2 * i:048x}", f"{(2 * i + 1) * step2:016x}{2 * i + 1:048x}"),
                                 day - 400 + i % 300)
         elif kind == "commitment":
-            key, value = f"claims/commitment/{i * step:016x}{i:048x}", b'{"claim":"%s"}' % claim.encode()
+            key, value = commitment_key(f"{i * step:016x}{i:048x}"), b'{"claim":"%s"}' % claim.encode()
         elif kind == "patient":
-            key, value = f"claims/patient/pt-{i // 5:032x}/{claim}", entry
+            key, value = patient_claim_key(f"pt-{i // 5:032x}", claim), entry
         else:
             for j in (2 * i, 2 * i + 1):
-                key = f"claims/fingerprint/{j * step2:016x}{j:048x}/{claim}"
+                key = fingerprint_key(f"{j * step2:016x}{j:048x}", claim)
                 yield key, entry, sha(key.encode() + b"\x00" + entry).digest()[:8]
             continue
         yield key, value, sha(key.encode() + b"\x00" + value).digest()[:8]
@@ -519,7 +525,7 @@ def format_table(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The report as (measure, value) rows for ``careledger bench`` without --json."""
     e2e, kernel, solo = report["end_to_end"], report["kernel"], report["solo_http"] or {}
     return [
-        ("end to end: claims/s", f"{e2e['claims_per_s']:,}"),
+        ("end to end: claims per second", f"{e2e['claims_per_s']:,}"),
         ("end to end: p50 / p99 ms (submit → adjudicated)", f"{e2e['p50_ms']:,} / {e2e['p99_ms']:,}"),
         ("end to end: claims adjudicated / errors", f"{e2e['adjudicated']:,} / {sum(e2e['errors'].values())}"),
         ("end to end: duplicates sent / claims flagged", f"{e2e['duplicates_sent']} / {e2e['flagged']}"),

@@ -32,7 +32,9 @@ from careledger.client import Client
 from careledger.client.records import RecordsClient
 from careledger.contracts import consent
 from careledger.contracts.base import Signer
+from careledger.contracts.consent import ConsentGrantee, ConsentRecord, consent_key
 from careledger.contracts.identity import compute_pseudonym
+from careledger.contracts.records import HeadRecord
 from careledger.core import codec
 from careledger.core.block import Header
 from careledger.core.crypto import SigningKey
@@ -48,10 +50,10 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _consent(patient: str, cid: str, org: str) -> bytes:
-    return codec.encode({"data_period": None, "grantee": {"id": org, "kind": "org"}, "granted_by": "00" * 32,
-                         "granted_by_kind": "patient", "granted_height": 1, "granted_ms": 0, "id": cid,
-                         "patient": patient, "period": None, "provision": "permit", "purposes": ["TREAT"],
-                         "records": [], "resource_types": ["Observation"], "status": "active"})
+    return codec.encode(ConsentRecord(
+        id=cid, patient=patient, grantee=ConsentGrantee("org", org), provision="permit", purposes=("TREAT",),
+        resource_types=("Observation",), records=(), period=None, data_period=None, status="active",
+        granted_by="00" * 32, granted_by_kind="patient", granted_height=1, granted_ms=0).to_json())
 
 
 def consent_check_cost(workdir: Path, other_consents: int, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -67,8 +69,8 @@ def consent_check_cost(workdir: Path, other_consents: int, progress: Callable[[s
 
     target = "pt-" + "a" * 32
     requester = Signer(key="b" * 64, kind="member", org="riverside-clinic", roles=("physician",), active=True)
-    head = {"created_ms": 5, "custodian": "st-marys", "pseudonym": target, "status": "active",
-            "type": "Observation", "version": 1}
+    head = HeadRecord(pseudonym=target, custodian="st-marys", type="Observation", version=1, created_ms=5,
+                      time_ms=5, status="active")
 
     def measure(n: int = 400) -> float:
         view = store.view()
@@ -80,10 +82,10 @@ def consent_check_cost(workdir: Path, other_consents: int, progress: Callable[[s
     own: dict[str, float] = {}
     have = 0
     # the matching consent sorts last, so every check scans all of the patient's consents
-    commit({consent.consent_key(target, "cns-" + "f" * 24): _consent(target, "cns-" + "f" * 24, "riverside-clinic")})
+    commit({consent_key(target, "cns-" + "f" * 24): _consent(target, "cns-" + "f" * 24, "riverside-clinic")})
     have = 1
     for n in (1, 10, 100, 1000):
-        commit({consent.consent_key(target, f"cns-{i:024x}"): _consent(target, f"cns-{i:024x}", "uni-research")
+        commit({consent_key(target, f"cns-{i:024x}"): _consent(target, f"cns-{i:024x}", "uni-research")
                 for i in range(have - 1, n - 1)})
         have = n
         own[str(n)] = round(measure(), 1)
@@ -93,7 +95,7 @@ def consent_check_cost(workdir: Path, other_consents: int, progress: Callable[[s
     for goal in (0, 10_000, 100_000, other_consents):
         while done < goal:
             batch = min(step, goal - done)
-            commit({consent.consent_key(f"pt-{(done + i):032x}", f"cns-{(done + i):024x}"):
+            commit({consent_key(f"pt-{(done + i):032x}", f"cns-{(done + i):024x}"):
                     _consent(f"pt-{(done + i):032x}", f"cns-{(done + i):024x}", "riverside-clinic")
                     for i in range(batch)})
             done += batch

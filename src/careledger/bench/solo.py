@@ -161,18 +161,87 @@ def run_load(node: Node, workload: Workload, rate_per_s: float | None) -> tuple[
     return committed[0], last_commit[0] - start, latencies
 
 
+SYNC_CHOICES = ("full", "normal", "both")
+
+
 def bench_solo(txs: int = 20_000, seed: int = 7, home: Path | None = None,
-               progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Run the whole solo benchmark; without ``home`` it works in a temporary directory it removes."""
+               progress: Callable[[str], None] = lambda s: None, sync: str = "full") -> dict[str, Any]:
+    """Run the whole solo benchmark; without ``home`` it works in a temporary directory it removes.
+
+    ``sync`` is the store's synchronous mode for the run (``full``: durable across power loss, the
+    default; ``normal``: across a crash only). ``both`` runs the benchmark durable and adds a
+    comparison of the two modes measured in the same run (:func:`compare_sync`) under ``sync_cost``.
+    """
+    if sync not in SYNC_CHOICES:
+        raise ValueError(f"sync must be one of {SYNC_CHOICES}, not {sync!r}")
     if home is not None:
-        return _bench_solo(txs, seed, home, progress)
+        return _with_sync(txs, seed, home, progress, sync)
     with tempfile.TemporaryDirectory(prefix="careledger-bench-") as tmp:
-        return _bench_solo(txs, seed, Path(tmp), progress)
+        return _with_sync(txs, seed, Path(tmp), progress, sync)
 
 
-def _bench_solo(txs: int, seed: int, workdir: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+def _with_sync(txs: int, seed: int, workdir: Path, progress: Callable[[str], None], sync: str) -> dict[str, Any]:
+    result = _bench_solo(txs, seed, workdir, progress, "full" if sync == "both" else sync)
+    if sync == "both":
+        result["sync_cost"] = compare_sync(min(txs, 10_000), seed, workdir / "sync", progress)
+    return result
+
+
+def _sync_home(workdir: Path, sync: str) -> Any:
+    """The bench consortium's home with the store's synchronous mode set in its configuration."""
+    from dataclasses import replace
+
+    consortium = create_consortium(workdir / f"node-{sync}", int(time.time() * 1000), chain_id="careledger-bench")
+    consortium.home.write_config(replace(consortium.home.config(), sync=sync))
+    return consortium
+
+
+def compare_sync(txs: int, seed: int, workdir: Path, progress: Callable[[str], None] = lambda s: None,
+                 paced_rate: float = 200.0, paced_seconds: float = 4.0) -> dict[str, Any]:
+    """The cost of durable commits: the same load on fresh nodes, one per synchronous mode, in this run.
+
+    Peak committed tx/s (large blocks: one flush per block is spread over many transactions) and
+    p50/p99 latency at ``paced_rate`` tx/s (small blocks: the flush is paid almost per transaction).
+    Each mode runs twice, in the order full, normal, normal, full, with half the transactions each, so
+    that a machine growing busier or quieter during the run does not favour one mode. Both modes also
+    flush the head record after every block (docs/architecture.md section 3).
+    """
+    runs: dict[str, list[tuple[int, float, list[float], int]]] = {"full": [], "normal": []}
+    for i, mode in enumerate(("full", "normal", "normal", "full")):
+        rng = random.Random(seed + i)
+        consortium = _sync_home(workdir / str(i), mode)
+        node = consortium.home.open_node()
+        node.start()
+        nonces = {org: 0 for org in consortium.admins}
+        try:
+            progress(f"sync={mode} ({i + 1} of 4): signing")
+            peak_load = identity_mix(node.chain.chain_id, consortium.admins, max(1, txs // 2), 1, nonces, rng)
+            paced_load = identity_mix(node.chain.chain_id, consortium.admins, int(paced_rate * paced_seconds / 2), 1,
+                                      nonces, rng)
+            progress(f"sync={mode} ({i + 1} of 4): peak, then paced at {paced_rate:,.0f} tx/s")
+            committed, seconds, _ = run_load(node, peak_load, None)
+            before = node.head.height
+            _, _, latencies = run_load(node, paced_load, paced_rate)
+            runs[mode].append((committed, seconds, latencies, node.head.height - before))
+        finally:
+            node.close()
+    out: dict[str, Any] = {}
+    for mode, parts in runs.items():
+        latencies = [x for part in parts for x in part[2]]
+        out[mode] = {"tx_per_s": round(sum(p[0] for p in parts) / sum(p[1] for p in parts), 1),
+                     "paced_rate_per_s": paced_rate, "paced_p50_ms": round(_percentile(latencies, 0.5), 2),
+                     "paced_p99_ms": round(_percentile(latencies, 0.99), 2),
+                     "paced_blocks": sum(p[3] for p in parts)}
+    full, normal = out["full"], out["normal"]
+    out["full_vs_normal_tx_per_s"] = round(full["tx_per_s"] / max(1e-9, normal["tx_per_s"]), 3)
+    out["full_minus_normal_paced_p50_ms"] = round(full["paced_p50_ms"] - normal["paced_p50_ms"], 2)
+    return out
+
+
+def _bench_solo(txs: int, seed: int, workdir: Path, progress: Callable[[str], None],
+                sync: str = "full") -> dict[str, Any]:
     rng = random.Random(seed)
-    consortium = create_consortium(workdir / "node", int(time.time() * 1000), chain_id="careledger-bench")
+    consortium = _sync_home(workdir, sync)
     node = consortium.home.open_node()
     node.start()
     chain_id = node.chain.chain_id
@@ -200,7 +269,7 @@ def _bench_solo(txs: int, seed: int, workdir: Path, progress: Callable[[str], No
     if not report.ok:
         raise RuntimeError(f"verify failed after the benchmark: {report.problem}")
     return {
-        "engine": "solo", "workload": "identity-governance-mix", "txs": committed + lat_committed,
+        "engine": "solo", "workload": "identity-governance-mix", "sync": sync, "txs": committed + lat_committed,
         "tx_per_s": round(peak, 1), "p50_ms": round(_percentile(latencies, 0.50), 2),
         "p99_ms": round(_percentile(latencies, 0.99), 2), "latency_rate_per_s": round(lat_committed / lat_seconds, 1),
         "peak_p99_ms": round(_percentile(peak_lat, 0.99), 2),

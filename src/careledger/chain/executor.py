@@ -11,18 +11,28 @@ Two kinds of bad transaction are kept apart, as in ethereum/execution-specs:
 
 Both engines (solo and CometBFT) drive :class:`BlockExecution` and nothing else, so the same blocks
 give the same receipts and app hashes under either.
+
+**Rules versions.** The rules version in force for a block is ledger state, agreed by governance
+with the height it takes effect at (:mod:`careledger.contracts.governance.rules`). The executor reads
+it for the block's height and hands it to contracts as ``ctx.params["rules_version"]``; a transaction
+kind this release introduced for a later version (:attr:`Chain.since_rules`) is invalid
+(RULES_NOT_ACTIVE) before that version is in force; and a block at a height whose version this
+release does not implement (above :attr:`Chain.rules_version`) is not executed at all
+(UPGRADE_REQUIRED), so an un-upgraded node stops where the consortium switches instead of diverging.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from careledger.contracts import governance, identity
 from careledger.contracts.base import Handler, Registry, Signer, TxContext
+from careledger.contracts.governance.layout import RULES_KEY
+from careledger.contracts.governance.rules import rules_version_at
 from careledger.core.block import BlockEnv, Header, Receipt, receipts_root, txs_root
 from careledger.core.crypto import SUITES, CryptoSuite
 from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, NonceError
@@ -32,6 +42,11 @@ from careledger.core.tx import Tx, decode_tx, verify_tx_signature
 
 log = logging.getLogger("careledger.executor")
 
+RULES_VERSION = 1
+"""The highest rules version this release implements (see the module docstring)."""
+SINCE_RULES: Mapping[tuple[str, int], int] = {}
+"""Transaction kinds ``(type, version)`` this release executes only from a later rules version on."""
+
 
 def nonce_key(pub: str) -> str:
     return f"nonce/{pub}"
@@ -39,10 +54,34 @@ def nonce_key(pub: str) -> str:
 
 @dataclass(frozen=True)
 class Chain:
-    """The static facts execution depends on: genesis, contracts and crypto suite."""
+    """The static facts execution depends on: genesis, contracts and crypto suite, and the rules versions
+    this software implements (``rules_version``, the highest; ``since_rules``, the transaction kinds that
+    need a later version than the genesis one)."""
 
     genesis: Genesis
     registry: Registry
+    rules_version: int = RULES_VERSION
+    since_rules: Mapping[tuple[str, int], int] = field(default_factory=lambda: dict(SINCE_RULES), compare=False)
+
+    def block_params(self, state: StateReader | Overlay, height: int) -> dict[str, Any]:
+        """The parameters contracts see in the block at ``height``: genesis' plus the rules version in force.
+
+        Raises LedgerError (UPGRADE_REQUIRED) when that version is above what this release implements.
+        """
+        version = rules_version_at(state, height)
+        if version > self.rules_version:
+            raise LedgerError(f"the consortium put rules version {version} in force at or before height {height}; "
+                              f"this release implements up to version {self.rules_version}: upgrade the node",
+                              Code.UPGRADE_REQUIRED)
+        return {**self.params, "rules_version": version}
+
+    def check_rules(self, checked: CheckedTx, params: dict[str, Any]) -> None:
+        """Raises InvalidTx (RULES_NOT_ACTIVE) when ``checked``'s kind needs a rules version not yet in force."""
+        tx = checked.tx
+        needed = self.since_rules.get((tx.type, tx.version))
+        if needed is not None and params["rules_version"] < needed:
+            raise InvalidTx(f"{tx.type} v{tx.version} takes effect with rules version {needed}; version "
+                            f"{params['rules_version']} is in force", Code.RULES_NOT_ACTIVE)
 
     @property
     def chain_id(self) -> str:
@@ -77,9 +116,9 @@ def genesis_state(genesis: Genesis) -> dict[str, bytes | None]:
                           "genesis_hash": genesis.hash.hex()})
     overlay.put("params", genesis.params.model_dump())
     for org in genesis.organisations:
-        identity.write_organisation(overlay, org.model_dump(mode="json"), 0)
+        identity.write_organisation(overlay, org, 0)
     for v in genesis.validators:
-        overlay.put(governance.validator_key(v.pub_key), {"org": v.org, "power": v.power})
+        governance.put_validator(overlay, v.pub_key, governance.ValidatorRecord(v.org, v.power))
     return overlay.writes
 
 
@@ -109,7 +148,7 @@ def read_hints(checked: CheckedTx, admission: bool = False) -> list[str]:
     With ``admission`` only the keys admission reads (nonce and signer); contracts' own hints
     serve block execution.
     """
-    keys = [nonce_key(checked.tx.signer_hex), identity.key_key(checked.tx.signer_hex)]
+    keys = [nonce_key(checked.tx.signer_hex), identity.key_key(checked.tx.signer_hex), RULES_KEY]
     if not admission and checked.handler.read_hints is not None:
         keys.extend(checked.handler.read_hints(checked.payload))
     return keys
@@ -140,13 +179,17 @@ def check_nonce(expected: int, nonce: int) -> None:
 
 
 def check_admission(chain: Chain, state: StateReader, env: BlockEnv, checked: CheckedTx, expected_nonce: int) -> None:
-    """The mempool's check against committed state: nonce, signer, and the contract's authorisation.
+    """The mempool's check against committed state: rules version, nonce, signer, and the contract's
+    authorisation, as in the block ``env`` describes.
 
-    Raises InvalidTx (nonce, signer) or TxFailed (authorisation). Writes nothing.
+    Raises InvalidTx (rules not active, nonce, signer), TxFailed (authorisation) or LedgerError
+    (UPGRADE_REQUIRED). Writes nothing.
     """
+    params = chain.block_params(state, env.height)
+    chain.check_rules(checked, params)
     check_nonce(expected_nonce, checked.tx.nonce)
     signer = check_signer(state, checked)
-    ctx = TxContext(env=env, tx_hash=checked.tx.hash_hex, index=0, signer=signer, params=chain.params)
+    ctx = TxContext(env=env, tx_hash=checked.tx.hash_hex, index=0, signer=signer, params=params)
     checked.handler.authorize(Overlay(state), ctx, checked.payload)
 
 
@@ -167,7 +210,11 @@ class BlockResult:
 
 
 class BlockExecution:
-    """Executes one block's transactions in order on a staged copy of the state."""
+    """Executes one block's transactions in order on a staged copy of the state.
+
+    Raises LedgerError (UPGRADE_REQUIRED) when the block's height has a rules version this release does
+    not implement.
+    """
 
     def __init__(self, chain: Chain, base: StateReader, env: BlockEnv, prev_app_hash: bytes) -> None:
         self.chain = chain
@@ -176,15 +223,20 @@ class BlockExecution:
         self.state = Overlay(base)
         self.txs: list[bytes] = []
         self.receipts: list[Receipt] = []
-        self._params = chain.params
+        self._params = chain.block_params(base, env.height)  # fixed for the block, whatever it schedules
+
+    @property
+    def rules_version(self) -> int:
+        return int(self._params["rules_version"])
 
     def add(self, checked: CheckedTx) -> Receipt:
         """Execute ``checked`` as the next transaction of the block.
 
-        Raises InvalidTx (nonce, unknown or revoked signer) and leaves the block unchanged: the
-        transaction must not be included. Otherwise returns its receipt, success or failure.
+        Raises InvalidTx (rules not active, nonce, unknown or revoked signer) and leaves the block
+        unchanged: the transaction must not be included. Otherwise returns its receipt, success or failure.
         """
         tx = checked.tx
+        self.chain.check_rules(checked, self._params)
         check_nonce(committed_nonce(self.state, tx.signer_hex) + 1, tx.nonce)
         signer = check_signer(self.state, checked)
         index = len(self.txs)

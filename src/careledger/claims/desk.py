@@ -187,8 +187,8 @@ class TableShelf:
                 self._load()
             found = self._by_digest.get(digest)
         if found is None or (found.name, found.version) != (name, version):
-            raise EditTableInvalid(f"this node does not hold edit table {name} {version}; add its file to the "
-                                   "node's claims/tables directory")
+            raise EditTableInvalid(f"this node does not hold edit table {name} {version}; add its file to "
+                                   "HOME/claims/tables on this node")
         return found
 
 
@@ -320,17 +320,17 @@ class ClaimsDesk:
         head = records.get_head(view, record)
         if head is None:
             raise LedgerError(f"no record {record} is anchored", Code.RECORD_UNKNOWN)
-        if head["custodian"] != vault.org:
+        if head.custodian != vault.org:
             raise LedgerError(f"record {record} is held by another custodian", Code.NOT_CUSTODIAN)
-        if head["pseudonym"] != patient:
+        if head.pseudonym != patient:
             raise LedgerError(f"record {record} belongs to another patient", Code.RECORD_PATIENT_MISMATCH)
-        if head["status"] == "erased":
+        if head.status == "erased":
             raise LedgerError(f"record {record} was erased", Code.RECORD_ERASED)
-        if head["type"] != "Encounter":
+        if head.type != "Encounter":
             raise LedgerError(f"record {record} is not an Encounter", Code.REQUEST_MALFORMED)
-        salt, canonical = vault.open(record, head["version"])
-        anchor = records.get_anchor(view, record, head["version"])
-        if anchor is None or compute_commitment(salt, canonical) != anchor["commitment"]:
+        salt, canonical = vault.open(record, head.version)
+        anchor = records.get_anchor(view, record, head.version)
+        if anchor is None or compute_commitment(salt, canonical) != anchor.commitment:
             from careledger.vault.store import VaultIntegrityError
 
             raise VaultIntegrityError(f"record {record} does not match its ledger anchor")
@@ -435,21 +435,21 @@ class ClaimsDesk:
         head = records.get_head(view, claim.encounter)
         released = any(r.get("record") == claim.encounter for r in fetched.get("records", ()))
         previous = latest_adjudication(view, claim)
-        if released or head is None or head["status"] != "erased" or previous is None \
+        if released or head is None or head.status != "erased" or previous is None \
                 or previous.result_commitment is None:
             return None
         kept = self.package(view, claim.insurer, previous.result_commitment).encounter
         anchor = records.get_anchor(view, claim.encounter, kept.version)
-        if anchor is None or compute_commitment(kept.salt, kept.canonical) != anchor["commitment"]:
+        if anchor is None or compute_commitment(kept.salt, kept.canonical) != anchor.commitment:
             return None
         return {"record": kept.record, "version": kept.version, "salt": kept.salt.hex(),
-                "canonical": kept.canonical.decode("utf-8"), "commitment": anchor["commitment"]}
+                "canonical": kept.canonical.decode("utf-8"), "commitment": anchor.commitment}
 
     def _read(self, view: StateReader, custodian: str, envelope: Any) -> dict[str, Any]:
         if self.gateway._hosts(custodian):
             return self.gateway.read(envelope)
         org = identity.get_org(view, custodian)
-        url = None if org is None else org.get("api")
+        url = None if org is None else org.api
         if not url:
             raise LedgerError(f"no node of {custodian!r} is known (its organisation names no api)",
                               Code.VAULT_NOT_HOSTED)
@@ -467,10 +467,10 @@ class ClaimsDesk:
             opened = compute_commitment(bytes.fromhex(found["salt"]), found["canonical"].encode("utf-8"))
         except (ValueError, TypeError, AttributeError):
             opened = None
-        if anchor is None or opened != anchor["commitment"]:
+        if anchor is None or opened != anchor.commitment:
             raise IntakeRefused(f"record {record} does not match its ledger anchor", Code.COMMITMENT_MISMATCH,
                                 flag, claim.id)
-        return {**found, "commitment": anchor["commitment"]}
+        return {**found, "commitment": anchor.commitment}
 
     @staticmethod
     def _received(claim: ClaimRecord, claim_doc: dict[str, Any], encounter_doc: dict[str, Any]) -> ClaimContent:
@@ -545,9 +545,9 @@ class ClaimsDesk:
         if cached is not None:
             return cached
         head = records.get_head(view, record)
-        if head is None or head["custodian"] != insurer or head["status"] != "active":
+        if head is None or head.custodian != insurer or head.status != "active":
             raise PackageUnavailable(f"the adjudication package {record} is not held by {insurer}")
-        _salt, canonical = self.gateway.vault(insurer).open(record, head["version"])
+        _salt, canonical = self.gateway.vault(insurer).open(record, head.version)
         package = AdjudicationPackage.from_binary(parse_exact(canonical))
         with self._lock:
             self._packages[record] = package

@@ -72,9 +72,9 @@ def _document(view: StateReader, record: str) -> dict[str, Any]:
     head = records.get_head(view, record)
     if head is None:
         return {"record": record, "custodian": None, "status": "unknown", "commitment": None}
-    anchor = records.get_anchor(view, record, int(head["version"]))
-    return {"record": record, "custodian": head["custodian"], "status": head["status"],
-            "commitment": None if anchor is None else anchor["commitment"]}
+    anchor = records.get_anchor(view, record, head.version)
+    return {"record": record, "custodian": head.custodian, "status": head.status,
+            "commitment": None if anchor is None else anchor.commitment}
 
 
 def claim_view(view: StateReader, claim: ClaimRecord) -> dict[str, Any]:
@@ -178,7 +178,7 @@ class ClaimQueries:
                      request_hash: str, now: int) -> dict[str, Any]:
         everything = acts_for_patient(view, signer, patient, now) is not None
         org = identity.get_org(view, signer.org) if signer.org is not None and signer.active else None
-        roles = set((org or {}).get("roles", ()))
+        roles = set(org.roles) if org is not None else set()
         if everything or roles & set(PROVIDER_ORG_ROLES):
             coverages = coverages_of(view, patient)
         elif "insurer" in roles and signer.org is not None and is_claims_officer(signer, signer.org, admin=True):

@@ -27,8 +27,11 @@ def bench(
     chunk: Annotated[int, typer.Option(help="http --scale: transactions per reported chunk.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
-    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply or claims.")]
+    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply, claims, trials, or "
+                                               "startup (time to open a home grown to --txs transactions).")]
     = "identity",
+    size: Annotated[str, typer.Option(help="trials: TRIALSxSUBJECTSxVISITS[/VISITS_PER_TX] anchored over HTTP.")]
+    = "100x1000x10",
     serials: Annotated[int, typer.Option(help="supply: random serials in the commissioning phase.")] = 500_000,
     small: Annotated[int, typer.Option(help="supply: serials on the ledger for the first latency sample.")]
     = 1_000_000,
@@ -37,10 +40,16 @@ def bench(
     claims: Annotated[int, typer.Option(help="claims: claims sent end to end (at most --txs).")] = 1_000,
     prior: Annotated[int, typer.Option(help="claims: prior claims on the ledger (written into the store, built "
                                              "once and cached).")] = 1_000_000,
+    sync: Annotated[str, typer.Option(help="solo inproc: the store's synchronous mode, full (durable across power "
+                                           "loss, the default) or normal (across a crash only); both: the run in "
+                                           "full plus both modes compared on the same load (sync_cost).")] = "full",
 ) -> None:
     """Measure committed tx/s, p50/p99 submission-to-commit latency and the machine's Ed25519 limit."""
     if engine == "cometbft":
         _bench_cometbft(validators, txs)
+        return
+    if workload == "trials":
+        _bench_trials(size, txs, seed, connections, lane_depth, signers, chunk)
         return
     if engine != "solo":
         fail(f"engine {engine!r} is not available in this release")
@@ -49,10 +58,16 @@ def bench(
         return
     if via != "inproc":
         fail(f"--via must be inproc or http, not {via!r}")
-    from careledger.bench.solo import bench_solo
+    from careledger.bench.solo import SYNC_CHOICES, bench_solo
 
+    if sync not in SYNC_CHOICES:
+        fail(f"--sync must be one of {', '.join(SYNC_CHOICES)}, not {sync!r}")
     with activity(f"bench {workload}") as progress:
-        if workload == "supply":
+        if workload == "startup":
+            from careledger.bench.startup import bench_startup
+
+            result = bench_startup(txs=txs, progress=progress)
+        elif workload == "supply":
             from careledger.bench.supply import bench_supply
 
             result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
@@ -70,10 +85,20 @@ def bench(
 
             result = bench_records(progress=progress)
         else:
-            result = bench_solo(txs=txs, seed=seed, progress=progress)
-    emit(result, lambda: print_table(["measure", "value"], (
-        (key, f"{value:,}" if isinstance(value, int | float) else value) for key, value in result.items()),
-        title="CareLedger solo engine"))
+            result = bench_solo(txs=txs, seed=seed, progress=progress, sync=sync)
+    emit(result, lambda: print_table(["measure", "value"], _rows(result), title="CareLedger solo engine"))
+
+
+def _rows(result: dict[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    """A result as (measure, value) rows; nested results (sync_cost) flattened with dotted names."""
+    rows: list[tuple[str, object]] = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            rows.extend(_rows(value, f"{prefix}{key}."))
+        else:
+            rows.append((f"{prefix}{key}", f"{value:,}" if isinstance(value, int | float) and
+                         not isinstance(value, bool) else value))
+    return rows
 
 
 def _bench_cometbft(validators: int, txs: int) -> None:
@@ -95,6 +120,23 @@ def _bench_cometbft(validators: int, txs: int) -> None:
         say(f"targets: {result['targets']}")
 
     emit(result, human)
+
+
+def _bench_trials(size: str, txs: int, seed: int, connections: int, lane_depth: int, signers: int,
+                  chunk: int) -> None:
+    """Trial visits anchored through the HTTP API against consent.grant in the same run
+    (careledger.bench.trials_http)."""
+    from careledger.bench.harness import BenchSetupError, LoadShape
+    from careledger.bench.trials_http import TrialsHttpBench, bench_trials_http, format_table
+
+    try:
+        cfg = TrialsHttpBench.parse_size(size, baseline_txs=txs, seed=seed, signers=signers, chunk=chunk,
+                                         shape=LoadShape(connections=connections, lane_depth=lane_depth))
+        with activity("bench trials") as progress:
+            result = bench_trials_http(cfg, progress=progress)
+    except (BenchSetupError, ValueError) as exc:
+        fail(str(exc))
+    emit(result, lambda: say(format_table(result)))
 
 
 def _bench_http(txs: int, seed: int, connections: int, lane_depth: int, signers: int, half_seconds: float,

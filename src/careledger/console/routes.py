@@ -22,8 +22,8 @@ from fastapi.responses import JSONResponse
 from careledger.api.common import node_of, not_found
 from careledger.api.errors import LedgerRoute
 from careledger.contracts import identity
-from careledger.contracts.supply.layout import lot_key, pack_key, parse_gtin, product_key
-from careledger.core import codec
+from careledger.contracts.supply import layout as supply
+from careledger.contracts.supply.layout import parse_gtin
 from careledger.core.errors import NotFound, StoreCorrupted
 from careledger.node.store import state_chk
 
@@ -40,9 +40,9 @@ def organisation_origins(app: FastAPI) -> list[str]:
     if node is None:
         return []
     origins = []
-    for _, org in node.store.view().scan(identity.org_key("")):
-        api = org.get("api")
-        if org.get("status") == "active" and isinstance(api, str):
+    for org in identity.organisations(node.store.view()):
+        api = org.api
+        if org.is_active and isinstance(api, str):
             parts = urlsplit(api)
             if parts.scheme in ("http", "https") and parts.netloc:
                 origins.append(f"{parts.scheme}://{parts.netloc}")
@@ -76,17 +76,16 @@ def list_recalls(request: Request) -> JSONResponse:
     """Every lot whose status is ``recalled`` and every product whose status is ``withdrawn``, by GTIN."""
     view = node_of(request).store.view()
     lots, products = [], []
-    for key, product in view.scan(product_key("")):
-        gtin = key[len(product_key("")):]
-        if product.get("status") == "withdrawn":
-            products.append({"gtin": gtin, **{k: product.get(k) for k in ("name", "owner", "reason", "withdrawn_at",
-                                                                           "withdrawn_by")}})
-        prefix = lot_key(gtin, "")
-        for lot_k, lot in view.scan(prefix):
-            if lot.get("status") == "recalled":
-                lots.append({"gtin": gtin, "lot": lot_k[len(prefix):], "product": product.get("name"),
-                             **{k: lot.get(k) for k in ("expiry", "owner", "packs", "reason", "recalled_at",
-                                                         "recalled_by")}})
+    for product in supply.products(view):
+        gtin = product.gtin
+        if product.is_withdrawn:
+            products.append({"gtin": gtin, "name": product.name, "owner": product.owner, "reason": product.reason,
+                             "withdrawn_at": product.withdrawn_at, "withdrawn_by": product.withdrawn_by})
+        for lot in supply.lots_of(view, gtin):
+            if lot.is_recalled:
+                lots.append({"gtin": gtin, "lot": lot.lot, "product": product.name, "expiry": lot.expiry,
+                             "owner": lot.owner, "packs": lot.packs, "reason": lot.reason,
+                             "recalled_at": lot.recalled_at, "recalled_by": lot.recalled_by})
     return JSONResponse({"lots": lots, "products": products})
 
 
@@ -98,10 +97,10 @@ def lot_distribution(request: Request, gtin: Annotated[str, Path(pattern=r"^[0-9
     node = node_of(request)
     gtin14 = parse_gtin(gtin)
     view = node.store.view()
-    lot_rec = view.get(lot_key(gtin14, lot))
+    lot_rec = supply.get_lot(view, gtin14, lot)
     if lot_rec is None:
         raise not_found(f"lot {lot!r} of {gtin14}")
-    prefix = pack_key(gtin14, "")
+    prefix = supply.pack_prefix(gtin14)
     by_holder: Counter[str] = Counter()
     by_state: Counter[str] = Counter()
     in_transit: Counter[str] = Counter()
@@ -112,14 +111,14 @@ def lot_distribution(request: Request, gtin: Annotated[str, Path(pattern=r"^[0-9
     for key, value, chk in rows[:MAX_DISTRIBUTION_PACKS]:
         if state_chk(key, bytes(value)) != chk:
             raise StoreCorrupted(f"state entry {key[:40]!r} fails its checksum")
-        rec: dict[str, Any] = codec.decode_trusted(bytes(value))
-        if rec.get("l") != lot:
+        rec = supply.decode_pack(bytes(value))
+        if rec.lot != lot:
             continue
-        by_holder[rec["h"]] += 1
-        by_state[rec["s"]] += 1
-        if rec.get("t"):
-            in_transit[rec["t"]] += 1
-    return JSONResponse({"gtin": gtin14, "lot": lot, "status": lot_rec.get("status"), "expiry": lot_rec.get("expiry"),
+        by_holder[rec.holder] += 1
+        by_state[rec.state] += 1
+        if rec.in_transit_to:
+            in_transit[rec.in_transit_to] += 1
+    return JSONResponse({"gtin": gtin14, "lot": lot, "status": lot_rec.status, "expiry": lot_rec.expiry,
                          "packs": sum(by_state.values()), "by_holder": dict(sorted(by_holder.items())),
                          "by_state": dict(sorted(by_state.items())), "in_transit_to": dict(sorted(in_transit.items())),
                          "truncated": truncated})

@@ -264,6 +264,24 @@ class Code(IntEnum):
     RELEASE_DECRYPT_FAILED = 6107
     LINKAGE_INVALID = 6108
     LINKAGE_UNKNOWN = 6109
+    # 2300: the FHIR facade (docs/fhir.md): its bearer tokens and its search requests
+    TOKEN_INVALID = 2301
+    TOKEN_EXPIRED = 2302
+    FHIR_TYPE_UNKNOWN = 2303
+    FHIR_SEARCH_INVALID = 2304
+    # 920-929: node durability, backups and upgrades (never on the ledger, except RULES_NOT_ACTIVE)
+    STORE_ROLLED_BACK = 920
+    HEAD_RECORD_MISMATCH = 921
+    STORE_SCHEMA_UNSUPPORTED = 922
+    BACKUP_INVALID = 923
+    RULES_NOT_ACTIVE = 924
+    UPGRADE_REQUIRED = 925
+    # 930-939: operating a node: limits, connections, client certificates, key passphrases (never on the ledger)
+    RATE_LIMITED = 930
+    TOO_MANY_CONNECTIONS = 931
+    CLIENT_CERT_REQUIRED = 932
+    CLIENT_CERT_NOT_REGISTERED = 933
+    WRONG_PASSPHRASE = 934
 
 
 class LedgerError(Exception):

@@ -59,7 +59,15 @@ class Engine(Protocol):
         to the receipt, or to the LedgerError that keeps it out of every block. May raise LedgerError."""
         ...
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]:
+        """The node's chain, head and mempool, with its :meth:`health` under ``health``."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """Whether the node can take transactions now (what ``/readyz`` answers): ``{"ready": bool,
+        "engine": str, "height": int, ...}`` with, when not ready, what stopped it. Cheap: no I/O
+        beyond the node's own process, except the CometBFT engine's one RPC call to its CometBFT."""
+        ...
 
     def is_pending(self, tx_hash: bytes) -> bool:
         """Whether the transaction waits in this node's mempool."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +26,14 @@ from careledger.chain.executor import (
     committed_nonce,
     read_hints,
 )
-from careledger.contracts import governance
-from careledger.core import codec
+from careledger.contracts import governance, identity
 from careledger.core.block import BlockEnv, Header, Receipt
 from careledger.core.crypto import SigningKey
-from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError
+from careledger.core.errors import AuthError, Code, InvalidTx, LedgerError, StoreCorrupted
 from careledger.core.tx import signed_body
 from careledger.node.engine import CommitListener, Engine, Submission
+from careledger.node.halt import Halt, classify, free_bytes
+from careledger.node.integrity import check_row_count
 from careledger.node.mempool import Mempool, Pending
 from careledger.node.store import Head, PrefetchedView, StateView, Store, StoredTx
 
@@ -44,6 +46,8 @@ class EngineConfig:
     max_block_txs: int = 2_000
     mempool_capacity: int = 50_000
     sig_workers: int = 1  # worker processes verifying signatures; 0 verifies in the submitting thread
+    disk_reserve_bytes: int = 16 * 2**20  # free space needed before a node halted by a full disk resumes
+    retry_max_s: float = 30.0  # longest wait between two attempts to resume (it starts at 1 s and doubles)
 
 
 def _uncancellable() -> Future[Any]:
@@ -77,7 +81,12 @@ class Node:
         self._thread: threading.Thread | None = None
         self._commit_listeners: list[Any] = []
         self.commit_cond = threading.Condition()
-        validators = {v["pub_key"] for v in governance.validators(store.writer_view)}
+        self._halt: Halt | None = None
+        self._halt_listeners: list[Callable[[Halt], None]] = []
+        self._retry_s = 1.0
+        self._just_resumed = False
+        self._audited = False  # the engine thread counts the state rows before its first block
+        validators = {pub for pub, _ in governance.validators(store.writer_view)}
         if node_key.public_hex not in validators:
             raise LedgerError("this node's key is not a validator of the consortium; the solo engine "
                               "cannot sign blocks with it", Code.UNAUTHORISED)
@@ -112,6 +121,33 @@ class Node:
     def head(self) -> Head:
         return self._head
 
+    @property
+    def halt(self) -> Halt | None:
+        """Why block production is stopped (None while the engine produces blocks)."""
+        return self._halt
+
+    def on_halt(self, listener: Callable[[Halt], None]) -> None:
+        """Call ``listener(halt)`` from the engine thread when block production stops (after every waiter
+        was answered). ``careledger node start`` exits non-zero on an ``exit`` halt."""
+        self._halt_listeners.append(listener)
+
+    def health(self) -> dict[str, Any]:
+        """Whether this node can take transactions now: ``ready`` is true while the engine thread runs and
+        is not halted. ``engine`` is ``starting`` (counting the state rows before its first block),
+        ``producing``, ``halted`` (with ``halt`` saying why and what the node does about it) or
+        ``stopped`` (not started, or shut down)."""
+        halt = self._halt
+        running = self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+        engine = "halted" if halt is not None else "stopped" if not running else \
+            "producing" if self._audited else "starting"
+        return {"ready": engine == "producing", "engine": engine, "height": self._head.height,
+                "halt": None if halt is None else halt.to_json()}
+
+    def _refuse_if_halted(self) -> None:
+        halt = self._halt
+        if halt is not None:
+            raise LedgerError(f"the node is not producing blocks: {halt.reason}", Code.NODE_UNAVAILABLE)
+
     # -- admission ----------------------------------------------------------------------------------
     def check(self, raw: bytes) -> CheckedTx:
         """Stateless checks including the signature; safe to call from many threads at once."""
@@ -121,8 +157,10 @@ class Node:
         """Start admitting a transaction without waiting for its signature check.
 
         Raises LedgerError at once for problems visible without the signature (size, encoding,
-        envelope, chain id, type, payload). Everything else arrives through the returned futures.
+        envelope, chain id, type, payload) and NODE_UNAVAILABLE while block production is halted.
+        Everything else arrives through the returned futures.
         """
+        self._refuse_if_halted()
         if self._sigcheck is None:
             checked = self.check(raw)
             committed = self.admit(checked)
@@ -175,9 +213,11 @@ class Node:
         reader = self.store.view()
         keys = [k for checked in batch for k in read_hints(checked, admission=True)]
         values = reader.get_many(keys)
-        orgs = {f"identity/org/{rec['org']}" for k, raw in values.items()
-                if raw is not None and k.startswith("identity/key/")
-                for rec in [codec.decode_shared(raw)] if rec.get("org")}
+        orgs = set()
+        for checked in batch:  # the signer's organisation: resolve_signer reads it next
+            raw = values.get(identity.key_key(checked.tx.signer_hex))
+            if raw is not None and (org := identity.decode_key_record(raw).org) is not None:
+                orgs.add(identity.org_key(org))
         values.update(reader.get_many(sorted(orgs)))
         return PrefetchedView(reader.connection, values)
 
@@ -200,6 +240,7 @@ class Node:
     def _admit_locked(self, checked: CheckedTx, view: StateView, committed: Future[object] | None,
                       env: BlockEnv | None = None) -> Future[object]:
         tx = checked.tx
+        self._refuse_if_halted()  # under the mempool lock: a halt empties the mempool under it too
         if self.mempool.contains(tx.hash):
             raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
         expected = self.mempool.next_nonce(tx.signer_hex)
@@ -222,9 +263,25 @@ class Node:
 
     # -- block production -----------------------------------------------------------------------------
     def _run(self) -> None:
+        try:  # the start-up check's one step that grows with the ledger, while the API already serves
+            check_row_count(self.store)
+        except Exception as exc:
+            self._enter_halt(exc)
+        self._audited = True
         interval = self.config.block_interval_ms / 1000
         last_start = 0.0
         while not self._stop.is_set():
+            halt = self._halt
+            if halt is not None:
+                if halt.action != "retry" or self._stop.wait(self._retry_s):
+                    return
+                self._try_resume()
+                continue
+            try:  # the next block's rules: an un-upgraded node stops where the consortium switches
+                self.chain.block_params(self.store.writer_view, self._head.height + 1)
+            except Exception as exc:
+                self._enter_halt(exc)
+                continue
             with self.mempool.lock:
                 while not len(self.mempool) and not self._stop.is_set():
                     self.mempool.not_empty.wait(timeout=0.5)
@@ -242,20 +299,63 @@ class Node:
             try:
                 with self._quiet:  # the block runs alone rather than trading the interpreter lock
                     self.produce_block(batch)
-            except LedgerError as exc:  # the node may no longer produce blocks: tell every waiter why
-                log.error("block production stopped: %s", exc)
-                self._stop.set()
-                with self.mempool.lock:
-                    stranded = self.mempool.take(len(self.mempool))
-                    self.mempool.remove([p.checked.tx.hash for p in stranded])
-                for pending in stranded:
-                    if not pending.future.done():
-                        pending.future.set_result(InvalidTx(exc.message, Code.NODE_UNAVAILABLE))
-                return
-            except Exception:  # never let the engine thread die silently
-                log.exception("block production failed; the node stops producing blocks")
-                self._stop.set()
-                raise
+                self._just_resumed = False
+            except Exception as exc:  # never let the engine stop silently: halt, answer, report
+                self._enter_halt(exc)
+
+    def _enter_halt(self, exc: Exception) -> None:
+        """Stop producing blocks: answer every waiting transaction NODE_UNAVAILABLE, refuse new ones,
+        tell the halt listeners (module :mod:`careledger.node.halt` says what follows)."""
+        halt = classify(exc, self._head.height, int(time.time() * 1000))
+        if halt.action == "exit" and not isinstance(exc, LedgerError):
+            log.error("block production stopped (%s)", halt.kind, exc_info=exc)
+        else:
+            log.error("block production stopped (%s): %s", halt.kind, halt.reason)
+        with self.mempool.lock:
+            self._halt = halt
+            stranded = self.mempool.take(len(self.mempool))
+            self.mempool.remove([p.checked.tx.hash for p in stranded])
+        for pending in stranded:
+            if not pending.future.done():
+                pending.future.set_result(InvalidTx(
+                    f"the node stopped producing blocks ({halt.kind}); this transaction was not acknowledged; "
+                    f"once the node runs again, look it up at /v1/txs/{pending.checked.tx.hash_hex} before "
+                    f"resubmitting it", Code.NODE_UNAVAILABLE))
+        if halt.action == "retry":  # failing again straight after resuming: wait longer before the next try
+            self._retry_s = min(self._retry_s * 2, self.config.retry_max_s) if self._just_resumed else 1.0
+        for listener in list(self._halt_listeners):
+            try:
+                listener(halt)
+            except Exception:
+                log.exception("halt listener failed")
+
+    def _try_resume(self) -> None:
+        """After a full disk: resume once there is room again, from what the store holds.
+
+        A block whose SQLite commit went through but whose head record could not be written is taken
+        as committed (it was never acknowledged, but it is in the store and its record is written now).
+        Anything else the store says (a head that moved otherwise, an unreadable store) makes the halt
+        an ``exit`` one.
+        """
+        if free_bytes(self.store.path.parent) < self.config.disk_reserve_bytes:
+            return  # still full: look again after the same wait
+        try:
+            self.store.forget_cached()
+            stored = self.store.head()
+            if stored.height == self._head.height + 1:
+                header = self.store.block(stored.height)[0]
+                self.store.head_file.write(self.store.head_record())
+                self._head, self._head_time_ms = stored, header.time_ms
+            elif stored != self._head:
+                raise StoreCorrupted(f"the store's head moved to {stored.height} while the engine was halted at "
+                                     f"{self._head.height}")
+        except Exception as exc:
+            self._enter_halt(exc)
+            return
+        log.warning("block production resumes at height %d", self._head.height)
+        self._just_resumed = True
+        with self.mempool.lock:
+            self._halt = None
 
     def produce_block(self, batch: list[Pending]) -> Header | None:
         """Execute ``batch`` as the next block, commit it, and settle every future.
@@ -335,6 +435,7 @@ class Node:
             "app_hash": head.app_hash.hex(), "block_hash": head.block_hash.hex(), "latest_block_time_ms": latest_time,
             "node_key": self.node_key.public_hex, "mempool": len(self.mempool),
             "genesis_hash": self.chain.genesis.hash.hex(), "crypto_suite": self.chain.genesis.crypto_suite,
+            "health": self.health(),
         }
 
 
@@ -361,6 +462,9 @@ class SoloEngine:
 
     def status(self) -> dict[str, Any]:
         return self.node.status()
+
+    def health(self) -> dict[str, Any]:
+        return self.node.health()
 
     def is_pending(self, tx_hash: bytes) -> bool:
         with self.node.mempool.lock:  # a transaction leaves the mempool only after its block is stored

@@ -2,24 +2,41 @@
 
 Tables::
 
-    meta    (key, value)                       genesis bytes, head {height, app_hash, block_hash}
+    meta    (key, value)                       schema version, genesis bytes, head {height, app_hash,
+                                               block_hash}, state commitment {height, count, digest}
     blocks  (height, hash, header, signature)  canonical header bytes; hash = SHA-256(header)
     txs     (hash, height, idx, raw, receipt, message, chk)  chk = SHA-256(SHA-256(raw) receipt 0x00 message)[:8]
-    state   (key, value, chk)                  canonical JSON values; chk = SHA-256(key 0x00 value)[:8]
+    state   (key, value, chk)                  canonical JSON values; chk = row hash[:8]
 
-A block, its transactions and receipts, its state changes and the new head are written in one
-SQLite transaction with ``synchronous=FULL``, so after a crash the store is at the last committed
-height or the one before, never in between. :meth:`Store.check_integrity` re-checks every row's
-checksum and every block's hash link; the node runs it before serving, and refuses to start with
-:class:`StoreCorrupted` when a byte has changed.
+A block, its transactions and receipts, its state changes, the new head and the new state
+commitment are written in one SQLite transaction. ``synchronous=FULL`` (the default, see
+docs/architecture.md section 4) flushes the write-ahead log to disk before the commit returns, so
+an acknowledged block survives a power loss; ``normal`` survives a crash of the process but may
+lose the last commits on power loss. After the SQLite commit the head record outside SQLite is
+written and flushed (:mod:`careledger.node.headrecord`), and only then is the block acknowledged.
+
+**State commitment.** ``row hash = SHA-256(key 0x00 value)``; the commitment is the number of state
+rows and the sum of their row hashes (as 256-bit big-endian integers) modulo 2^256, updated at
+every commit from the rows a block changes. It binds the state table to a height without re-hashing
+every row at start-up; :meth:`Store.check_integrity` (and ``careledger verify``) recompute it.
+
+**Checks.** :func:`careledger.node.integrity.check_startup` runs in time independent of the ledger's size: the head,
+the last block (hash, transactions, roots), the state commitment's height and row count, and the
+head record. :meth:`Store.check_integrity` checks everything: SQLite's ``integrity_check``, every
+row's checksum, every hash link, the commitment over every row, and the head record.
+
+**Schema.** ``meta.schema`` is the store's schema version (:data:`SCHEMA_VERSION`). A store of the
+previous version (:data:`MIN_SCHEMA_VERSION`..) is migrated in place when a node opens it
+(:meth:`Store.migrate`); a newer one is refused with ``STORE_SCHEMA_UNSUPPORTED``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +44,18 @@ from typing import Any
 from careledger.core import codec
 from careledger.core.block import Header, Receipt
 from careledger.core.errors import Code, NotFound, StoreCorrupted
+from careledger.core.genesis import parse_genesis
 from careledger.core.proofs import build_proof
 from careledger.core.state import prefix_end
+from careledger.node.headrecord import HeadFile, HeadRecord, head_path_of
 
-SCHEMA_VERSION = 2
+log = logging.getLogger("careledger.node")
+
+SCHEMA_VERSION = 3
+"""Version 3 adds the state commitment (meta ``state_commitment``) and the head record file."""
+MIN_SCHEMA_VERSION = 2
+"""The oldest schema this release migrates (the one every earlier release wrote)."""
+SYNC_MODES = ("full", "normal")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL,
@@ -41,10 +66,16 @@ CREATE TABLE IF NOT EXISTS txs (hash BLOB NOT NULL UNIQUE, height INTEGER NOT NU
 CREATE INDEX IF NOT EXISTS txs_position ON txs (height, idx);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL, chk BLOB NOT NULL) WITHOUT ROWID;
 """
+_MOD = 1 << 256
+
+
+def row_hash(key: str, value: bytes) -> bytes:
+    """SHA-256(key 0x00 value): the hash a state row contributes to the commitment (its chk is the first 8 bytes)."""
+    return hashlib.sha256(key.encode() + b"\x00" + value).digest()
 
 
 def state_chk(key: str, value: bytes) -> bytes:
-    return hashlib.sha256(key.encode() + b"\x00" + value).digest()[:8]
+    return row_hash(key, value)[:8]
 
 
 def tx_chk(raw: bytes, receipt: bytes, message: str) -> bytes:
@@ -57,6 +88,38 @@ class Head:
     height: int
     app_hash: bytes
     block_hash: bytes
+
+
+@dataclass(frozen=True)
+class StateCommitment:
+    """The state table at ``height``: how many rows, and the sum of their row hashes mod 2^256."""
+
+    height: int
+    count: int
+    digest: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "digest": self.digest.hex(), "height": self.height}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> StateCommitment:
+        return cls(int(doc["height"]), int(doc["count"]), bytes.fromhex(doc["digest"]))
+
+    def moved(self, height: int, count_delta: int, digest_delta: int) -> StateCommitment:
+        value = (int.from_bytes(self.digest, "big") + digest_delta) % _MOD
+        return StateCommitment(height, self.count + count_delta, value.to_bytes(32, "big"))
+
+
+EMPTY_COMMITMENT = StateCommitment(0, 0, bytes(32))
+
+
+def commitment_of(rows: Iterator[tuple[str, bytes]], height: int) -> StateCommitment:
+    """The commitment of the given state rows (a full scan: migration, verify, tests)."""
+    count, total = 0, 0
+    for key, value in rows:
+        count += 1
+        total += int.from_bytes(row_hash(key, value), "big")
+    return StateCommitment(height, count, (total % _MOD).to_bytes(32, "big"))
 
 
 @dataclass(frozen=True)
@@ -75,10 +138,10 @@ def _tune(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA temp_store=MEMORY")
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, sync: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=OFF")
     _tune(conn)
     return conn
@@ -182,6 +245,20 @@ class CachedStateView(StateView):
             self._cache.clear()
         self._cache.update(self.get_many(missing))
 
+    def committed_values(self, keys: Iterator[str] | list[str]) -> dict[str, bytes | None]:
+        """The committed values of ``keys`` (cache first, the rest in few queries); fills no cache."""
+        out: dict[str, bytes | None] = {}
+        missing = []
+        for key in keys:
+            value = self._cache.get(key, _UNCACHED)
+            if value is _UNCACHED:
+                missing.append(key)
+            else:
+                out[key] = value  # type: ignore[assignment]
+        if missing:
+            out.update(self.get_many(missing))
+        return out
+
     def apply(self, changes: dict[str, bytes | None]) -> None:
         for key, value in changes.items():
             if key in self._cache:
@@ -192,18 +269,28 @@ class CachedStateView(StateView):
 
 
 class Store:
-    """One ledger database. The writer connection belongs to the engine; readers get their own."""
+    """One ledger database. The writer connection belongs to the engine; readers get their own.
 
-    def __init__(self, path: Path, create: bool = True) -> None:
+    ``sync`` is SQLite's synchronous mode for commits: ``full`` (durable across power loss, the
+    default) or ``normal`` (durable across a crash of the process only).
+    """
+
+    def __init__(self, path: Path, create: bool = True, sync: str = "full") -> None:
         """Open the ledger at ``path``; with ``create=False`` a missing or empty file is refused."""
-        self.path = path
-        if not create and (not path.exists() or path.stat().st_size == 0):
+        self.path = Path(path)
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {SYNC_MODES}, not {sync!r}")
+        self.sync = sync
+        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
             raise StoreCorrupted(f"ledger store {path} is missing or empty (was it deleted or truncated?)")
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self.head_file = HeadFile(head_path_of(self.path))
+        self._commitment: StateCommitment | None = None
+        self._genesis_hash_cache: bytes | None = None
         try:
-            self._conn = _connect(path)
+            self._conn = _connect(self.path, sync)
             if create:
                 self._conn.executescript(SCHEMA)
             else:  # never write to an existing store: a table missing from a damaged one is not re-created
@@ -232,13 +319,23 @@ class Store:
         """A read-only view of committed state for the calling thread."""
         return StateView(self._reader())
 
+    def forget_cached(self) -> None:
+        """Drop what the writer keeps in memory (read cache, commitment); the next commit re-reads it
+        from the file. For resuming after a failed commit."""
+        self.writer_view.clear()
+        self._commitment = None
+
     def close(self) -> None:
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
         self._local = threading.local()
-        self._conn.close()
+        self.head_file.close()
+        try:
+            self._conn.close()  # checkpoints the write-ahead log into the database file
+        except sqlite3.Error as exc:  # a failing disk: what is committed is in the log, SQLite recovers it
+            log.warning("closing the ledger store failed: %s", exc)
 
     # -- meta ---------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> bytes | None:
@@ -247,6 +344,14 @@ class Store:
 
     def is_initialised(self) -> bool:
         return self.get_meta("genesis") is not None
+
+    def schema_version(self) -> int:
+        """The store's schema version (meta ``schema``); StoreCorrupted when unreadable."""
+        raw = self.get_meta("schema")
+        try:
+            return int(raw) if raw is not None else 0
+        except ValueError as exc:
+            raise StoreCorrupted("the store's schema version is unreadable") from exc
 
     def head(self) -> Head:
         raw = self.get_meta("head")
@@ -258,22 +363,66 @@ class Store:
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreCorrupted("the store's head record is unreadable") from exc
 
+    def commitment(self) -> StateCommitment:
+        """The state commitment stored with the head (StoreCorrupted when absent or unreadable)."""
+        raw = self.get_meta("state_commitment")
+        if raw is None:
+            raise StoreCorrupted("the store has no state commitment (a store of an older release that was "
+                                 "not migrated)")
+        try:
+            return StateCommitment.from_json(codec.decode_trusted(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreCorrupted("the store's state commitment is unreadable") from exc
+
+    def genesis_hash(self) -> bytes:
+        """The genesis hash the store was initialised with (the block hash of height 0)."""
+        raw = self.get_meta("genesis")
+        if raw is None:
+            raise StoreCorrupted("store has no genesis")
+        try:
+            return parse_genesis(codec.decode_trusted(raw)).hash
+        except Exception as exc:  # the meta rows carry no checksum
+            raise StoreCorrupted("the store's genesis record is unreadable") from exc
+
+    def head_record(self) -> HeadRecord:
+        """The head record this store's current head would have (what a commit writes)."""
+        head, commitment = self.head(), self.commitment()
+        return HeadRecord(head.height, head.app_hash, head.block_hash, self.genesis_hash(), commitment.count,
+                          commitment.digest)
+
     # -- writes -------------------------------------------------------------------------------------
+    def put_meta(self, rows: Mapping[str, bytes]) -> None:
+        """Write meta rows in one transaction (schema migrations; never the head, which commits write)."""
+        with self._tx():
+            for key, value in rows.items():
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def init_genesis(self, genesis_bytes: bytes, genesis_hash: bytes, changes: dict[str, bytes | None],
                      app_hash: bytes) -> None:
         if self.is_initialised():
             raise StoreCorrupted("store is already initialised", Code.ALREADY_EXISTS)
         head = codec.encode({"app_hash": app_hash.hex(), "block_hash": genesis_hash.hex(), "height": 0})
+        hashes = {k: row_hash(k, v) for k, v in changes.items() if v is not None}
+        count_delta, digest_delta = len(hashes), sum(int.from_bytes(h, "big") for h in hashes.values())
+        commitment = EMPTY_COMMITMENT.moved(0, count_delta, digest_delta)
         with self._tx():
             self._conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION).encode(),))
             self._conn.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis_bytes,))
             self._conn.execute("INSERT INTO meta VALUES ('genesis_app_hash', ?)", (app_hash,))
-            self._write_state(changes)
+            self._write_state(changes, hashes)
             self._conn.execute("INSERT INTO meta VALUES ('head', ?)", (head,))
+            self._conn.execute("INSERT INTO meta VALUES ('state_commitment', ?)", (codec.encode(commitment.to_json()),))
+        self._commitment = commitment
+        self.head_file.write(HeadRecord(0, app_hash, genesis_hash, genesis_hash, commitment.count, commitment.digest))
 
     def commit_block(self, header: Header, signature: bytes, txs: list[bytes], receipts: list[Receipt],
                      changes: dict[str, bytes | None]) -> Head:
-        """Write a block, its transactions, receipts, state changes and the new head atomically."""
+        """Write a block, its transactions, receipts, state changes, the new head and state commitment
+        atomically; then write and flush the head record. Only then may the block be acknowledged.
+
+        Raises sqlite3.Error (the store is unchanged) or OSError (the head record could not be
+        written: the store is one block ahead of it, which the next start-up accepts).
+        """
         header_bytes = header.encode()
         block_hash = hashlib.sha256(header_bytes).digest()
         head = codec.encode({"app_hash": header.app_hash, "block_hash": block_hash.hex(), "height": header.height})
@@ -282,20 +431,48 @@ class Store:
             rb = receipt.encode()
             rows.append((bytes.fromhex(receipt.tx), header.height, receipt.index, raw, rb, receipt.message,
                          tx_chk(raw, rb, receipt.message)))
+        hashes = {k: row_hash(k, v) for k, v in changes.items() if v is not None}
+        commitment = self._moved_commitment(header.height, changes, hashes)
         with self._tx():
             self._conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)",
                                (header.height, block_hash, header_bytes, signature))
             self._conn.executemany("INSERT INTO txs (hash, height, idx, raw, receipt, message, chk) "
                                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            self._write_state(changes)
+            self._write_state(changes, hashes)
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('state_commitment', ?)",
+                               (codec.encode(commitment.to_json()),))
+        self._commitment = commitment
         self.writer_view.apply(changes)
-        return Head(header.height, bytes.fromhex(header.app_hash), block_hash)
+        app_hash = bytes.fromhex(header.app_hash)
+        self.head_file.write(HeadRecord(header.height, app_hash, block_hash, self._genesis_hash(), commitment.count,
+                                        commitment.digest))
+        return Head(header.height, app_hash, block_hash)
 
-    def _write_state(self, changes: dict[str, bytes | None]) -> None:
+    def _genesis_hash(self) -> bytes:
+        if self._genesis_hash_cache is None:
+            self._genesis_hash_cache = self.genesis_hash()
+        return self._genesis_hash_cache
+
+    def _moved_commitment(self, height: int, changes: Mapping[str, bytes | None],
+                          hashes: Mapping[str, bytes]) -> StateCommitment:
+        """The commitment after ``changes``: each changed row's old hash out, its new hash in."""
+        if self._commitment is None:
+            self._commitment = self.commitment()
+        old = self.writer_view.committed_values(list(changes))
+        count_delta, total = 0, 0
+        for key, value in old.items():
+            if value is not None:
+                count_delta -= 1
+                total -= int.from_bytes(row_hash(key, value), "big")
+        for digest in hashes.values():
+            total += int.from_bytes(digest, "big")
+        return self._commitment.moved(height, count_delta + len(hashes), total)
+
+    def _write_state(self, changes: Mapping[str, bytes | None], hashes: Mapping[str, bytes]) -> None:
         # Written in key order: B-tree inserts in order touch each page once (about 3x faster for
         # scattered keys such as pack serials).
-        puts = sorted((k, v, state_chk(k, v)) for k, v in changes.items() if v is not None)
+        puts = sorted((k, v, hashes[k][:8]) for k, v in changes.items() if v is not None)
         dels = sorted((k,) for k, v in changes.items() if v is None)
         if puts:
             self._conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", puts)
@@ -310,7 +487,15 @@ class Store:
             self.conn.execute("BEGIN IMMEDIATE")
 
         def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                try:
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+            elif self.conn.in_transaction:  # SQLite rolls some failures (a full disk) back by itself
+                self.conn.execute("ROLLBACK")
 
     def _tx(self) -> Store._Tx:
         return Store._Tx(self._conn)
@@ -369,52 +554,12 @@ class Store:
         for key, value, chk in cur:
             yield key, bytes(value), bytes(chk)
 
-    # -- integrity ----------------------------------------------------------------------------------
+    # -- integrity (careledger.node.integrity) ------------------------------------------------------------
     def check_integrity(self) -> Head:
-        """Refuse (StoreCorrupted) unless SQLite's structure, every row checksum and the head agree."""
-        try:
-            result = self._reader().execute("PRAGMA quick_check").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StoreCorrupted(f"database file is damaged: {exc}") from exc
-        if result != [("ok",)]:
-            raise StoreCorrupted(f"database file is damaged: {str(result[0][0])[:200]}")
-        try:
-            return self._check_rows()
-        except sqlite3.DatabaseError as exc:
-            raise StoreCorrupted(f"database file is damaged: {exc}") from exc
+        """Everything: SQLite's integrity check, every row, every link, the commitment, the head record."""
+        from careledger.node.integrity import check_integrity
 
-    def _check_rows(self) -> Head:
-        head = self.head()
-        for key, value, chk in self.iter_state():
-            if state_chk(key, value) != chk:
-                raise StoreCorrupted(f"state entry {key[:40]!r} fails its checksum")
-        counts: dict[int, int] = {}
-        for height, idx, h, raw, receipt, chk, message in self.iter_block_txs():
-            if tx_chk(raw, receipt, message) != chk or hashlib.sha256(raw).digest() != h:
-                raise StoreCorrupted(f"transaction at height {height} index {idx} fails its checksum")
-            counts[height] = counts.get(height, 0) + 1
-        expected = 1
-        last_hash, last_header = None, None
-        for height, h, header, _sig in self.iter_blocks():
-            if height != expected:
-                raise StoreCorrupted(f"block {expected} is missing")
-            if hashlib.sha256(header).digest() != h:
-                raise StoreCorrupted(f"block {height} header does not match its hash")
-            doc = codec.decode_trusted(header)
-            if last_hash is not None and doc["prev_hash"] != last_hash.hex():
-                raise StoreCorrupted(f"block {height} does not link to block {height - 1}")
-            if doc["tx_count"] != counts.get(height, 0):
-                raise StoreCorrupted(f"block {height} has {counts.get(height, 0)} stored transactions, "
-                                     f"its header says {doc['tx_count']}")
-            last_hash, last_header, expected = h, doc, expected + 1
-        orphans = sorted(h for h in counts if not 1 <= h < expected)
-        if orphans:
-            raise StoreCorrupted(f"transactions are stored at height {orphans[0]}, which has no block")
-        if head.height != expected - 1:
-            raise StoreCorrupted(f"head says height {head.height} but the last stored block is {expected - 1}")
-        if last_header is not None and (last_header["app_hash"] != head.app_hash.hex() or last_hash != head.block_hash):
-            raise StoreCorrupted("head does not match the last stored block")
-        return head
+        return check_integrity(self)
 
 
 def tx_proof(store: Store, tx_hash: bytes) -> dict[str, Any]:

@@ -1,11 +1,17 @@
 """``careledger verify``: re-check a whole ledger store from genesis.
 
+First SQLite's own ``integrity_check`` (every page and index entry: a damaged page anywhere is
+reported even if no row read below would touch it).
 For every block, in order: the header hashes to the stored block hash, links to its predecessor,
 names this chain and the next height, is signed by a validator of the consortium as it stood before
 the block, and its ``txs_root`` matches the stored transactions. Then every transaction is replayed
 from genesis in memory (signatures re-verified on all cores) and the receipts, ``receipts_root`` and
 ``app_hash`` must equal the stored ones byte for byte. Finally the stored state table must equal the
-replayed state exactly. The first discrepancy is reported with its height.
+replayed state exactly, and the state commitment the store maintains at commit must be that of its
+rows. Last, the head record (:mod:`careledger.node.headrecord`): a store behind the height its node
+acknowledged is reported as ``STORE_ROLLED_BACK``, one that does not hold the block the record names
+as ``HEAD_RECORD_MISMATCH`` (a ledger file without a head record beside it, such as a copy, is
+reported as such but is not a failure). The first discrepancy is reported with its height and code.
 
 A store written under CometBFT (the node's configuration says so; the store must then hold the ABCI
 app's ``abci_progress`` table, and a solo store must not) has blocks without
@@ -32,12 +38,13 @@ from careledger.chain.registry import default_registry
 from careledger.contracts import governance
 from careledger.core import codec
 from careledger.core.block import BlockEnv, Header
-from careledger.core.errors import LedgerError
+from careledger.core.errors import Code, LedgerError
 from careledger.core.genesis import parse_genesis
 from careledger.core.state import MemoryState
 from careledger.core.tx import signed_body
+from careledger.node.integrity import compare_head_record, migrate, reset_head_record, sqlite_integrity
 from careledger.node.sigcheck import SignaturePipe
-from careledger.node.store import Store, state_chk, tx_chk
+from careledger.node.store import SCHEMA_VERSION, Store, commitment_of, state_chk, tx_chk
 
 
 @dataclass
@@ -50,54 +57,74 @@ class VerifyReport:
     problem: str = ""
     app_hash: str = ""
     seconds: float = 0.0
+    code: str = ""  # the failure's code name: STORE_CORRUPTED, STORE_ROLLED_BACK, HEAD_RECORD_MISMATCH
+    head_record: str = ""  # "same", "ahead", "behind", "missing", "reset" or "" (not reached)
     details: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {"ok": self.ok, "height": self.height, "app_hash": self.app_hash, "blocks": self.blocks, "txs": self.txs,
-                "bad_height": self.bad_height, "problem": self.problem, "seconds": round(self.seconds, 3),
+                "bad_height": self.bad_height, "problem": self.problem, "code": self.code or None,
+                "head_record": self.head_record or None, "seconds": round(self.seconds, 3),
                 "tx_per_s": round(self.txs / self.seconds, 1) if self.seconds else None}
 
 
 class _Bad(Exception):
-    def __init__(self, height: int, problem: str) -> None:
+    def __init__(self, height: int, problem: str, code: Code = Code.STORE_CORRUPTED) -> None:
         super().__init__(problem)
         self.height = height
         self.problem = problem
+        self.code = code
 
 
 def verify_file(path: Path, progress: Callable[[int, int], None] | None = None,
-                engine: str = "solo") -> VerifyReport:
-    """Open the ledger file at ``path``, verify it as written by ``engine`` and close it."""
+                engine: str = "solo", reset_head: bool = False) -> VerifyReport:
+    """Open the ledger file at ``path``, verify it as written by ``engine`` and close it.
+
+    With ``reset_head``, the head record is not compared; if everything else verifies, it is
+    rewritten from the store's head (the operator accepts the store's height: see ``--reset-head``).
+    """
     try:
         store = Store(path, create=False)
     except LedgerError as exc:
-        return VerifyReport(ok=False, problem=exc.message)
+        return VerifyReport(ok=False, problem=exc.message, code=exc.code.name)
     try:
-        return verify_store(store, progress, engine)
+        report = verify_store(store, progress, engine, check_head=not reset_head)
+        if reset_head and report.ok:
+            if store.schema_version() < SCHEMA_VERSION:
+                migrate(store)  # a store of the previous release: give it its commitment first
+            reset_head_record(store)
+            report.head_record = "reset"
+        return report
     finally:
         store.close()
 
 
 def verify_store(store: Store, progress: Callable[[int, int], None] | None = None,
-                 engine: str = "solo") -> VerifyReport:
+                 engine: str = "solo", check_head: bool = True) -> VerifyReport:
     """Verify everything in ``store``; never raises for a bad ledger, returns a report naming the first bad height.
 
     ``engine`` comes from the node's configuration, never from the data being verified: under
     ``solo`` every block must carry its proposer's signature; under ``cometbft`` blocks are certified
-    by CometBFT's commits instead (not re-checked here) and the proposer must be a validator's address.
+    by CometBFT's commits instead (not re-checked here) and the proposer must be a validator's address
+    (and a store behind its head record is reported, not failed: CometBFT replays what it lacks).
     """
     import time
 
     started = time.perf_counter()
     report = VerifyReport(ok=True)
+    problem = sqlite_integrity(store)
+    if problem is not None:
+        report.ok, report.problem, report.code = False, f"database file is damaged: {problem}", "STORE_CORRUPTED"
+        report.seconds = time.perf_counter() - started
+        return report
     snapshot = store.view().connection
     snapshot.execute("BEGIN")  # one consistent snapshot even if a node is committing meanwhile
     try:
-        _verify(store, report, progress, engine)
+        _verify(store, report, progress, engine, check_head)
     except _Bad as bad:
-        report.ok, report.bad_height, report.problem = False, bad.height, bad.problem
+        report.ok, report.bad_height, report.problem, report.code = False, bad.height, bad.problem, bad.code.name
     except sqlite3.DatabaseError as exc:
-        report.ok, report.problem = False, f"database file is damaged: {exc}"
+        report.ok, report.problem, report.code = False, f"database file is damaged: {exc}", "STORE_CORRUPTED"
     finally:
         snapshot.execute("COMMIT")
     report.seconds = time.perf_counter() - started
@@ -105,7 +132,7 @@ def verify_store(store: Store, progress: Callable[[int, int], None] | None = Non
 
 
 def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], None] | None,
-            engine: str) -> None:
+            engine: str, check_head: bool) -> None:
     if engine not in ("solo", "cometbft"):
         raise _Bad(0, f"unknown engine {engine!r}")
     if _written_under_cometbft(store) != (engine == "cometbft"):
@@ -157,6 +184,27 @@ def _verify(store: Store, report: VerifyReport, progress: Callable[[int, int], N
         raise _Bad(report.height, "head record does not match the last block")
     _compare_state(store, state, written_at, report.height)
     report.app_hash = app_hash.hex()
+    if store.schema_version() < SCHEMA_VERSION:  # the previous release's store: no commitment, no head record
+        report.head_record = "missing"
+        return
+    try:
+        commitment = store.commitment()
+    except LedgerError as exc:
+        raise _Bad(report.height, exc.message) from exc
+    actual = commitment_of(iter(state.items.items()), head.height)
+    if commitment != actual:
+        raise _Bad(report.height, f"the state commitment at height {commitment.height} ({commitment.count} entries) "
+                                  f"is not that of the state ({actual.count} entries)")
+    if not check_head:
+        return
+    try:
+        record = store.head_file.read()
+        if record is None:
+            report.head_record = "missing"
+            return
+        report.head_record = compare_head_record(store, record, head, commitment, allow_behind=engine == "cometbft")
+    except LedgerError as exc:
+        raise _Bad(report.height, exc.message, exc.code) from exc
 
 
 class CometbftProposers:
@@ -237,7 +285,7 @@ def _replay(chain: Chain, state: MemoryState, block: _Block, ticket: int, pipe: 
         raise _Bad(height, "header names the wrong height or chain")
     if header.prev_hash != prev_hash.hex():
         raise _Bad(height, "header does not link to the previous block")
-    validator_keys = {v["pub_key"] for v in governance.validators(state)}
+    validator_keys = {pub for pub, _ in governance.validators(state)}
     if cometbft is not None:
         addresses = cometbft.next(validator_keys)
         if block.signature or header.proposer not in addresses:
@@ -256,7 +304,10 @@ def _replay(chain: Chain, state: MemoryState, block: _Block, ticket: int, pipe: 
             if ok != 1:
                 raise _Bad(height, f"transaction {i} has a bad signature")
     env = BlockEnv(chain.chain_id, height, header.time_ms, header.proposer)
-    run = BlockExecution(chain, state, env, app_hash)
+    try:
+        run = BlockExecution(chain, state, env, app_hash)
+    except LedgerError as exc:  # UPGRADE_REQUIRED: rules this release does not implement
+        raise _Bad(height, exc.message, exc.code) from exc
     for i, checked in enumerate(block.checked):
         try:
             run.add(checked)

@@ -29,7 +29,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from careledger.contracts.supply.layout import parse_ref, product_key, split_pack_ref
+from careledger.contracts import identity
+from careledger.contracts.supply.layout import get_product, parse_ref, split_pack_ref
 from careledger.core import codec
 from careledger.core.errors import Code
 from careledger.core.state import StateReader
@@ -69,15 +70,15 @@ def _manufacturers(reader: StateReader, refs: list[str]) -> list[str]:
     owners = set()
     for ref in refs:
         if len(ref) > 15 and ref[14] == "/":
-            raw = reader.get_raw(product_key(split_pack_ref(ref)[0]))
-            if raw is not None:
-                owners.add(codec.decode_trusted(raw)["owner"])
+            product = get_product(reader, split_pack_ref(ref)[0])
+            if product is not None:
+                owners.add(product.owner)
     return sorted(owners)
 
 
 def _signer_org(reader: StateReader, signer: str) -> str | None:
-    raw = reader.get_raw(f"identity/key/{signer}")
-    return None if raw is None else codec.decode_trusted(raw).get("org")
+    rec = identity.get_key_record(reader, signer)
+    return None if rec is None else rec.org
 
 
 def alerts_of_tx(reader: StateReader, stored: StoredTx, time_ms: int) -> list[dict[str, Any]]:

@@ -70,5 +70,5 @@ def verify_request(suite: CryptoSuite, chain_id: str, state: StateReader, method
         raise AuthError("the request's key is not a consortium member", Code.UNKNOWN_SIGNER)
     if not signer.active:
         raise AuthError("the request's key is revoked", Code.SIGNER_REVOKED)
-    org = identity.get_org(state, signer.org) or {}
-    return Requester(key, signer.org, tuple(org.get("roles", ())), signer.roles)
+    org = identity.get_org(state, signer.org)
+    return Requester(key, signer.org, () if org is None else org.roles, signer.roles)

@@ -13,22 +13,25 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from careledger.contracts import identity
 from careledger.contracts.supply import cbv, gs1
 from careledger.contracts.supply.base import org_of_company_prefix
 from careledger.contracts.supply.epcis import ORG_URN, format_time, schema_errors
-from careledger.contracts.supply.layout import is_unit_ref, lot_key, product_key, record_key, ref_urn, split_pack_ref
+from careledger.contracts.supply.layout import (
+    event_extra,
+    get_item,
+    get_lot,
+    get_product,
+    is_unit_ref,
+    ref_urn,
+    split_pack_ref,
+)
 from careledger.contracts.supply.packs import utc_year
-from careledger.core import codec
 from careledger.core.state import Overlay, StateReader
 
 CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
 UNDO_BIZ_STEP = "urn:careledger:bizstep:undo"
 _ORDER = {"ObjectEvent": 0, "AggregationEvent": 1}
-
-
-def _get(reader: StateReader | Overlay, key: str) -> Any:
-    raw = reader.get_raw(key)
-    return None if raw is None else codec.decode_trusted(raw)
 
 
 def _event_id(ref: str, index: int) -> str:
@@ -48,14 +51,14 @@ class _Urns:
             org = org_of_company_prefix(self.reader, ref[1:])
             length = 7
             if org is not None:
-                rec = _get(self.reader, f"identity/org/{org}") or {}
-                length = max((len(p) for p in rec.get("gs1_company_prefixes", []) if ref[1:].startswith(p)),
-                             default=7)
+                rec = identity.get_org(self.reader, org)
+                prefixes = () if rec is None else rec.gs1_company_prefixes
+                length = max((len(p) for p in prefixes if ref[1:].startswith(p)), default=7)
             return ref_urn(ref, length)
         gtin, _ = split_pack_ref(ref)
         if gtin not in self.lengths:
-            product = _get(self.reader, product_key(gtin)) or {}
-            self.lengths[gtin] = len(product.get("company_prefix", "0614141"))
+            product = get_product(self.reader, gtin)
+            self.lengths[gtin] = len("0614141" if product is None else product.company_prefix)
         return ref_urn(ref, self.lengths[gtin])
 
 
@@ -65,24 +68,24 @@ def _party(kind: str, org: str) -> list[dict[str, str]]:
 
 def history_events(reader: StateReader | Overlay, ref: str, urn: _Urns | None = None) -> list[dict[str, Any]]:
     """The EPCIS events of one item's recorded history (empty when the item is unknown)."""
-    rec = _get(reader, record_key(ref))
+    rec = get_item(reader, ref)
     if rec is None:
         return []
     urn = urn or _Urns(reader)
     epc = urn(ref)
-    lot = None if is_unit_ref(ref) else _get(reader, lot_key(split_pack_ref(ref)[0], rec["l"]))
+    lot = None if is_unit_ref(ref) or rec.lot is None else get_lot(reader, split_pack_ref(ref)[0], rec.lot)
     events = []
     disposition = "active"
-    for i, entry in enumerate(rec.get("e", [])):
+    for i, entry in enumerate(rec.events):
         op, at, org = entry[0], entry[1], entry[2]
-        extra: Any = entry[4] if len(entry) > 4 else None
+        extra: Any = event_extra(entry)
         event: dict[str, Any] = {"type": "ObjectEvent", "eventTime": format_time(at), "eventTimeZoneOffset": "+00:00",
                                  "eventID": _event_id(ref, i), "epcList": [epc], "action": "OBSERVE"}
         if op == "commission":
             event.update(action="ADD", bizStep="commissioning", disposition="active")
             if lot is not None:
-                expiry = gs1.yymmd0_to_iso(lot["expiry"], reference_year=utc_year(at))
-                event["ilmd"] = {"cbvmda:lotNumber": lot["lot"], "cbvmda:itemExpirationDate": expiry}
+                expiry = gs1.yymmd0_to_iso(lot.expiry, reference_year=utc_year(at))
+                event["ilmd"] = {"cbvmda:lotNumber": lot.lot, "cbvmda:itemExpirationDate": expiry}
         elif op in ("aggregate", "disaggregate"):
             del event["epcList"]
             event.update(type="AggregationEvent", parentID=urn(extra), childEPCs=[epc],
@@ -131,8 +134,9 @@ def export_document(reader: StateReader | Overlay, refs: list[str], now_ms: int,
         seen.add(ref)
         events.extend(history_events(reader, ref, urn))
         if contents:
-            rec = _get(reader, record_key(ref)) or {}
-            stack.extend(reversed(rec.get("c", [])))
+            item = get_item(reader, ref)
+            if item is not None and item.children:
+                stack.extend(reversed(item.children))
     events.sort(key=lambda e: (e["eventTime"], _ORDER.get(e["type"], 2)))
     body: dict[str, Any]
     if query_name is None:

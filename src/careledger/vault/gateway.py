@@ -248,15 +248,15 @@ class Gateway:
         head = get_head(view, record)
         if head is None:
             raise LedgerError(f"record {record} does not exist", Code.RECORD_UNKNOWN)
-        if head["custodian"] != vault.org:
+        if head.custodian != vault.org:
             raise LedgerError(f"record {record} is held by another custodian", Code.NOT_CUSTODIAN)
-        if head["pseudonym"] != patient:
+        if head.pseudonym != patient:
             raise LedgerError(f"record {record} belongs to another patient", Code.RECORD_PATIENT_MISMATCH)
-        if head["status"] == "erased":
+        if head.is_erased:
             raise LedgerError(f"record {record} was erased", Code.RECORD_ERASED)
-        if head["type"] != entries[0].type:
-            raise LedgerError(f"record {record} holds a {head['type']}", Code.RECORD_VERSION_CONFLICT)
-        return int(head["version"]) + 1
+        if head.type != entries[0].type:
+            raise LedgerError(f"record {record} holds a {head.type}", Code.RECORD_VERSION_CONFLICT)
+        return head.version + 1
 
     def _anchor(self, vault: Vault, author: str, sealed: list[Any]) -> list[tuple[int, str]]:
         futures = []
@@ -286,18 +286,18 @@ class Gateway:
                 "request_ms": req.time_ms, "requester": req.requester, "requester_org": requester.org}
         for record in dict.fromkeys(req.records):
             head = get_head(view, record)
-            if head is None or head["custodian"] != vault.org:
+            if head is None or head.custodian != vault.org:
                 code = Code.RECORD_UNKNOWN if head is None else Code.NOT_CUSTODIAN
                 denied.append({"record": record, "code": int(code), "name": code.name})
                 continue
-            owner = head["pseudonym"]
+            owner = head.pseudonym
             try:
                 decision = evaluate_access(view, requester, req.patient, record, head, req.purpose, now,
                                            emergency=req.emergency, study=req.study)
-                anchor = get_anchor(view, record, head["version"])
+                anchor = get_anchor(view, record, head.version)
                 assert anchor is not None
-                salt, canonical = vault.open(record, head["version"])
-                if compute_commitment(salt, canonical) != anchor["commitment"]:
+                salt, canonical = vault.open(record, head.version)
+                if compute_commitment(salt, canonical) != anchor.commitment:
                     raise VaultIntegrityError(f"record {record} does not match its ledger anchor")
             except (AccessDenied, VaultIntegrityError, LedgerError) as exc:
                 entries.append({**base, "code": int(exc.code), "consent": None, "mode": "none",
@@ -306,8 +306,8 @@ class Gateway:
                 continue
             entries.append({**base, "code": 0, "consent": decision.consent, "emergency": decision.emergency,
                             "mode": decision.mode, "outcome": "granted", "pseudonym": owner, "record": record})
-            granted.append({"record": record, "version": head["version"], "type": head["type"],
-                            "custodian": vault.org, "commitment": anchor["commitment"], "salt": salt.hex(),
+            granted.append({"record": record, "version": head.version, "type": head.type,
+                            "custodian": vault.org, "commitment": anchor.commitment, "salt": salt.hex(),
                             "canonical": canonical.decode("utf-8"), "mode": decision.mode,
                             "emergency": decision.emergency})
         if entries:
@@ -331,7 +331,7 @@ class Gateway:
         head = get_head(self.ledger.view(), record)
         if head is None:
             raise LedgerError(f"record {record} does not exist", Code.RECORD_UNKNOWN)
-        vault = self.vault(head["custodian"])
+        vault = self.vault(head.custodian)
         held = vault.versions_held(record)
         receipt = self._receipt(self.ledger.submit(raw))
         if receipt.code:
@@ -357,7 +357,7 @@ class Gateway:
             vault.mark_anchored([(r, v) for r, v in vault.pending()])
             for record in vault.record_ids():
                 head = get_head(view, record)
-                if head is not None and head["status"] == "erased":
+                if head is not None and head.is_erased:
                     shredded += vault.erase(record)
         return {"shredded": shredded, "discarded": discarded}
 
@@ -387,9 +387,9 @@ class Gateway:
             if not record:
                 return
             head = get_head(self.ledger.view(), record)
-            if head is None or head["status"] != "erased":
+            if head is None or not head.is_erased:
                 continue
             try:
-                self.vault(head["custodian"]).erase(record)
+                self.vault(head.custodian).erase(record)
             except LedgerError:
                 log.exception("could not shred an erased record")

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from careledger.contracts import consent, identity, records
-from careledger.contracts.audit import audit_prefix
+from careledger.contracts.audit import audit_log
 from careledger.contracts.consent import AccessDenied, acts_for_patient, evaluate_access
-from careledger.core.codec import decode_trusted
 from careledger.core.errors import AuthError, Code, LedgerError
 from careledger.core.state import StateReader
 from careledger.vault.fhir import audit_to_fhir, consent_to_fhir
@@ -36,8 +35,7 @@ def _iso_date(ms: int) -> str:
 
 def patient_records(view: StateReader, pseudonym: str) -> list[dict[str, Any]]:
     """The patient's record index, ordered by custodian, type and date."""
-    prefix = records.patient_index_prefix(pseudonym)
-    out = [{"record": key[len(prefix):], **decode_trusted(raw)} for key, raw in view.scan_raw(prefix)]
+    out = [{"record": record, **entry.to_json()} for record, entry in records.patient_index(view, pseudonym)]
     for r in out:
         r["date"] = _iso_date(r["time_ms"])
     out.sort(key=lambda r: (r["custodian"], r["type"], r["time_ms"], r["record"]))
@@ -46,14 +44,11 @@ def patient_records(view: StateReader, pseudonym: str) -> list[dict[str, Any]]:
 
 def patient_view(view: StateReader, pseudonym: str, as_fhir: bool = False) -> dict[str, Any]:
     """Everything the ledger holds about one patient (never any clinical content)."""
-    consents = [decode_trusted(raw) for _, raw in view.scan_raw(consent.consent_prefix(pseudonym))]
-    consents.sort(key=lambda c: (c["granted_height"], c["id"]))
-    log_prefix = audit_prefix(pseudonym)
-    log = [{"id": key[len(log_prefix):], **decode_trusted(raw)} for key, raw in view.scan_raw(log_prefix)]
-    bg_prefix = consent.breakglass_log_prefix(pseudonym)
-    sessions = [decode_trusted(raw) for _, raw in view.scan_raw(bg_prefix)]
-    dprefix = f"consent/delegate/{pseudonym}/"
-    delegates = [{"key": k[len(dprefix):], **decode_trusted(raw)} for k, raw in view.scan_raw(dprefix)]
+    ordered = sorted(consent.consents_of(view, pseudonym), key=lambda c: (c.granted_height, c.id))
+    consents = [c.to_json() for c in ordered]
+    log = [{"id": entry_id, **rec.to_json()} for entry_id, rec in audit_log(view, pseudonym)]
+    sessions = [entry.to_json() for _, entry in consent.break_glass_log(view, pseudonym)]
+    delegates = [{"key": key, **rec.to_json()} for key, rec in consent.delegates_of(view, pseudonym)]
     doc: dict[str, Any] = {
         "patient": pseudonym, "records": patient_records(view, pseudonym), "consents": consents,
         "delegates": delegates, "break_glass": sessions, "access_log": log,
@@ -112,12 +107,14 @@ class LedgerQueries:
             if head is None or not self._allowed(view, requester, req, record, head, now):
                 denied.append(record)
                 continue
-            versions = [records.get_anchor(view, record, v) for v in range(1, head["version"] + 1)]
-            anchors.append({"record": record, "head": head, "versions": [a for a in versions if a]})
+            versions = [records.get_anchor(view, record, v) for v in range(1, head.version + 1)]
+            anchors.append({"record": record, "head": head.to_json(),
+                            "versions": [a.to_json() for a in versions if a is not None]})
         return {"patient": req.patient, "anchors": anchors, "withheld": denied}
 
     @staticmethod
-    def _allowed(view: StateReader, requester: Any, req: Any, record: str, head: dict[str, Any], now: int) -> bool:
+    def _allowed(view: StateReader, requester: Any, req: Any, record: str, head: records.HeadRecord,
+                 now: int) -> bool:
         try:
             evaluate_access(view, requester, req.patient, record, head, req.purpose, now,
                             emergency=req.emergency, study=req.study)

@@ -301,10 +301,10 @@ def test_intake_checks_content_fingerprints_and_encounter(world: World, submitte
     assert flag_for(exc2.value) == "fingerprint-mismatch"
     anchor = records.get_anchor(world.ledger.state, s.encounter.record, 1)
     assert anchor is not None
-    facts = encounter_facts(s.encounter.record, s.encounter.resource, s.encounter.salt, anchor["commitment"])
+    facts = encounter_facts(s.encounter.record, s.encounter.resource, s.encounter.salt, anchor.commitment)
     assert (facts.status, facts.resource_id, facts.start_day, facts.end_day) == \
         ("verified", s.encounter.resource["id"], TODAY, TODAY)
     altered = {**s.encounter.resource, "status": "cancelled"}
     with pytest.raises(EncounterMismatch) as exc3:
-        encounter_facts(s.encounter.record, altered, s.encounter.salt, anchor["commitment"])
+        encounter_facts(s.encounter.record, altered, s.encounter.salt, anchor.commitment)
     assert flag_for(exc3.value) == "encounter-mismatch" and exc3.value.code == Code.COMMITMENT_MISMATCH

@@ -53,7 +53,7 @@ def test_add_organisation_needs_more_than_two_thirds(consortium: Consortium, led
     assert [e["type"] for e in receipt.events] == ["proposal_vote", "organisation_added", "proposal_executed"]
     assert proposal(ledger, pid)["status"] == "executed" and proposal(ledger, pid)["closed"] == ledger.height
     org = identity.get_org(ledger.state, "st-luke")
-    assert org is not None and org["status"] == "active" and org["since"] == ledger.height
+    assert org is not None and org.status == "active" and org.since == ledger.height
     assert ledger.get(identity.key_key(NEWCOMER.public_hex))["org"] == "st-luke"
     # the new admin can act at once, and the consortium now has 9 organisations
     doctor = seeded_key("gov/luke-doctor")
@@ -161,7 +161,7 @@ def test_remove_organisation_revokes_its_keys(consortium: Consortium, ledger: Le
     rec = pass_proposal(ledger, action, "hospital", ("clinic", "pharmacy", "manufacturer", "insurer", "research"))
     assert rec["status"] == "executed"
     org = identity.get_org(ledger.state, "distributor")
-    assert org is not None and org["status"] == "removed" and org["removed_at"] == ledger.height
+    assert org is not None and org.status == "removed" and org.removed_at == ledger.height
     assert governance.active_orgs(ledger.state) == sorted(set(consortium.org_ids) - {"distributor"})
     # the admin and the member: refused at admission and never included
     for key in (consortium.admin("distributor"), supplier):
@@ -175,7 +175,9 @@ def test_remove_organisation_revokes_its_keys(consortium: Consortium, ledger: Le
     rec = pass_proposal(ledger, {"kind": "set_org_roles", "org": "clinic", "roles": ["clinic", "research"]},
                         "clinic", ("pharmacy", "manufacturer", "insurer", "research"))
     assert rec["status"] == "executed" and len(rec["yes"]) == 5
-    assert identity.get_org(ledger.state, "clinic")["roles"] == ["clinic", "research"]
+    clinic = identity.get_org(ledger.state, "clinic")
+    assert clinic is not None and clinic.roles == ("clinic", "research")
+    assert ledger.get(identity.org_key("clinic"))["roles"] == ["clinic", "research"]
     assert ledger.enrol("clinic", seeded_key("gov/clinic-researcher"), ["researcher"]).code == 0
     # a removed organisation cannot be removed again
     assert ledger.propose("hospital", action).code == Code.ORG_INACTIVE
@@ -212,7 +214,7 @@ def test_set_validator_adds_and_removes(consortium: Consortium, ledger: Ledger) 
     assert {"attrs": {"power": 5, "pub_key": new_validator}, "type": "validator_update"} in outcome.receipts[0].events
     assert outcome.result.validator_updates == [{"power": 5, "pub_key": new_validator}]
     assert ledger.get(governance.validator_key(new_validator)) == {"org": "clinic", "power": 5}
-    assert sorted(v["pub_key"] for v in governance.validators(ledger.state)) == \
+    assert sorted(pub for pub, _ in governance.validators(ledger.state)) == \
         sorted([new_validator, consortium.validator.public_hex])
     # another organisation cannot claim that key
     taken = {"kind": "set_validator", "org": "pharmacy", "power": 1, "pub_key": new_validator}
@@ -246,7 +248,7 @@ def test_removing_an_organisation_emits_validator_removals(consortium: Consortiu
     outcome = ledger.block(ledger.tx(consortium.admin("research"), "governance.vote",
                                      {"approve": True, "proposal": pid}))
     assert outcome.result.validator_updates == [{"power": 0, "pub_key": second}]
-    assert [v["pub_key"] for v in governance.validators(ledger.state)] == [consortium.validator.public_hex]
+    assert [pub for pub, _ in governance.validators(ledger.state)] == [consortium.validator.public_hex]
 
 
 # -- expiry and small consortia ------------------------------------------------------------------------------

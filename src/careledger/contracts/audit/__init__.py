@@ -1,78 +1,13 @@
 """Audit contract: every read of clinical data, granted or denied, as an entry the patient can see.
 
-A custodian's gateway signs ``audit.record`` with its own key (an admin of the custodian or a member
-holding the ``data_steward`` role: the *gateway key*). Each entry says who asked (key and
-organisation), about which patient pseudonym and record, for which purpose, the outcome and its
-code, whether it was an emergency (break-glass) read, and the hash of the signed request.
-
-State::
-
-    audit/patient/<pseudonym>/<height:012d>-<index:05d>-<n:04d>
-        {custodian, requester, requester_org, record, purpose, outcome, code, mode, consent, emergency,
-         request, request_ms, height, time_ms}
-
-Keys sort by block, then transaction, then entry: the patient's access log in commit order.
+:mod:`.layout` holds the access log's keys, typed record and accessors; :mod:`.handlers` the
+``audit.record`` transaction a custodian's gateway signs.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from careledger.contracts.audit.handlers import HANDLERS, MAX_ENTRIES_PER_TX, AuditEntry, Record
+from careledger.contracts.audit.layout import AuditRecord, audit_key, audit_log, audit_prefix, get_audit_entry
 
-from pydantic import Field
-
-from careledger.contracts.base import Handler, Payload, TxContext
-from careledger.contracts.consent import ConsentId, Purpose
-from careledger.contracts.records import CUSTODIAN_ROLES, Pseudonym, RecordId, is_custodian_signer
-from careledger.core.errors import Code, TxFailed
-from careledger.core.state import Overlay
-from careledger.core.types import Hex32, NonNegativeInt, OrgId, PublicKeyHex
-
-MAX_ENTRIES_PER_TX = 256
-
-
-def audit_prefix(pseudonym: str) -> str:
-    return f"audit/patient/{pseudonym}/"
-
-
-class AuditEntry(Payload):
-    pseudonym: Pseudonym
-    requester: PublicKeyHex
-    requester_org: OrgId | None
-    record: RecordId | None
-    purpose: Purpose
-    outcome: Literal["granted", "denied"]
-    code: Annotated[int, Field(ge=0, le=65535)]
-    mode: Literal["patient", "delegate", "custodian", "consent", "emergency", "none"]
-    consent: ConsentId | None = None
-    emergency: bool = False
-    request: Hex32
-    request_ms: NonNegativeInt
-
-
-class Record(Payload):
-    entries: Annotated[list[AuditEntry], Field(min_length=1, max_length=MAX_ENTRIES_PER_TX)]
-
-
-def authorize_record(state: Overlay, ctx: TxContext, p: Record) -> None:
-    """Only a custodian's gateway key (its admin or a data steward) writes audit entries."""
-    org = ctx.signer.org
-    if org is None or not is_custodian_signer(ctx.signer, org, CUSTODIAN_ROLES):
-        raise TxFailed("audit entries are written by a custodian's admin or data steward",
-                       Code.AUDIT_NOT_CUSTODIAN)
-
-
-def apply_record(state: Overlay, ctx: TxContext, p: Record) -> Any:
-    custodian = ctx.signer.org
-    for n, e in enumerate(p.entries):
-        entry = e.model_dump()
-        del entry["pseudonym"]
-        entry.update(custodian=custodian, height=ctx.env.height, time_ms=ctx.env.time_ms)
-        state.put(f"{audit_prefix(e.pseudonym)}{ctx.env.height:012d}-{ctx.index:05d}-{n:04d}", entry)
-    ctx.emit("access_audited", custodian=custodian, count=len(p.entries))
-    return {"entries": len(p.entries)}
-
-
-HANDLERS: list[Handler[Any]] = [
-    Handler("audit.record", 1, Record, apply_record, authorize_record,
-            summary="A custodian's gateway records access attempts (granted, denied, emergency) for the patients."),
-]
+__all__ = ["HANDLERS", "MAX_ENTRIES_PER_TX", "AuditEntry", "AuditRecord", "Record", "audit_key", "audit_log",
+           "audit_prefix", "get_audit_entry"]

@@ -66,7 +66,6 @@ from careledger.contracts import identity, records
 from careledger.contracts.base import Handler, Payload, Signer, TxContext
 from careledger.contracts.consent import acts_for_patient
 from careledger.contracts.records import Pseudonym, RecordId, require_patient_active
-from careledger.core.codec import decode_trusted
 from careledger.core.errors import Code, TxFailed
 from careledger.core.state import Overlay
 from careledger.core.types import Hex32, OrgId
@@ -151,9 +150,9 @@ def require_org_role(state: State, org: str, roles: tuple[str, ...], code: Code)
     rec = identity.get_org(state, org)
     if rec is None:
         raise TxFailed(f"organisation {org!r} is not a consortium member", Code.ORG_UNKNOWN)
-    if rec["status"] != "active":
+    if not rec.is_active:
         raise TxFailed(f"organisation {org!r} is no longer active", Code.ORG_INACTIVE)
-    if not set(roles) & set(rec["roles"]):
+    if not set(roles) & set(rec.roles):
         raise TxFailed(f"organisation {org!r} is not a {'/'.join(roles)}", code)
 
 
@@ -167,7 +166,7 @@ def _claim(state: State, claim: str) -> ClaimRecord:
 def encounter_state(state: State, record: str) -> str:
     """What the ledger knows of an encounter record now: ``active``, ``erased`` or ``unknown``."""
     head = records.get_head(state, record)
-    return "unknown" if head is None else str(head["status"])
+    return "unknown" if head is None else head.status
 
 
 def _write_flag(state: Overlay, ctx: TxContext, n: int, insurer: str, claim: str, kind: str,
@@ -219,12 +218,11 @@ def authorize_submit(state: Overlay, ctx: TxContext, p: Submit) -> None:
 def _encounter_finding(state: State, p: Submit) -> str | None:
     """None when the encounter is recorded as the claim says; else the flag the claim raises."""
     head = records.get_head(state, p.encounter)
-    if head is None or head["type"] != "Encounter" or head["custodian"] != p.provider \
-            or head["pseudonym"] != p.patient:
+    if head is None or head.type != "Encounter" or head.custodian != p.provider or head.pseudonym != p.patient:
         return FLAG_NO_RECORDED_ENCOUNTER
-    if head["status"] == "erased":
-        erasure = state.get_raw(records.erasure_key(p.encounter))
-        reason = None if erasure is None else decode_trusted(erasure).get("reason")
+    if head.is_erased:
+        erasure = records.get_erasure(state, p.encounter)
+        reason = None if erasure is None else erasure.reason
         return FLAG_NO_RECORDED_ENCOUNTER if reason == "entered_in_error" else FLAG_ENCOUNTER_ERASED
     return None
 

@@ -1,13 +1,13 @@
-"""What every supply transaction shares: the handler with a stateless normalisation step, and the
-authorisation helpers (who may act for which organisation)."""
+"""What every supply transaction shares: payloads with a stateless normalisation step (see
+:class:`careledger.contracts.base.Normalising`), and the authorisation helpers (who may act for which
+organisation)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from careledger.contracts import identity
-from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.base import Payload, TxContext
 from careledger.contracts.supply.layout import SupplyError, SupplyInvalid
 from careledger.core.errors import Code
 from careledger.core.state import Overlay, StateReader
@@ -26,16 +26,6 @@ class SupplyPayload(Payload):
         return self
 
 
-@dataclass(frozen=True)
-class SupplyHandler(Handler[Any]):
-    """A handler whose parse step also normalises identifiers (GS1 check digits, URNs, Digital Links)."""
-
-    def parse(self, payload: dict[str, Any]) -> Any:
-        parsed = super().parse(payload)
-        normalise = getattr(parsed, "normalise", None)
-        return normalise() if normalise is not None else parsed
-
-
 def require_supply_member(state: Overlay | StateReader, ctx: TxContext) -> str:
     """The signer's organisation, if the signer is its admin or a member with a supply role."""
     signer = ctx.signer
@@ -48,7 +38,7 @@ def require_supply_member(state: Overlay | StateReader, ctx: TxContext) -> str:
 
 def org_roles(state: Overlay | StateReader, org: str) -> list[str]:
     rec = identity.get_org(state, org)
-    return [] if rec is None else list(rec["roles"])
+    return [] if rec is None else list(rec.roles)
 
 
 def require_org_role(state: Overlay | StateReader, org: str, *roles: str) -> None:
@@ -62,7 +52,7 @@ def company_prefix_of(state: Overlay | StateReader, org: str, gtin: str) -> str 
     if rec is None:
         return None
     best = None
-    for prefix in rec.get("gs1_company_prefixes", []):
+    for prefix in rec.gs1_company_prefixes:
         if gtin[1:1 + len(prefix)] == prefix and (best is None or len(prefix) > len(best)):
             best = prefix
     return best
@@ -71,20 +61,13 @@ def company_prefix_of(state: Overlay | StateReader, org: str, gtin: str) -> str 
 def org_of_company_prefix(state: Overlay | StateReader, digits: str) -> str | None:
     """The active organisation holding the longest GS1 Company Prefix that ``digits`` starts with."""
     best: tuple[int, str] | None = None
-    for _, rec in state.scan("identity/org/") if isinstance(state, Overlay) else _scan(state):
-        if rec.get("status") != "active":
+    for rec in identity.organisations(state):
+        if not rec.is_active:
             continue
-        for prefix in rec.get("gs1_company_prefixes", []):
+        for prefix in rec.gs1_company_prefixes:
             if digits.startswith(prefix) and (best is None or len(prefix) > best[0]):
-                best = (len(prefix), rec["id"])
+                best = (len(prefix), rec.id)
     return None if best is None else best[1]
-
-
-def _scan(state: StateReader) -> Any:
-    from careledger.core import codec
-
-    for key, raw in state.scan_raw("identity/org/"):
-        yield key, codec.decode_trusted(raw)
 
 
 def invalid(message: str, code: Code) -> SupplyInvalid:

@@ -39,15 +39,15 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
 from pydantic import Field
 
-from careledger.contracts.base import TxContext
+from careledger.contracts.base import Handler, TxContext
 from careledger.contracts.supply import cbv, gs1, packs
-from careledger.contracts.supply.base import SupplyHandler, SupplyPayload, require_supply_member
+from careledger.contracts.supply.base import SupplyPayload, require_supply_member
 from careledger.contracts.supply.layout import (
     MAX_ITEMS_PER_TX,
     SupplyInvalid,
@@ -286,18 +286,24 @@ class CapturePayload(SupplyPayload):
         return normalise_document(self.document)
 
 
-def apply_capture(state: Overlay, ctx: TxContext, capture: Capture) -> Any:
+class CaptureResult(TypedDict):
+    events: int
+    ops: int
+    document_sha256: str
+
+
+def apply_capture(state: Overlay, ctx: TxContext, capture: Capture) -> CaptureResult:
     results = packs.apply_ops(state, ctx, capture.ops, limit=CAPTURE_ITEM_LIMIT)
     ctx.emit("epcis_captured", events=capture.events, document_sha256=capture.document_sha256)
     return {"events": capture.events, "ops": len(results), "document_sha256": capture.document_sha256}
 
 
-def _authorize(state: Overlay, ctx: TxContext, p: Any) -> None:
+def _authorize(state: Overlay, ctx: TxContext, p: object) -> None:
     require_supply_member(state, ctx)
 
 
-HANDLERS = [
-    SupplyHandler("supply.epcis_capture", 1, CapturePayload, apply_capture, _authorize,
+HANDLERS: list[Handler[Any]] = [
+    Handler("supply.epcis_capture", 1, CapturePayload, apply_capture, _authorize,
                   summary="Capture an EPCIS 2.0 document: every event applies, or none does.",
                   read_hints=lambda c: [k for op in c.ops for k in packs.op_hints(op)]),
 ]

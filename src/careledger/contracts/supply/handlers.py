@@ -27,9 +27,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from careledger.contracts.base import Handler, TxContext
+from careledger.contracts.base import Handler, Normalising, TxContext
 from careledger.contracts.supply import epcis, gs1, packs, products, verification
-from careledger.contracts.supply.base import SupplyHandler, SupplyPayload, require_supply_member
+from careledger.contracts.supply.base import SupplyPayload, require_supply_member
 from careledger.contracts.supply.layout import (
     MAX_ITEMS_PER_TX,
     SERIAL_RE,
@@ -143,20 +143,17 @@ class UndoPayload(SupplyPayload):
         return packs.Undo(parse_refs(self.items), self.state)
 
 
-def _authorize(state: Overlay, ctx: TxContext, p: Any) -> None:
+def _authorize(state: Overlay, ctx: TxContext, p: object) -> None:
     require_supply_member(state, ctx)
 
 
-def _apply_one(state: Overlay, ctx: TxContext, op: packs.Op) -> Any:
+def _apply_one(state: Overlay, ctx: TxContext, op: packs.Op) -> dict[str, Any]:
     return packs.apply_ops(state, ctx, (op,))[0]
 
 
-def _hints(op: packs.Op) -> list[str]:
-    return packs.op_hints(op)
-
-
-def _op_handler(tx_type: str, payload: type[SupplyPayload], summary: str) -> Handler[Any]:
-    return SupplyHandler(tx_type, 1, payload, _apply_one, _authorize, summary=summary, read_hints=_hints)
+def _op_handler(tx_type: str, payload: type[Normalising[packs.Op]], summary: str) -> Handler[packs.Op]:
+    """A pack-lifecycle transaction: its payload normalises to one op, applied by :func:`packs.apply_ops`."""
+    return Handler(tx_type, 1, payload, _apply_one, _authorize, summary=summary, read_hints=packs.op_hints)
 
 
 HANDLERS: list[Handler[Any]] = [

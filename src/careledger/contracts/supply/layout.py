@@ -1,15 +1,23 @@
-"""The supply contract's state layout, item references and errors (pure; no I/O).
+"""The supply contract's state layout: keys, typed records, item references and errors (pure; no I/O).
 
-State keys (values are canonical JSON; pack records are kept compact because there are millions)::
+State keys (values are canonical JSON; every key is built by one function below; pack records are
+kept compact because there are millions)::
 
-    supply/product/<gtin14>          {gtin, name, strength, dosage_form, ndc, national_codes, owner,
-                                      company_prefix, status: active|withdrawn, since, withdrawn_at?, reason?}
-    supply/lot/<gtin14>/<lot>        {gtin, lot, expiry: YYMMDD, expiry_day, owner, packs, status:
-                                      active|recalled, since, recalled_at?, recalled_by?, reason?}
-    supply/pack/<gtin14>/<serial>    {s: state, h: holder org, l: lot, e: [[op, at_ms, org, height, extra?]…],
-                                      t?: consignee org while in transit, p?: parent ref, c?: [child refs],
-                                      u?: [state, org, at_ms] of the last decommission (for undo)}
-    supply/unit/<sscc18>             a logistic unit (case or pallet): the same record without ``l``
+    supply/product/<gtin14>          ProductRecord  {gtin, name, strength, dosage_form, ndc, national_codes, owner,
+                                                     company_prefix, status: active|withdrawn, since,
+                                                     withdrawn_at?, withdrawn_by?, reason?}
+    supply/lot/<gtin14>/<lot>        LotRecord      {gtin, lot, expiry: YYMMDD, expiry_day, owner, packs, status:
+                                                     active|recalled, since, recalled_at?, recalled_by?, reason?}
+    supply/pack/<gtin14>/<serial>    PackRecord     {s: state, h: holder org, l: lot,
+                                                     e: [[op, at_ms, org, height, extra?]…],
+                                                     t?: consignee org while in transit, p?: parent ref,
+                                                     c?: [child refs], u?: [state, org, at_ms] of the last
+                                                     decommission (for undo)}
+    supply/unit/<sscc18>             PackRecord     a logistic unit (case or pallet): the same record without ``l``
+
+Optional fields marked ``?`` are absent, not null, when unset (``c`` may be present and empty).
+Products and lots are frozen dataclasses; the pack record is a named tuple (as immutable and typed,
+and built at C speed: pack operations decode, update and encode up to 10,000 of them per transaction).
 
 A *reference* (ref) names one item in payloads and records: ``<gtin14>/<serial>`` for a serialised
 pack (the GTIN has a fixed length, so a ``/`` in the serial is harmless) or the 18-digit SSCC of a
@@ -20,10 +28,17 @@ of packs; a recall is one write to the lot; an operation on a container touches 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, NamedTuple, TypeAlias
 
+import orjson
+
+from careledger.contracts.base import Reader
 from careledger.contracts.supply import gs1
 from careledger.core.errors import Code, InvalidTx, TxFailed
+from careledger.core.state import Overlay
 
 MAX_ITEMS_PER_TX = 10_000
 """Packs (including a container's contents) one transaction may touch."""
@@ -63,6 +78,21 @@ def is_unit_ref(ref: str) -> bool:
 def record_key(ref: str) -> str:
     """The state key of the item a ref names."""
     return unit_key(ref) if is_unit_ref(ref) else f"supply/pack/{ref}"
+
+
+def product_prefix() -> str:
+    """The prefix under which every product lies."""
+    return "supply/product/"
+
+
+def lot_prefix(gtin: str) -> str:
+    """The prefix under which every lot of a GTIN lies (a lot number follows it)."""
+    return f"supply/lot/{gtin}/"
+
+
+def pack_prefix(gtin: str) -> str:
+    """The prefix under which every pack of a GTIN lies (a serial follows it)."""
+    return f"supply/pack/{gtin}/"
 
 
 def split_pack_ref(ref: str) -> tuple[str, str]:
@@ -140,15 +170,181 @@ def ref_urn(ref: str, company_prefix_length: int) -> str:
     return gs1.gtin_to_sgtin_urn(gtin, serial, company_prefix_length)
 
 
-def history_entry(op: str, at_ms: int, org: str, height: int, extra: Any = None) -> list[Any]:
-    return [op, at_ms, org, height] if extra is None else [op, at_ms, org, height, extra]
+# --- records --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ProductRecord:
+    """A product's master data (GTIN, name, strength, form, codes), its owner and its market status."""
+
+    gtin: str
+    name: str
+    strength: str | None
+    dosage_form: str | None
+    ndc: str | None
+    national_codes: tuple[tuple[str, str], ...]  # (scheme, code), sorted by scheme
+    owner: str
+    company_prefix: str
+    status: str  # "active" | "withdrawn"
+    since: int
+    withdrawn_at: int | None = None  # block time (ms)
+    withdrawn_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def is_withdrawn(self) -> bool:
+        return self.status == "withdrawn"
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"company_prefix": self.company_prefix, "dosage_form": self.dosage_form,
+                               "gtin": self.gtin, "name": self.name, "national_codes": dict(self.national_codes),
+                               "ndc": self.ndc, "owner": self.owner, "since": self.since, "status": self.status,
+                               "strength": self.strength}
+        if self.withdrawn_at is not None:
+            doc["withdrawn_at"] = self.withdrawn_at
+        if self.withdrawn_by is not None:
+            doc["withdrawn_by"] = self.withdrawn_by
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ProductRecord:
+        return cls(doc["gtin"], doc["name"], doc["strength"], doc["dosage_form"], doc["ndc"],
+                   tuple(sorted(doc["national_codes"].items())), doc["owner"], doc["company_prefix"], doc["status"],
+                   doc["since"], doc.get("withdrawn_at"), doc.get("withdrawn_by"), doc.get("reason"))
 
 
-def custody_chain(record: dict[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class LotRecord:
+    """A batch: its expiry (YYMMDD and as a UTC day), owner, number of packs and recall status."""
+
+    gtin: str
+    lot: str
+    expiry: str  # YYMMDD (DD may be 00: the end of the month)
+    expiry_day: int  # the last UTC day (since 1970-01-01) on which packs of the lot are usable
+    owner: str
+    packs: int
+    status: str  # "active" | "recalled"
+    since: int
+    recalled_at: int | None = None  # block time (ms)
+    recalled_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def is_recalled(self) -> bool:
+        return self.status == "recalled"
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"expiry": self.expiry, "expiry_day": self.expiry_day, "gtin": self.gtin,
+                               "lot": self.lot, "owner": self.owner, "packs": self.packs, "since": self.since,
+                               "status": self.status}
+        if self.recalled_at is not None:
+            doc["recalled_at"] = self.recalled_at
+        if self.recalled_by is not None:
+            doc["recalled_by"] = self.recalled_by
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> LotRecord:
+        return cls(doc["gtin"], doc["lot"], doc["expiry"], doc["expiry_day"], doc["owner"], doc["packs"],
+                   doc["status"], doc["since"], doc.get("recalled_at"), doc.get("recalled_by"), doc.get("reason"))
+
+
+PackEvent: TypeAlias = tuple[str, int, str, int] | tuple[str, int, str, int, str | int]
+"""One entry of an item's history: ``(op, at_ms, org, height[, extra])``. ``extra`` is the consignee
+(ship), the sender (receive), the parent ref (aggregate, disaggregate), the number of items (pack,
+unpack), the state (decommission, undo), the verdict (verify) or the business step (observe)."""
+
+
+def event_extra(event: PackEvent) -> str | int | None:
+    return event[4] if len(event) > 4 else None
+
+
+def history_entry(op: str, at_ms: int, org: str, height: int, extra: str | int | None = None) -> PackEvent:
+    return (op, at_ms, org, height) if extra is None else (op, at_ms, org, height, extra)
+
+
+class PackRecord(NamedTuple):
+    """A serialised pack, or a logistic unit (case or pallet; ``lot`` is None), stored compactly.
+
+    Immutable and typed like the other records, but a named tuple rather than a frozen dataclass: pack
+    operations decode, update and encode up to 10,000 of these per transaction, and a named tuple is
+    built at C speed (a frozen dataclass sets each field through ``object.__setattr__``).
+    """
+
+    state: str  # s: a CBV state: active, supplied, destroyed, stolen, ...
+    holder: str  # h: the organisation holding it
+    events: tuple[PackEvent, ...]  # e: its history, oldest first
+    lot: str | None = None  # l: the lot of a pack (None for a logistic unit)
+    in_transit_to: str | None = None  # t: the consignee while shipped and not yet received
+    parent: str | None = None  # p: the ref of the container it is packed in
+    children: tuple[str, ...] | None = None  # c: the refs it contains (None: never held any)
+    undo: tuple[str, str, int] | None = None  # u: (state, org, at_ms) of the last decommission
+
+    # transitions: each returns the record with ``event`` appended to its history (written out field by
+    # field: they run for every pack an operation touches)
+    def logged(self, event: PackEvent) -> PackRecord:
+        return PackRecord(self.state, self.holder, (*self.events, event), self.lot, self.in_transit_to,
+                          self.parent, self.children, self.undo)
+
+    def shipped(self, event: PackEvent, to: str) -> PackRecord:
+        return PackRecord(self.state, self.holder, (*self.events, event), self.lot, to, self.parent,
+                          self.children, self.undo)
+
+    def received(self, event: PackEvent) -> PackRecord:
+        """Now held by the consignee, no longer in transit."""
+        assert self.in_transit_to is not None
+        return PackRecord(self.state, self.in_transit_to, (*self.events, event), self.lot, None, self.parent,
+                          self.children, self.undo)
+
+    def with_state(self, event: PackEvent, state: str, undo: tuple[str, str, int] | None) -> PackRecord:
+        """Decommissioned (``undo`` says how to revert it) or, with ``undo`` None, restored."""
+        return PackRecord(state, self.holder, (*self.events, event), self.lot, self.in_transit_to, self.parent,
+                          self.children, undo)
+
+    def with_parent(self, event: PackEvent, parent: str | None) -> PackRecord:
+        """Packed in ``parent``, or unpacked (None)."""
+        return PackRecord(self.state, self.holder, (*self.events, event), self.lot, self.in_transit_to, parent,
+                          self.children, self.undo)
+
+    def with_children(self, event: PackEvent, children: tuple[str, ...] | None) -> PackRecord:
+        """Holding ``children`` (None: nothing left)."""
+        return PackRecord(self.state, self.holder, (*self.events, event), self.lot, self.in_transit_to,
+                          self.parent, children, self.undo)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (its arrays are tuples, which the canonical encoding writes as JSON arrays)."""
+        doc: dict[str, Any] = {"e": self.events, "h": self.holder, "s": self.state}
+        if self.lot is not None:
+            doc["l"] = self.lot
+        if self.in_transit_to is not None:
+            doc["t"] = self.in_transit_to
+        if self.parent is not None:
+            doc["p"] = self.parent
+        if self.children is not None:
+            doc["c"] = self.children
+        if self.undo is not None:
+            doc["u"] = self.undo
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PackRecord:
+        c, u = doc.get("c"), doc.get("u")
+        return cls(doc["s"], doc["h"], tuple(map(tuple, doc["e"])), doc.get("l"), doc.get("t"),
+                   doc.get("p"), None if c is None else tuple(c), None if u is None else (u[0], u[1], u[2]))
+
+
+def decode_pack(raw: bytes) -> PackRecord:
+    return PackRecord.from_json(orjson.loads(raw))
+
+
+def custody_chain(record: PackRecord) -> list[dict[str, Any]]:
     """Who held the item, in order: the commissioner, then each receiver (with the shipment that led there)."""
     chain: list[dict[str, Any]] = []
-    pending_ship: list[Any] | None = None
-    for entry in record.get("e", []):
+    pending_ship: PackEvent | None = None
+    for entry in record.events:
         op, at, org = entry[0], entry[1], entry[2]
         if op == "commission" or (op == "aggregate" and not chain):
             if not chain:
@@ -163,3 +359,63 @@ def custody_chain(record: dict[str, Any]) -> list[dict[str, Any]]:
             chain.append(item)
             pending_ship = None
     return chain
+
+
+# --- accessors --------------------------------------------------------------------------------------------
+
+# Products and lots are read for every pack a verification or an operation touches, and there are few
+# of them: decoded records are immutable, so they are shared, memoised by their stored bytes.
+
+@lru_cache(maxsize=4096)
+def decode_product(raw: bytes) -> ProductRecord:
+    return ProductRecord.from_json(orjson.loads(raw))
+
+
+@lru_cache(maxsize=4096)
+def decode_lot(raw: bytes) -> LotRecord:
+    return LotRecord.from_json(orjson.loads(raw))
+
+
+def get_product(state: Reader, gtin: str) -> ProductRecord | None:
+    raw = state.get_raw(product_key(gtin))
+    return None if raw is None else decode_product(raw)
+
+
+def put_product(state: Overlay, record: ProductRecord) -> None:
+    state.put(product_key(record.gtin), record.to_json())
+
+
+def products(state: Reader) -> Iterator[ProductRecord]:
+    """Every registered product, active or withdrawn, by GTIN."""
+    for _, raw in state.scan_raw(product_prefix()):
+        yield decode_product(raw)
+
+
+def lots_of(state: Reader, gtin: str) -> Iterator[LotRecord]:
+    """Every lot of the GTIN, by lot number."""
+    for _, raw in state.scan_raw(lot_prefix(gtin)):
+        yield decode_lot(raw)
+
+
+def get_lot(state: Reader, gtin: str, lot: str) -> LotRecord | None:
+    raw = state.get_raw(lot_key(gtin, lot))
+    return None if raw is None else decode_lot(raw)
+
+
+def put_lot(state: Overlay, record: LotRecord) -> None:
+    state.put(lot_key(record.gtin, record.lot), record.to_json())
+
+
+def get_item(state: Reader, ref: str) -> PackRecord | None:
+    """The record of the pack or logistic unit ``ref`` names, or None."""
+    raw = state.get_raw(record_key(ref))
+    return None if raw is None else decode_pack(raw)
+
+
+def get_pack(state: Reader, gtin: str, serial: str) -> PackRecord | None:
+    raw = state.get_raw(pack_key(gtin, serial))
+    return None if raw is None else decode_pack(raw)
+
+
+def put_item(state: Overlay, ref: str, record: PackRecord) -> None:
+    state.put(record_key(ref), record.to_json())

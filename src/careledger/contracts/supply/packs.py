@@ -24,7 +24,7 @@ Expiry is compared as whole UTC days: a pack is usable through its expiry date.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from careledger.contracts import identity
@@ -33,12 +33,23 @@ from careledger.contracts.supply import cbv, gs1
 from careledger.contracts.supply.base import EVENT_SKEW_MS, org_of_company_prefix, org_roles, require_supply_member
 from careledger.contracts.supply.layout import (
     MAX_ITEMS_PER_TX,
+    LotRecord,
+    PackEvent,
+    PackRecord,
+    ProductRecord,
     SupplyError,
     SupplyInvalid,
+    get_item,
+    get_lot,
+    get_product,
+    history_entry,
     is_unit_ref,
     lot_key,
     pack_key,
+    pack_prefix,
     product_key,
+    put_item,
+    put_lot,
     record_key,
     split_pack_ref,
 )
@@ -143,8 +154,8 @@ class OpRun:
     state: Overlay
     ctx: TxContext
     org: str
-    lots: dict[str, Any] = field(default_factory=dict)
-    products: dict[str, Any] = field(default_factory=dict)
+    lots: dict[str, LotRecord | None] = field(default_factory=dict)
+    products: dict[str, ProductRecord | None] = field(default_factory=dict)
     touched: int = 0
     limit: int = MAX_ITEMS_PER_TX
 
@@ -155,21 +166,28 @@ class OpRun:
             raise SupplyError("event time lies in the future of the block time", Code.EVENT_OUT_OF_ORDER)
         return at
 
-    def product(self, gtin: str) -> dict[str, Any] | None:
+    def product(self, gtin: str) -> ProductRecord | None:
         if gtin not in self.products:
-            self.products[gtin] = self.state.get(product_key(gtin))
-        return self.products[gtin]  # type: ignore[no-any-return]
+            self.products[gtin] = get_product(self.state, gtin)
+        return self.products[gtin]
 
-    def lot(self, gtin: str, lot: str) -> dict[str, Any] | None:
+    def lot(self, gtin: str, lot: str) -> LotRecord | None:
         key = lot_key(gtin, lot)
         if key not in self.lots:
-            self.lots[key] = self.state.get(key)
-        return self.lots[key]  # type: ignore[no-any-return]
+            self.lots[key] = get_lot(self.state, gtin, lot)
+        return self.lots[key]
 
     def count(self, n: int) -> None:
         self.touched += n
         if self.touched > self.limit:
             raise SupplyError(f"this transaction touches more than {self.limit} items", Code.TOO_MANY_ITEMS)
+
+    def entry(self, op: str, at: int, extra: str | int | None = None) -> PackEvent:
+        """A history entry of this transaction's organisation and block."""
+        return history_entry(op, at, self.org, self.ctx.env.height, extra)
+
+    def write(self, ref: str, rec: PackRecord) -> None:
+        put_item(self.state, ref, rec)
 
 
 def _state_error(ref: str, state: str) -> SupplyError:
@@ -178,34 +196,42 @@ def _state_error(ref: str, state: str) -> SupplyError:
     return SupplyError(f"{ref} is {state}, not active", code)
 
 
-def check_usable(run: OpRun, ref: str, rec: dict[str, Any], at: int) -> None:
-    """Refuse a pack that is expired, in a recalled lot or of a withdrawn product (at time ``at``)."""
-    if is_unit_ref(ref):
+def check_usable(run: OpRun, ref: str, rec: PackRecord, at: int) -> None:
+    """Refuse a pack that is expired, in a recalled lot or of a withdrawn product (at time ``at``).
+
+    Raises PRODUCT_WITHDRAWN, LOT_RECALLED or PACK_EXPIRED; a logistic unit is always usable.
+    """
+    if is_unit_ref(ref) or rec.lot is None:
         return
     gtin, _ = split_pack_ref(ref)
     product = run.product(gtin)
-    if product is not None and product["status"] == "withdrawn":
+    if product is not None and product.is_withdrawn:
         raise SupplyError(f"{ref}: product {gtin} is withdrawn", Code.PRODUCT_WITHDRAWN)
-    lot = run.lot(gtin, rec["l"])
+    lot = run.lot(gtin, rec.lot)
     if lot is not None:
-        if lot["status"] == "recalled":
-            raise SupplyError(f"{ref}: lot {rec['l']!r} is recalled", Code.LOT_RECALLED)
-        if utc_day(at) > lot["expiry_day"]:
-            raise SupplyError(f"{ref}: expired on {lot['expiry']} (YYMMDD)", Code.PACK_EXPIRED)
+        if lot.is_recalled:
+            raise SupplyError(f"{ref}: lot {rec.lot!r} is recalled", Code.LOT_RECALLED)
+        if utc_day(at) > lot.expiry_day:
+            raise SupplyError(f"{ref}: expired on {lot.expiry} (YYMMDD)", Code.PACK_EXPIRED)
 
 
-def load(run: OpRun, ref: str) -> dict[str, Any]:
-    rec = run.state.get(record_key(ref))
+def load(run: OpRun, ref: str) -> PackRecord:
+    """The item's record; raises CONTAINER_UNKNOWN (a logistic unit) or SERIAL_UNKNOWN (a pack)."""
+    rec = get_item(run.state, ref)
     if rec is None:
         if is_unit_ref(ref):
             raise SupplyError(f"logistic unit {ref} is unknown", Code.CONTAINER_UNKNOWN)
         raise SupplyError(f"{ref} was never commissioned", Code.SERIAL_UNKNOWN)
-    return rec  # type: ignore[no-any-return]
+    return rec
 
 
-def expand(run: OpRun, refs: tuple[str, ...], top_level_free: bool = True) -> list[tuple[str, dict[str, Any]]]:
-    """The items and, recursively, their contents, each with its record (loaded once)."""
-    out: list[tuple[str, dict[str, Any]]] = []
+def expand(run: OpRun, refs: tuple[str, ...], top_level_free: bool = True) -> list[tuple[str, PackRecord]]:
+    """The items and, recursively, their contents, each with its record (loaded once).
+
+    With ``top_level_free``, a named item packed in a container that is not named too is refused
+    (PACK_AGGREGATED). Raises what :func:`load` raises and TOO_MANY_ITEMS.
+    """
+    out: list[tuple[str, PackRecord]] = []
     stack = list(reversed(refs))
     top = set(refs)
     seen: set[str] = set()
@@ -215,41 +241,35 @@ def expand(run: OpRun, refs: tuple[str, ...], top_level_free: bool = True) -> li
             continue
         seen.add(ref)
         rec = load(run, ref)
-        if top_level_free and ref in top and "p" in rec and rec["p"] not in top:
-            raise SupplyError(f"{ref} is packed in {rec['p']}; unpack it first", Code.PACK_AGGREGATED)
+        if top_level_free and ref in top and rec.parent is not None and rec.parent not in top:
+            raise SupplyError(f"{ref} is packed in {rec.parent}; unpack it first", Code.PACK_AGGREGATED)
         out.append((ref, rec))
         run.count(1)
-        stack.extend(reversed(rec.get("c", ())))
+        if rec.children:
+            stack.extend(reversed(rec.children))
     return out
 
 
-def _in_order(ref: str, rec: dict[str, Any], at: int) -> None:
-    events = rec.get("e")
+def _in_order(ref: str, rec: PackRecord, at: int) -> None:
+    events = rec.events
     if events and at < events[-1][1]:
         raise SupplyError(f"{ref}: event at {at} ms precedes its latest event at {events[-1][1]} ms",
                           Code.EVENT_OUT_OF_ORDER)
 
 
-def _log(rec: dict[str, Any], entry: list[Any]) -> None:
-    rec["e"] = [*rec.get("e", ()), entry]
-
-
-def _entry(run: OpRun, op: str, at: int, extra: Any = None) -> list[Any]:
-    base = [op, at, run.org, run.ctx.env.height]
-    return base if extra is None else [*base, extra]
-
-
 # --- operations --------------------------------------------------------------------------------------
 
 def apply_commission(run: OpRun, op: Commission) -> dict[str, Any]:
+    """Commission packs of one lot (creating the lot). Raises GTIN_NOT_OWNED, PRODUCT_UNKNOWN,
+    PRODUCT_WITHDRAWN, EXPIRY_MISMATCH, LOT_RECALLED, PACK_EXPIRED, SERIAL_EXISTS, TOO_MANY_ITEMS."""
     state, org = run.state, run.org
     product = run.product(op.gtin)
-    if product is None or product["owner"] != org:
+    if product is None or product.owner != org:
         from careledger.contracts.supply.products import require_owned_product
 
         require_owned_product(state, org, op.gtin)
     assert product is not None
-    if product["status"] == "withdrawn":
+    if product.is_withdrawn:
         raise SupplyError(f"product {op.gtin} is withdrawn", Code.PRODUCT_WITHDRAWN)
     at = run.time(op.at)
     run.count(len(op.serials))
@@ -260,96 +280,100 @@ def apply_commission(run: OpRun, op: Commission) -> dict[str, Any]:
             expiry_day = gs1.yymmd0_to_epoch_days(op.expiry, reference_year=utc_year(at))
         except gs1.GS1Error as exc:
             raise SupplyError(exc.message, exc.code) from None
-        lot = {"expiry": op.expiry, "expiry_day": expiry_day, "gtin": op.gtin, "lot": op.lot, "owner": org,
-               "packs": 0, "since": run.ctx.env.height, "status": "active"}
-    elif lot["expiry"] != op.expiry:
-        raise SupplyError(f"lot {op.lot!r} expires {lot['expiry']}, not {op.expiry}", Code.EXPIRY_MISMATCH)
-    if lot["status"] == "recalled":
+        lot = LotRecord(gtin=op.gtin, lot=op.lot, expiry=op.expiry, expiry_day=expiry_day, owner=org, packs=0,
+                        status="active", since=run.ctx.env.height)
+    elif lot.expiry != op.expiry:
+        raise SupplyError(f"lot {op.lot!r} expires {lot.expiry}, not {op.expiry}", Code.EXPIRY_MISMATCH)
+    if lot.is_recalled:
         raise SupplyError(f"lot {op.lot!r} is recalled", Code.LOT_RECALLED)
-    if utc_day(at) > lot["expiry_day"]:
+    if utc_day(at) > lot.expiry_day:
         raise SupplyError(f"lot {op.lot!r} expired on {op.expiry} (YYMMDD)", Code.PACK_EXPIRED)
     # The hot path: every pack of the op gets the same bytes; one read and one write each, in key order
     # (random serials land all over the state B-tree; sorted writes keep each page's inserts together).
-    value = codec.encode({"e": [["commission", at, org, run.ctx.env.height]], "h": org, "l": op.lot,
-                          "s": cbv.ACTIVE})
-    prefix = pack_key(op.gtin, "")
+    value = codec.encode(PackRecord(state=cbv.ACTIVE, holder=org, events=(run.entry("commission", at),),
+                                    lot=op.lot).to_json())
+    prefix = pack_prefix(op.gtin)
     get_raw, writes = state.get_raw, state.writes
     for serial in sorted(op.serials):
         k = prefix + serial
         if get_raw(k) is not None:
             raise SupplyError(f"serial {serial!r} of GTIN {op.gtin} is already commissioned", Code.SERIAL_EXISTS)
         writes[k] = value
-    lot = {**lot, "packs": lot["packs"] + len(op.serials)}
+    lot = replace(lot, packs=lot.packs + len(op.serials))
     run.lots[key] = lot
-    state.put(key, lot)
+    put_lot(state, lot)
     return {"gtin": op.gtin, "lot": op.lot, "commissioned": len(op.serials)}
 
 
+def _new_unit(run: OpRun, at: int) -> PackRecord:
+    return PackRecord(state=cbv.ACTIVE, holder=run.org, events=(run.entry("commission", at),))
+
+
 def apply_commission_unit(run: OpRun, op: CommissionUnit) -> dict[str, Any]:
+    """Commission a logistic unit (SSCC). Raises SERIAL_EXISTS."""
     at = run.time(op.at)
     if run.state.has(record_key(op.sscc)):
         raise SupplyError(f"logistic unit {op.sscc} already exists", Code.SERIAL_EXISTS)
-    run.state.put(record_key(op.sscc), {"e": [_entry(run, "commission", at)], "h": run.org, "s": cbv.ACTIVE})
+    run.write(op.sscc, _new_unit(run, at))
     return {"unit": op.sscc}
 
 
-def _require_held(run: OpRun, ref: str, rec: dict[str, Any]) -> None:
-    if rec["h"] != run.org:
-        raise SupplyError(f"{ref} is held by {rec['h']!r}, not {run.org!r}", Code.NOT_HOLDER)
-    if "t" in rec:
-        raise SupplyError(f"{ref} is in transit to {rec['t']!r}", Code.PACK_IN_TRANSIT)
-    if rec["s"] != cbv.ACTIVE:
-        raise _state_error(ref, rec["s"])
+def _require_held(run: OpRun, ref: str, rec: PackRecord) -> None:
+    if rec.holder != run.org:
+        raise SupplyError(f"{ref} is held by {rec.holder!r}, not {run.org!r}", Code.NOT_HOLDER)
+    if rec.in_transit_to is not None:
+        raise SupplyError(f"{ref} is in transit to {rec.in_transit_to!r}", Code.PACK_IN_TRANSIT)
+    if rec.state != cbv.ACTIVE:
+        raise _state_error(ref, rec.state)
 
 
 def apply_aggregate(run: OpRun, op: Aggregate) -> dict[str, Any]:
-    state = run.state
+    """Pack items into a container (a new SSCC is commissioned on the fly). Raises SERIAL_UNKNOWN,
+    NOT_HOLDER, PACK_IN_TRANSIT, the inactive-state codes, INVALID_STATE (a cycle), PACK_AGGREGATED,
+    EVENT_OUT_OF_ORDER and TOO_MANY_ITEMS."""
     at = run.time(op.at)
-    pkey = record_key(op.parent)
-    parent = state.get(pkey)
+    parent = get_item(run.state, op.parent)
     if parent is None:
         if not is_unit_ref(op.parent):
             raise SupplyError(f"{op.parent} was never commissioned", Code.SERIAL_UNKNOWN)
-        parent = {"e": [_entry(run, "commission", at)], "h": run.org, "s": cbv.ACTIVE}
+        parent = _new_unit(run, at)
     _require_held(run, op.parent, parent)
     _in_order(op.parent, parent, at)
     ancestors = {op.parent}
-    up = parent.get("p")
+    up = parent.parent
     while up is not None and len(ancestors) < 16:
         ancestors.add(up)
-        up = (state.get(record_key(up)) or {}).get("p")
-    children = list(parent.get("c", ()))
+        above = get_item(run.state, up)
+        up = None if above is None else above.parent
+    children = list(parent.children or ())
     run.count(len(op.children))
     for ref in op.children:
         if ref in ancestors:
             raise SupplyError(f"{ref} cannot be packed inside itself", Code.INVALID_STATE)
         rec = load(run, ref)
         _require_held(run, ref, rec)
-        if "p" in rec:
-            raise SupplyError(f"{ref} is already packed in {rec['p']}", Code.PACK_AGGREGATED)
+        if rec.parent is not None:
+            raise SupplyError(f"{ref} is already packed in {rec.parent}", Code.PACK_AGGREGATED)
         _in_order(ref, rec, at)
-        rec["p"] = op.parent
-        _log(rec, _entry(run, "aggregate", at, op.parent))
-        state.put(record_key(ref), rec)
+        run.write(ref, rec.with_parent(run.entry("aggregate", at, op.parent), op.parent))
         children.append(ref)
     if len(children) > MAX_ITEMS_PER_TX:
         raise SupplyError(f"a container holds at most {MAX_ITEMS_PER_TX} items", Code.TOO_MANY_ITEMS)
-    parent["c"] = children
-    _log(parent, _entry(run, "pack", at, len(op.children)))
-    state.put(pkey, parent)
+    run.write(op.parent, parent.with_children(run.entry("pack", at, len(op.children)), tuple(children)))
     return {"parent": op.parent, "children": len(children)}
 
 
 def apply_disaggregate(run: OpRun, op: Disaggregate) -> dict[str, Any]:
-    state = run.state
+    """Unpack some (or all) of a container's contents. Raises CONTAINER_UNKNOWN / SERIAL_UNKNOWN,
+    NOT_HOLDER, PACK_IN_TRANSIT, EVENT_OUT_OF_ORDER, INVALID_STATE (not inside) and TOO_MANY_ITEMS."""
     at = run.time(op.at)
     parent = load(run, op.parent)
-    if parent["h"] != run.org:
-        raise SupplyError(f"{op.parent} is held by {parent['h']!r}, not {run.org!r}", Code.NOT_HOLDER)
-    if "t" in parent:
-        raise SupplyError(f"{op.parent} is in transit to {parent['t']!r}", Code.PACK_IN_TRANSIT)
+    if parent.holder != run.org:
+        raise SupplyError(f"{op.parent} is held by {parent.holder!r}, not {run.org!r}", Code.NOT_HOLDER)
+    if parent.in_transit_to is not None:
+        raise SupplyError(f"{op.parent} is in transit to {parent.in_transit_to!r}", Code.PACK_IN_TRANSIT)
     _in_order(op.parent, parent, at)
-    current = list(parent.get("c", ()))
+    current = list(parent.children or ())
     removing = list(op.children) if op.children is not None else current
     present = set(current)
     missing = [r for r in removing if r not in present]
@@ -358,17 +382,10 @@ def apply_disaggregate(run: OpRun, op: Disaggregate) -> dict[str, Any]:
     run.count(len(removing))
     for ref in removing:
         rec = load(run, ref)
-        rec.pop("p", None)
-        _log(rec, _entry(run, "disaggregate", at, op.parent))
-        state.put(record_key(ref), rec)
+        run.write(ref, rec.with_parent(run.entry("disaggregate", at, op.parent), None))
     gone = set(removing)
     left = [r for r in current if r not in gone]
-    if left:
-        parent["c"] = left
-    else:
-        parent.pop("c", None)
-    _log(parent, _entry(run, "unpack", at, len(removing)))
-    state.put(record_key(op.parent), parent)
+    run.write(op.parent, parent.with_children(run.entry("unpack", at, len(removing)), tuple(left) if left else None))
     return {"parent": op.parent, "removed": len(removing), "left": len(left)}
 
 
@@ -388,6 +405,9 @@ def _consignee(run: OpRun, op: Ship) -> str:
 
 
 def apply_ship(run: OpRun, op: Ship) -> dict[str, Any]:
+    """Ship items (with their contents) to a member. Raises PARTY_UNKNOWN, ORG_UNKNOWN / ORG_INACTIVE,
+    INVALID_STATE (to oneself), what :func:`expand` and :func:`check_usable` raise, NOT_HOLDER,
+    PACK_IN_TRANSIT, the inactive-state codes and EVENT_OUT_OF_ORDER."""
     to = _consignee(run, op)
     at = run.time(op.at)
     items = expand(run, op.items)
@@ -395,87 +415,90 @@ def apply_ship(run: OpRun, op: Ship) -> dict[str, Any]:
         _require_held(run, ref, rec)
         _in_order(ref, rec, at)
         check_usable(run, ref, rec, at)
+    entry = run.entry("ship", at, to)
     for ref, rec in items:
-        rec["t"] = to
-        _log(rec, _entry(run, "ship", at, to))
-        run.state.put(record_key(ref), rec)
+        run.write(ref, rec.shipped(entry, to))
     return {"shipped": len(items), "to": to}
 
 
 def apply_receive(run: OpRun, op: Receive) -> dict[str, Any]:
+    """Receive a shipment addressed to the signer's organisation. Raises NOT_IN_TRANSIT, NOT_CONSIGNEE,
+    the inactive-state codes (stolen in transit), EVENT_OUT_OF_ORDER and what :func:`expand` raises."""
     at = run.time(op.at)
     items = expand(run, op.items)
     for ref, rec in items:
-        if "t" not in rec:
-            raise SupplyError(f"{ref} was not shipped (holder {rec['h']!r})", Code.NOT_IN_TRANSIT)
-        if rec["t"] != run.org:
-            raise SupplyError(f"{ref} is addressed to {rec['t']!r}, not {run.org!r}", Code.NOT_CONSIGNEE)
-        if rec["s"] != cbv.ACTIVE:  # reported stolen in transit
-            raise _state_error(ref, rec["s"])
+        if rec.in_transit_to is None:
+            raise SupplyError(f"{ref} was not shipped (holder {rec.holder!r})", Code.NOT_IN_TRANSIT)
+        if rec.in_transit_to != run.org:
+            raise SupplyError(f"{ref} is addressed to {rec.in_transit_to!r}, not {run.org!r}", Code.NOT_CONSIGNEE)
+        if rec.state != cbv.ACTIVE:  # reported stolen in transit
+            raise _state_error(ref, rec.state)
         _in_order(ref, rec, at)
     for ref, rec in items:
-        sender = rec["h"]
-        rec["h"] = rec.pop("t")
-        _log(rec, _entry(run, "receive", at, sender))
-        run.state.put(record_key(ref), rec)
+        run.write(ref, rec.received(run.entry("receive", at, rec.holder)))
     return {"received": len(items)}
 
 
 def apply_decommission(run: OpRun, op: Decommission) -> dict[str, Any]:
+    """Decommission packs (dispense, destroy, report stolen, export, sample, lock, check out). Raises
+    UNAUTHORISED (only a pharmacy or hospital supplies), the inactive-state codes, NOT_HOLDER,
+    PACK_IN_TRANSIT, EVENT_OUT_OF_ORDER, what :func:`check_usable` raises (supplied only) and what
+    :func:`expand` raises."""
     at = run.time(op.at)
     if op.state == "supplied" and not set(org_roles(run.state, run.org)) & cbv.DISPENSER_ORG_ROLES:
         raise SupplyError("only a pharmacy or hospital may supply (dispense) a pack", Code.UNAUTHORISED)
     items = expand(run, op.items)
     for ref, rec in items:
-        may_hold = rec["h"] == run.org or (op.state == "stolen" and rec.get("t") == run.org)
-        if rec["s"] != cbv.ACTIVE:
-            raise _state_error(ref, rec["s"])
+        may_hold = rec.holder == run.org or (op.state == "stolen" and rec.in_transit_to == run.org)
+        if rec.state != cbv.ACTIVE:
+            raise _state_error(ref, rec.state)
         if not may_hold:
-            raise SupplyError(f"{ref} is held by {rec['h']!r}, not {run.org!r}", Code.NOT_HOLDER)
-        if "t" in rec and op.state != "stolen":
-            raise SupplyError(f"{ref} is in transit to {rec['t']!r}", Code.PACK_IN_TRANSIT)
+            raise SupplyError(f"{ref} is held by {rec.holder!r}, not {run.org!r}", Code.NOT_HOLDER)
+        if rec.in_transit_to is not None and op.state != "stolen":
+            raise SupplyError(f"{ref} is in transit to {rec.in_transit_to!r}", Code.PACK_IN_TRANSIT)
         _in_order(ref, rec, at)
         if op.state == "supplied":
             check_usable(run, ref, rec, at)
+    entry = run.entry("decommission", at, op.state)
+    undo = (op.state, run.org, at)
     for ref, rec in items:
-        rec["s"] = op.state
-        rec["u"] = [op.state, run.org, at]
-        _log(rec, _entry(run, "decommission", at, op.state))
-        run.state.put(record_key(ref), rec)
+        run.write(ref, rec.with_state(entry, op.state, undo))
     return {"decommissioned": len(items), "state": op.state}
 
 
 def apply_undo(run: OpRun, op: Undo) -> dict[str, Any]:
+    """Revert a decommissioning. Raises UNDO_STATE_MISMATCH, UNDO_OTHER_PARTY, UNDO_WINDOW_EXCEEDED,
+    EVENT_OUT_OF_ORDER, what :func:`check_usable` raises and what :func:`expand` raises."""
     at = run.time(op.at)
     items = expand(run, op.items)
     for ref, rec in items:
-        if rec["s"] != op.state or op.state not in cbv.REVERSIBLE_STATES:
-            raise SupplyError(f"{ref} is {rec['s']}; undoing {op.state!r} does not match", Code.UNDO_STATE_MISMATCH)
-        state, by, when = rec["u"]
+        if rec.state != op.state or op.state not in cbv.REVERSIBLE_STATES or rec.undo is None:
+            raise SupplyError(f"{ref} is {rec.state}; undoing {op.state!r} does not match", Code.UNDO_STATE_MISMATCH)
+        state, by, when = rec.undo
         if by != run.org:
             raise SupplyError(f"{ref} was set {state} by {by!r}; only they may undo it", Code.UNDO_OTHER_PARTY)
         if op.state not in cbv.UNDO_ANYTIME and at - when > cbv.UNDO_WINDOW_MS:
             raise SupplyError(f"{ref}: the 10-day undo window closed", Code.UNDO_WINDOW_EXCEEDED)
         _in_order(ref, rec, at)
         check_usable(run, ref, rec, at)
+    entry = run.entry("undo", at, op.state)
     for ref, rec in items:
-        rec["s"] = cbv.ACTIVE
-        del rec["u"]
-        _log(rec, _entry(run, "undo", at, op.state))
-        run.state.put(record_key(ref), rec)
+        run.write(ref, rec.with_state(entry, cbv.ACTIVE, None))
     return {"restored": len(items), "state": cbv.ACTIVE}
 
 
 def apply_observe(run: OpRun, op: Observe) -> dict[str, Any]:
+    """Record an observation (EPCIS OBSERVE) of items the signer holds or is receiving. Raises NOT_HOLDER,
+    EVENT_OUT_OF_ORDER and what :func:`expand` raises."""
     at = run.time(op.at)
     items = expand(run, op.items, top_level_free=False)
     for ref, rec in items:
-        if run.org not in (rec["h"], rec.get("t")):
-            raise SupplyError(f"{ref} is held by {rec['h']!r}, not {run.org!r}", Code.NOT_HOLDER)
+        if run.org not in (rec.holder, rec.in_transit_to):
+            raise SupplyError(f"{ref} is held by {rec.holder!r}, not {run.org!r}", Code.NOT_HOLDER)
         _in_order(ref, rec, at)
+    entry = run.entry("observe", at, op.biz_step)
     for ref, rec in items:
-        _log(rec, _entry(run, "observe", at, op.biz_step))
-        run.state.put(record_key(ref), rec)
+        run.write(ref, rec.logged(entry))
     return {"observed": len(items)}
 
 

@@ -10,20 +10,31 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import replace
+from typing import Annotated, Any, TypedDict
 
 from pydantic import Field
 
-from careledger.contracts.base import TxContext
+from careledger.contracts.base import Handler, TxContext
 from careledger.contracts.supply.base import (
-    SupplyHandler,
     SupplyPayload,
     company_prefix_of,
     org_roles,
     require_org_role,
     require_supply_member,
 )
-from careledger.contracts.supply.layout import SupplyError, check_serial, lot_key, parse_gtin, product_key
+from careledger.contracts.supply.layout import (
+    ProductRecord,
+    SupplyError,
+    check_serial,
+    get_lot,
+    get_product,
+    lot_key,
+    parse_gtin,
+    product_key,
+    put_lot,
+    put_product,
+)
 from careledger.core.errors import Code
 from careledger.core.state import Overlay
 from careledger.core.types import Reason
@@ -63,18 +74,15 @@ class RecallLot(SupplyPayload):
         return self.model_copy(update={"gtin": parse_gtin(self.gtin)})
 
 
-def get_product(state: Overlay, gtin: str) -> dict[str, Any] | None:
-    return state.get(product_key(gtin))  # type: ignore[no-any-return]
-
-
-def require_product(state: Overlay, gtin: str) -> dict[str, Any]:
+def require_product(state: Overlay, gtin: str) -> ProductRecord:
+    """The registered product; raises PRODUCT_UNKNOWN."""
     product = get_product(state, gtin)
     if product is None:
         raise SupplyError(f"GTIN {gtin} is not a registered product", Code.PRODUCT_UNKNOWN)
     return product
 
 
-def require_owned_product(state: Overlay, org: str, gtin: str) -> dict[str, Any]:
+def require_owned_product(state: Overlay, org: str, gtin: str) -> ProductRecord:
     """The product, which ``org`` must own; an unregistered GTIN under another company's prefix is
     refused as GTIN_NOT_OWNED rather than PRODUCT_UNKNOWN."""
     product = get_product(state, gtin)
@@ -82,16 +90,23 @@ def require_owned_product(state: Overlay, org: str, gtin: str) -> dict[str, Any]
         if company_prefix_of(state, org, gtin) is None:
             raise SupplyError(f"GTIN {gtin} is not under a GS1 Company Prefix of {org!r}", Code.GTIN_NOT_OWNED)
         raise SupplyError(f"GTIN {gtin} is not a registered product", Code.PRODUCT_UNKNOWN)
-    if product["owner"] != org:
-        raise SupplyError(f"GTIN {gtin} belongs to {product['owner']!r}, not {org!r}", Code.GTIN_NOT_OWNED)
+    if product.owner != org:
+        raise SupplyError(f"GTIN {gtin} belongs to {product.owner!r}, not {org!r}", Code.GTIN_NOT_OWNED)
     return product
 
 
-def _authorize_member(state: Overlay, ctx: TxContext, p: Any) -> None:
+def _authorize_member(state: Overlay, ctx: TxContext, p: object) -> None:
     require_supply_member(state, ctx)
 
 
-def apply_register_product(state: Overlay, ctx: TxContext, p: RegisterProduct) -> Any:
+class RegisterProductResult(TypedDict):
+    gtin: str
+    company_prefix: str
+
+
+def apply_register_product(state: Overlay, ctx: TxContext, p: RegisterProduct) -> RegisterProductResult:
+    """Register a GTIN under one of the signer's GS1 Company Prefixes. Raises UNAUTHORISED (not a
+    manufacturer), GTIN_NOT_OWNED or PRODUCT_EXISTS."""
     org = require_supply_member(state, ctx)
     require_org_role(state, org, "manufacturer")
     prefix = company_prefix_of(state, org, p.gtin)
@@ -99,51 +114,66 @@ def apply_register_product(state: Overlay, ctx: TxContext, p: RegisterProduct) -
         raise SupplyError(f"GTIN {p.gtin} is not under a GS1 Company Prefix of {org!r}", Code.GTIN_NOT_OWNED)
     if state.has(product_key(p.gtin)):
         raise SupplyError(f"GTIN {p.gtin} is already registered", Code.PRODUCT_EXISTS)
-    record = {"company_prefix": prefix, "dosage_form": p.dosage_form, "gtin": p.gtin, "name": p.name,
-              "national_codes": dict(sorted(p.national_codes.items())), "ndc": p.ndc, "owner": org,
-              "since": ctx.env.height, "status": "active", "strength": p.strength}
-    state.put(product_key(p.gtin), record)
+    put_product(state, ProductRecord(
+        gtin=p.gtin, name=p.name, strength=p.strength, dosage_form=p.dosage_form, ndc=p.ndc,
+        national_codes=tuple(sorted(p.national_codes.items())), owner=org, company_prefix=prefix, status="active",
+        since=ctx.env.height))
     ctx.emit("product_registered", gtin=p.gtin, owner=org)
     return {"gtin": p.gtin, "company_prefix": prefix}
 
 
-def apply_withdraw_product(state: Overlay, ctx: TxContext, p: WithdrawProduct) -> Any:
+class WithdrawResult(TypedDict):
+    gtin: str
+    status: str
+
+
+def apply_withdraw_product(state: Overlay, ctx: TxContext, p: WithdrawProduct) -> WithdrawResult:
+    """Withdraw a product from the market (one write). Raises PRODUCT_UNKNOWN, UNAUTHORISED (neither the
+    owner nor a regulator) or PRODUCT_WITHDRAWN."""
     org = require_supply_member(state, ctx)
     product = require_product(state, p.gtin)
-    if product["owner"] != org and "regulator" not in org_roles(state, org):
+    if product.owner != org and "regulator" not in org_roles(state, org):
         raise SupplyError("only the product's owner or a regulator may withdraw it", Code.UNAUTHORISED)
-    if product["status"] == "withdrawn":
+    if product.is_withdrawn:
         raise SupplyError(f"GTIN {p.gtin} is already withdrawn", Code.PRODUCT_WITHDRAWN)
-    state.put(product_key(p.gtin), {**product, "reason": p.reason, "status": "withdrawn",
-                                    "withdrawn_at": ctx.env.time_ms, "withdrawn_by": org})
+    put_product(state, replace(product, status="withdrawn", withdrawn_at=ctx.env.time_ms, withdrawn_by=org,
+                               reason=p.reason))
     ctx.emit("product_withdrawn", gtin=p.gtin, by=org)
     return {"gtin": p.gtin, "status": "withdrawn"}
 
 
-def apply_recall_lot(state: Overlay, ctx: TxContext, p: RecallLot) -> Any:
+class RecallResult(TypedDict):
+    gtin: str
+    lot: str
+    packs: int
+    status: str
+
+
+def apply_recall_lot(state: Overlay, ctx: TxContext, p: RecallLot) -> RecallResult:
+    """Recall a lot (one write, whatever its size). Raises PRODUCT_UNKNOWN, UNAUTHORISED (neither the
+    owner nor a regulator), LOT_UNKNOWN or LOT_RECALLED."""
     org = require_supply_member(state, ctx)
     product = require_product(state, p.gtin)
-    if product["owner"] != org and "regulator" not in org_roles(state, org):
+    if product.owner != org and "regulator" not in org_roles(state, org):
         raise SupplyError("only the product's owner or a regulator may recall a lot", Code.UNAUTHORISED)
-    lot = state.get(lot_key(p.gtin, p.lot))
+    lot = get_lot(state, p.gtin, p.lot)
     if lot is None:
         raise SupplyError(f"lot {p.lot!r} of GTIN {p.gtin} is unknown", Code.LOT_UNKNOWN)
-    if lot["status"] == "recalled":
+    if lot.is_recalled:
         raise SupplyError(f"lot {p.lot!r} is already recalled", Code.LOT_RECALLED)
-    state.put(lot_key(p.gtin, p.lot), {**lot, "reason": p.reason, "recalled_at": ctx.env.time_ms,
-                                       "recalled_by": org, "status": "recalled"})
-    ctx.emit("lot_recalled", gtin=p.gtin, lot=p.lot, by=org, packs=lot["packs"])
-    return {"gtin": p.gtin, "lot": p.lot, "packs": lot["packs"], "status": "recalled"}
+    put_lot(state, replace(lot, status="recalled", recalled_at=ctx.env.time_ms, recalled_by=org, reason=p.reason))
+    ctx.emit("lot_recalled", gtin=p.gtin, lot=p.lot, by=org, packs=lot.packs)
+    return {"gtin": p.gtin, "lot": p.lot, "packs": lot.packs, "status": "recalled"}
 
 
-HANDLERS = [
-    SupplyHandler("supply.register_product", 1, RegisterProduct, apply_register_product, _authorize_member,
-                  summary="A manufacturer registers a GTIN under one of its GS1 Company Prefixes.",
-                  read_hints=lambda p: [product_key(p.gtin)]),
-    SupplyHandler("supply.withdraw_product", 1, WithdrawProduct, apply_withdraw_product, _authorize_member,
-                  summary="The product's owner (or a regulator) withdraws it from the market.",
-                  read_hints=lambda p: [product_key(p.gtin)]),
-    SupplyHandler("supply.recall_lot", 1, RecallLot, apply_recall_lot, _authorize_member,
-                  summary="The product's owner or a regulator recalls a batch: one write, whatever its size.",
-                  read_hints=lambda p: [product_key(p.gtin), lot_key(p.gtin, p.lot)]),
+HANDLERS: list[Handler[Any]] = [
+    Handler("supply.register_product", 1, RegisterProduct, apply_register_product, _authorize_member,
+            summary="A manufacturer registers a GTIN under one of its GS1 Company Prefixes.",
+            read_hints=lambda p: [product_key(p.gtin)]),
+    Handler("supply.withdraw_product", 1, WithdrawProduct, apply_withdraw_product, _authorize_member,
+            summary="The product's owner (or a regulator) withdraws it from the market.",
+            read_hints=lambda p: [product_key(p.gtin)]),
+    Handler("supply.recall_lot", 1, RecallLot, apply_recall_lot, _authorize_member,
+            summary="The product's owner or a regulator recalls a batch: one write, whatever its size.",
+            read_hints=lambda p: [product_key(p.gtin), lot_key(p.gtin, p.lot)]),
 ]

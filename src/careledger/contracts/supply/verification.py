@@ -14,31 +14,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from careledger.contracts.base import TxContext
+from careledger.contracts.base import Handler, Reader, TxContext
 from careledger.contracts.supply import cbv, gs1
-from careledger.contracts.supply.base import SupplyHandler, SupplyPayload, require_supply_member
+from careledger.contracts.supply.base import SupplyPayload, require_supply_member
 from careledger.contracts.supply.layout import (
     SupplyInvalid,
     check_serial,
     custody_chain,
-    lot_key,
+    get_lot,
+    get_pack,
+    get_product,
+    history_entry,
     pack_key,
     pack_ref,
     parse_gtin,
     product_key,
+    put_item,
 )
 from careledger.contracts.supply.packs import utc_day
-from careledger.core import codec
 from careledger.core.errors import Code
-from careledger.core.state import Overlay, StateReader
+from careledger.core.state import Overlay
 
 ALERT_REASONS = {"UNKNOWN_SERIAL": "unknown_serial", "UNKNOWN_PRODUCT": "unknown_product",
                  "ALREADY_DECOMMISSIONED": "possible_clone", "DESTROYED": "possible_clone", "STOLEN": "stolen_scanned"}
-
-
-def _get(reader: StateReader | Overlay, key: str) -> Any:
-    raw = reader.get_raw(key)
-    return None if raw is None else codec.decode_trusted(raw)
 
 
 def parse_identifier(gtin: str | None = None, serial: str | None = None, lot: str | None = None,
@@ -65,37 +63,39 @@ def parse_identifier(gtin: str | None = None, serial: str | None = None, lot: st
     return pi
 
 
-def verify_pack(reader: StateReader | Overlay, pi: gs1.ProductIdentifier, now_ms: int) -> dict[str, Any]:
+def verify_pack(reader: Reader, pi: gs1.ProductIdentifier, now_ms: int) -> dict[str, Any]:
     """VERIFIED or NOT VERIFIED (with reasons) for ``pi`` against committed state at time ``now_ms``."""
     assert pi.serial is not None
     reasons: list[str] = []
     out: dict[str, Any] = {"gtin": pi.gtin, "serial": pi.serial, "lot": pi.lot, "expiry": pi.expiry,
                            "product": None, "pack": None, "custody": [], "checked_at_ms": now_ms}
-    product = _get(reader, product_key(pi.gtin))
+    product = get_product(reader, pi.gtin)
     if product is None:
         reasons.append("UNKNOWN_PRODUCT")
     else:
-        out["product"] = {k: product.get(k) for k in ("name", "strength", "dosage_form", "ndc", "owner", "status")}
-        rec = _get(reader, pack_key(pi.gtin, pi.serial))
+        out["product"] = {"name": product.name, "strength": product.strength, "dosage_form": product.dosage_form,
+                          "ndc": product.ndc, "owner": product.owner, "status": product.status}
+        rec = get_pack(reader, pi.gtin, pi.serial)
         if rec is None:
             reasons.append("UNKNOWN_SERIAL")
         else:
-            lot = _get(reader, lot_key(pi.gtin, rec["l"])) or {}
-            out["pack"] = {"state": rec["s"], "lot": rec["l"], "expiry": lot.get("expiry"), "holder": rec["h"],
-                           "in_transit_to": rec.get("t"), "parent": rec.get("p"),
-                           "recalled": lot.get("status") == "recalled"}
+            lot = None if rec.lot is None else get_lot(reader, pi.gtin, rec.lot)
+            expiry = None if lot is None else lot.expiry
+            recalled = lot is not None and lot.is_recalled
+            out["pack"] = {"state": rec.state, "lot": rec.lot, "expiry": expiry, "holder": rec.holder,
+                           "in_transit_to": rec.in_transit_to, "parent": rec.parent, "recalled": recalled}
             out["custody"] = custody_chain(rec)
-            if pi.lot is not None and pi.lot != rec["l"]:
+            if pi.lot is not None and pi.lot != rec.lot:
                 reasons.append("LOT_MISMATCH")
-            if pi.expiry is not None and pi.expiry != lot.get("expiry"):
+            if pi.expiry is not None and pi.expiry != expiry:
                 reasons.append("EXPIRY_MISMATCH")
-            if rec["s"] in cbv.STATE_REASON:
-                reasons.append(cbv.STATE_REASON[rec["s"]])
-            if lot.get("status") == "recalled":
+            if rec.state in cbv.STATE_REASON:
+                reasons.append(cbv.STATE_REASON[rec.state])
+            if recalled:
                 reasons.append("RECALLED")
-            if product["status"] == "withdrawn":
+            if product.is_withdrawn:
                 reasons.append("WITHDRAWN")
-            if "expiry_day" in lot and utc_day(now_ms) > lot["expiry_day"]:
+            if lot is not None and utc_day(now_ms) > lot.expiry_day:
                 reasons.append("EXPIRED")
     out["verified"] = not reasons
     out["result"] = "VERIFIED" if not reasons else "NOT VERIFIED"
@@ -125,24 +125,25 @@ def alert_kinds(verdict: dict[str, Any]) -> list[str]:
     return sorted({ALERT_REASONS[r] for r in verdict["reasons"] if r in ALERT_REASONS})
 
 
-def apply_verify(state: Overlay, ctx: TxContext, pi: gs1.ProductIdentifier) -> Any:
+def apply_verify(state: Overlay, ctx: TxContext, pi: gs1.ProductIdentifier) -> dict[str, Any]:
+    """Verify the scanned pack at block time, append the verdict to its history and raise ``supply_alert``
+    events for suspicious outcomes. Raises UNAUTHORISED (not a supply member)."""
     org = require_supply_member(state, ctx)
     verdict = verify_pack(state, pi, ctx.env.time_ms)
     assert pi.serial is not None
-    key = pack_key(pi.gtin, pi.serial)
-    rec = state.get(key)
+    ref = pack_ref(pi.gtin, pi.serial)
+    rec = get_pack(state, pi.gtin, pi.serial)
     if rec is not None:
-        rec["e"] = [*rec["e"], ["verify", ctx.env.time_ms, org, ctx.env.height, verdict["result"]]]
-        state.put(key, rec)
+        put_item(state, ref, rec.logged(history_entry("verify", ctx.env.time_ms, org, ctx.env.height,
+                                                      verdict["result"])))
     owner = (verdict["product"] or {}).get("owner")
     for kind in alert_kinds(verdict):
         ctx.emit("supply_alert", kind=kind, gtin=pi.gtin, serial=pi.serial, reasons=verdict["reasons"],
                  manufacturer=owner, org=org)
-    return {k: verdict[k] for k in ("result", "verified", "reasons", "nmvs_codes", "dscsa", "pack")} | {
-        "ref": pack_ref(pi.gtin, pi.serial)}
+    return {k: verdict[k] for k in ("result", "verified", "reasons", "nmvs_codes", "dscsa", "pack")} | {"ref": ref}
 
 
-def _authorize(state: Overlay, ctx: TxContext, p: Any) -> None:
+def _authorize(state: Overlay, ctx: TxContext, p: object) -> None:
     require_supply_member(state, ctx)
 
 
@@ -150,8 +151,8 @@ def _hints(pi: gs1.ProductIdentifier) -> list[str]:
     return [product_key(pi.gtin), pack_key(pi.gtin, pi.serial or "")]
 
 
-HANDLERS = [
-    SupplyHandler("supply.verify", 1, VerifyScan, apply_verify, _authorize,
+HANDLERS: list[Handler[Any]] = [
+    Handler("supply.verify", 1, VerifyScan, apply_verify, _authorize,
                   summary="A signed scan (e.g. at dispense): the verdict is recorded and suspicious outcomes "
                           "raise alerts.", read_hints=_hints),
 ]
