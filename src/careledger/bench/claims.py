@@ -62,9 +62,11 @@ from careledger.contracts.claims.layout import (
     patient_claim_key,
 )
 from careledger.contracts.identity import compute_pseudonym
+from careledger.core import codec
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import sign_tx
 from careledger.demo.consortium import create_consortium
+from careledger.node.store import StateCommitment, Store
 from careledger.vault.canonical import canonical_bytes, from_python, json_of_canonical
 from careledger.vault.requests import sign_request
 from careledger.vault.store import Vault
@@ -96,7 +98,8 @@ def _hex64(i: int, n: int) -> str:
 
 
 def _prior_rows(kind: str, count: int, day: int) -> Iterator[tuple[str, bytes, bytes]]:
-    """One kind of state entry of the prior claims, in key order, with its row checksum."""
+    """One kind of state entry of the prior claims, in key order, with its row hash
+    (:func:`careledger.node.store.row_hash`; the stored checksum is its first 8 bytes)."""
     sha = hashlib.sha256
     entry = b'{"insurer":"%s","provider":"%s"}' % (INSURER.encode(), HOSPITAL.encode())
     step, step2 = (1 << 64) // max(1, count), (1 << 64) // max(1, 2 * count)
@@ -114,13 +117,13 @@ def _prior_rows(kind: str, count: int, day: int) -> Iterator[tuple[str, bytes, b
         else:
             for j in (2 * i, 2 * i + 1):
                 key = fingerprint_key(f"{j * step2:016x}{j:048x}", claim)
-                yield key, entry, sha(key.encode() + b"\x00" + entry).digest()[:8]
+                yield key, entry, sha(key.encode() + b"\x00" + entry).digest()
             continue
-        yield key, value, sha(key.encode() + b"\x00" + value).digest()[:8]
+        yield key, value, sha(key.encode() + b"\x00" + value).digest()
 
 
 PRIOR_DAY = 19_723  # 2024-01-01: the prior claims' services fall in the 300 days from there
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the table carries its rows' count and digest (the store's state commitment moves by them)
 
 
 def default_cache_dir() -> Path:
@@ -130,8 +133,10 @@ def default_cache_dir() -> Path:
 
 
 def build_prior_table(path: Path, count: int, progress: Progress = lambda s: None) -> None:
-    """A SQLite file with one ``state`` table holding ``count`` prior claims' entries (see
-    :func:`seed_prior_claims`), written once and reused: copying it into a store runs at SQLite's speed."""
+    """A SQLite file with a ``state`` table holding ``count`` prior claims' entries (see
+    :func:`seed_prior_claims`) and a ``summary`` row with their number and the sum of their row hashes
+    mod 2^256 (what they add to the store's state commitment), written once and reused: copying it into a
+    store runs at SQLite's speed."""
     partial = path.with_suffix(".partial")
     partial.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,10 +145,20 @@ def build_prior_table(path: Path, count: int, progress: Progress = lambda s: Non
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL, chk BLOB NOT NULL) WITHOUT ROWID")
+        conn.execute("CREATE TABLE summary (count INTEGER NOT NULL, digest BLOB NOT NULL)")
         conn.execute("BEGIN")
+        summed = [0, 0]  # rows, sum of row hashes
+
+        def counted(rows: Iterator[tuple[str, bytes, bytes]]) -> Iterator[tuple[str, bytes, bytes]]:
+            for key, value, h in rows:
+                summed[0] += 1
+                summed[1] += int.from_bytes(h, "big")
+                yield key, value, h[:8]
+
         for kind in ("claim", "commitment", "fingerprint", "patient"):
             progress(f"building {count:,} prior claims (once; kept in {path.parent}): {kind} entries")
-            conn.executemany("INSERT INTO state VALUES (?, ?, ?)", _prior_rows(kind, count, PRIOR_DAY))
+            conn.executemany("INSERT INTO state VALUES (?, ?, ?)", counted(_prior_rows(kind, count, PRIOR_DAY)))
+        conn.execute("INSERT INTO summary VALUES (?, ?)", (summed[0], (summed[1] % (1 << 256)).to_bytes(32, "big")))
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -154,9 +169,12 @@ def seed_prior_claims(db_path: Path, count: int, progress: Progress = lambda s: 
                       cache_dir: Path | None = None) -> tuple[float, bool]:
     """Write ``count`` paid claims of earlier patients into a node's store: claim records, commitments,
     patient index entries and two line fingerprints each (state only, with their row checksums,
-    :func:`careledger.node.store.state_chk`). The entries are built once into a table file under
-    ``cache_dir`` (default :func:`default_cache_dir`) and copied from there. Returns the seconds the copy
-    (and a first build) took, and whether the table was already built. The node must not be running."""
+    :func:`careledger.node.store.state_chk`), in the same SQLite transaction moving the store's state
+    commitment by their count and digest; then the head record is written again with the new commitment,
+    so the node's start-up checks (and ``careledger verify``) accept the store. The entries are built once
+    into a table file under ``cache_dir`` (default :func:`default_cache_dir`) and copied from there.
+    Returns the seconds the copy (and a first build) took, and whether the table was already built. The
+    node must not be running."""
     began = time.perf_counter()
     table = (cache_dir or default_cache_dir()) / f"prior-claims-v{CACHE_VERSION}-{count}.sqlite"
     cached = table.is_file()
@@ -169,11 +187,21 @@ def seed_prior_claims(db_path: Path, count: int, progress: Progress = lambda s: 
         conn.execute("ATTACH DATABASE ? AS prior", (str(table),))
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("INSERT INTO main.state SELECT key, value, chk FROM prior.state ORDER BY key")
+        rows, digest = conn.execute("SELECT count, digest FROM prior.summary").fetchone()
+        (raw,) = conn.execute("SELECT value FROM main.meta WHERE key = 'state_commitment'").fetchone()
+        moved = StateCommitment.from_json(codec.decode(raw))
+        moved = moved.moved(moved.height, rows, int.from_bytes(digest, "big"))
+        conn.execute("UPDATE main.meta SET value = ? WHERE key = 'state_commitment'", (codec.encode(moved.to_json()),))
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE prior")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+    store = Store(db_path, create=False)
+    try:
+        store.head_file.write(store.head_record())
+    finally:
+        store.close()
     return time.perf_counter() - began, cached
 
 
