@@ -130,7 +130,8 @@ class ClaimsNode:
 
 
 def build(node: Any, home: Home, url: str, consortium: Any) -> ClaimsNode:
-    world = ClaimsNode(node, home, url, consortium, Client(url))
+    # a shared, loaded machine can take over the default 10 s to commit
+    world = ClaimsNode(node, home, url, consortium, Client(url, timeout=60.0))
     for org in VAULTS:
         vault = Vault.create(Path(home.path) / "vault" / org, org)
         world.vaults[org] = vault
