@@ -140,10 +140,13 @@ def test_capture_is_all_or_nothing(dscsa_world: World) -> None:
     assert w.ledger.get(pack_key(ITEM_GTIN, "11")) is None  # the commissioning events rolled back too
 
 
-def test_capturing_a_document_twice_is_refused(dscsa_world: World) -> None:
+def test_capturing_a_document_twice_is_already_captured(dscsa_world: World) -> None:
     w = dscsa_world
-    assert capture(w, w.mfr, dscsa_text()).code == 0
-    w.refused_with(w.mfr, "supply.epcis_capture", {"document": dscsa_text()}, Code.SERIAL_EXISTS)
+    first = capture(w, w.mfr, dscsa_text())
+    assert first.code == 0
+    exc = w.refused_at_admission(w.mfr, "supply.epcis_capture", {"document": dscsa_text()},
+                                 Code.EPCIS_ALREADY_CAPTURED)
+    assert first.result["capture"] in exc.message
 
 
 def test_events_out_of_order_in_a_document(dscsa_world: World) -> None:
@@ -161,9 +164,25 @@ def test_event_in_the_future_is_refused(dscsa_world: World) -> None:
                              Code.EVENT_OUT_OF_ORDER)
 
 
-def test_capture_by_another_company_is_refused(dscsa_world: World) -> None:
-    dscsa_world.refused_with(dscsa_world.dist, "supply.epcis_capture", {"document": dscsa_text()},
-                             Code.GTIN_NOT_OWNED)
+def test_the_consignee_records_its_manufacturers_document_pending_the_manufacturer(dscsa_world: World) -> None:
+    """The distributor records the ASN its manufacturer sent it: every event is the manufacturer's (its
+    locations), so nothing applies until the manufacturer confirms."""
+    w = dscsa_world
+    result = w.ok(w.dist, "supply.epcis_capture", {"document": dscsa_text()})
+    assert (result["applied"], result["pending"], result["pending_orgs"]) == (0, 4, ["manufacturer"])
+    assert w.ledger.get(pack_key(ITEM_GTIN, "11")) is None
+    assert w.ok(w.mfr, "supply.epcis_confirm", {"capture": result["capture"]})["status"] == "complete"
+    assert w.ledger.get(pack_key(ITEM_GTIN, "11"))["t"] == "distributor"
+
+
+def test_commissioning_another_companys_gtin_is_refused(dscsa_world: World) -> None:
+    """An event at the distributor's own location that commissions the manufacturer's GTIN."""
+    w = dscsa_world
+    doc = json.loads(dscsa_text())
+    for event in doc["epcisBody"]["eventList"][:3]:
+        event["readPoint"] = event["bizLocation"] = {"id": "urn:epc:id:sgln:039999.345678.0"}
+    receipt = w.refused_with(w.dist, "supply.epcis_capture", {"document": json.dumps(doc)}, Code.GTIN_NOT_OWNED)
+    assert receipt.message.startswith("event 0:")
 
 
 def test_unsupported_event_types_are_refused(dscsa_world: World) -> None:
