@@ -2,11 +2,13 @@
 ``careledger net`` node).
 
     careledger abci setup --home CMTHOME [--genesis careledger-genesis.json] [--chain-id ID]
-    careledger abci serve --db CMTHOME/careledger/ledger.sqlite [--address tcp://127.0.0.1:26658]
+    careledger abci serve --db CMTHOME/careledger/ledger.sqlite [--address unix://CMTHOME/careledger/abci.sock]
     careledger abci node --node-dir NET/node0        (ABCI + HTTP API of a `careledger net` node)
     cometbft start --home CMTHOME
 
-``python -m careledger.abci …`` runs the same commands.
+``python -m careledger.abci …`` runs the same commands. The ABCI server listens on an owner-only Unix
+socket by default (beside the ledger); TCP only when asked, and only on loopback
+(:mod:`careledger.abci.server`).
 """
 
 from __future__ import annotations
@@ -39,17 +41,26 @@ def _logging(level: str) -> None:
 @abci_app.command("serve")
 def serve(
     db: Annotated[Path, typer.Option(help="The ledger's SQLite file (created on InitChain).")],
-    address: Annotated[str, typer.Option(help="tcp://host:port or unix:///path (CometBFT's proxy_app).")]
-    = "tcp://127.0.0.1:26658",
+    address: Annotated[str | None, typer.Option(help="unix:///path (default: abci.sock beside the ledger, mode "
+                                                     "0600) or tcp://127.0.0.1:port (loopback only); CometBFT's "
+                                                     "proxy_app.")] = None,
     skip_integrity_check: SkipCheck = False,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Run the CareLedger ABCI server for a CometBFT node; runs until interrupted."""
+    """Run the CareLedger ABCI server for a CometBFT node; runs until interrupted. Snapshots for state sync
+    follow statesync.json beside the ledger (written by `abci setup`)."""
     from careledger.abci.app import CareLedgerApp
+    from careledger.abci.server import check_listen_address
     from careledger.abci.server import serve as serve_abci
 
     _logging(log_level)
-    app = CareLedgerApp(expand(db), check_integrity=not skip_integrity_check)
+    path = expand(db)
+    address = address or f"unix://{path.parent / 'abci.sock'}"
+    try:
+        check_listen_address(address)
+    except ValueError as exc:
+        fail(str(exc), name=Code.NETWORK_INVALID.name, code=int(Code.NETWORK_INVALID))
+    app = CareLedgerApp(path, check_integrity=not skip_integrity_check)
     try:
         asyncio.run(serve_abci(app, address))
     finally:
@@ -77,8 +88,10 @@ def setup(
     = None,
     chain_id: Annotated[str, typer.Option(help="Chain id of a generated development genesis.")] = "careledger-dev",
     cometbft: Annotated[Path | None, typer.Option(help="Path of the cometbft binary.")] = None,
-    proxy_app: Annotated[str, typer.Option(help="Where CometBFT reaches the ABCI server.")]
-    = "tcp://127.0.0.1:26658",
+    proxy_app: Annotated[str | None, typer.Option(help="Where CometBFT reaches the ABCI server (default: "
+                                                       "unix://HOME/careledger/abci.sock).")] = None,
+    snapshot_interval: Annotated[int, typer.Option(help="CometBFT heights between state-sync snapshots "
+                                                        "(0: none).")] = 100,
     rpc: Annotated[str, typer.Option(help="CometBFT's RPC listen address.")] = "tcp://127.0.0.1:26657",
     p2p: Annotated[str, typer.Option(help="CometBFT's P2P listen address.")] = "tcp://0.0.0.0:26656",
     timeout_commit: Annotated[str, typer.Option(help="CometBFT's consensus.timeout_commit.")] = "1s",
@@ -104,7 +117,11 @@ def setup(
         admin = new_key(admin_path, "admin")
         validator = read_validator_pub_key(path).hex()
         g = parse_genesis(dev_genesis(chain_id, admin.public_hex, validator, int(time.time() * 1000)))
+    from careledger.abci.snapshots import SnapshotPolicy
+
+    proxy_app = proxy_app or f"unix://{path / 'careledger' / 'abci.sock'}"
     setup_home(binary, path, g, proxy_app, rpc_laddr=rpc, p2p_laddr=p2p, timeout_commit=timeout_commit)
+    SnapshotPolicy(interval=snapshot_interval).save(path / "careledger")
     db = path / "careledger" / "ledger.sqlite"
     emit({"home": str(path), "chain_id": g.chain_id, "db": str(db), "proxy_app": proxy_app},
          lambda: say(f"CometBFT home {path} is ready for chain {g.chain_id}"))
