@@ -265,7 +265,7 @@ class Code(IntEnum):
     LINKAGE_INVALID = 6108
     LINKAGE_UNKNOWN = 6109
 
-    # 3000 supply, continued (issue 18): locations, idempotent and multi-party EPCIS capture, XML
+    # 3000 supply, continued (issue 18): locations, idempotent and multi-party EPCIS capture
     LOCATION_UNKNOWN = 3040
     LOCATION_EXISTS = 3041
     GLN_NOT_OWNED = 3042
@@ -274,7 +274,6 @@ class Code(IntEnum):
     EPCIS_DUPLICATE_EVENTS = 3045
     CAPTURE_UNKNOWN = 3046
     NOTHING_TO_CONFIRM = 3047
-    EPCIS_XML_INVALID = 3048
     # 2300: the FHIR facade (docs/fhir.md): its bearer tokens and its search requests
     TOKEN_INVALID = 2301
     TOKEN_EXPIRED = 2302

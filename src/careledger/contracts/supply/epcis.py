@@ -1,8 +1,7 @@
 """EPCIS 2.0 capture: validate a JSON-LD document, key its events, attribute them to members and apply them.
 
 A document is captured by one signed ``supply.epcis_capture`` transaction whose payload carries the
-document *text* (an EPCIS 1.2 or 2.0 XML document is converted to EPCIS 2.0 JSON-LD at the edge,
-:mod:`careledger.supply.epcis_xml`, and its original hash travels in ``source``). The stateless step
+document *text* (EPCIS 2.0 JSON-LD; XML is not read yet). The stateless step
 (run at admission and again by every node that executes the block) validates the text against the
 official GS1 EPCIS 2.0 JSON Schema (vendored in ``supply/schema``, compiled with ``fastjsonschema``)
 and the CBV 2.0 vocabularies, keys every event (its ``eventID``, or the GS1 canonical event hash:
@@ -57,7 +56,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import fastjsonschema
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
@@ -351,27 +350,19 @@ def event_ops(event: dict[str, Any], index: int) -> list[packs.Op]:
     return list(captured_event(event, index).ops)
 
 
-class Source(SupplyPayload):
-    """Where a converted document came from: its original format and the SHA-256 of its bytes as sent."""
-
-    format: Literal["epcis-1.2-xml", "epcis-2.0-xml"]
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
 @dataclass(frozen=True)
 class Capture:
-    """A validated document: its events (with their ops), its SHA-256 and, for a converted one, its source."""
+    """A validated document: its events (with their ops) and its SHA-256."""
 
     events: tuple[CapturedEvent, ...]
     document_sha256: str
-    source: Source | None = None
 
     @property
     def ops(self) -> tuple[packs.Op, ...]:
         return tuple(op for ev in self.events for op in ev.ops)
 
 
-def normalise_document(text: str, source: Source | None = None) -> Capture:
+def normalise_document(text: str) -> Capture:
     """Parse, validate and map a document. Raises SupplyInvalid: EPCIS_SCHEMA_INVALID, EPCIS_CBV_INVALID,
     EPCIS_UNSUPPORTED (including an empty event list), EPCIS_DUPLICATE_EVENTS (an event identity twice) and
     the GS1 identifier codes."""
@@ -386,15 +377,14 @@ def normalise_document(text: str, source: Source | None = None) -> Capture:
             raise SupplyInvalid(f"event {ev.index} repeats event {seen[ev.key]} ({ev.event_id[:80]})",
                                 Code.EPCIS_DUPLICATE_EVENTS)
         seen[ev.key] = ev.index
-    return Capture(events, hashlib.sha256(text.encode()).hexdigest(), source)
+    return Capture(events, hashlib.sha256(text.encode()).hexdigest())
 
 
 class CapturePayload(SupplyPayload):
     document: Annotated[str, Field(min_length=2, max_length=MAX_DOCUMENT_CHARS)]
-    source: Source | None = None
 
     def normalise(self) -> Capture:
-        return normalise_document(self.document, self.source)
+        return normalise_document(self.document)
 
 
 # --- idempotency ------------------------------------------------------------------------------------------
