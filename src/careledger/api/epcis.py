@@ -7,7 +7,11 @@ its body and three headers, ``X-CareLedger-Key``, ``X-CareLedger-Nonce`` and
 text>}``, so the node rebuilds exactly the transaction the client signed. A document that fails
 the schema or the CBV is answered 400 at once; an admitted one 202 with the capture job's URL (the
 transaction hash). The job then succeeds or fails as a whole: EPCIS's default "rollback" capture
-error behaviour. The body is sent as ``application/ld+json`` (EPCIS 2.0's media type) or
+error behaviour. Capture is idempotent: a document whose events were all captured before is answered
+200 ``{"status": "already_captured", "captureID", "captureIDs"}`` naming the original capture jobs
+(nothing is written); one that repeats only some of them is refused 409 ``EPCIS_DUPLICATE_EVENTS``.
+A job whose document has other members' events reports the multi-party capture (``capture``: who
+has confirmed, what still waits). The body is sent as ``application/ld+json`` (EPCIS 2.0's media type) or
 ``application/json``; anything else is 415 UNSUPPORTED_MEDIA_TYPE.
 """
 
@@ -32,12 +36,13 @@ from careledger.api.common import (
     require_media_type,
 )
 from careledger.api.errors import LedgerRoute, error_response
-from careledger.api.supply import now_ms
+from careledger.api.supply import capture_json, now_ms
 from careledger.contracts.supply import epcis
-from careledger.contracts.supply.layout import parse_ref
+from careledger.contracts.supply.layout import get_capture, parse_ref
 from careledger.core import codec
 from careledger.core.errors import Code, EncodingError, LedgerError, NotFound
 from careledger.core.tx import body_of
+from careledger.node.engine import Engine
 from careledger.supply.epcis_export import export_document, filter_events
 
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"], route_class=LedgerRoute)
@@ -97,10 +102,24 @@ async def capture(request: Request) -> JSONResponse:
         sub = await run_in_threadpool(node.submit_async, raw)
         await asyncio.wrap_future(sub.admitted)
     except LedgerError as exc:
+        if exc.code == Code.EPCIS_ALREADY_CAPTURED:
+            originals = await run_in_threadpool(original_captures, node, document)
+            if originals:
+                return JSONResponse({"captureID": originals[0], "captureIDs": originals, "status": "already_captured"},
+                                    status_code=200, headers={"Location": f"/v1/epcis/capture/{originals[0]}"})
         return error_response(exc, extra)
     capture_id = sub.tx_hash.hex()
     return JSONResponse({"captureID": capture_id, "status": "pending"}, status_code=202,
                         headers={"Location": f"/v1/epcis/capture/{capture_id}"})
+
+
+def original_captures(node: Engine, document: bytes) -> list[str]:
+    """The captures (transaction hashes, sorted) that recorded the events of an already captured document."""
+    try:
+        capture = epcis.normalise_document(document.decode("utf-8"))
+    except (LedgerError, UnicodeDecodeError):
+        return []
+    return sorted({rec.capture for _, rec in epcis.captured_before(node.store.view(), capture.events)})
 
 
 def sub_hash(raw: bytes) -> str:
@@ -109,7 +128,8 @@ def sub_hash(raw: bytes) -> str:
 
 @router.get("/capture/{capture_id}", summary="A capture job's outcome", response_model=None)
 def capture_job(request: Request, capture_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]) -> JSONResponse:
-    """`running` while pending; then `success` with the receipt, or the error that rolled it back."""
+    """`running` while pending; then `success` with the receipt, or the error that rolled it back; `capture`
+    is the multi-party capture (confirmations, pending events) when the document had other members' events."""
     node = node_of(request)
     key = bytes.fromhex(capture_id)
     if node.is_pending(key):
@@ -122,9 +142,10 @@ def capture_job(request: Request, capture_id: Annotated[str, Path(pattern=r"^[0-
     receipt = receipt_json(stored.receipt)
     errors = [] if receipt["code"] == 0 else [{"code": receipt["code"], "name": receipt["name"],
                                                "message": receipt["message"]}]
+    multi = get_capture(node.store.view(), capture_id) if receipt["code"] == 0 else None
     return JSONResponse({"captureID": capture_id, "running": False, "success": receipt["code"] == 0,
                          "captureErrorBehaviour": "rollback", "height": stored.height, "receipt": receipt,
-                         "errors": errors})
+                         "errors": errors, "capture": None if multi is None else capture_json(multi)})
 
 
 @router.post("/validate", summary="Validate an EPCIS document without capturing it", response_model=None)

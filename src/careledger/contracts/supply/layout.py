@@ -454,6 +454,11 @@ def capture_key(capture: str) -> str:
     return f"supply/capture/{capture}"
 
 
+def capture_prefix() -> str:
+    """The prefix under which every multi-party capture's record lies (a capture id follows it)."""
+    return "supply/capture/"
+
+
 @dataclass(frozen=True, slots=True)
 class LocationRecord:
     """A registered location (GLN): the organisation it belongs to, its name, role and address."""
@@ -541,6 +546,11 @@ class CaptureRecord:
     status: str  # "pending" | "complete" | "rejected"
     closed: int | None = None  # the height it became complete or was rejected
 
+    @property
+    def pending_orgs(self) -> list[str]:
+        """The organisations some pending event is attributed to, sorted."""
+        return sorted({p.org for p in self.pending})
+
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"by": self.by, "confirmed": list(self.confirmed),
                                "document_sha256": self.document_sha256, "events": self.events, "height": self.height,
@@ -592,3 +602,9 @@ def get_capture(state: Reader, capture: str) -> CaptureRecord | None:
 
 def put_capture(state: Overlay, record: CaptureRecord) -> None:
     state.put(capture_key(record.id), record.to_json())
+
+
+def captures(state: Reader) -> Iterator[CaptureRecord]:
+    """Every multi-party capture's record (pending, complete or rejected), by capture id."""
+    for _, raw in state.scan_raw(capture_prefix()):
+        yield CaptureRecord.from_json(orjson.loads(raw))

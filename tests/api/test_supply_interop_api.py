@@ -1,0 +1,132 @@
+"""Multi-party EPCIS capture, idempotency and locations through a real node, HTTP on loopback, the Python client
+and the CLI: the story document (a manufacturer's, a distributor's and a pharmacy's events in one file)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from careledger.api.server import BackgroundServer
+from careledger.client import ClientError
+from careledger.client.supply import SupplyClient
+from support.cli import run_cli
+from support.epcis import PHARMACY_PARTY, PHARMACY_SITE, STORY, STORY_GTIN, story_consortium, story_text
+
+
+@pytest.fixture
+def consortium() -> Any:  # overrides conftest's: the story's GS1 prefixes
+    return story_consortium("api-story")
+
+
+@pytest.fixture
+def api(node: Any) -> Iterator[SupplyClient]:
+    with BackgroundServer(node) as server, SupplyClient(server.url) as client:
+        yield client
+
+
+def ok(result: dict[str, Any]) -> Any:
+    assert result["receipt"]["code"] == 0, result["receipt"]
+    return result["receipt"]["result"]
+
+
+def test_the_story_imports_through_one_call_and_again_is_already_captured(api: SupplyClient, consortium: Any) -> None:
+    mfr, dist, pharmacy, regulator = (consortium.admin(o) for o in ("manufacturer", "distributor", "pharmacy",
+                                                                    "regulator"))
+    ok(api.register_product(mfr, STORY_GTIN, "Brufen 600 mg x 30"))
+    # the pharmacy's GLNs fall under no member's prefix: the regulator registers them for it
+    unknown = api.epcis_capture(dist, story_text())
+    assert unknown["success"] is False and unknown["errors"][0]["name"] == "PARTY_UNKNOWN"
+    assert unknown["errors"][0]["message"].startswith("event 5:")
+    for gln, role in ((PHARMACY_SITE, "pharmacy"), (PHARMACY_PARTY, "party")):
+        ok(api.set_location(regulator, gln, "High Street Pharmacy", role, org="pharmacy",
+                            address={"city": "Cork", "country": "IE"}))
+    assert api.location(PHARMACY_SITE)["org"] == "pharmacy"
+    assert [loc["gln"] for loc in api.locations(org="pharmacy")] == sorted([PHARMACY_SITE, PHARMACY_PARTY])
+    # the distributor records the whole document; the other members' events wait for them
+    job = api.epcis_capture(dist, story_text())
+    assert job["success"] is True, job
+    cap = job["captureID"]
+    assert job["receipt"]["result"]["pending"] == 8 and job["capture"]["confirmed"] == ["distributor"]
+    assert job["capture"]["pending_orgs"] == ["distributor", "manufacturer", "pharmacy"]
+    assert [c["id"] for c in api.captures(awaiting="manufacturer")] == [cap]
+    assert api.captures(awaiting="distributor") == [] and api.captures(awaiting="hospital") == []
+    with pytest.raises(ClientError) as info:
+        api.pack(STORY_GTIN, "BR0001")
+    assert info.value.http_status == 404
+    # the same document again: already captured, answered with the original capture, nothing written
+    height = api.status()["height"]
+    again = api.epcis_capture(mfr, story_text())
+    assert again == {"captureID": cap, "captureIDs": [cap], "status": "already_captured"}
+    assert api.status()["height"] == height
+    # a document repeating some of the events is refused naming them
+    doc = json.loads(story_text())
+    doc["epcisBody"]["eventList"] = doc["epcisBody"]["eventList"][:2]
+    doc["epcisBody"]["eventList"][1] = {**doc["epcisBody"]["eventList"][1], "eventID": "urn:uuid:new-one"}
+    with pytest.raises(ClientError) as info:
+        api.epcis_capture(mfr, doc)
+    assert (info.value.name, info.value.http_status) == ("EPCIS_DUPLICATE_EVENTS", 409)
+    # each member confirms its part
+    assert ok(api.epcis_confirm(mfr, cap))["applied"] == 6
+    assert api.pack(STORY_GTIN, "BR0001")["in_transit_to"] == "pharmacy"
+    refused = api.epcis_confirm(mfr, cap)
+    assert refused["receipt"]["name"] == "NOTHING_TO_CONFIRM"
+    assert ok(api.epcis_confirm(pharmacy, cap))["status"] == "complete"
+    assert api.pack(STORY_GTIN, "BR0001")["state"] == "supplied"
+    assert api.capture(cap)["status"] == "complete" and api.captures(status="pending") == []
+    assert api.capture_job(cap)["capture"]["status"] == "complete"
+
+
+def test_location_refusals_and_reads_over_http(api: SupplyClient, consortium: Any) -> None:
+    dist = consortium.admin("distributor")
+    refused = api.set_location(dist, "5099151000002", "Not ours", "warehouse")
+    assert refused["receipt"]["name"] == "GLN_NOT_OWNED"
+    with pytest.raises(ClientError) as info:
+        api.set_location(dist, "0399990000017", "Bad check digit", "warehouse")
+    assert info.value.name == "BAD_CHECK_DIGIT"
+    with pytest.raises(ClientError) as info:
+        api.location("0399990000016")
+    assert info.value.http_status == 404
+    with pytest.raises(ClientError) as info:
+        api.capture("ab" * 32)
+    assert info.value.http_status == 404
+    short = httpx.get(f"{api._http.base_url}/v1/supply/locations/12345")
+    assert short.status_code == 400, short.text
+
+
+def test_cli_locations_confirmation_and_prefixes(api: SupplyClient, node_home: Any, consortium: Any,
+                                                  tmp_path: Path) -> None:
+    base = ["--home", str(node_home.path), "--url", str(api._http.base_url)]
+
+    def cli(*args: str, code: int = 0) -> str:
+        result = run_cli(*args, *base)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    ok(api.register_product(consortium.admin("manufacturer"), STORY_GTIN, "Brufen 600 mg x 30"))
+    for gln, role in ((PHARMACY_SITE, "pharmacy"), (PHARMACY_PARTY, "party")):
+        cli("supply", "location", gln, "--name", "High Street Pharmacy", "--role", role, "--org", "pharmacy",
+            "--city", "Cork", "--country", "IE", "--as", "regulator-admin")
+    cli("supply", "location", "0399990000016", "--name", "DC East", "--role", "warehouse",
+        "--as", "distributor-admin")
+    cli("supply", "location", "5099151000002", "--name", "Not ours", "--role", "warehouse",
+        "--as", "distributor-admin", code=3)
+    assert '"Cork"' in cli("supply", "locations", PHARMACY_SITE)
+    assert "0399990000016" in cli("supply", "locations", "--org", "distributor")
+    imported = json.loads(cli("--json", "supply", "epcis", "import", str(STORY), "--as", "distributor-admin"))
+    cap = imported["captureID"]
+    assert json.loads(cli("--json", "supply", "captures", "--awaiting", "pharmacy"))["captures"][0]["id"] == cap
+    again = json.loads(cli("--json", "supply", "epcis", "import", str(STORY), "--as", "pharmacy-admin"))
+    assert again["status"] == "already_captured"
+    cli("supply", "confirm", cap, "--as", "manufacturer-admin")
+    cli("supply", "confirm", cap, "--as", "manufacturer-admin", code=3)  # nothing left to confirm
+    cli("supply", "confirm", cap, "--reject", "--as", "pharmacy-admin")
+    assert json.loads(cli("--json", "supply", "captures", cap))["status"] == "rejected"
+    # governance: the pharmacy gets a GS1 Company Prefix (an overlapping one is refused)
+    cli("governance", "propose-prefixes", "pharmacy", "50991515", "--as", "manufacturer-admin", code=3)
+    out = cli("--json", "governance", "propose-prefixes", "pharmacy", "4012345", "--as", "manufacturer-admin")
+    assert json.loads(out)["receipt"]["result"]["status"] == "open"
