@@ -15,7 +15,15 @@ from careledger.api.server import BackgroundServer
 from careledger.client import ClientError
 from careledger.client.supply import SupplyClient
 from support.cli import run_cli
-from support.epcis import PHARMACY_PARTY, PHARMACY_SITE, STORY, STORY_GTIN, story_consortium, story_text
+from support.epcis import (
+    PHARMACY_PARTY,
+    PHARMACY_SITE,
+    STORY,
+    STORY_GTIN,
+    STORY_SSCC,
+    story_consortium,
+    story_text,
+)
 
 
 @pytest.fixture
@@ -130,3 +138,40 @@ def test_cli_locations_confirmation_and_prefixes(api: SupplyClient, node_home: A
     cli("governance", "propose-prefixes", "pharmacy", "50991515", "--as", "manufacturer-admin", code=3)
     out = cli("--json", "governance", "propose-prefixes", "pharmacy", "4012345", "--as", "manufacturer-admin")
     assert json.loads(out)["receipt"]["result"]["status"] == "open"
+
+
+def test_alerts_from_epcis_captures_name_their_subjects_and_reach_the_manufacturer(api: SupplyClient,
+                                                                                   consortium: Any) -> None:
+    mfr, pharmacy, regulator = (consortium.admin(o) for o in ("manufacturer", "pharmacy", "regulator"))
+    ok(api.register_product(mfr, STORY_GTIN, "Brufen 600 mg x 30"))
+    ok(api.set_location(regulator, PHARMACY_SITE, "High Street Pharmacy", "pharmacy", org="pharmacy"))
+    events = json.loads(story_text())["epcisBody"]["eventList"]
+    assert api.epcis_capture(mfr, document_of(events[:3]))["success"] is True  # the case ships to the distributor
+    site = {"id": "urn:epc:id:sgln:4012345.00001.0"}
+    wrong = {**events[3], "readPoint": site, "bizLocation": site}  # the pharmacy receives the distributor's case
+    # captured by the pharmacy itself: refused at once
+    job = api.epcis_capture(pharmacy, document_of([{**wrong, "eventID": "urn:uuid:wrong-1"}]))
+    assert job["success"] is False and job["errors"][0]["name"] == "NOT_CONSIGNEE"
+    # captured by the manufacturer (its sender), then confirmed by the pharmacy: refused at confirmation
+    cap = api.epcis_capture(mfr, document_of([{**wrong, "eventID": "urn:uuid:wrong-2"}]))
+    assert cap["success"] is True and cap["receipt"]["result"]["pending_orgs"] == ["pharmacy"]
+    assert api.epcis_confirm(pharmacy, cap["captureID"])["receipt"]["name"] == "NOT_CONSIGNEE"
+    seen = api.alerts(mfr)["alerts"]
+    assert [(a["kind"], a["tx_type"]) for a in seen] == [("receipt_by_non_consignee", "supply.epcis_capture"),
+                                                       ("receipt_by_non_consignee", "supply.epcis_confirm")]
+    for alert in seen:
+        assert alert["subjects"] == [STORY_SSCC] and alert["gtins"] == [STORY_GTIN]
+        assert alert["lots"] == [f"{STORY_GTIN}/B2306A"] and alert["manufacturers"] == ["manufacturer"]
+        assert alert["org"] == "pharmacy" and alert["message"].startswith("event 0:")
+    assert len(api.alerts(regulator, party="pharmacy", gtin=STORY_GTIN)["alerts"]) == 2
+    assert api.alerts(regulator, party="manufacturer")["alerts"] == []
+    assert api.alerts(regulator, gtin="0" + STORY_GTIN[1:-1] + "0")["alerts"] == []
+    last = seen[-1]["time_ms"]
+    assert len(api.alerts(regulator, from_ms=last)["alerts"]) == 1
+    assert len(api.alerts(regulator, to_ms=last)["alerts"]) == 1
+
+
+def document_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    doc = json.loads(story_text())
+    doc["epcisBody"]["eventList"] = events
+    return doc

@@ -167,13 +167,19 @@ def verify(request: Request, gtin: Annotated[str | None, Query(max_length=14)] =
 @router.get("/alerts", summary="Alerts (signed request; regulators and manufacturers)", response_model=None)
 def get_alerts(request: Request, kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
                since_height: Annotated[int, Query(ge=0)] = 0,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> JSONResponse:
+               limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+               gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None, party: OrgQuery = None,
+               from_ms: Annotated[int | None, Query(ge=0)] = None,
+               to_ms: Annotated[int | None, Query(ge=0)] = None) -> JSONResponse:
     """Alerts derived from committed receipts: a regulator sees all, a manufacturer those about its
-    products. Needs the `X-CareLedger-Key`, `-Timestamp` and `-Signature` headers."""
+    products; each names its subjects, GTINs, lots and manufacturers. Filters: `kind`, `gtin` (14 digits),
+    `party` (the organisation whose transaction raised it), the block-time period `[from_ms, to_ms)`.
+    Needs the `X-CareLedger-Key`, `-Timestamp` and `-Signature` headers."""
     node = node_of(request)
     who = requester(request, node)
     if "regulator" not in who.org_roles and "manufacturer" not in who.org_roles:
         raise LedgerError("alerts are readable by regulators and manufacturers only", Code.UNAUTHORISED)
-    alerts = alert_index(request).visible(node.store, who.org, list(who.org_roles), kind, since_height, limit)
+    alerts = alert_index(request).visible(node.store, who.org, list(who.org_roles), kind, since_height, limit,
+                                          gtin=gtin, party=party, from_ms=from_ms, to_ms=to_ms)
     body: dict[str, Any] = {"org": who.org, "alerts": alerts, "height": node.head.height}
     return JSONResponse(body)

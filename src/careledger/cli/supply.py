@@ -214,9 +214,11 @@ def history(epc: str, home: Path = HomeOption, url: Url = None) -> None:
 
 @supply_app.command("alerts")
 def alerts(signer: Signer = "admin", kind: Annotated[str | None, typer.Option()] = None,
+           gtin: Annotated[str | None, typer.Option(help="Only alerts about this GTIN (14 digits)")] = None,
+           party: Annotated[str | None, typer.Option(help="Only alerts raised by this organisation")] = None,
            home: Path = HomeOption, url: Url = None) -> None:
     """Alerts visible to your organisation (regulators and manufacturers), as a signed request."""
-    emit(_call(_client(home, url).alerts, _key(home, signer), kind=kind))
+    emit(_call(_client(home, url).alerts, _key(home, signer), kind=kind, gtin=gtin, party=party))
 
 
 @supply_app.command("location")

@@ -160,11 +160,15 @@ class SupplyClient(Client):
         """Read-only verification: ``gtin``+``serial`` (+``lot``, ``expiry``), ``dl`` or ``scan``."""
         return self.request("GET", "/v1/supply/verify", params=identifier)
 
-    def alerts(self, key: SigningKey, kind: str | None = None, since_height: int = 0) -> dict[str, Any]:
-        """Alerts visible to ``key``'s organisation (a signed GET; regulators and manufacturers only)."""
+    def alerts(self, key: SigningKey, kind: str | None = None, since_height: int = 0, gtin: str | None = None,
+               party: str | None = None, from_ms: int | None = None, to_ms: int | None = None) -> dict[str, Any]:
+        """Alerts visible to ``key``'s organisation (a signed GET; regulators and manufacturers only), by kind,
+        GTIN, the party that raised them and block-time period ``[from_ms, to_ms)``."""
         params: dict[str, Any] = {"since_height": since_height}
-        if kind is not None:
-            params["kind"] = kind
+        for name, value in (("kind", kind), ("gtin", gtin), ("party", party), ("from_ms", from_ms),
+                            ("to_ms", to_ms)):
+            if value is not None:
+                params[name] = value
         target = "/v1/supply/alerts?" + urlencode(params)
         headers = sign_request(key, self.chain_id(), "GET", target, int(time.time() * 1000))
         return self.request("GET", target, headers=headers)
