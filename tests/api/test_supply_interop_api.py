@@ -14,6 +14,7 @@ import pytest
 from careledger.api.server import BackgroundServer
 from careledger.client import ClientError
 from careledger.client.supply import SupplyClient
+from careledger.supply.epcis_export import check_document
 from support.cli import run_cli
 from support.epcis import (
     PHARMACY_PARTY,
@@ -175,3 +176,56 @@ def document_of(events: list[dict[str, Any]]) -> dict[str, Any]:
     doc = json.loads(story_text())
     doc["epcisBody"]["eventList"] = events
     return doc
+
+
+def test_captured_events_answer_the_epcis_query_parameters_verbatim(api: SupplyClient, consortium: Any) -> None:
+    mfr, dist, regulator = (consortium.admin(o) for o in ("manufacturer", "distributor", "regulator"))
+    ok(api.register_product(mfr, STORY_GTIN, "Brufen 600 mg x 30"))
+    for gln, role in ((PHARMACY_SITE, "pharmacy"), (PHARMACY_PARTY, "party")):
+        ok(api.set_location(regulator, gln, "High Street Pharmacy", role, org="pharmacy"))
+    story = json.loads(story_text())["epcisBody"]["eventList"]
+    cap = api.epcis_capture(dist, story_text())["captureID"]
+    ok(api.epcis_confirm(mfr, cap))
+
+    def ids(**params: Any) -> list[Any]:
+        doc = api.epcis_query(**params)
+        assert check_document(doc) == [], check_document(doc)
+        return [story.index({k: v for k, v in e.items() if not k.startswith("careledger:")})
+                for e in doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]]
+
+    everything = api.epcis_query()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert [e["careledger:status"] for e in everything] == ["applied"] * 6 + ["pending"] * 2
+    assert {e["careledger:captureID"] for e in everything} == {cap}
+    assert everything[2] == {**story[2], "careledger:status": "applied", "careledger:captureID": cap}  # verbatim
+    assert ids() == list(range(8))
+    assert ids(EQ_bizStep="shipping") == [2, 5]
+    assert ids(EQ_bizStep="urn:epcglobal:cbv:bizstep:receiving") == [3, 6]
+    assert ids(GE_eventTime="2023-06-03T15:15:00Z", LT_eventTime="2023-06-06T07:30:00Z") == [3, 4, 5]
+    assert ids(GE_eventTime="2023-06-06T09:30:00+02:00") == [6, 7]  # offsets compare as instants
+    assert ids(EQ_bizLocation="urn:epc:id:sgln:039999.000001.0") == [3, 4]
+    assert ids(EQ_readPoint="https://id.gs1.org/414/0399990000016") == [3, 4, 5]  # any form of the same GLN
+    assert ids(MATCH_parentID=["urn:epc:id:sscc:5099151.0000000000"]) == [1, 4]
+    assert ids(MATCH_epc=["urn:epc:id:sscc:5099151.0000000000"], perPage=50) == [2, 3]  # epcList, childEPCs
+    assert ids(MATCH_anyEPC=["urn:epc:id:sscc:5099151.0000000000"]) == [1, 2, 3, 4]
+    assert ids(MATCH_epc=[f"https://id.gs1.org/01/{STORY_GTIN}/21/BR0001"], EQ_bizStep="dispensing",
+               EQ_readPoint=PHARMACY_SITE) == [7]
+    assert ids(MATCH_anyEPC=["urn:epc:idpat:sgtin:5099151.001505.*"], eventType="AggregationEvent") == [1, 4]
+    assert ids(eventType="TransformationEvent") == []
+    # pages
+    first = api.epcis_query(perPage=3)["epcisBody"]["queryResults"]
+    assert len(first["resultsBody"]["eventList"]) == 3 and first["careledger:nextPageToken"] == "3"
+    assert ids(perPage=3, nextPageToken="6") == [6, 7]
+    link = httpx.get(f"{api._http.base_url}/v1/epcis/events", params={"perPage": 5, "EQ_bizStep": "shipping"})
+    assert "Link" not in link.headers
+    link = httpx.get(f"{api._http.base_url}/v1/epcis/events", params={"perPage": 5})
+    assert link.headers["Link"] == '</v1/epcis/events?perPage=5&nextPageToken=5>; rel="next"'
+    # MATCH_epc with only EQ_bizStep, times and eventType answers the items' histories (contents included)
+    history = api.epcis_events([f"{STORY_GTIN}/BR0003"], EQ_bizStep="receiving")
+    received = history["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert len(received) == 1 and "careledger:status" not in received[0]
+    with pytest.raises(ClientError) as info:
+        api.epcis_query(GE_eventTime="yesterday")
+    assert (info.value.name, info.value.http_status) == ("BAD_REQUEST", 400)
+    with pytest.raises(ClientError) as info:
+        api.epcis_query(MATCH_anyEPC=["urn:epc:id:sgtin:bad"])
+    assert info.value.name == "MALFORMED_URN"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -36,6 +37,7 @@ from careledger.api.common import (
     require_media_type,
 )
 from careledger.api.errors import LedgerRoute, error_response
+from careledger.api.services import services_of
 from careledger.api.supply import capture_json, now_ms
 from careledger.contracts.supply import epcis
 from careledger.contracts.supply.layout import get_capture, parse_ref
@@ -43,7 +45,8 @@ from careledger.core import codec
 from careledger.core.errors import Code, EncodingError, LedgerError, NotFound
 from careledger.core.tx import body_of
 from careledger.node.engine import Engine
-from careledger.supply.epcis_export import export_document, filter_events
+from careledger.supply.epcis_export import CONTEXT, export_document, filter_events
+from careledger.supply.event_index import MAX_PAGE, CapturedEventIndex, EventQuery
 
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"], route_class=LedgerRoute)
 
@@ -163,8 +166,6 @@ async def validate(request: Request) -> JSONResponse:
 
 def _query(request: Request, epcs: list[str], biz_step: str | None, ge: str | None, lt: str | None,
            event_type: str | None) -> dict[str, Any]:
-    if not epcs:
-        raise LedgerError("MATCH_epc is required: the ledger indexes events by EPC", Code.BAD_REQUEST)
     refs = [parse_ref(e) for e in epcs]
     doc = export_document(node_of(request).store.view(), refs, now_ms(), query_name="SimpleEventQuery")
     results = doc["epcisBody"]["queryResults"]["resultsBody"]
@@ -173,17 +174,46 @@ def _query(request: Request, epcs: list[str], biz_step: str | None, ge: str | No
 
 
 EpcList = Annotated[list[str], Query(max_length=100)]
+QUERY_CONTEXT = [*CONTEXT, {"careledger": "urn:careledger:epcis:"}]
 
 
-@router.get("/events", summary="Query events (EPCIS SimpleEventQuery subset)", response_model=None)
+@router.get("/events", summary="Query events (EPCIS 2.0 SimpleEventQuery parameters)", response_model=None)
 def events(request: Request, match_epc: Annotated[list[str], Query(alias="MATCH_epc", max_length=100)] = [],  # noqa: B006
            eq_biz_step: Annotated[str | None, Query(alias="EQ_bizStep", max_length=100)] = None,
            ge_event_time: Annotated[str | None, Query(alias="GE_eventTime", max_length=40)] = None,
            lt_event_time: Annotated[str | None, Query(alias="LT_eventTime", max_length=40)] = None,
-           event_type: Annotated[str | None, Query(alias="eventType", max_length=40)] = None) -> JSONResponse:
-    """An EPCISQueryDocument with the events of the given EPCs (and their contents), filtered by
-    `EQ_bizStep`, `GE_eventTime`/`LT_eventTime` (ISO, UTC) and `eventType`."""
-    return JSONResponse(_query(request, match_epc, eq_biz_step, ge_event_time, lt_event_time, event_type))
+           event_type: Annotated[str | None, Query(alias="eventType", max_length=40)] = None,
+           eq_biz_location: Annotated[str | None, Query(alias="EQ_bizLocation", max_length=200)] = None,
+           eq_read_point: Annotated[str | None, Query(alias="EQ_readPoint", max_length=200)] = None,
+           match_parent: Annotated[list[str], Query(alias="MATCH_parentID", max_length=100)] = [],  # noqa: B006
+           match_any: Annotated[list[str], Query(alias="MATCH_anyEPC", max_length=100)] = [],  # noqa: B006
+           per_page: Annotated[int | None, Query(alias="perPage", ge=1, le=MAX_PAGE)] = None,
+           next_page: Annotated[str | None, Query(alias="nextPageToken", pattern=r"^[0-9]{1,9}$")] = None,
+           ) -> JSONResponse:
+    """An EPCISQueryDocument. With `MATCH_epc` alone (optionally `EQ_bizStep`, `GE_eventTime`/`LT_eventTime`,
+    `eventType`): the items' whole histories (their contents too), whichever transactions wrote them. With
+    any other parameter, or without `MATCH_epc`: the events of EPCIS captures *as captured* (every field
+    verbatim; `careledger:status` `applied` or `pending`, `careledger:captureID`), filtered by every
+    parameter given, `perPage` at a time (default 100), the next page's `nextPageToken` in a `Link` header
+    (and as `careledger:nextPageToken` in `queryResults`)."""
+    captured = not match_epc or any(v for v in (eq_biz_location, eq_read_point, match_parent, match_any, per_page,
+                                                 next_page))
+    if not captured:
+        return JSONResponse(_query(request, match_epc, eq_biz_step, ge_event_time, lt_event_time, event_type))
+    q = EventQuery(event_type=event_type, biz_step=eq_biz_step, ge_time=ge_event_time, lt_time=lt_event_time,
+                   biz_location=eq_biz_location, read_point=eq_read_point, match_epc=tuple(match_epc),
+                   match_parent=tuple(match_parent), match_any=tuple(match_any))
+    index: CapturedEventIndex = services_of(request).get(CapturedEventIndex)
+    found, more = index.query(node_of(request).store, q, int(next_page or 0), per_page or 100)
+    results: dict[str, Any] = {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": found}}
+    doc = {"@context": QUERY_CONTEXT, "type": "EPCISQueryDocument", "schemaVersion": "2.0",
+           "creationDate": epcis.format_time(now_ms()), "epcisBody": {"queryResults": results}}
+    headers = {}
+    if more is not None:
+        results["careledger:nextPageToken"] = str(more)
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
+        headers["Link"] = f'</v1/epcis/events?{urlencode([*params, ("nextPageToken", str(more))])}>; rel="next"'
+    return JSONResponse(doc, headers=headers)
 
 
 @router.get("/epcs/{epc:path}/events", summary="Events of one EPC", response_model=None)

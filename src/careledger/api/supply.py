@@ -25,6 +25,7 @@ from careledger.core.errors import Code, LedgerError
 from careledger.node.engine import Engine
 from careledger.supply import auth
 from careledger.supply.alerts import AlertIndex
+from careledger.supply.event_index import CapturedEventIndex
 from careledger.supply.views import item_view
 
 router = APIRouter(prefix="/v1/supply", tags=["supply"], route_class=LedgerRoute)
@@ -50,8 +51,10 @@ def requester(request: Request, node: Engine) -> auth.Requester:
 
 
 def start(context: NodeContext, services: Services) -> None:
-    """The alert index, built at start-up (it derives alerts from committed receipts as it is read)."""
+    """The alert index and the captured-event index, built at start-up (each derives its entries from
+    committed transactions as it is read)."""
     services.add(AlertIndex())
+    services.add(CapturedEventIndex())
 
 
 def alert_index(request: Request) -> AlertIndex:

@@ -178,6 +178,15 @@ class SupplyClient(Client):
         return self.request("GET", "/v1/epcis/events", params=[("MATCH_epc", e) for e in epcs] + sorted(
             filters.items()))
 
+    def epcis_query(self, **params: str | int | list[str]) -> dict[str, Any]:
+        """An EPCISQueryDocument of captured events by the EPCIS query parameters (``EQ_bizStep``,
+        ``GE_eventTime``, ``EQ_bizLocation``, ``MATCH_anyEPC=[...]``, ``perPage``, ``nextPageToken``, ...); the
+        next page's token, if any, is ``doc["epcisBody"]["queryResults"].get("careledger:nextPageToken")``."""
+        items: list[tuple[str, str]] = []
+        for name, value in sorted(params.items()):
+            items += [(name, v) for v in value] if isinstance(value, list) else [(name, str(value))]
+        return self.request("GET", "/v1/epcis/events", params=items)
+
     def epcis_export(self, epcs: list[str], contents: bool = True) -> dict[str, Any]:
         params: list[tuple[str, Any]] = [("epc", e) for e in epcs]
         params.append(("contents", "true" if contents else "false"))
