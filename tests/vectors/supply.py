@@ -446,22 +446,24 @@ def supply_epcis_idempotent() -> dict[str, Any]:
     b = supply_builder()
     b.pre(register(b))
     cap = capture_of(b.pre(b.tx(MAKER, "supply.epcis_capture", story()))[0])
+    b.pre(b.tx(WHOLESALER, "supply.epcis_confirm", {"approve": False, "capture": cap}))
     makers_part = json.loads(story()["document"])
     makers_part["epcisBody"]["eventList"] = makers_part["epcisBody"]["eventList"][:2]
     receipt_only = json.loads(story()["document"])
     receipt_only["epcisBody"]["eventList"] = receipt_only["epcisBody"]["eventList"][2:]
     return b.vector("supply_epcis_idempotent",
-                    "The maker captured the two-party document; its own two events applied and the wholesaler's "
-                    "receipt waits. The wholesaler rejects the capture (its receipt is dropped, its key freed); "
-                    "the whole document again repeats two captured events (3045, naming them); the maker's part "
-                    "alone is already captured (3044); the receipt alone, captured by the wholesaler, is new (ok).",
-                    [b.tx(WHOLESALER, "supply.epcis_confirm", {"approve": False, "capture": cap}),
-                     b.tx(WHOLESALER, "supply.epcis_capture", story()),
-                     b.tx(MAKER, "supply.epcis_capture", {"document": json.dumps(makers_part, separators=(",", ":"))}),
+                    "The maker captured the two-party document (its own two events applied, the wholesaler's "
+                    "receipt waited) and the wholesaler rejected it (the receipt was dropped, its key freed). The "
+                    "whole document again repeats two captured events (3045, naming them); the maker's part alone, "
+                    "sent by the pharmacy, is already captured (3044): both refused at admission by an engine, "
+                    "failed here, writing only the nonce; the receipt alone, captured by the wholesaler, is new.",
+                    [b.tx(MAKER, "supply.epcis_capture", story()),
+                     b.tx(PHARMACY, "supply.epcis_capture",
+                          {"document": json.dumps(makers_part, separators=(",", ":"))}),
                      b.tx(WHOLESALER, "supply.epcis_capture",
                           {"document": json.dumps(receipt_only, separators=(",", ":"))})],
                     [f"supply/capture/{cap}", pack("S1"), pack("S2")],
-                    [(True, 0), (True, 3045), (True, 3044), (True, 0)])
+                    [(True, 3045), (True, 3044), (True, 0)])
 
 VECTORS: list[Callable[[], dict[str, Any]]] = [
     supply_register_product, supply_withdraw_product, supply_recall_lot, supply_commission, supply_aggregate,
