@@ -173,7 +173,7 @@ def test_alerts_from_epcis_captures_name_their_subjects_and_reach_the_manufactur
 
 
 def document_of(events: list[dict[str, Any]]) -> dict[str, Any]:
-    doc = json.loads(story_text())
+    doc: dict[str, Any] = json.loads(story_text())
     doc["epcisBody"]["eventList"] = events
     return doc
 

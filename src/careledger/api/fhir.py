@@ -24,12 +24,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api.common import read_body
+from careledger.api.client_tls import require_org_certificate
+from careledger.api.common import node_of, read_body
 from careledger.api.errors import refusal_response
 from careledger.api.records import RecordsServices
 from careledger.api.schemas import errors
 from careledger.api.services import NodeContext, Services, services_of
 from careledger.core.errors import Code, LedgerError
+from careledger.research.fhir import ResearchStudyResources, ResearchSubjectResources
 from careledger.vault import fhir_facade
 from careledger.vault.fhir_facade import FhirFacade, FhirValidator
 from careledger.vault.fhir_ledger import AuditEventResources, ConsentResources, ProvenanceResources
@@ -41,7 +43,8 @@ FHIR_JSON = "application/fhir+json"
 CODE_SYSTEM = "urn:careledger:code"
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
 
-PROVIDERS: tuple[ResourceProvider, ...] = (ConsentResources(), AuditEventResources(), ProvenanceResources())
+PROVIDERS: tuple[ResourceProvider, ...] = (ConsentResources(), AuditEventResources(), ProvenanceResources(),
+                                          ResearchStudyResources(), ResearchSubjectResources())
 """The ledger's own FHIR resources, one provider per type. A contract whose state maps to FHIR adds its
 providers here, one line each (every other type a vault holds is served as clinical records)."""
 
@@ -192,6 +195,7 @@ async def token(request: Request) -> Response:
         except (ValueError, RecursionError):
             raise LedgerError("the body is not JSON", Code.REQUEST_MALFORMED) from None
         facade = facade_of(request)
+        await run_in_threadpool(require_org_certificate, request, node_of(request), doc)
         answer = await run_in_threadpool(facade.exchange, doc)
     except LedgerError as exc:
         return outcome_response(request, exc)

@@ -14,7 +14,6 @@ socket by default (beside the ledger); TCP only when asked, and only on loopback
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from pathlib import Path
 from typing import Annotated
@@ -22,20 +21,14 @@ from typing import Annotated
 import typer
 
 from careledger.cli.common import emit, expand, fail, note, say
+from careledger.cli.serving import LogFormat, LogLevel, api_settings, set_up_logging
 from careledger.core.errors import Code
 
 abci_app = typer.Typer(help="The CometBFT engine: set up a CometBFT home, serve ABCI, run a network node.",
                        no_args_is_help=True)
 
-LogLevel = Annotated[str, typer.Option(help="Log level: DEBUG, INFO, WARNING or ERROR.")]
 SkipCheck = Annotated[bool, typer.Option("--skip-integrity-check",
                                          help="Do not re-check every stored row's checksum at start.")]
-
-
-def _logging(level: str) -> None:
-    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        fail(f"--log-level must be DEBUG, INFO, WARNING or ERROR, not {level!r}")
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @abci_app.command("serve")
@@ -46,6 +39,7 @@ def serve(
                                                      "proxy_app.")] = None,
     skip_integrity_check: SkipCheck = False,
     log_level: LogLevel = "INFO",
+    log_format: LogFormat = "text",
 ) -> None:
     """Run the CareLedger ABCI server for a CometBFT node; runs until interrupted. Snapshots for state sync
     follow statesync.json beside the ledger (written by `abci setup`)."""
@@ -53,7 +47,7 @@ def serve(
     from careledger.abci.server import check_listen_address
     from careledger.abci.server import serve as serve_abci
 
-    _logging(log_level)
+    set_up_logging(log_level, log_format)
     path = expand(db)
     address = address or f"unix://{path.parent / 'abci.sock'}"
     try:
@@ -72,12 +66,19 @@ def node(
     node_dir: Annotated[Path, typer.Option(help="The node's directory (holds node.json).")],
     skip_integrity_check: SkipCheck = False,
     log_level: LogLevel = "INFO",
+    log_format: LogFormat = "text",
 ) -> None:
-    """Run a `careledger net` node: the ABCI server and the HTTP API over one ledger."""
-    from careledger.api.server import run_cometbft_node
+    """Run a `careledger net` node: the ABCI server and the HTTP API over one ledger. The API is served
+    as the node's CareLedger home's config.json says (TLS, client certificates, limits)."""
+    from careledger.api.server import read_node_file, run_cometbft_node
+    from careledger.node.home import Home
 
-    _logging(log_level)
-    raise typer.Exit(run_cometbft_node(expand(node_dir), check_integrity=not skip_integrity_check))
+    started_at = time.monotonic()
+    set_up_logging(log_level, log_format)
+    path = expand(node_dir)
+    home = Home(path / read_node_file(path)["careledger_home"])
+    settings = api_settings(home, started_at=started_at) if home.exists() else None
+    raise typer.Exit(run_cometbft_node(path, check_integrity=not skip_integrity_check, settings=settings))
 
 
 @abci_app.command("setup")

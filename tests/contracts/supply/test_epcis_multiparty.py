@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from careledger.contracts.supply import epcis, event_hash
-from careledger.contracts.supply.layout import capture_key, event_key, location_key
+from careledger.contracts.supply.layout import capture_key, event_key, location_key, parse_ref
 from careledger.core.errors import Code, GenesisError
 from careledger.core.genesis import decode_genesis
 from support.epcis import (
@@ -296,5 +296,5 @@ def test_story_identifiers() -> None:
     doc = json.loads(story_text())
     assert epcis.is_schema_valid(doc) and not epcis.schema_errors(doc)
     assert doc["epcisBody"]["eventList"][1]["parentID"] == "urn:epc:id:sscc:5099151.0000000000"
-    assert epcis.parse_ref("urn:epc:id:sscc:5099151.0000000000") == STORY_SSCC
+    assert parse_ref("urn:epc:id:sscc:5099151.0000000000") == STORY_SSCC
     assert len(STORY_SERIALS) == 6 and PHARMACY_PARTY != PHARMACY_SITE
