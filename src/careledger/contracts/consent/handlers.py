@@ -102,9 +102,8 @@ def apply_grant(state: Overlay, ctx: TxContext, p: Grant) -> GrantResult:
     if p.grantee.kind == "org":
         if identity.get_org(state, p.grantee.id) is None:
             raise TxFailed(f"organisation {p.grantee.id!r} is not a consortium member", Code.ORG_UNKNOWN)
-    elif p.grantee.kind == "member":
-        if identity.resolve_identity(state, p.grantee.id).kind not in ("member", "admin"):
-            raise TxFailed("the grantee key is not a consortium member's identity key", Code.MEMBER_UNKNOWN)
+    elif p.grantee.kind == "member" and identity.resolve_identity(state, p.grantee.id).kind not in ("member", "admin"):
+        raise TxFailed("the grantee key is not a consortium member's identity key", Code.MEMBER_UNKNOWN)
     for period in (p.period, p.data_period):
         if period is not None and period.start_ms is not None and period.end_ms is not None \
                 and period.end_ms <= period.start_ms:
