@@ -1,9 +1,9 @@
 """Vectors of key rotation and patient key recovery (tests/vectors/identity/: a recovery records block
 times, and its last vector jumps the clock past the 72-hour delay).
 
-Every refusal in a vector's block is one the contract makes while applying (a failed receipt) or the
-executor makes in the block (an invalid transaction), never one admission would already make, so both
-engines reproduce each file exactly."""
+Every refusal in a vector's block is one the contract makes while applying (a failed receipt), or an
+old key's transaction after the block of its rotation (invalid, 205, at admission too), and a new key
+signs only after the block that registered it, so both engines reproduce each file exactly."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from vectors.builder import (
 )
 
 H, P = ORGS[0][0], ORGS[1][0]
-DOCTOR, DOCTOR_NEW = key("member/doctor"), key("member/doctor/rotated")
+DOCTOR, DOCTOR_NEW, DOCTOR_3 = key("member/doctor"), key("member/doctor/rotated"), key("member/doctor/rotated-2")
 PATIENT, PATIENT_NEW, DELEGATE = key("patient/1"), key("patient/1/recovered"), key("patient/2")
 STRANGER = key("stranger")
 RECORD = "r-" + "5" * 32
@@ -58,27 +58,31 @@ def rotate(b: Builder, signer: SigningKey, new: SigningKey, identity_key: Signin
 def identity_rotate_key_member() -> dict[str, Any]:
     b = Builder()
     b.pre(enrol(b, H, DOCTOR, ["physician"]))
+    b.pre(rotate(b, DOCTOR, DOCTOR_NEW))
     bad = b.tx(DOCTOR_NEW, "identity.rotate_key", {"new_key": STRANGER.public_hex,
                                                     "proof": proof(STRANGER, DOCTOR, DOCTOR)})  # wrong `replaces`
     return b.vector("identity_rotate_key_member",
-                    "A physician rotates her key: the old key's next transaction in the same block is invalid "
-                    "(205); the new key signs from nonce 1, as the same identity (its bad proof fails with 1011).",
-                    [rotate(b, DOCTOR, DOCTOR_NEW), rotate(b, DOCTOR, STRANGER), bad],
-                    [ikey(DOCTOR), ikey(DOCTOR_NEW), ikey(STRANGER), nonce(DOCTOR), nonce(DOCTOR_NEW),
-                     f"identity/member/{H}/{DOCTOR.public_hex}"], [(True, 0), (False, 205), (True, 1011)])
+                    "After a physician rotated her key, the old key is refused (205); the new key signs from "
+                    "nonce 1 as the same identity: a proof naming the wrong replaced key fails with 1011, then it "
+                    "rotates again (the identity record names the newest key; both older keys are retired).",
+                    [rotate(b, DOCTOR, STRANGER), bad, rotate(b, DOCTOR_NEW, DOCTOR_3, DOCTOR, DOCTOR_NEW)],
+                    [ikey(DOCTOR), ikey(DOCTOR_NEW), ikey(DOCTOR_3), ikey(STRANGER), nonce(DOCTOR), nonce(DOCTOR_NEW),
+                     f"identity/member/{H}/{DOCTOR.public_hex}"], [(False, 205), (True, 1011), (True, 0)])
 
 
 def identity_rotate_key_patient() -> dict[str, Any]:
     b = Builder()
     b.pre(b.tx(PATIENT, "identity.register_patient", {}))
+    b.pre(rotate(b, PATIENT, PATIENT_NEW))
     grant = b.tx(PATIENT_NEW, "consent.grant", {"grantee": {"id": P, "kind": "org"}, "patient": pseudonym(PATIENT),
                                                 "purposes": ["TREAT"]})
     return b.vector("identity_rotate_key_patient",
-                    "A patient rotates her key; with the new key she grants a consent under the same pseudonym "
-                    "(granted_by: her identity key). Rotating to a registered key (an admin's) fails with 1007.",
-                    [rotate(b, PATIENT, PATIENT_NEW), grant, rotate(b, PATIENT_NEW, admin(H), PATIENT, PATIENT_NEW)],
+                    "After a patient rotated her key, she grants a consent with the new key under the same "
+                    "pseudonym (granted_by: her identity key). Rotating to a registered key (an admin's) fails "
+                    "with 1007.",
+                    [grant, rotate(b, PATIENT_NEW, admin(H), PATIENT, PATIENT_NEW)],
                     [ikey(PATIENT), ikey(PATIENT_NEW), f"identity/patient/{pseudonym(PATIENT)}"],
-                    [(True, 0), (True, 0), (True, 1007)])
+                    [(True, 0), (True, 1007)])
 
 
 def _recovery_pre(b: Builder) -> str:
@@ -122,12 +126,9 @@ def identity_recovery_complete() -> dict[str, Any]:
     b.skip_ms = RECOVERY_DELAY_MS
     return b.vector("identity_recovery_complete",
                     "72 hours after the approval, another key cannot complete the recovery (1014); its new key "
-                    "does, and the patient's old key is refused in the same block (205). Each step is in her "
-                    "access log (audit/patient/...).",
-                    [_step(b, STRANGER, "complete", rid), _step(b, PATIENT_NEW, "complete", rid),
-                     b.tx(PATIENT, "consent.remove_delegate", {"delegate": DELEGATE.public_hex})],
-                    [*_recovery_keys(), f"consent/delegate/{pseudonym(PATIENT)}/{DELEGATE.public_hex}"],
-                    [(True, 1014), (True, 0), (False, 205)])
+                    "does: the patient's old key is retired. Each step is in her access log (audit/patient/...).",
+                    [_step(b, STRANGER, "complete", rid), _step(b, PATIENT_NEW, "complete", rid)],
+                    _recovery_keys(), [(True, 1014), (True, 0)])
 
 
 def identity_recovery_cancel() -> dict[str, Any]:
