@@ -8,6 +8,8 @@ import hashlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from careledger.contracts import audit, consent, identity, records
 from careledger.contracts.identity.keys import RECOVERY_DELAY_MS, possession_message, sign_possession
@@ -413,3 +415,37 @@ def test_key_rotation_handlers_are_registered() -> None:
     kinds = set(default_registry().kinds())
     assert {("identity.rotate_key", 1), ("identity.propose_recovery", 1), ("identity.approve_recovery", 1),
             ("identity.cancel_recovery", 1), ("identity.complete_recovery", 1)} <= kinds
+
+
+# -- a property: whatever the sequence, exactly one key signs for the identity ----------------------------------
+
+@settings(max_examples=15, derandomize=True, deadline=None)
+@given(st.lists(st.sampled_from(["rotate", "stale", "roles"]), min_size=1, max_size=6))
+def test_exactly_the_latest_key_signs_for_the_identity(steps: list[str]) -> None:
+    """After any sequence of rotations, attempts by retired keys and role changes: the newest key signs as
+    the identity with its current roles, every earlier key is refused, and each resolves to the identity."""
+    from support import make_consortium
+
+    led = ClockLedger(make_consortium())
+    led.enrol("hospital", DOCTOR, ["physician"])
+    keys = [DOCTOR]
+    roles = ("physician",)
+    for n, action in enumerate(steps):
+        if action == "rotate":
+            new = seeded_key(f"keys/property/{n}")
+            assert rotate(led, keys[-1], new, ident=DOCTOR).code == 0
+            keys.append(new)
+        elif action == "stale" and len(keys) > 1:
+            assert led.refused(led.tx(keys[-2], "identity.rotate_key", {
+                "new_key": STRANGER.public_hex, "proof": proof(STRANGER, led, DOCTOR, keys[-2])})).code \
+                == Code.SIGNER_REVOKED
+        elif action == "roles":
+            roles = ("emergency", "physician") if roles == ("physician",) else ("physician",)
+            assert led.run(led.consortium.admin("hospital"), "identity.set_member_roles", {
+                "member": DOCTOR.public_hex, "org": "hospital", "roles": list(roles)}).code == 0
+    signers = [identity.resolve_signer(led.state, k.public_hex) for k in keys]
+    assert [s.active for s in signers] == [False] * (len(keys) - 1) + [True]
+    assert {s.key for s in signers} == {DOCTOR.public_hex}
+    assert signers[-1].roles == roles
+    assert identity.signing_key_of(led.state, DOCTOR.public_hex) == keys[-1].public_hex
+    assert all(identity.identity_key_of(led.state, k.public_hex) == DOCTOR.public_hex for k in keys)
