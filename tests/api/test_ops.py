@@ -134,6 +134,7 @@ def test_token_buckets_refill_at_the_rate_and_forget_full_buckets() -> None:
 def test_open_read_routes_are_rate_limited_per_client(node: Node) -> None:
     settings = ApiSettings(rate_limit=RateLimit(rate=1.0, burst=3))
     assert "/v1/supply/verify" in OPEN_READ_PREFIXES
+    assert {"/v1/supply/locations", "/v1/supply/captures", "/v1/epcis/events"} <= set(OPEN_READ_PREFIXES)
     height = node.head.height
     with BackgroundServer(node, settings=settings) as srv, httpx.Client(base_url=srv.url) as http:
         answers = [http.get("/v1/supply/verify", params={"gtin": GTIN, "serial": f"S{i}"}) for i in range(8)]
@@ -197,11 +198,11 @@ def _first_bytes(socks: list[socket.socket], want: int, within_s: float) -> list
         deadline = time.monotonic() + within_s
         while len(answered) < want and time.monotonic() < deadline and sel.get_map():
             for key, _ in sel.select(timeout=0.2):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                sel.unregister(sock)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                sel.unregister(ready)
                 with contextlib.suppress(OSError):
-                    head = sock.recv(65536)
+                    head = ready.recv(65536)
                     if head:
                         answered.append(head)
     return answered
@@ -219,7 +220,7 @@ def test_a_thousand_idle_connections_are_refused_or_closed(node: Node) -> None:
             sample = refused[-1]
             assert sample.startswith(b"HTTP/1.1 503 "), sample[:80]
             assert b'"code": 931' in sample and b"TOO_MANY_CONNECTIONS" in sample
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30  # the 1 s header time-out, late on a loaded machine
             open_now = [s for s in socks if not _is_closed(s)]
             while open_now and time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -198,6 +198,14 @@ from careledger.demo import supply_story  # noqa: E402
 
 CHAPTERS.extend(supply_story.CHAPTERS)
 
+from careledger.demo import claims_story  # noqa: E402
+
+CHAPTERS.extend(claims_story.CHAPTERS)
+
+from careledger.demo import research_story  # noqa: E402
+
+CHAPTERS.extend(research_story.CHAPTERS)
+
 from careledger.demo import trials_story  # noqa: E402
 
 CHAPTERS.extend(trials_story.CHAPTERS)
