@@ -429,7 +429,7 @@ def test_exactly_the_latest_key_signs_for_the_identity(steps: list[str]) -> None
     led = ClockLedger(make_consortium())
     led.enrol("hospital", DOCTOR, ["physician"])
     keys = [DOCTOR]
-    roles = ("physician",)
+    roles: tuple[str, ...] = ("physician",)
     for n, action in enumerate(steps):
         if action == "rotate":
             new = seeded_key(f"keys/property/{n}")
