@@ -16,7 +16,8 @@ Files, by directory (each file is one vector; the directory says what its state 
   identity and governance. Their state never records the block time, so a real network reproduces
   their app hashes exactly.
 * ``tests/vectors/<contract>/*.json`` (``records`` for records, consent and audit; ``supply``,
-  ``claims``, ``trials``, ``research``): their state records block times (and EPCIS event times).
+  ``claims``, ``trials``, ``research``; ``identity`` for key rotation and recovery): their state
+  records block times (and EPCIS event times).
 * ``tests/vectors/protocol.json``: golden values of the encodings (not a contract vector).
 
 Contract vector format (``format: careledger-vector/1``), in the style of ethereum/consensus-specs::
@@ -55,6 +56,7 @@ from vectors import (  # noqa: E402
     claims,
     envelope,
     identity_governance,
+    identity_keys,
     records_consent_audit,
     research,
     supply,
@@ -69,6 +71,7 @@ GROUPS: dict[str, list[Callable[[], dict[str, Any]]]] = {
     "claims": claims.VECTORS,
     "trials": trials.VECTORS,
     "research": research.VECTORS,
+    "identity": identity_keys.VECTORS,
 }
 """Vector functions by directory under tests/vectors ("" for the directory itself)."""
 

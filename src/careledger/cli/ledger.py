@@ -97,6 +97,66 @@ def set_tls(
     _send(home, url, signer, "identity.set_org_tls", {"fingerprints": sorted(set(fingerprints)), "org": org})
 
 
+@identity_app.command("rotate-key")
+def rotate_key(
+    new: Annotated[str, typer.Argument(help="The new key: a name in HOME/keys or a key file path (create it with "
+                                            "'careledger keys new').")],
+    signer: Annotated[str, AsOption], home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Replace the signing key (a member's or a patient's) with NEW; sign with NEW from then on."""
+    result = _client(home, url).rotate_key(_key(home, signer), _key(home, new))
+    print_receipt("identity.rotate_key", result)
+
+
+@identity_app.command("recovery-proof")
+def recovery_proof(
+    patient: Annotated[str, typer.Argument(help="Her pseudonym (pt-...).")],
+    signer: Annotated[str, typer.Option("--as", help="Her NEW key: a name in HOME/keys or a key file path.")],
+    home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Print what a patient who lost her key hands her custodian: her new key and its proof of possession."""
+    emit(_client(home, url).recovery_proof(_key(home, signer), patient))
+
+
+@identity_app.command("propose-recovery")
+def propose_recovery(
+    patient: str, new_key: Annotated[str, typer.Argument(help="The new public key (hex), from recovery-proof.")],
+    proof: Annotated[str, typer.Option(help="The proof of possession (hex), from recovery-proof.")],
+    signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """As an admin of an organisation holding PATIENT's records, propose NEW_KEY for her."""
+    _send(home, url, signer, "identity.propose_recovery", {"new_key": new_key, "patient": patient, "proof": proof})
+
+
+@identity_app.command("approve-recovery")
+def approve_recovery(
+    patient: str, recovery: str, signer: Annotated[str, AsOption], home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """As her delegate or another custodian's admin, approve RECOVERY; the 72-hour delay starts."""
+    _send(home, url, signer, "identity.approve_recovery", {"patient": patient, "recovery": recovery})
+
+
+@identity_app.command("cancel-recovery")
+def cancel_recovery(
+    patient: str, recovery: str, signer: Annotated[str, AsOption], home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """As the patient, or a guardian who approved it, cancel RECOVERY."""
+    _send(home, url, signer, "identity.cancel_recovery", {"patient": patient, "recovery": recovery})
+
+
+@identity_app.command("complete-recovery")
+def complete_recovery(
+    patient: str, recovery: str,
+    signer: Annotated[str, typer.Option("--as", help="The recovery's new key: a name in HOME/keys or a path.")],
+    home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """After the delay, complete RECOVERY with its new key, which signs for PATIENT from then on."""
+    _send(home, url, signer, "identity.complete_recovery", {"patient": patient, "recovery": recovery})
+
+
 @identity_app.command("orgs")
 def orgs(home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None) -> None:
     """List the consortium's organisations."""

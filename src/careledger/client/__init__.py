@@ -222,6 +222,49 @@ class Client:
     def patient(self, pseudonym: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/identity/patients/{_seg(pseudonym)}")
 
+    # -- key rotation and recovery (docs/consortium.md, "Keys") ----------------------------------------
+    def _signing_key_of(self, identity_key: str) -> str:
+        """The key that signs for ``identity_key`` now."""
+        return str(self.key_info(identity_key).get("signing_key") or identity_key)
+
+    def rotate_key(self, key: SigningKey, new_key: SigningKey, wait: bool = True) -> dict[str, Any]:
+        """Replace ``key`` (the key that signs for a member or patient now) with ``new_key``, proving
+        possession of it; from then on sign with ``new_key`` (its nonces start at 1)."""
+        from careledger.contracts.identity.keys import sign_possession
+
+        identity_key = str(self.key_info(key.public_hex).get("identity") or key.public_hex)
+        proof = sign_possession(new_key, self.chain_id(), identity_key, key.public_hex)
+        return self.send(key, "identity.rotate_key", 1, {"new_key": new_key.public_hex, "proof": proof}, wait=wait)
+
+    def recovery_proof(self, new_key: SigningKey, patient: str) -> dict[str, str]:
+        """What a patient who lost her key hands her custodian, made with her new key alone:
+        ``{"new_key", "proof"}`` for :meth:`propose_recovery`."""
+        from careledger.contracts.identity.keys import sign_possession
+
+        identity_key = str(self.patient(patient)["key"])
+        proof = sign_possession(new_key, self.chain_id(), identity_key, self._signing_key_of(identity_key))
+        return {"new_key": new_key.public_hex, "proof": proof}
+
+    def propose_recovery(self, key: SigningKey, patient: str, new_key: str, proof: str,
+                         wait: bool = True) -> dict[str, Any]:
+        """A custodian's admin proposes ``new_key`` for ``patient`` (``proof`` from :meth:`recovery_proof`)."""
+        return self.send(key, "identity.propose_recovery", 1, {"new_key": new_key, "patient": patient, "proof": proof},
+                         wait=wait)
+
+    def approve_recovery(self, key: SigningKey, patient: str, recovery: str, wait: bool = True) -> dict[str, Any]:
+        """A delegate or another custodian's admin approves; the 72-hour delay starts."""
+        return self.send(key, "identity.approve_recovery", 1, {"patient": patient, "recovery": recovery}, wait=wait)
+
+    def cancel_recovery(self, key: SigningKey, patient: str, recovery: str, wait: bool = True) -> dict[str, Any]:
+        """The patient, or a guardian who approved it, cancels an open recovery."""
+        return self.send(key, "identity.cancel_recovery", 1, {"patient": patient, "recovery": recovery}, wait=wait)
+
+    def complete_recovery(self, new_key: SigningKey, patient: str, recovery: str,
+                          wait: bool = True) -> dict[str, Any]:
+        """After the delay, the new key completes the recovery and signs for the patient from then on."""
+        return self.send(new_key, "identity.complete_recovery", 1, {"patient": patient, "recovery": recovery},
+                         wait=wait)
+
     # -- governance -----------------------------------------------------------------------------------
     def proposals(self, status: str | None = None) -> list[dict[str, Any]]:
         params = {"status": status} if status else {}

@@ -79,11 +79,19 @@ class RecordsClient:
         self.key = key
         self.gateway_urls = dict(gateways or {})
         self._gateways: dict[str, Client] = {}
+        self._pseudonym: str | None = None
 
     @property
     def pseudonym(self) -> str:
-        """The pseudonym this key has (or would have) as a patient."""
-        return compute_pseudonym(self.key.public_hex)
+        """The pseudonym this key has (or would have) as a patient: the ledger's, for a key that replaced
+        a patient's first key (rotation, recovery), else the one computed from the key."""
+        if self._pseudonym is None:
+            try:
+                recorded = self.ledger.key_info(self.key.public_hex).get("pseudonym")
+            except ClientError:  # not registered (yet): the pseudonym it would have
+                return compute_pseudonym(self.key.public_hex)
+            self._pseudonym = str(recorded) if recorded else compute_pseudonym(self.key.public_hex)
+        return self._pseudonym
 
     def close(self) -> None:
         for c in self._gateways.values():

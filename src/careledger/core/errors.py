@@ -292,6 +292,14 @@ class Code(IntEnum):
     CLIENT_CERT_REQUIRED = 932
     CLIENT_CERT_NOT_REGISTERED = 933
     WRONG_PASSPHRASE = 934
+    # 1010-1019: identity key rotation and patient key recovery (docs/consortium.md, "Keys")
+    KEY_NOT_ROTATABLE = 1010
+    KEY_PROOF_INVALID = 1011
+    RECOVERY_NOT_GUARDIAN = 1012
+    RECOVERY_OPEN = 1013
+    RECOVERY_UNKNOWN = 1014
+    RECOVERY_PARTY_REPEATED = 1015
+    RECOVERY_NOT_READY = 1016
 
 
 class LedgerError(Exception):

@@ -240,7 +240,7 @@ class TokenIssuer:
         answer: dict[str, Any] = {"access_token": token, "token_type": "Bearer", "expires_in": req.expires_in,
                                   "scope": scope.text, "purpose": purpose}
         if signer.kind == "patient":
-            answer["patient"] = identity.compute_pseudonym(req.requester)
+            answer["patient"] = identity.compute_pseudonym(signer.key)  # the identity key, after a rotation too
         return answer
 
     def _verify_envelope(self, doc: Any) -> TokenRequest:

@@ -231,7 +231,7 @@ class Gateway:
         vault.put_pending(sealed)
         keys = [(s.record, s.version) for s in sealed]
         try:
-            results = self._anchor(vault, req.requester, sealed)
+            results = self._anchor(vault, requester.key, sealed)  # the author's identity key
         except BaseException:
             vault.discard(keys)
             raise
@@ -283,7 +283,7 @@ class Gateway:
         granted: list[dict[str, Any]] = []
         denied: list[dict[str, Any]] = []
         base = {"emergency": req.emergency, "purpose": req.purpose, "request": verified.hash,
-                "request_ms": req.time_ms, "requester": req.requester, "requester_org": requester.org}
+                "request_ms": req.time_ms, "requester": requester.key, "requester_org": requester.org}
         for record in dict.fromkeys(req.records):
             head = get_head(view, record)
             if head is None or head.custodian != vault.org:

@@ -102,10 +102,8 @@ def apply_grant(state: Overlay, ctx: TxContext, p: Grant) -> GrantResult:
     if p.grantee.kind == "org":
         if identity.get_org(state, p.grantee.id) is None:
             raise TxFailed(f"organisation {p.grantee.id!r} is not a consortium member", Code.ORG_UNKNOWN)
-    elif p.grantee.kind == "member":
-        rec = identity.get_key_record(state, p.grantee.id)
-        if rec is None or rec.kind not in ("member", "admin"):
-            raise TxFailed("the grantee key is not a consortium member", Code.MEMBER_UNKNOWN)
+    elif p.grantee.kind == "member" and identity.resolve_identity(state, p.grantee.id).kind not in ("member", "admin"):
+        raise TxFailed("the grantee key is not a consortium member's identity key", Code.MEMBER_UNKNOWN)
     for period in (p.period, p.data_period):
         if period is not None and period.start_ms is not None and period.end_ms is not None \
                 and period.end_ms <= period.start_ms:
@@ -184,8 +182,8 @@ def apply_appoint_delegate(state: Overlay, ctx: TxContext, p: AppointDelegate) -
     pseudonym = identity.compute_pseudonym(ctx.signer.key)
     if p.delegate == ctx.signer.key:
         raise TxFailed("a patient cannot be their own delegate", Code.INVALID_STATE)
-    if identity.resolve_signer(state, p.delegate).kind == identity.UNREGISTERED:
-        raise TxFailed("the delegate must hold a registered key", Code.DELEGATE_UNKNOWN)
+    if identity.resolve_identity(state, p.delegate).kind == identity.UNREGISTERED:
+        raise TxFailed("the delegate must be named by a registered identity key", Code.DELEGATE_UNKNOWN)
     put_delegate(state, pseudonym, p.delegate, DelegateRecord("active", ctx.env.height, p.until_ms))
     ctx.emit("delegate_appointed", patient=pseudonym)
     return {"patient": pseudonym, "delegate": p.delegate}

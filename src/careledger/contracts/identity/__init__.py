@@ -2,7 +2,8 @@
 
 :mod:`.layout` holds the state keys, typed records and accessors; :mod:`.rules` who may act (signer
 resolution, roles); :mod:`.handlers` the transactions. Other contracts and layers use the names
-re-exported here.
+re-exported here. :mod:`.keys` (key rotation and patient key recovery) has its own ``HANDLERS`` and is
+not imported here: it reads the records, consent and audit layouts, whose packages import this one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from careledger.contracts.identity.layout import (
     OrgRecord,
     OrgTlsRecord,
     PatientRecord,
+    RecoveryApproval,
+    RecoveryRecord,
     active_org_ids,
     compute_pseudonym,
     decode_key_record,
@@ -29,6 +32,8 @@ from careledger.contracts.identity.layout import (
     get_member_entry,
     get_org,
     get_patient,
+    get_recovery,
+    identity_key_of,
     is_org_active,
     key_key,
     member_index_key,
@@ -41,6 +46,8 @@ from careledger.contracts.identity.layout import (
     organisations,
     patient_key,
     put_org,
+    recovery_key,
+    signing_key_of,
 )
 from careledger.contracts.identity.rules import (
     MEMBER_ROLES,
@@ -55,6 +62,7 @@ from careledger.contracts.identity.rules import (
     require_org,
     require_patient,
     require_patient_active,
+    resolve_identity,
     resolve_signer,
     write_organisation,
 )
@@ -70,6 +78,8 @@ __all__ = [
     "OrgRecord",
     "OrgTlsRecord",
     "PatientRecord",
+    "RecoveryApproval",
+    "RecoveryRecord",
     "RegisterPatient",
     "RevokeMember",
     "SetMemberRoles",
@@ -84,6 +94,8 @@ __all__ = [
     "get_member_entry",
     "get_org",
     "get_patient",
+    "get_recovery",
+    "identity_key_of",
     "is_org_active",
     "is_org_signer",
     "is_patient_key",
@@ -98,11 +110,14 @@ __all__ = [
     "organisations",
     "patient_key",
     "put_org",
+    "recovery_key",
     "require_admin_of",
     "require_member_role",
     "require_org",
     "require_patient",
     "require_patient_active",
+    "resolve_identity",
     "resolve_signer",
+    "signing_key_of",
     "write_organisation",
 ]

@@ -4,7 +4,8 @@ organisation's API endpoint and register its TLS client certificates.
 Rules:
 * an organisation's admins enrol, re-role and revoke its members (roles: see
   :mod:`careledger.contracts.identity.rules`); a key is registered once;
-* a revoked member is refused from the next transaction on;
+* a revoked member is refused from the next transaction on; admins name a member by their identity key
+  (the first one), whichever key signs for them now (rotation and recovery: :mod:`.keys`);
 * a patient registers a key of their own; the ledger keeps only the key and its pseudonym;
 * an organisation's admins register the SHA-256 fingerprints of its TLS client certificates (at most
   :data:`MAX_TLS_FINGERPRINTS`, so a new one can be added before the old one is retired); custodians'
@@ -54,8 +55,9 @@ def _authorize_org_admin(state: Overlay, ctx: TxContext, p: _OrgScoped) -> None:
 
 def _require_member_of(state: Overlay, org: str, member: str) -> KeyRecord:
     rec = get_key_record(state, member)
-    if rec is None or rec.kind != "member" or rec.org != org:
-        raise TxFailed(f"{member[:12]}… is not a member of {org!r}", Code.MEMBER_UNKNOWN)
+    if rec is None or rec.kind != "member" or rec.org != org or rec.is_successor:
+        raise TxFailed(f"{member[:12]}… is not a member of {org!r} (members are named by their identity key)",
+                       Code.MEMBER_UNKNOWN)
     return rec
 
 

@@ -5,10 +5,23 @@ State keys (values are canonical JSON; every key is built by one function below)
     identity/org/<org>              OrgRecord        {id, name, roles, admins, api, gs1_company_prefixes,
                                                       status, since, removed_at?}
     identity/key/<pubkey>           KeyRecord        {kind: admin|member|patient, org?, roles, status, since,
-                                                      handle?, pseudonym?, revoked_at?}
+                                                      handle?, pseudonym?, revoked_at?, identity?,
+                                                      signing_key?, retired_at?}
     identity/member/<org>/<pubkey>  MemberEntry      {roles, status}   (index of an organisation's members)
     identity/patient/<pseudonym>    PatientRecord    {key, status, since}
     identity/tls/<org>              OrgTlsRecord     {fingerprints, since}   (TLS client certificates)
+    identity/recovery/<pseudonym>   RecoveryRecord   {id, new_key, status, proposed_by, approvals, proposed_height,
+                                                      proposed_ms, ready_ms?, closed_height?}
+                                                     (the patient's latest key recovery; see :mod:`.keys`)
+
+**Identity keys and signing keys.** A member or patient is known on the ledger by their *identity
+key*: the first key registered for them. Grants, delegations, record anchors, investigator lists
+and audit entries name it, and ``ctx.signer.key`` is it whichever key signed. A rotation or a
+recovery (:mod:`careledger.contracts.identity.keys`) adds a *successor key* whose record names the
+identity (``identity``) and carries the identity's ``kind``, ``org`` and ``pseudonym`` but no roles
+(those stay on the identity record, where admins change them); the identity record then names
+the key that signs for it now (``signing_key``). ``retired_at`` on any key record is the height
+from which that key no longer signs (its rotation's height).
 
 An organisation's ``roles``, ``admins`` and ``gs1_company_prefixes`` keep the order they were declared
 in; a member's roles are stored sorted. Optional fields marked ``?`` are absent, not null, when unset.
@@ -62,6 +75,10 @@ def patient_key(pseudonym: str) -> str:
 
 def org_tls_key(org: str) -> str:
     return f"identity/tls/{org}"
+
+
+def recovery_key(pseudonym: str) -> str:
+    return f"identity/recovery/{pseudonym}"
 
 
 def compute_pseudonym(public_key_hex: str) -> str:
@@ -122,10 +139,23 @@ class KeyRecord:
     handle: str | None = None  # members, optional
     pseudonym: str | None = None  # patients
     revoked_at: int | None = None
+    identity: str | None = None  # a successor key: the identity key it signs for
+    signing_key: str | None = None  # an identity key that rotated: the key that signs for it now
+    retired_at: int | None = None  # the height from which this key no longer signs
 
     @property
     def is_active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def is_successor(self) -> bool:
+        """Is this a key added by a rotation or recovery (not the identity's first key)?"""
+        return self.identity is not None
+
+    @property
+    def signs(self) -> bool:
+        """May this key still sign (it has not been rotated away)? Its identity may still be inactive."""
+        return self.retired_at is None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"kind": self.kind, "roles": list(self.roles), "since": self.since,
@@ -138,12 +168,19 @@ class KeyRecord:
             doc["pseudonym"] = self.pseudonym
         if self.revoked_at is not None:
             doc["revoked_at"] = self.revoked_at
+        if self.identity is not None:
+            doc["identity"] = self.identity
+        if self.signing_key is not None:
+            doc["signing_key"] = self.signing_key
+        if self.retired_at is not None:
+            doc["retired_at"] = self.retired_at
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> KeyRecord:
         return cls(doc["kind"], tuple(doc["roles"]), doc["status"], doc["since"], doc.get("org"), doc.get("handle"),
-                   doc.get("pseudonym"), doc.get("revoked_at"))
+                   doc.get("pseudonym"), doc.get("revoked_at"), doc.get("identity"), doc.get("signing_key"),
+                   doc.get("retired_at"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +232,67 @@ class OrgTlsRecord:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> OrgTlsRecord:
         return cls(tuple(doc["fingerprints"]), doc["since"])
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryApproval:
+    """One guardian's approval of a key recovery: the identity key that signed, acting as ``role``
+    (``custodian``: an admin of an organisation holding her records; ``delegate``: one she appointed),
+    its organisation (None for a delegate who belongs to none) and the height."""
+
+    by: str
+    role: str  # "custodian" | "delegate"
+    org: str | None
+    height: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"by": self.by, "height": self.height, "org": self.org, "role": self.role}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RecoveryApproval:
+        return cls(doc["by"], doc["role"], doc["org"], doc["height"])
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryRecord:
+    """A patient's latest key recovery.
+
+    ``status``: ``proposed`` (one approval), ``approved`` (two independent approvals; the new key may
+    complete it from ``ready_ms`` on), ``completed`` or ``cancelled`` (``closed_height``, ``closed_by``).
+    ``approvals`` are in the order they were given; the first is the proposer's.
+    """
+
+    id: str
+    new_key: str
+    status: str
+    approvals: tuple[RecoveryApproval, ...]
+    proposed_height: int
+    proposed_ms: int
+    ready_ms: int | None = None
+    closed_height: int | None = None
+    closed_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("proposed", "approved")
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"approvals": [a.to_json() for a in self.approvals], "id": self.id,
+                               "new_key": self.new_key, "proposed_height": self.proposed_height,
+                               "proposed_ms": self.proposed_ms, "status": self.status}
+        if self.ready_ms is not None:
+            doc["ready_ms"] = self.ready_ms
+        if self.closed_height is not None:
+            doc["closed_height"] = self.closed_height
+        if self.closed_by is not None:
+            doc["closed_by"] = self.closed_by
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RecoveryRecord:
+        return cls(doc["id"], doc["new_key"], doc["status"],
+                   tuple(RecoveryApproval.from_json(a) for a in doc["approvals"]), doc["proposed_height"],
+                   doc["proposed_ms"], doc.get("ready_ms"), doc.get("closed_height"), doc.get("closed_by"))
 
 
 # --- accessors --------------------------------------------------------------------------------------------
@@ -287,3 +385,24 @@ def org_tls_fingerprints(state: Reader, org: str) -> list[str]:
     record = get_org_tls(state, org)
     return [] if record is None else sorted(record.fingerprints)
 
+
+
+def get_recovery(state: Reader, pseudonym: str) -> RecoveryRecord | None:
+    """The patient's latest key recovery (open or closed), or None."""
+    return get_record(state, recovery_key(pseudonym), RecoveryRecord.from_json)
+
+
+def put_recovery(state: Overlay, pseudonym: str, record: RecoveryRecord) -> None:
+    state.put(recovery_key(pseudonym), record.to_json())
+
+
+def identity_key_of(state: Reader, pub: str) -> str:
+    """The identity key ``pub`` signs for: itself unless it is a successor key (or unregistered)."""
+    rec = get_key_record(state, pub)
+    return pub if rec is None or rec.identity is None else rec.identity
+
+
+def signing_key_of(state: Reader, identity_key: str) -> str:
+    """The key that signs for the identity now (the identity key itself until its first rotation)."""
+    rec = get_key_record(state, identity_key)
+    return identity_key if rec is None or rec.signing_key is None else rec.signing_key

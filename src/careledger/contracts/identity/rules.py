@@ -2,7 +2,9 @@
 every contract uses (pure).
 
 * a revoked member, or any key of a removed organisation, is inactive from the next transaction on
-  (:func:`resolve_signer`);
+  (:func:`resolve_signer`); so is a key rotated away, from the transaction after its rotation on;
+* a successor key signs as its identity (:func:`resolve_signer`); payloads name identities by their
+  identity key (:func:`resolve_identity`);
 * an organisation's admins enrol and re-role its members; roles a member may hold depend on the
   organisation's roles (:data:`MEMBER_ROLES_BY_ORG_ROLE`).
 """
@@ -52,16 +54,46 @@ UNREGISTERED = "unregistered"
 
 
 def resolve_signer(state: Reader, pub: str) -> Signer:
-    """Who ``pub`` is now. An admin or member of a removed organisation is inactive."""
+    """Who signs with ``pub`` now. An admin or member of a removed organisation is inactive.
+
+    A successor key (added by a rotation or recovery) signs as its identity: the signer's ``key`` is
+    the identity key, with the identity's kind, organisation, roles and status, so every grant,
+    delegation and record that names the identity holds for the new key. A key that was rotated away
+    (``retired_at``) is inactive, whatever its identity's status.
+    """
     raw = state.get_raw(key_key(pub))
     if raw is None:
         return Signer(key=pub, kind=UNREGISTERED, org=None, roles=(), active=False)
     rec = decode_key_record(raw)
-    active = rec.status == "active"
+    signs = rec.retired_at is None
+    if rec.identity is not None:
+        base_raw = state.get_raw(key_key(rec.identity))
+        if base_raw is None:  # never written so; an identity record is never deleted
+            return Signer(key=rec.identity, kind=rec.kind, org=rec.org, roles=(), active=False)
+        pub, rec = rec.identity, decode_key_record(base_raw)
+    return _signer(state, pub, rec, signs)
+
+
+def resolve_identity(state: Reader, pub: str) -> Signer:
+    """Who the identity named by ``pub`` is, whichever key signs for it now: for naming a member or
+    patient in a payload (a grantee, a delegate, an investigator, a recipient).
+
+    Identities are named by their identity key; a successor key names no identity (it resolves as
+    unregistered), so a payload naming one is refused rather than stored under a key no signer has.
+    """
+    raw = state.get_raw(key_key(pub))
+    rec = None if raw is None else decode_key_record(raw)
+    if rec is None or rec.identity is not None:
+        return Signer(key=pub, kind=UNREGISTERED, org=None, roles=(), active=False)
+    return _signer(state, pub, rec, True)
+
+
+def _signer(state: Reader, identity_key: str, rec: KeyRecord, signs: bool) -> Signer:
+    active = signs and rec.status == "active"
     org = rec.org
     if active and org is not None:
         active = is_org_active(state, org)
-    return Signer(key=pub, kind=rec.kind, org=org, roles=rec.roles, active=active)
+    return Signer(key=identity_key, kind=rec.kind, org=org, roles=rec.roles, active=active)
 
 
 def is_org_signer(signer: Signer, org: str, roles: tuple[str, ...]) -> bool:

@@ -399,7 +399,7 @@ def _check_release_rules(state: Overlay, ctx: TxContext, p: Release, study: lay.
     _require_open_for_release(study, ctx.env.time_ms)
     if p.study_version != study.version:
         raise TxFailed(f"study {study.id} is at version {study.version}", Code.STUDY_VERSION_CONFLICT)
-    recipient = identity.resolve_signer(state, p.recipient)
+    recipient = identity.resolve_identity(state, p.recipient)
     if not recipient.active or recipient.org != study.sponsor or not (
             recipient.kind == "admin" or recipient.has_role("researcher")):
         raise TxFailed("the recipient must be an active researcher of the study's sponsor",

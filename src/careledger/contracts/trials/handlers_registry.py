@@ -283,7 +283,7 @@ def _check_investigators(state: Overlay, org: str, investigators: list[Investiga
     if not any(i.role == "principal_investigator" for i in investigators):
         raise TxFailed("a site needs a principal investigator", Code.TRIAL_INVESTIGATOR_INVALID)
     for i in investigators:
-        signer = identity.resolve_signer(state, i.key)
+        signer = identity.resolve_identity(state, i.key)
         if signer.kind != "member" or signer.org != org or not signer.active \
                 or not signer.has_role(*INVESTIGATOR_MEMBER_ROLES):
             raise TxFailed(f"investigator {i.key[:12]}… is not an active {'/'.join(INVESTIGATOR_MEMBER_ROLES)} member "
