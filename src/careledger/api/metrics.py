@@ -173,7 +173,7 @@ class MeteredEngine:
             raise
         began = time.perf_counter()
 
-        def admitted(fut: Future[None]) -> None:
+        def admitted(fut: Future[str]) -> None:
             error = fut.exception()
             if error is None:
                 metrics.admitted.inc()
@@ -202,6 +202,9 @@ class MeteredEngine:
 
     def is_pending(self, tx_hash: bytes) -> bool:
         return self.engine.is_pending(tx_hash)
+
+    def pool_status(self, tx_hash: bytes) -> tuple[str, LedgerError | None] | None:
+        return self.engine.pool_status(tx_hash)
 
     def nonces(self, pubkey: str) -> tuple[int, int]:
         return self.engine.nonces(pubkey)

@@ -123,14 +123,14 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
         require_media_type(request)
         check_size(raw, node.chain.max_tx_bytes)
         sub = await run_in_threadpool(node.submit_async, raw)
-        await asyncio.wait_for(_watch(sub.admitted), timeout)
+        status = await asyncio.wait_for(_watch(sub.admitted), timeout)
     except LedgerError as exc:
         log.info("tx %s refused at admission: %s", tx_hash, exc.code.name)
         return error_response(exc, {"tx_hash": tx_hash})
     except TimeoutError:
         return error_response(_timeout_error(timeout, tx_hash, "admitted"), {"tx_hash": tx_hash})
     if wait == "none":
-        return JSONResponse({"tx_hash": tx_hash, "status": "pending"}, status_code=202)
+        return JSONResponse({"tx_hash": tx_hash, "status": status}, status_code=202)
     try:
         result = await asyncio.wait_for(_watch(sub.committed), timeout)
     except TimeoutError:
@@ -223,8 +223,10 @@ async def submit_batch(request: Request, wait: Wait = "none", timeout: Timeout =
     begun = await run_in_threadpool(_start_all, node, items)
     results: list[dict[str, Any]] = [r if isinstance(r, dict) else
                                      {"index": r[0], "tx_hash": r[1], "status": "pending"} for r in begun]
-    admitted = [item for item, _ in await _settle([r for r in begun if not isinstance(r, dict)], "admitted",
-                                                  timeout, results)]
+    admitted = []
+    for item, status in await _settle([r for r in begun if not isinstance(r, dict)], "admitted", timeout, results):
+        admitted.append(item)
+        results[item[0]]["status"] = status
     if wait == "commit":
         committed = await _settle(admitted, "committed", timeout, results)
         heights = await run_in_threadpool(_heights, node, [item[1] for item, _ in committed])
@@ -237,11 +239,15 @@ async def submit_batch(request: Request, wait: Wait = "none", timeout: Timeout =
 
 def _lookup(node: Engine, tx_hash: str) -> dict[str, Any]:
     key = bytes.fromhex(tx_hash)
-    if node.is_pending(key):  # mempool first: a transaction leaves it only after its block is stored
-        return {"tx_hash": tx_hash, "status": "pending"}
+    # mempool first: a transaction leaves it only after its block is stored
+    pooled = node.pool_status(key)
+    if pooled is not None and pooled[0] != "dropped":
+        return {"tx_hash": tx_hash, "status": pooled[0]}
     try:
         stored = node.store.tx(key)
     except NotFound:
+        if pooled is not None and pooled[1] is not None:  # dropped (and not committed since)
+            return {"tx_hash": tx_hash, "status": "dropped", "error": pooled[1].to_dict()}
         raise not_found(f"transaction {tx_hash}") from None
     return {"tx_hash": tx_hash, "status": "committed", "height": stored.height, "index": stored.index,
             "tx": codec.decode_trusted(stored.raw), "receipt": receipt_json(stored.receipt),
@@ -257,6 +263,8 @@ def get_tx(request: Request,
            tx_hash: Annotated[str, Path(pattern=HEX32_PATTERN, description="SHA-256 of the wire bytes, hex")],
            ) -> JSONResponse:
     """A committed transaction with its decoded body, receipt, position and inclusion proof; or
-    `status: pending` while it waits in this node's mempool."""
+    `status: pending` while it waits in this node's mempool, `queued` while it waits there for its
+    signer's earlier nonces, `dropped` (with `error`) when this node dropped it since it started.
+    A restart forgets queued and dropped transactions: they read 404 (resubmit them)."""
     return JSONResponse(_lookup(node_of(request), tx_hash))
 

@@ -282,6 +282,9 @@ class Code(IntEnum):
     CLIENT_CERT_REQUIRED = 932
     CLIENT_CERT_NOT_REGISTERED = 933
     WRONG_PASSPHRASE = 934
+    # 306-309: ordering, the queue of transactions whose nonce is ahead (docs/protocol.md section 5)
+    NONCE_ALREADY_PENDING = 306
+    NONCE_GAP_EXPIRED = 307
 
 
 class LedgerError(Exception):
