@@ -365,6 +365,8 @@ class CareLedgerApp:
         if tx.nonce < expected:
             if store.has_tx(tx.hash):  # a committed tx's nonce is always used
                 raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
+            if tx.hash in self.mempool_txs:  # CometBFT's cache normally answers this first
+                raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
             if tx.nonce > committed_nonce(view, tx.signer_hex):  # held by a transaction in the mempool
                 raise InvalidTx(f"another transaction of this signer with nonce {tx.nonce} is already pending",
                                 Code.NONCE_ALREADY_PENDING)
