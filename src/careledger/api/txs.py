@@ -8,14 +8,18 @@ Logs name the transaction hash and result code only, never the payload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import queue
+import threading
 from concurrent.futures import Future
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api import schemas
@@ -76,6 +80,106 @@ BATCH_BODY_DOC: dict[str, Any] = {
 }
 
 
+class Admitter:
+    """Hands ``POST /v1/txs`` submissions to the engine from one thread, in batches.
+
+    ``submit_async`` decodes (and, on the solo engine, waits while a block is written), so it runs off
+    the event loop; a thread-pool hop per request costs more than the decode itself and lets many
+    threads queue on the engine at once. Here one thread takes whatever submissions have arrived,
+    starts each in arrival order, and answers the loop once per batch. It ends after
+    :data:`IDLE_S` without work and starts again with the next submission.
+    """
+
+    IDLE_S = 5.0
+    BATCH_MAX = 512
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._incoming: queue.SimpleQueue[tuple[bytes, asyncio.Future[Submission]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running = False
+
+    async def submit(self, raw: bytes) -> Submission:
+        """The engine's :meth:`~careledger.node.engine.Engine.submit_async` of ``raw``, from the admitter's
+        thread; raises what it raises."""
+        fut: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
+        self._incoming.put((raw, fut))
+        if not self._running:
+            with self._lock:
+                if not self._running:
+                    self._running = True
+                    threading.Thread(target=self._run, name="tx-admitter", daemon=True).start()
+        return await fut
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._incoming.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                # submit() reads _running after its put(): an item put after the emptiness check
+                # below finds _running false and starts a new thread.
+                with self._lock:
+                    self._running = False
+                if self._incoming.empty():
+                    return
+                with self._lock:
+                    if self._running:  # another thread took over meanwhile
+                        return
+                    self._running = True
+                continue
+            batch = [first]
+            while len(batch) < self.BATCH_MAX:
+                try:
+                    batch.append(self._incoming.get_nowait())
+                except queue.Empty:
+                    break
+            outcomes: list[tuple[asyncio.Future[Submission], Submission | BaseException]] = []
+            for raw, fut in batch:
+                try:
+                    outcomes.append((fut, self.engine.submit_async(raw)))
+                except Exception as exc:  # LedgerError for a refusal; anything else is the route's 500
+                    outcomes.append((fut, exc))
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Submission],
+                                                                 Submission | BaseException]]] = {}
+            for fut, outcome in outcomes:
+                by_loop.setdefault(fut.get_loop(), []).append((fut, outcome))
+            for loop, group in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits any more
+                    loop.call_soon_threadsafe(_deliver, group)
+
+
+def _deliver(group: list[tuple[asyncio.Future[Submission], Submission | BaseException]]) -> None:
+    for fut, outcome in group:
+        if fut.done():  # the request was cancelled (its client went away)
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+
+def admitter_of(request: Request) -> Admitter:
+    """The app's admitter, made on first use."""
+    state = request.app.state
+    admitter: Admitter | None = getattr(state, "tx_admitter", None)
+    if admitter is None:
+        admitter = state.tx_admitter = Admitter(node_of(request))
+    return admitter
+
+
+async def _outcome(fut: Future[Any], timeout: float) -> Any:
+    """The result of a node future (raising its exception), waiting ``timeout`` seconds at most
+    (TimeoutError). A settled one is read at once; the node's futures cannot be cancelled, so a
+    waiter that gives up only stops watching."""
+    if fut.done():
+        return fut.result()
+    return await asyncio.wait_for(_watch(fut), timeout)
+
+
+def _json(doc: dict[str, Any], status_code: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status_code, media_type="application/json")
+
+
 def _committed_height(node: Engine, tx_hash: bytes) -> int:
     return node.store.tx(tx_hash).height
 
@@ -112,7 +216,7 @@ def _timeout_error(timeout: float, tx_hash: str, stage: str) -> LedgerError:
                                     "refused it: it is in the block, its writes were rolled back."},
                **schemas.errors(400, 401, 403, 409, 413, 415, 422, 503, 504)},
 )
-async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30.0) -> JSONResponse:
+async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30.0) -> Response:
     """Admit a transaction: decode, check canonical form, size, chain, signature, nonce and the signer's
     authority against committed state. A refusal writes nothing. Every error answer carries the
     `tx_hash` of the bytes sent, except for a body too large to read (over 4 times `max_tx_bytes`)."""
@@ -122,17 +226,17 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
     try:
         require_media_type(request)
         check_size(raw, node.chain.max_tx_bytes)
-        sub = await run_in_threadpool(node.submit_async, raw)
-        status = await asyncio.wait_for(_watch(sub.admitted), timeout)
+        sub = await admitter_of(request).submit(raw)
+        status = await _outcome(sub.admitted, timeout)
     except LedgerError as exc:
         log.info("tx %s refused at admission: %s", tx_hash, exc.code.name)
         return error_response(exc, {"tx_hash": tx_hash})
     except TimeoutError:
         return error_response(_timeout_error(timeout, tx_hash, "admitted"), {"tx_hash": tx_hash})
     if wait == "none":
-        return JSONResponse({"tx_hash": tx_hash, "status": status}, status_code=202)
+        return _json({"tx_hash": tx_hash, "status": status}, status_code=202)
     try:
-        result = await asyncio.wait_for(_watch(sub.committed), timeout)
+        result = await _outcome(sub.committed, timeout)
     except TimeoutError:
         return error_response(_timeout_error(timeout, tx_hash, "committed"), {"tx_hash": tx_hash, "status": "pending"})
     if isinstance(result, LedgerError):
@@ -140,8 +244,7 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
         return error_response(result, {"tx_hash": tx_hash})
     assert isinstance(result, Receipt)
     height = await run_in_threadpool(_committed_height, node, sub.tx_hash)
-    return JSONResponse({"tx_hash": tx_hash, "status": "committed", "height": height,
-                         "receipt": receipt_json(result)})
+    return _json({"tx_hash": tx_hash, "status": "committed", "height": height, "receipt": receipt_json(result)})
 
 
 def _parse_batch(body: bytes) -> list[str]:
