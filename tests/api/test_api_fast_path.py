@@ -93,3 +93,38 @@ def test_the_admitter_stops_when_idle_and_starts_again(node: Node, tmp_path: Pat
         assert refused.value.code is Code.MALFORMED_ENCODING
 
     asyncio.run(go())
+
+
+def test_the_relay_delivers_a_burst_of_outcomes_and_never_cancels_the_nodes_future() -> None:
+    import threading
+    from concurrent.futures import Future
+
+    from careledger.api.txs import Relay
+
+    async def go() -> None:
+        relay = Relay(asyncio.get_running_loop())
+        futures: list[Future[object]] = [Future() for _ in range(50)]
+        for f in futures:
+            f.set_running_or_notify_cancel()  # as the node's: nobody may cancel them
+        watches = [relay.watch(f) for f in futures]
+
+        def settle() -> None:
+            for i, f in enumerate(futures):
+                if i == 7:
+                    f.set_exception(LedgerError("refused", Code.NONCE_ALREADY_PENDING))
+                else:
+                    f.set_result(i)
+
+        threading.Thread(target=settle).start()
+        outcomes = await asyncio.gather(*watches, return_exceptions=True)
+        assert [o for i, o in enumerate(outcomes) if i != 7] == [i for i in range(50) if i != 7]
+        assert isinstance(outcomes[7], LedgerError) and outcomes[7].code is Code.NONCE_ALREADY_PENDING
+        never: Future[object] = Future()
+        never.set_running_or_notify_cancel()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(relay.watch(never), 0.01)
+        assert not never.cancelled()
+        never.set_result("late")  # arrives after its waiter gave up: delivered to nobody, no error
+        await asyncio.sleep(0)
+
+    asyncio.run(go())

@@ -158,6 +158,58 @@ def _deliver(group: list[tuple[asyncio.Future[Submission], Submission | BaseExce
             fut.set_result(outcome)
 
 
+class Relay:
+    """Brings the node's futures' outcomes to one event loop, many per wake-up.
+
+    ``asyncio.wrap_future`` wakes the loop once per future (a write to its self-pipe and a turn of the
+    loop each); the engine settles its futures in batches (a batch of signature verdicts, a block), so
+    here the first outcome of a burst schedules one call that delivers every outcome that has arrived
+    by the time the loop runs it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._arrived: list[tuple[asyncio.Future[Any], Future[Any]]] = []
+
+    def watch(self, fut: Future[Any]) -> asyncio.Future[Any]:
+        """An awaitable of ``fut``'s outcome on this loop. Cancelling it (a timed-out waiter) only
+        stops watching: the node's future is never cancelled."""
+        mine: asyncio.Future[Any] = self.loop.create_future()
+        fut.add_done_callback(lambda done: self._arrive(mine, done))
+        return mine
+
+    def _arrive(self, mine: asyncio.Future[Any], done: Future[Any]) -> None:
+        with self._lock:
+            self._arrived.append((mine, done))
+            first = len(self._arrived) == 1
+        if first:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            arrived, self._arrived = self._arrived, []
+        for mine, done in arrived:
+            if mine.done():
+                continue
+            error = done.exception()
+            if error is not None:
+                mine.set_exception(error)
+            else:
+                mine.set_result(done.result())
+
+
+def relay_of(request: Request) -> Relay:
+    """The app's relay for the running loop, made on first use."""
+    loop = asyncio.get_running_loop()
+    state = request.app.state
+    relay: Relay | None = getattr(state, "tx_relay", None)
+    if relay is None or relay.loop is not loop:
+        relay = state.tx_relay = Relay(loop)
+    return relay
+
+
 def admitter_of(request: Request) -> Admitter:
     """The app's admitter, made on first use."""
     state = request.app.state
@@ -167,13 +219,12 @@ def admitter_of(request: Request) -> Admitter:
     return admitter
 
 
-async def _outcome(fut: Future[Any], timeout: float) -> Any:
+async def _outcome(relay: Relay, fut: Future[Any], timeout: float) -> Any:
     """The result of a node future (raising its exception), waiting ``timeout`` seconds at most
-    (TimeoutError). A settled one is read at once; the node's futures cannot be cancelled, so a
-    waiter that gives up only stops watching."""
+    (TimeoutError). A settled one is read at once; a waiter that gives up only stops watching."""
     if fut.done():
         return fut.result()
-    return await asyncio.wait_for(_watch(fut), timeout)
+    return await asyncio.wait_for(relay.watch(fut), timeout)
 
 
 def _json(doc: dict[str, Any], status_code: int = 200) -> Response:
@@ -227,7 +278,7 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
         require_media_type(request)
         check_size(raw, node.chain.max_tx_bytes)
         sub = await admitter_of(request).submit(raw)
-        status = await _outcome(sub.admitted, timeout)
+        status = await _outcome(relay_of(request), sub.admitted, timeout)
     except LedgerError as exc:
         log.info("tx %s refused at admission: %s", tx_hash, exc.code.name)
         return error_response(exc, {"tx_hash": tx_hash})
@@ -236,7 +287,7 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
     if wait == "none":
         return _json({"tx_hash": tx_hash, "status": status}, status_code=202)
     try:
-        result = await _outcome(sub.committed, timeout)
+        result = await _outcome(relay_of(request), sub.committed, timeout)
     except TimeoutError:
         return error_response(_timeout_error(timeout, tx_hash, "committed"), {"tx_hash": tx_hash, "status": "pending"})
     if isinstance(result, LedgerError):
