@@ -128,3 +128,12 @@ def test_the_relay_delivers_a_burst_of_outcomes_and_never_cancels_the_nodes_futu
         await asyncio.sleep(0)
 
     asyncio.run(go())
+
+
+def test_only_an_engine_whose_submission_never_waits_on_io_goes_through_the_admitter(node: Node) -> None:
+    from careledger.abci.engine import CometbftEngine
+    from careledger.api.metrics import MeteredEngine, NodeMetrics
+
+    solo = SoloEngine(node)
+    assert MeteredEngine(solo, NodeMetrics(solo)).quick_submit is True
+    assert not hasattr(CometbftEngine, "quick_submit")  # its submission is an RPC: a pool thread each

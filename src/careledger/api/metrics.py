@@ -163,6 +163,11 @@ class MeteredEngine:
     def head(self) -> Head:
         return self.engine.head
 
+    @property
+    def quick_submit(self) -> bool:
+        """Whether the wrapped engine's submit_async returns without waiting on I/O (api/txs.py)."""
+        return bool(getattr(self.engine, "quick_submit", False))
+
     def submit_async(self, raw: bytes) -> Submission:
         """The wrapped engine's submission, counted; raises what it raises (counted as a refusal)."""
         metrics = self.metrics

@@ -81,7 +81,8 @@ BATCH_BODY_DOC: dict[str, Any] = {
 
 
 class Admitter:
-    """Hands ``POST /v1/txs`` submissions to the engine from one thread, in batches.
+    """Hands ``POST /v1/txs`` submissions to the engine from one thread, in batches (for an engine
+    whose ``quick_submit`` says its submission never waits on I/O: the solo engine).
 
     ``submit_async`` decodes (and, on the solo engine, waits while a block is written), so it runs off
     the event loop; a thread-pool hop per request costs more than the decode itself and lets many
@@ -277,7 +278,10 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
     try:
         require_media_type(request)
         check_size(raw, node.chain.max_tx_bytes)
-        sub = await admitter_of(request).submit(raw)
+        if getattr(node, "quick_submit", False):
+            sub = await admitter_of(request).submit(raw)
+        else:  # an engine whose submission waits on I/O (CometBFT's RPC): one pool thread each
+            sub = await run_in_threadpool(node.submit_async, raw)
         status = await _outcome(relay_of(request), sub.admitted, timeout)
     except LedgerError as exc:
         log.info("tx %s refused at admission: %s", tx_hash, exc.code.name)

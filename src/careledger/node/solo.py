@@ -501,6 +501,10 @@ class Node:
 class SoloEngine:
     """The embedded node behind the API (the solo engine), as an :class:`~careledger.node.engine.Engine`."""
 
+    quick_submit = True
+    """submit_async decodes and queues (signatures are checked elsewhere): the API's admitter thread
+    may call it for many submissions in a row (:class:`careledger.api.txs.Admitter`)."""
+
     def __init__(self, node: Node) -> None:
         self.node = node
 
