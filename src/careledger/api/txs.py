@@ -92,7 +92,7 @@ class Admitter:
     """
 
     IDLE_S = 5.0
-    BATCH_MAX = 512
+    BATCH_MAX = 1000
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -228,8 +228,11 @@ async def _outcome(relay: Relay, fut: Future[Any], timeout: float) -> Any:
     return await asyncio.wait_for(relay.watch(fut), timeout)
 
 
-def _json(doc: dict[str, Any], status_code: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status_code, media_type="application/json")
+def _json(doc: dict[str, Any], accepted: bool = False) -> Response:
+    """A JSON answer (orjson): 202 for an ``accepted`` submission, else 200."""
+    if accepted:
+        return Response(orjson.dumps(doc), status_code=202, media_type="application/json")
+    return Response(orjson.dumps(doc), status_code=200, media_type="application/json")
 
 
 def _committed_height(node: Engine, tx_hash: bytes) -> int:
@@ -289,7 +292,7 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
     except TimeoutError:
         return error_response(_timeout_error(timeout, tx_hash, "admitted"), {"tx_hash": tx_hash})
     if wait == "none":
-        return _json({"tx_hash": tx_hash, "status": status}, status_code=202)
+        return _json({"tx_hash": tx_hash, "status": status}, accepted=True)
     try:
         result = await _outcome(relay_of(request), sub.committed, timeout)
     except TimeoutError:
