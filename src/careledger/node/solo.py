@@ -353,8 +353,7 @@ class Node:
                 batch = self.mempool.take(self._max_block_txs)
             last_start = time.monotonic()
             try:
-                with self._quiet:  # the block runs alone rather than trading the interpreter lock
-                    self.produce_block(batch)
+                self.produce_block(batch)
                 self._just_resumed = False
             except Exception as exc:  # never let the engine stop silently: halt, answer, report
                 self._enter_halt(exc)
@@ -426,20 +425,25 @@ class Node:
         height = self._head.height + 1
         now_ms = int(time.time() * 1000)
         env = BlockEnv(self.chain.chain_id, height, max(now_ms, self._head_time_ms + 1), self.node_key.public_hex)
-        self.store.writer_view.prefetch([k for p in batch for k in read_hints(p.checked)])
-        run = BlockExecution(self.chain, self.store.writer_view, env, self._head.app_hash)
         included: list[tuple[Pending, Receipt]] = []
         dropped: list[tuple[Pending, InvalidTx]] = []
-        for pending in batch:
-            try:
-                included.append((pending, run.add(pending.checked)))
-            except InvalidTx as exc:
-                dropped.append((pending, exc))
         header = None
-        if included:
-            result = run.finish()
-            header = result.header(self._head.block_hash.hex(), self.node_key.public_hex)
-            signature = self.node_key.sign("block", self.chain.chain_id, header.hash)
+        # Execution runs alone rather than trading the interpreter lock with admission; the commit
+        # (SQLite's and the head record's syncs to disk, the longest part under the durable mode) does
+        # not: admission goes on meanwhile, so the next block finds more transactions waiting.
+        with self._quiet:
+            self.store.writer_view.prefetch([k for p in batch for k in read_hints(p.checked)])
+            run = BlockExecution(self.chain, self.store.writer_view, env, self._head.app_hash)
+            for pending in batch:
+                try:
+                    included.append((pending, run.add(pending.checked)))
+                except InvalidTx as exc:
+                    dropped.append((pending, exc))
+            if included:
+                result = run.finish()
+                header = result.header(self._head.block_hash.hex(), self.node_key.public_hex)
+                signature = self.node_key.sign("block", self.chain.chain_id, header.hash)
+        if header is not None:
             self._head = self.store.commit_block(header, signature, result.txs, result.receipts, result.changes)
             self._head_time_ms = header.time_ms
         with self.mempool.lock:
