@@ -452,8 +452,8 @@ def test_check_tx_tracks_pending_nonces_until_commit(ready: CareLedgerApp, conso
     t1, t2, t3 = (enrol(consortium, n, seeded_key(f"m{n}")) for n in (1, 2, 3))
     admitted = ready.check_tx(pb.CheckTxRequest(tx=t1))
     assert (admitted.code, admitted.data) == (0, hashlib.sha256(t1).digest())
-    assert check(ready, t1) == Code.NONCE_REPLAYED  # CometBFT's cache would normally catch this first
-    assert check(ready, enrol(consortium, 1, seeded_key("other"))) == Code.NONCE_REPLAYED  # pending nonce 1
+    assert check(ready, t1) == Code.DUPLICATE_TX  # CometBFT's cache would normally catch this first
+    assert check(ready, enrol(consortium, 1, seeded_key("other"))) == Code.NONCE_ALREADY_PENDING  # pending nonce 1
     assert check(ready, t3) == Code.NONCE_OUT_OF_ORDER
     assert check(ready, t2) == 0
     run_block(ready, [t1])  # Commit resets the pending nonces: CometBFT rechecks what is left

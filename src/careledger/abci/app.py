@@ -362,8 +362,14 @@ class CareLedgerApp:
         expected = self._pending_nonces.get(tx.signer_hex)
         if expected is None:
             expected = committed_nonce(view, tx.signer_hex) + 1
-        if tx.nonce < expected and store.has_tx(tx.hash):  # a committed tx's nonce is always used
-            raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
+        if tx.nonce < expected:
+            if store.has_tx(tx.hash):  # a committed tx's nonce is always used
+                raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
+            if tx.hash in self.mempool_txs:  # CometBFT's cache normally answers this first
+                raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
+            if tx.nonce > committed_nonce(view, tx.signer_hex):  # held by a transaction in the mempool
+                raise InvalidTx(f"another transaction of this signer with nonce {tx.nonce} is already pending",
+                                Code.NONCE_ALREADY_PENDING)
         env = BlockEnv(chain.chain_id, head.height + 1, self._head_time_ms, "")
         check_admission(chain, view, env, checked, expected)
         self._pending_nonces[tx.signer_hex] = tx.nonce + 1

@@ -9,7 +9,14 @@ living in the same process:
 * ``committed`` resolves when this node's app commits the block holding the transaction (receipt),
   or when CometBFT's mempool re-check evicts it, or when a decided block holds it but it was invalid
   there (the LedgerError that keeps it out);
-* queries read the local store, as under the solo engine.
+* queries read the local store, as under the solo engine;
+* a transaction whose nonce is ahead of its signer's next (CheckTx answers ``NONCE_OUT_OF_ORDER``
+  after every check before the nonce, the signature among them) waits in this engine's
+  :class:`~careledger.node.mempool.NonceQueue`, under the same rules as the solo engine's
+  (docs/protocol.md section 5). A releaser thread broadcasts a signer's queued transactions in
+  nonce order once the app's next nonce for the signer reaches them (after each commit, each
+  broadcast, and every :data:`RELEASE_EVERY_S`), and drops those that waited too long. Only the
+  node that received them holds them: CometBFT gossips them once they are broadcast.
 
 The process that serves one consortium node (ABCI server and HTTP API over one app and one store)
 is :func:`careledger.api.server.run_cometbft_node`.
@@ -21,16 +28,19 @@ import base64
 import hashlib
 import logging
 import threading
+import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from careledger.abci.app import CareLedgerApp
-from careledger.chain.executor import Chain, committed_nonce
-from careledger.core.block import Receipt
+from careledger.chain.executor import Chain, check_admission, check_stateless, committed_nonce
+from careledger.core.block import BlockEnv, Receipt
 from careledger.core.errors import Code, InvalidTx, LedgerError
 from careledger.node.engine import CommitListener, Submission
+from careledger.node.mempool import QUEUE_TTL_S, QUEUE_WINDOW, NonceQueue, Queued, gap_expired
 from careledger.node.store import Head, Store
 
 log = logging.getLogger("careledger.abci.engine")
@@ -40,6 +50,18 @@ RPC_ERRORS = {  # CometBFT's JSON-RPC refusals of broadcast_tx_*, by a fragment 
     "mempool is full": Code.MEMPOOL_FULL,
     "tx too large": Code.OVERSIZED,
 }
+
+
+RELEASE_EVERY_S = 0.2
+"""The releaser looks at the queue at least this often (for expiry and gaps filled through other nodes)."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A queued transaction: its wire bytes and the future of its outcome."""
+
+    raw: bytes
+    committed: Future[object]
 
 
 def _future() -> Future[Any]:
@@ -58,7 +80,8 @@ def code_of(value: int) -> Code:
 class CometbftEngine:
     """One consortium node as the API sees it: the local app and store, CometBFT's RPC for submission."""
 
-    def __init__(self, app: CareLedgerApp, rpc_url: str, node_key: str = "", timeout: float = 30.0) -> None:
+    def __init__(self, app: CareLedgerApp, rpc_url: str, node_key: str = "", timeout: float = 30.0,
+                 queue_window: int = QUEUE_WINDOW, queue_ttl_s: float = QUEUE_TTL_S) -> None:
         if app.store is None or app.chain is None:
             raise LedgerError("the ledger has no genesis yet", Code.NODE_UNAVAILABLE)
         self.app = app
@@ -67,10 +90,20 @@ class CometbftEngine:
         self._http = httpx.Client(base_url=rpc_url, timeout=timeout)
         self._lock = threading.Lock()
         self._waiters: dict[bytes, list[Future[object]]] = {}
+        # Transactions whose nonce is ahead, under _wake's lock; the releaser thread broadcasts them.
+        self.queue: NonceQueue[Waiting] = NonceQueue(queue_window, queue_ttl_s)
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._releaser: threading.Thread | None = None
         app.commit_listeners.append(self._on_commit)
         app.evict_listeners.append(self._on_evict)
 
     def close(self) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        if self._releaser is not None:
+            self._releaser.join(timeout=10)
         self._http.close()
 
     # -- Engine ---------------------------------------------------------------------------------------
@@ -104,7 +137,7 @@ class CometbftEngine:
 
     def submit_async(self, raw: bytes) -> Submission:
         tx_hash = hashlib.sha256(raw).digest()
-        admitted: Future[None] = _future()
+        admitted: Future[str] = _future()
         committed: Future[object] = _future()
         with self._lock:  # listen before broadcasting: the commit can come before the RPC answer
             self._waiters.setdefault(tx_hash, []).append(committed)
@@ -114,12 +147,116 @@ class CometbftEngine:
             self._forget(tx_hash, committed)
             raise
         code = int(res.get("code", 0))
-        if code:
+        if code == Code.NONCE_OUT_OF_ORDER:
+            try:
+                self._hold(raw, tx_hash, committed)
+                admitted.set_result("queued")
+            except LedgerError as exc:
+                self._forget(tx_hash, committed)
+                admitted.set_exception(exc)
+        elif code:
             self._forget(tx_hash, committed)
             admitted.set_exception(LedgerError(str(res.get("log", "")) or "refused by CheckTx", code_of(code)))
         else:
-            admitted.set_result(None)
+            admitted.set_result("pending")
+            if len(self.queue):  # it may fill a queued transaction's gap
+                with self._wake:
+                    self._wake.notify()
         return Submission(tx_hash, admitted, committed)
+
+    # -- the queue of transactions whose nonce is ahead -------------------------------------------------
+    def expected_nonce(self, signer_hex: str) -> int:
+        """The nonce the signer's next transaction needs here: committed plus the app's mempool."""
+        committed = committed_nonce(self.store.view(), signer_hex)
+        pending = self.app.next_nonce(signer_hex)
+        return committed + 1 if pending is None else max(pending, committed + 1)
+
+    def _hold(self, raw: bytes, tx_hash: bytes, committed: Future[object]) -> None:
+        """Queue a transaction CheckTx found ahead of its signer's next nonce (every earlier check,
+        the signature among them, passed there). Raises InvalidTx as :meth:`NonceQueue.check_hold`,
+        or NONCE_ALREADY_PENDING when another transaction took the nonce meanwhile, and whatever
+        :func:`check_admission` raises for the signer and its authorisation."""
+        checked = check_stateless(self.chain, raw, verify_signature=False)
+        tx = checked.tx
+        expected = self.expected_nonce(tx.signer_hex)
+        if tx.nonce < expected:
+            raise InvalidTx(f"another transaction of this signer with nonce {tx.nonce} is already pending",
+                            Code.NONCE_ALREADY_PENDING)
+        with self._wake:
+            self.queue.check_hold(tx_hash, tx.signer_hex, tx.nonce, expected)
+        # CheckTx stops at the nonce: the signer and its authorisation are checked here, so that only
+        # a member's transaction, which would pass once its turn comes, takes room in the queue.
+        env = BlockEnv(self.chain.chain_id, self.app.head.height + 1, self.app.head_time_ms, "")
+        check_admission(self.chain, self.store.view(), env, checked, tx.nonce)
+        with self._wake:
+            self.queue.hold(tx_hash, tx.signer_hex, tx.nonce, expected, Waiting(raw, committed), time.monotonic())
+            if self._releaser is None:
+                self._releaser = threading.Thread(target=self._release_loop, name="nonce-queue", daemon=True)
+                self._releaser.start()
+            self._wake.notify()
+
+    def _release_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._wake:
+                self._wake.wait(RELEASE_EVERY_S)
+            if self._stop.is_set():
+                return
+            try:
+                self.release_queued()
+            except Exception:  # the releaser must outlive a bug; the queue's entries still expire
+                log.exception("releasing queued transactions failed")
+
+    def release_queued(self, now: float | None = None) -> None:
+        """One pass of the releaser: drop what waited ``ttl_s`` by ``now`` (NONCE_GAP_EXPIRED), drop what
+        another transaction's nonce overtook (NONCE_ALREADY_PENDING), and broadcast, in nonce order,
+        each signer's queued transactions that follow on from its next nonce."""
+        when = time.monotonic() if now is None else now
+        with self._wake:
+            expired = self.queue.expire(when)
+            signers = self.queue.signers()
+        for entry in expired:
+            self._drop(entry, gap_expired(entry, self.queue.ttl_s))
+        for signer in signers:
+            expected = self.expected_nonce(signer)
+            with self._wake:
+                stale = self.queue.stale(signer, expected)
+                ready = self.queue.release(signer, expected)
+            for entry in stale:
+                self._drop(entry, InvalidTx(f"another transaction of this signer took nonce {entry.nonce}",
+                                            Code.NONCE_ALREADY_PENDING))
+            self._broadcast_in_order(ready, expected)
+
+    def _broadcast_in_order(self, ready: list[Queued[Waiting]], expected: int) -> None:
+        for i, entry in enumerate(ready):
+            try:
+                res = self.rpc("broadcast_tx_sync", tx=base64.b64encode(entry.item.raw).decode())
+                code = int(res.get("code", 0))
+                error = LedgerError(str(res.get("log", "")) or "refused by CheckTx", code_of(code)) if code else None
+            except LedgerError as exc:  # CometBFT does not answer: try again on the next pass
+                code, error = Code.NONCE_OUT_OF_ORDER, exc
+            if code == Code.NONCE_OUT_OF_ORDER:  # not its turn after all: wait again, with the rest
+                self._requeue(ready[i:], expected)
+                return
+            if error is not None:
+                self._drop(entry, error)
+                self._requeue(ready[i + 1:], expected)  # they wait for the nonce to be filled again
+                return
+            expected = entry.nonce + 1
+
+    def _requeue(self, entries: list[Queued[Waiting]], expected: int) -> None:
+        """Queue again, keeping their arrival time, transactions taken from the queue but not sent."""
+        for entry in entries:
+            try:
+                with self._wake:
+                    self.queue.hold(entry.tx_hash, entry.signer, entry.nonce, min(expected, entry.nonce),
+                                    entry.item, entry.since)
+            except LedgerError as exc:  # the queue filled meanwhile
+                self._drop(entry, exc)
+
+    def _drop(self, entry: Queued[Waiting], error: LedgerError) -> None:
+        with self._wake:
+            self.queue.record_drop(entry.tx_hash, error)
+        self._settle(entry.tx_hash, error)
 
     def _forget(self, tx_hash: bytes, fut: Future[object]) -> None:
         with self._lock:
@@ -138,6 +275,9 @@ class CometbftEngine:
 
     def _on_commit(self, height: int, committed: list[tuple[bytes, Receipt]],
                    invalid: list[tuple[bytes, InvalidTx]]) -> None:
+        if len(self.queue):  # a commit may fill a queued transaction's gap
+            with self._wake:
+                self._wake.notify()
         if not self._waiters:
             return
         for tx_hash, receipt in committed:
@@ -188,7 +328,16 @@ class CometbftEngine:
                 "cometbft_height": self.app.cometbft_height, "halt": halt}
 
     def is_pending(self, tx_hash: bytes) -> bool:
-        return self.app.is_pending(tx_hash)
+        return self.app.is_pending(tx_hash) or self.queue.contains(tx_hash)
+
+    def pool_status(self, tx_hash: bytes) -> tuple[str, LedgerError | None] | None:
+        if self.app.is_pending(tx_hash):
+            return "pending", None
+        with self._wake:
+            if self.queue.contains(tx_hash):
+                return "queued", None
+            why = self.queue.dropped(tx_hash)
+        return None if why is None else ("dropped", why)
 
     def nonces(self, pubkey: str) -> tuple[int, int]:
         committed = committed_nonce(self.store.view(), pubkey)

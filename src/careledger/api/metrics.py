@@ -163,6 +163,11 @@ class MeteredEngine:
     def head(self) -> Head:
         return self.engine.head
 
+    @property
+    def quick_submit(self) -> bool:
+        """Whether the wrapped engine's submit_async returns without waiting on I/O (api/txs.py)."""
+        return bool(getattr(self.engine, "quick_submit", False))
+
     def submit_async(self, raw: bytes) -> Submission:
         """The wrapped engine's submission, counted; raises what it raises (counted as a refusal)."""
         metrics = self.metrics
@@ -173,7 +178,7 @@ class MeteredEngine:
             raise
         began = time.perf_counter()
 
-        def admitted(fut: Future[None]) -> None:
+        def admitted(fut: Future[str]) -> None:
             error = fut.exception()
             if error is None:
                 metrics.admitted.inc()
@@ -202,6 +207,9 @@ class MeteredEngine:
 
     def is_pending(self, tx_hash: bytes) -> bool:
         return self.engine.is_pending(tx_hash)
+
+    def pool_status(self, tx_hash: bytes) -> tuple[str, LedgerError | None] | None:
+        return self.engine.pool_status(tx_hash)
 
     def nonces(self, pubkey: str) -> tuple[int, int]:
         return self.engine.nonces(pubkey)

@@ -40,7 +40,8 @@ class ReceiptView(_Open):
 
 class SubmitPending(_Open):
     tx_hash: str
-    status: Literal["pending"]
+    status: Literal["pending", "queued"] = Field(description="`queued`: its nonce is ahead of the signer's next; "
+                                                 "it waits for the nonces before it (docs/protocol.md section 5).")
 
 
 class SubmitCommitted(_Open):
@@ -53,7 +54,7 @@ class SubmitCommitted(_Open):
 class BatchItem(_Open):
     index: int = Field(description="Position of the item in the submitted array.")
     tx_hash: str | None = Field(None, description="SHA-256 of the item's bytes (null if the item was not hex).")
-    status: Literal["pending", "committed", "rejected"]
+    status: Literal["pending", "queued", "committed", "rejected"]
     height: int | None = None
     receipt: ReceiptView | None = None
     error: ErrorDetail | None = None
@@ -67,7 +68,8 @@ class BatchResponse(_Open):
 
 class TxView(_Open):
     tx_hash: str
-    status: Literal["committed", "pending"]
+    status: Literal["committed", "pending", "queued", "dropped"]
+    error: ErrorDetail | None = Field(None, description="Why a dropped transaction was dropped.")
     height: int | None = None
     index: int | None = None
     tx: dict[str, Any] | None = Field(None, description="The decoded wire document: {body, sig}.")

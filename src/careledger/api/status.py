@@ -131,6 +131,8 @@ HTTP_STATUS: MappingProxyType[Code, int] = MappingProxyType({
     # 930 operating a node (WRONG_PASSPHRASE is the command line's: never an HTTP answer)
     C.RATE_LIMITED: 429, C.TOO_MANY_CONNECTIONS: 503, C.CLIENT_CERT_REQUIRED: 401, C.CLIENT_CERT_NOT_REGISTERED: 403,
     C.WRONG_PASSPHRASE: 500,
+    # 306 ordering: the queue of transactions whose nonce is ahead
+    C.NONCE_ALREADY_PENDING: 409, C.NONCE_GAP_EXPIRED: 409,
 })
 del C
 

@@ -8,14 +8,18 @@ Logs name the transaction hash and result code only, never the payload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import queue
+import threading
 from concurrent.futures import Future
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api import schemas
@@ -76,6 +80,161 @@ BATCH_BODY_DOC: dict[str, Any] = {
 }
 
 
+class Admitter:
+    """Hands ``POST /v1/txs`` submissions to the engine from one thread, in batches (for an engine
+    whose ``quick_submit`` says its submission never waits on I/O: the solo engine).
+
+    ``submit_async`` decodes (and, on the solo engine, waits while a block is written), so it runs off
+    the event loop; a thread-pool hop per request costs more than the decode itself and lets many
+    threads queue on the engine at once. Here one thread takes whatever submissions have arrived,
+    starts each in arrival order, and answers the loop once per batch. It ends after
+    :data:`IDLE_S` without work and starts again with the next submission.
+    """
+
+    IDLE_S = 5.0
+    BATCH_MAX = 1000
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._incoming: queue.SimpleQueue[tuple[bytes, asyncio.Future[Submission]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running = False
+
+    async def submit(self, raw: bytes) -> Submission:
+        """The engine's :meth:`~careledger.node.engine.Engine.submit_async` of ``raw``, from the admitter's
+        thread; raises what it raises."""
+        fut: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
+        self._incoming.put((raw, fut))
+        if not self._running:
+            with self._lock:
+                if not self._running:
+                    self._running = True
+                    threading.Thread(target=self._run, name="tx-admitter", daemon=True).start()
+        return await fut
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._incoming.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                # submit() reads _running after its put(): an item put after the emptiness check
+                # below finds _running false and starts a new thread.
+                with self._lock:
+                    self._running = False
+                if self._incoming.empty():
+                    return
+                with self._lock:
+                    if self._running:  # another thread took over meanwhile
+                        return
+                    self._running = True
+                continue
+            batch = [first]
+            while len(batch) < self.BATCH_MAX:
+                try:
+                    batch.append(self._incoming.get_nowait())
+                except queue.Empty:
+                    break
+            outcomes: list[tuple[asyncio.Future[Submission], Submission | BaseException]] = []
+            for raw, fut in batch:
+                try:
+                    outcomes.append((fut, self.engine.submit_async(raw)))
+                except Exception as exc:  # LedgerError for a refusal; anything else is the route's 500
+                    outcomes.append((fut, exc))
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Submission],
+                                                                 Submission | BaseException]]] = {}
+            for fut, outcome in outcomes:
+                by_loop.setdefault(fut.get_loop(), []).append((fut, outcome))
+            for loop, group in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits any more
+                    loop.call_soon_threadsafe(_deliver, group)
+
+
+def _deliver(group: list[tuple[asyncio.Future[Submission], Submission | BaseException]]) -> None:
+    for fut, outcome in group:
+        if fut.done():  # the request was cancelled (its client went away)
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+
+class Relay:
+    """Brings the node's futures' outcomes to one event loop, many per wake-up.
+
+    ``asyncio.wrap_future`` wakes the loop once per future (a write to its self-pipe and a turn of the
+    loop each); the engine settles its futures in batches (a batch of signature verdicts, a block), so
+    here the first outcome of a burst schedules one call that delivers every outcome that has arrived
+    by the time the loop runs it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._arrived: list[tuple[asyncio.Future[Any], Future[Any]]] = []
+
+    def watch(self, fut: Future[Any]) -> asyncio.Future[Any]:
+        """An awaitable of ``fut``'s outcome on this loop. Cancelling it (a timed-out waiter) only
+        stops watching: the node's future is never cancelled."""
+        mine: asyncio.Future[Any] = self.loop.create_future()
+        fut.add_done_callback(lambda done: self._arrive(mine, done))
+        return mine
+
+    def _arrive(self, mine: asyncio.Future[Any], done: Future[Any]) -> None:
+        with self._lock:
+            self._arrived.append((mine, done))
+            first = len(self._arrived) == 1
+        if first:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            arrived, self._arrived = self._arrived, []
+        for mine, done in arrived:
+            if mine.done():
+                continue
+            error = done.exception()
+            if error is not None:
+                mine.set_exception(error)
+            else:
+                mine.set_result(done.result())
+
+
+def relay_of(request: Request) -> Relay:
+    """The app's relay for the running loop, made on first use."""
+    loop = asyncio.get_running_loop()
+    state = request.app.state
+    relay: Relay | None = getattr(state, "tx_relay", None)
+    if relay is None or relay.loop is not loop:
+        relay = state.tx_relay = Relay(loop)
+    return relay
+
+
+def admitter_of(request: Request) -> Admitter:
+    """The app's admitter, made on first use."""
+    state = request.app.state
+    admitter: Admitter | None = getattr(state, "tx_admitter", None)
+    if admitter is None:
+        admitter = state.tx_admitter = Admitter(node_of(request))
+    return admitter
+
+
+async def _outcome(relay: Relay, fut: Future[Any], timeout: float) -> Any:
+    """The result of a node future (raising its exception), waiting ``timeout`` seconds at most
+    (TimeoutError). A settled one is read at once; a waiter that gives up only stops watching."""
+    if fut.done():
+        return fut.result()
+    return await asyncio.wait_for(relay.watch(fut), timeout)
+
+
+def _json(doc: dict[str, Any], accepted: bool = False) -> Response:
+    """A JSON answer (orjson): 202 for an ``accepted`` submission, else 200."""
+    if accepted:
+        return Response(orjson.dumps(doc), status_code=202, media_type="application/json")
+    return Response(orjson.dumps(doc), status_code=200, media_type="application/json")
+
+
 def _committed_height(node: Engine, tx_hash: bytes) -> int:
     return node.store.tx(tx_hash).height
 
@@ -112,7 +271,7 @@ def _timeout_error(timeout: float, tx_hash: str, stage: str) -> LedgerError:
                                     "refused it: it is in the block, its writes were rolled back."},
                **schemas.errors(400, 401, 403, 409, 413, 415, 422, 503, 504)},
 )
-async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30.0) -> JSONResponse:
+async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30.0) -> Response:
     """Admit a transaction: decode, check canonical form, size, chain, signature, nonce and the signer's
     authority against committed state. A refusal writes nothing. Every error answer carries the
     `tx_hash` of the bytes sent, except for a body too large to read (over 4 times `max_tx_bytes`)."""
@@ -122,17 +281,20 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
     try:
         require_media_type(request)
         check_size(raw, node.chain.max_tx_bytes)
-        sub = await run_in_threadpool(node.submit_async, raw)
-        await asyncio.wait_for(_watch(sub.admitted), timeout)
+        if getattr(node, "quick_submit", False):
+            sub = await admitter_of(request).submit(raw)
+        else:  # an engine whose submission waits on I/O (CometBFT's RPC): one pool thread each
+            sub = await run_in_threadpool(node.submit_async, raw)
+        status = await _outcome(relay_of(request), sub.admitted, timeout)
     except LedgerError as exc:
         log.info("tx %s refused at admission: %s", tx_hash, exc.code.name)
         return error_response(exc, {"tx_hash": tx_hash})
     except TimeoutError:
         return error_response(_timeout_error(timeout, tx_hash, "admitted"), {"tx_hash": tx_hash})
     if wait == "none":
-        return JSONResponse({"tx_hash": tx_hash, "status": "pending"}, status_code=202)
+        return _json({"tx_hash": tx_hash, "status": status}, accepted=True)
     try:
-        result = await asyncio.wait_for(_watch(sub.committed), timeout)
+        result = await _outcome(relay_of(request), sub.committed, timeout)
     except TimeoutError:
         return error_response(_timeout_error(timeout, tx_hash, "committed"), {"tx_hash": tx_hash, "status": "pending"})
     if isinstance(result, LedgerError):
@@ -140,8 +302,7 @@ async def submit_tx(request: Request, wait: Wait = "none", timeout: Timeout = 30
         return error_response(result, {"tx_hash": tx_hash})
     assert isinstance(result, Receipt)
     height = await run_in_threadpool(_committed_height, node, sub.tx_hash)
-    return JSONResponse({"tx_hash": tx_hash, "status": "committed", "height": height,
-                         "receipt": receipt_json(result)})
+    return _json({"tx_hash": tx_hash, "status": "committed", "height": height, "receipt": receipt_json(result)})
 
 
 def _parse_batch(body: bytes) -> list[str]:
@@ -223,8 +384,10 @@ async def submit_batch(request: Request, wait: Wait = "none", timeout: Timeout =
     begun = await run_in_threadpool(_start_all, node, items)
     results: list[dict[str, Any]] = [r if isinstance(r, dict) else
                                      {"index": r[0], "tx_hash": r[1], "status": "pending"} for r in begun]
-    admitted = [item for item, _ in await _settle([r for r in begun if not isinstance(r, dict)], "admitted",
-                                                  timeout, results)]
+    admitted = []
+    for item, status in await _settle([r for r in begun if not isinstance(r, dict)], "admitted", timeout, results):
+        admitted.append(item)
+        results[item[0]]["status"] = status
     if wait == "commit":
         committed = await _settle(admitted, "committed", timeout, results)
         heights = await run_in_threadpool(_heights, node, [item[1] for item, _ in committed])
@@ -237,11 +400,15 @@ async def submit_batch(request: Request, wait: Wait = "none", timeout: Timeout =
 
 def _lookup(node: Engine, tx_hash: str) -> dict[str, Any]:
     key = bytes.fromhex(tx_hash)
-    if node.is_pending(key):  # mempool first: a transaction leaves it only after its block is stored
-        return {"tx_hash": tx_hash, "status": "pending"}
+    # mempool first: a transaction leaves it only after its block is stored
+    pooled = node.pool_status(key)
+    if pooled is not None and pooled[0] != "dropped":
+        return {"tx_hash": tx_hash, "status": pooled[0]}
     try:
         stored = node.store.tx(key)
     except NotFound:
+        if pooled is not None and pooled[1] is not None:  # dropped (and not committed since)
+            return {"tx_hash": tx_hash, "status": "dropped", "error": pooled[1].to_dict()}
         raise not_found(f"transaction {tx_hash}") from None
     return {"tx_hash": tx_hash, "status": "committed", "height": stored.height, "index": stored.index,
             "tx": codec.decode_trusted(stored.raw), "receipt": receipt_json(stored.receipt),
@@ -257,6 +424,8 @@ def get_tx(request: Request,
            tx_hash: Annotated[str, Path(pattern=HEX32_PATTERN, description="SHA-256 of the wire bytes, hex")],
            ) -> JSONResponse:
     """A committed transaction with its decoded body, receipt, position and inclusion proof; or
-    `status: pending` while it waits in this node's mempool."""
+    `status: pending` while it waits in this node's mempool, `queued` while it waits there for its
+    signer's earlier nonces, `dropped` (with `error`) when this node dropped it since it started.
+    A restart forgets queued and dropped transactions: they read 404 (resubmit them)."""
     return JSONResponse(_lookup(node_of(request), tx_hash))
 

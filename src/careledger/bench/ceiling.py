@@ -116,8 +116,11 @@ def serve_ceiling(chain_id: str, host: str = "127.0.0.1", port: int = 0, kind: s
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
+    from careledger.api.server import http_stack  # the node's own parser and loop
+
+    stack = http_stack()
     config = uvicorn.Config(app, host=host, port=bound, log_level="warning", access_log=False, lifespan="off",
-                            server_header=False)
+                            server_header=False, http=stack, loop="uvloop" if stack == "httptools" else "asyncio")
     server = uvicorn.Server(config)
 
     async def announce() -> None:

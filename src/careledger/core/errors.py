@@ -301,6 +301,10 @@ class Code(IntEnum):
     RECOVERY_PARTY_REPEATED = 1015
     RECOVERY_NOT_READY = 1016
 
+    # 306-309: ordering, the queue of transactions whose nonce is ahead (docs/protocol.md section 5)
+    NONCE_ALREADY_PENDING = 306
+    NONCE_GAP_EXPIRED = 307
+
 
 class LedgerError(Exception):
     """Base of every CareLedger refusal: a stable ``code`` and a human ``message`` (never hashed)."""

@@ -23,17 +23,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from careledger.chain.executor import Chain
+from careledger.core.errors import LedgerError
 from careledger.node.store import Head, Store
 
 
 @dataclass(frozen=True)
 class Submission:
-    """A submitted transaction: ``admitted`` resolves when it enters the mempool (or raises why not);
+    """A submitted transaction: ``admitted`` resolves when it enters the mempool, to ``"pending"``, or
+    to ``"queued"`` when it waits there for its signer's earlier nonces (or raises why not);
     ``committed`` resolves to its :class:`~careledger.core.block.Receipt`, or to the
     :class:`~careledger.core.errors.InvalidTx` that kept it out of a block."""
 
     tx_hash: bytes
-    admitted: Future[None]
+    admitted: Future[str]
     committed: Future[object]
 
 
@@ -71,6 +73,12 @@ class Engine(Protocol):
 
     def is_pending(self, tx_hash: bytes) -> bool:
         """Whether the transaction waits in this node's mempool."""
+        ...
+
+    def pool_status(self, tx_hash: bytes) -> tuple[str, LedgerError | None] | None:
+        """What this node's mempool knows of the transaction: ``("pending", None)``, ``("queued", None)``
+        (waiting for its signer's earlier nonces), ``("dropped", why)`` (dropped since the node started,
+        while it remembers), or None."""
         ...
 
     def nonces(self, pubkey: str) -> tuple[int, int]:

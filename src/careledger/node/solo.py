@@ -34,7 +34,7 @@ from careledger.core.tx import signed_body
 from careledger.node.engine import CommitListener, Engine, Submission
 from careledger.node.halt import Halt, classify, free_bytes
 from careledger.node.integrity import check_row_count
-from careledger.node.mempool import Mempool, Pending
+from careledger.node.mempool import QUEUE_TTL_S, QUEUE_WINDOW, Mempool, NonceQueue, Pending, gap_expired
 from careledger.node.store import Head, PrefetchedView, StateView, Store, StoredTx
 
 log = logging.getLogger("careledger.node")
@@ -48,6 +48,8 @@ class EngineConfig:
     sig_workers: int = 1  # worker processes verifying signatures; 0 verifies in the submitting thread
     disk_reserve_bytes: int = 16 * 2**20  # free space needed before a node halted by a full disk resumes
     retry_max_s: float = 30.0  # longest wait between two attempts to resume (it starts at 1 s and doubles)
+    queue_window: int = QUEUE_WINDOW  # a nonce up to this many - 1 ahead of the signer's next waits in the queue
+    queue_ttl_s: float = QUEUE_TTL_S  # ... for at most this long (docs/protocol.md section 5)
 
 
 def _uncancellable() -> Future[Any]:
@@ -68,6 +70,9 @@ class Node:
         self.node_key = node_key
         self.config = config or EngineConfig()
         self.mempool = Mempool(self.config.mempool_capacity)
+        # Transactions whose nonce is ahead of their signer's next, under the mempool's lock.
+        self.queue: NonceQueue[Pending] = NonceQueue(self.config.queue_window, self.config.queue_ttl_s,
+                                                     self.config.mempool_capacity)
         self._head = store.head()
         self._head_time_ms = (store.block(self._head.height)[0].time_ms if self._head.height
                               else chain.genesis.genesis_time_ms)  # block times never precede genesis
@@ -163,10 +168,12 @@ class Node:
         self._refuse_if_halted()
         if self._sigcheck is None:
             checked = self.check(raw)
-            committed = self.admit(checked)
-            admitted: Future[None] = _uncancellable()
-            admitted.set_result(None)
-            return Submission(checked.tx.hash, admitted, committed)
+            view = self.store.view()
+            with self.mempool.lock:
+                pending, queued = self._admit_locked(checked, view, None)
+            admitted: Future[str] = _uncancellable()
+            admitted.set_result("queued" if queued else "pending")
+            return Submission(checked.tx.hash, admitted, pending.future)
         with self._quiet:
             checked = check_stateless(self.chain, raw, verify_signature=False)
         tx = checked.tx
@@ -189,7 +196,7 @@ class Node:
         batch = [checked for checked, _ in good]
         seen_height = self._head.height
         view = self._prefetched_view(batch)
-        outcomes: list[tuple[Submission, LedgerError | None]] = []
+        outcomes: list[tuple[Submission, LedgerError | str]] = []
         with self.mempool.lock:
             # A block committed since the prefetch may already have left the mempool: its nonces
             # are then only in the store, so read again (a commit after this point cannot leave
@@ -199,15 +206,15 @@ class Node:
             env = self._admission_env()
             for checked, sub in good:
                 try:
-                    self._admit_locked(checked, view, sub.committed, env)
-                    outcomes.append((sub, None))
+                    _, queued = self._admit_locked(checked, view, sub.committed, env)
+                    outcomes.append((sub, "queued" if queued else "pending"))
                 except LedgerError as exc:
                     outcomes.append((sub, exc))
-        for sub, error in outcomes:
-            if error is None:
-                sub.admitted.set_result(None)
+        for sub, outcome in outcomes:
+            if isinstance(outcome, str):
+                sub.admitted.set_result(outcome)
             else:
-                sub.admitted.set_exception(error)
+                sub.admitted.set_exception(outcome)
 
     def _prefetched_view(self, batch: list[CheckedTx]) -> StateView:
         reader = self.store.view()
@@ -231,27 +238,72 @@ class Node:
         """Admit a signature-checked transaction: duplicates, nonce, signer and authorisation."""
         view = self.store.view()  # committed state through this thread's own read connection
         with self.mempool.lock:
-            return self._admit_locked(checked, view, committed)
+            return self._admit_locked(checked, view, committed)[0].future
 
     def _admission_env(self) -> BlockEnv:
         """The environment admission checks run in: the next block, as far as is known now."""
         return BlockEnv(self.chain.chain_id, self._head.height + 1, self._head_time_ms, self.node_key.public_hex)
 
     def _admit_locked(self, checked: CheckedTx, view: StateView, committed: Future[object] | None,
-                      env: BlockEnv | None = None) -> Future[object]:
+                      env: BlockEnv | None = None) -> tuple[Pending, bool]:
+        """Admit ``checked`` to the mempool, or to the queue if its nonce is ahead (mempool lock held).
+
+        Returns the pending entry and whether it was queued. A transaction whose nonce is the signer's
+        next joins the mempool, followed by the signer's queued transactions that now follow on.
+        Raises InvalidTx: DUPLICATE_TX (pending, queued or committed), NONCE_ALREADY_PENDING (another
+        transaction of the signer holds this nonce in the mempool or the queue), NONCE_REPLAYED,
+        NONCE_OUT_OF_ORDER (beyond the queue's window), MEMPOOL_FULL; and whatever
+        :func:`check_admission` raises; LedgerError(NODE_UNAVAILABLE) while halted.
+        """
         tx = checked.tx
         self._refuse_if_halted()  # under the mempool lock: a halt empties the mempool under it too
-        if self.mempool.contains(tx.hash):
+        if self.mempool.contains(tx.hash) or self.queue.contains(tx.hash):
             raise InvalidTx("transaction is already pending", Code.DUPLICATE_TX)
-        expected = self.mempool.next_nonce(tx.signer_hex)
-        if expected is None:
-            expected = committed_nonce(view, tx.signer_hex) + 1
-        if tx.nonce < expected and self.store.has_tx(tx.hash):
-            raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
-        check_admission(self.chain, view, env or self._admission_env(), checked, expected)
+        pending_next = self.mempool.next_nonce(tx.signer_hex)
+        expected = committed_nonce(view, tx.signer_hex) + 1 if pending_next is None else pending_next
+        if tx.nonce < expected:
+            if self.store.has_tx(tx.hash):
+                raise InvalidTx("transaction is already committed", Code.DUPLICATE_TX)
+            if pending_next is not None and tx.nonce > committed_nonce(view, tx.signer_hex):
+                raise InvalidTx(f"another transaction of this signer with nonce {tx.nonce} is already pending",
+                                Code.NONCE_ALREADY_PENDING)
+        env = env or self._admission_env()
         pending = Pending(checked, committed or _uncancellable(), time.perf_counter())
+        if tx.nonce > expected:
+            self.queue.check_hold(tx.hash, tx.signer_hex, tx.nonce, expected)
+            check_admission(self.chain, view, env, checked, tx.nonce)  # every check but the gap
+            self.queue.hold(tx.hash, tx.signer_hex, tx.nonce, expected, pending, time.monotonic())
+            return pending, True
+        check_admission(self.chain, view, env, checked, expected)
         self.mempool.add(pending)
-        return pending.future
+        for follower in self.queue.release(tx.signer_hex, tx.nonce + 1):
+            self.mempool.add(follower.item, over_capacity=True)  # it held its room in the queue already
+        return pending, False
+
+    def expire_queued(self, now: float | None = None) -> int:
+        """Drop the queued transactions that have waited ``queue_ttl_s`` by ``now`` (default: the
+        monotonic clock), settling each to NONCE_GAP_EXPIRED; returns how many were dropped."""
+        when = time.monotonic() if now is None else now
+        with self.mempool.lock:
+            expired = self.queue.expire(when)
+            errors = [gap_expired(entry, self.queue.ttl_s) for entry in expired]
+            for entry, error in zip(expired, errors, strict=True):
+                self.queue.record_drop(entry.tx_hash, error)
+        for entry, error in zip(expired, errors, strict=True):
+            if not entry.item.future.done():
+                entry.item.future.set_result(error)
+        return len(expired)
+
+    def pool_status(self, tx_hash: bytes) -> tuple[str, LedgerError | None] | None:
+        """``("pending", None)`` in the mempool, ``("queued", None)`` waiting for earlier nonces,
+        ``("dropped", why)`` dropped since this node started; None when this node knows nothing of it."""
+        with self.mempool.lock:
+            if self.mempool.contains(tx_hash):
+                return "pending", None
+            if self.queue.contains(tx_hash):
+                return "queued", None
+            why = self.queue.dropped(tx_hash)
+        return None if why is None else ("dropped", why)
 
     def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
         fut = self.submit(raw)
@@ -282,11 +334,15 @@ class Node:
             except Exception as exc:
                 self._enter_halt(exc)
                 continue
+            if len(self.queue):
+                self.expire_queued()
             with self.mempool.lock:
-                while not len(self.mempool) and not self._stop.is_set():
+                if not len(self.mempool) and not self._stop.is_set():
                     self.mempool.not_empty.wait(timeout=0.5)
                 if self._stop.is_set():
                     return
+                if not len(self.mempool):
+                    continue  # idle: look at the halt, the rules and the queue's expiry again
                 # Blocks start at most every `interval`; a busy engine does not wait again.
                 deadline = max(last_start + interval, time.monotonic() + 0.002)
                 while len(self.mempool) < self._max_block_txs and not self._stop.is_set():
@@ -297,8 +353,7 @@ class Node:
                 batch = self.mempool.take(self._max_block_txs)
             last_start = time.monotonic()
             try:
-                with self._quiet:  # the block runs alone rather than trading the interpreter lock
-                    self.produce_block(batch)
+                self.produce_block(batch)
                 self._just_resumed = False
             except Exception as exc:  # never let the engine stop silently: halt, answer, report
                 self._enter_halt(exc)
@@ -315,6 +370,7 @@ class Node:
             self._halt = halt
             stranded = self.mempool.take(len(self.mempool))
             self.mempool.remove([p.checked.tx.hash for p in stranded])
+            stranded += [entry.item for entry in self.queue.take_all()]
         for pending in stranded:
             if not pending.future.done():
                 pending.future.set_result(InvalidTx(
@@ -369,20 +425,25 @@ class Node:
         height = self._head.height + 1
         now_ms = int(time.time() * 1000)
         env = BlockEnv(self.chain.chain_id, height, max(now_ms, self._head_time_ms + 1), self.node_key.public_hex)
-        self.store.writer_view.prefetch([k for p in batch for k in read_hints(p.checked)])
-        run = BlockExecution(self.chain, self.store.writer_view, env, self._head.app_hash)
         included: list[tuple[Pending, Receipt]] = []
         dropped: list[tuple[Pending, InvalidTx]] = []
-        for pending in batch:
-            try:
-                included.append((pending, run.add(pending.checked)))
-            except InvalidTx as exc:
-                dropped.append((pending, exc))
         header = None
-        if included:
-            result = run.finish()
-            header = result.header(self._head.block_hash.hex(), self.node_key.public_hex)
-            signature = self.node_key.sign("block", self.chain.chain_id, header.hash)
+        # Execution runs alone rather than trading the interpreter lock with admission; the commit
+        # (SQLite's and the head record's syncs to disk, the longest part under the durable mode) does
+        # not: admission goes on meanwhile, so the next block finds more transactions waiting.
+        with self._quiet:
+            self.store.writer_view.prefetch([k for p in batch for k in read_hints(p.checked)])
+            run = BlockExecution(self.chain, self.store.writer_view, env, self._head.app_hash)
+            for pending in batch:
+                try:
+                    included.append((pending, run.add(pending.checked)))
+                except InvalidTx as exc:
+                    dropped.append((pending, exc))
+            if included:
+                result = run.finish()
+                header = result.header(self._head.block_hash.hex(), self.node_key.public_hex)
+                signature = self.node_key.sign("block", self.chain.chain_id, header.hash)
+        if header is not None:
             self._head = self.store.commit_block(header, signature, result.txs, result.receipts, result.changes)
             self._head_time_ms = header.time_ms
         with self.mempool.lock:
@@ -392,6 +453,8 @@ class Node:
                 for doomed in self.mempool.drop_signer_after(tx.signer_hex, tx.nonce):
                     dropped.append((doomed, InvalidTx("an earlier transaction of this signer was dropped",
                                                       Code.NONCE_OUT_OF_ORDER)))
+            for pending, why in dropped:  # queued ones of the signer wait on: the gap may fill again
+                self.queue.record_drop(pending.checked.tx.hash, why)
         for pending, receipt in included:
             pending.future.set_result(receipt)
         for pending, why in dropped:
@@ -442,6 +505,10 @@ class Node:
 class SoloEngine:
     """The embedded node behind the API (the solo engine), as an :class:`~careledger.node.engine.Engine`."""
 
+    quick_submit = True
+    """submit_async decodes and queues (signatures are checked elsewhere): the API's admitter thread
+    may call it for many submissions in a row (:class:`careledger.api.txs.Admitter`)."""
+
     def __init__(self, node: Node) -> None:
         self.node = node
 
@@ -468,7 +535,10 @@ class SoloEngine:
 
     def is_pending(self, tx_hash: bytes) -> bool:
         with self.node.mempool.lock:  # a transaction leaves the mempool only after its block is stored
-            return self.node.mempool.contains(tx_hash)
+            return self.node.mempool.contains(tx_hash) or self.node.queue.contains(tx_hash)
+
+    def pool_status(self, tx_hash: bytes) -> tuple[str, LedgerError | None] | None:
+        return self.node.pool_status(tx_hash)
 
     def nonces(self, pubkey: str) -> tuple[int, int]:
         view = self.node.store.view()
