@@ -29,6 +29,7 @@ from careledger.core.proofs import ProofInvalid, verify_proof
 from careledger.core.tx import sign_tx
 from careledger.node.home import Home, init_home
 from careledger.node.solo import Node
+from careledger.vault.requests import SCHEME
 
 GENESIS_TIME_MS = 1_700_000_000_000
 JSON = {"content-type": "application/json"}
@@ -551,6 +552,31 @@ async def test_openapi_lists_every_route_with_the_error_shape(asgi: tuple[httpx.
     assert {"200", "202", "400", "401", "409", "413", "504"} <= set(submit["responses"])
     assert "application/json" in submit["requestBody"]["content"]
     assert "ErrorResponse" in doc["components"]["schemas"]
+
+
+@pytest.mark.anyio
+async def test_openapi_declares_the_one_signed_request_scheme_and_the_typed_request_bodies(
+        asgi: tuple[httpx.AsyncClient, Node]) -> None:
+    doc = (await asgi[0].get("/openapi.json")).json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["CareLedgerRequest"]["type"] == "http" and schemes["CareLedgerRequest"]["scheme"] == SCHEME
+    signed = {(method.upper(), path): op for path, ops in doc["paths"].items() for method, op in ops.items()
+              if {"CareLedgerRequest": []} in op.get("security", [])}
+    assert set(signed) == {("POST", "/v1/records/query"), ("POST", "/v1/gateway/read"),
+                           ("POST", "/v1/gateway/store"), ("GET", "/v1/supply/alerts"), ("POST", "/fhir/auth/token"),
+                           ("GET", "/fhir/{resource_type}"), ("GET", "/fhir/{resource_type}/{resource_id}")}
+    assert {"FhirBearer": []} in signed[("GET", "/fhir/{resource_type}")]["security"]
+    assert not any("X-CareLedger-Timestamp" in str(op) for op in signed.values())  # the old headers are gone
+
+    def kinds(method: str, path: str) -> set[str]:
+        schema = signed[(method, path)]["requestBody"]["content"]["application/json"]["schema"]
+        assert all(s["additionalProperties"] is False for s in schema.get("oneOf", [schema]))
+        return {s["properties"]["kind"]["const"] for s in schema.get("oneOf", [schema])}
+
+    assert kinds("POST", "/v1/records/query") == {"view", "index", "anchors"}
+    assert kinds("POST", "/v1/gateway/read") == {"read"} and kinds("POST", "/v1/gateway/store") == {"store"}
+    assert kinds("POST", "/fhir/auth/token") == {"token"}
+    assert "requestBody" not in signed[("GET", "/v1/supply/alerts")]
 
 
 @pytest.mark.anyio

@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api import chain, epcis, fhir, governance, identity, records, supply, txs
+from careledger.api.common import SECURITY_SCHEMES
 from careledger.api.errors import install_error_handlers
 from careledger.api.services import NodeContext, Services, Starter, home_of, open_services
 from careledger.console import mount as mount_console
@@ -56,7 +57,8 @@ TAGS: list[dict[str, Any]] = [
 
 
 def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with its default 422 validation responses replaced by our 400 error shape."""
+    """FastAPI's document, with its default 422 validation responses replaced by our 400 error shape and
+    the signed-request security scheme declared."""
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
                           tags=app.openapi_tags)
@@ -67,6 +69,7 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
                 if responses.pop("422", None) is not None and "400" not in responses:
                     responses["400"] = {"description": "Malformed request",
                                         "content": {"application/json": {"schema": error_ref}}}
+        doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
         schemas = doc.get("components", {}).get("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)

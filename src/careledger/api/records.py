@@ -1,13 +1,14 @@
 """Records, consent and audit over HTTP: patient-scoped ledger queries and the custodian gateway.
 
-Every route takes a *signed request* (see :mod:`careledger.vault.requests`), never a bare query
-string: no route answers anything about a patient to an unauthenticated caller.
+Every route but the erasure takes a *signed request* (``Authorization: CareLedger-Request …``, see
+:mod:`careledger.vault.requests`) whose body is a typed request: no route answers anything about a
+patient to an unauthenticated caller.
 
 * ``POST /v1/records/query``  — ``view`` (patient or delegate), ``index`` and ``anchors`` (parties the
   patient's consent covers), from committed ledger state; any node answers;
 * ``GET  /v1/gateway``        — the custodians whose vaults this node hosts, with their gateway keys;
-* ``POST /v1/gateway/store``  — a custodian member stores a FHIR resource or bundle (``resource`` beside
-  the signed request); invalid FHIR answers 422 with an ``operation_outcome``;
+* ``POST /v1/gateway/store``  — a custodian member stores a FHIR resource or bundle (``resource`` in the
+  signed ``store`` request); invalid FHIR answers 422 with an ``operation_outcome``;
 * ``POST /v1/gateway/read``   — consent-checked, audited reads; returns content with its salt;
 * ``POST /v1/gateway/erase``  — ``{"tx": hex}`` of a signed ``records.erase``; commits it, then shreds.
 
@@ -27,16 +28,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api.common import read_body
+from careledger.api.common import read_body, signed_request, signed_route
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.api.services import NodeContext, Services, services_of
 from careledger.core.errors import Code, LedgerError
 from careledger.node.home import Home, HomeError
-from careledger.vault.canonical import parse_exact
 from careledger.vault.fhir import FhirInvalid
 from careledger.vault.gateway import Gateway
 from careledger.vault.ledger import NodeLedger
 from careledger.vault.queries import LedgerQueries
+from careledger.vault.requests import QUERY_KINDS, ReadRequest, SignedRequest, StoreRequest, parse_exact_json
 
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_STORE_BYTES = 16 * 1024 * 1024
@@ -82,12 +83,9 @@ def _error(exc: LedgerError, tx_hash: str | None = None) -> JSONResponse:
     return error_response(exc, extra)
 
 
-async def _doc(request: Request, limit: int = MAX_REQUEST_BYTES) -> Any:
-    body = await read_body(request, limit)
-    try:
-        return parse_exact(body)
-    except LedgerError as exc:
-        raise LedgerError(exc.message, Code.REQUEST_MALFORMED) from None
+async def _signed(request: Request, limit: int = MAX_REQUEST_BYTES) -> SignedRequest:
+    """The signed request as received: media type and size checked, the body read whole."""
+    return signed_request(request, await read_body(request, limit))
 
 
 async def _answer(fn: Any, *args: Any, tx_hash: str | None = None) -> JSONResponse:
@@ -97,17 +95,12 @@ async def _answer(fn: Any, *args: Any, tx_hash: str | None = None) -> JSONRespon
         return _error(exc, tx_hash)
 
 
-SIGNED = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "required": ["request", "sig"],
-    "properties": {"request": {"type": "object"}, "sig": {"type": "string"}}}}}}}
-
-
-@router.post("/v1/records/query", summary="Patient-scoped ledger query (signed)", openapi_extra=SIGNED,
-             response_model=None)
+@router.post("/v1/records/query", summary="Patient-scoped ledger query (signed)", response_model=None,
+             openapi_extra=signed_route(*QUERY_KINDS.values()))
 async def query(request: Request) -> JSONResponse:
     """``view``, ``index`` or ``anchors`` for one patient, answered only to the signed parties allowed."""
-    doc = await _doc(request)
-    return await _answer(records_of(request).queries.answer, doc)
+    signed = await _signed(request)
+    return await _answer(records_of(request).queries.answer, signed)
 
 
 @router.get("/v1/gateway", summary="Custodians hosted by this node", response_model=None)
@@ -116,29 +109,26 @@ async def custodians(request: Request) -> JSONResponse:
     return JSONResponse({"custodians": records_of(request).gateway.custodians()})
 
 
-@router.post("/v1/gateway/store", summary="Store and anchor a FHIR resource or bundle", openapi_extra=SIGNED,
-             response_model=None)
+@router.post("/v1/gateway/store", summary="Store and anchor a FHIR resource or bundle (signed)", response_model=None,
+             openapi_extra=signed_route(StoreRequest))
 async def store(request: Request) -> JSONResponse:
     """A custodian member stores FHIR content: validated, encrypted, anchored; all-or-nothing."""
     try:
-        doc = await _doc(request, MAX_STORE_BYTES)
-        if type(doc) is not dict or "resource" not in doc:
-            raise LedgerError("a store request carries {request, sig, resource}", Code.REQUEST_MALFORMED)
+        signed = await _signed(request, MAX_STORE_BYTES)
     except LedgerError as exc:
         return _error(exc)
-    resource = doc.pop("resource")
-    return await _answer(records_of(request).gateway.store, doc, resource)
+    return await _answer(records_of(request).gateway.store, signed)
 
 
-@router.post("/v1/gateway/read", summary="Read records (consent-checked, audited)", openapi_extra=SIGNED,
-             response_model=None)
+@router.post("/v1/gateway/read", summary="Read records (signed; consent-checked, audited)", response_model=None,
+             openapi_extra=signed_route(ReadRequest))
 async def read(request: Request) -> JSONResponse:
     """Records with their salts, after the consent check and an audit entry per record."""
     try:
-        doc = await _doc(request)
+        signed = await _signed(request)
     except LedgerError as exc:
         return _error(exc)
-    return await _answer(records_of(request).gateway.read, doc)
+    return await _answer(records_of(request).gateway.read, signed)
 
 
 @router.post("/v1/gateway/erase", summary="Erase a record (crypto-shredding)", response_model=None)
@@ -146,8 +136,8 @@ async def erase(request: Request) -> JSONResponse:
     """Body ``{"tx": hex}``: a ``records.erase`` transaction signed by the patient, a delegate or the custodian.
     Every refusal after the hex is decoded carries the transaction's `tx_hash`."""
     try:
-        doc = await _doc(request)
-        if type(doc) is not dict or type(doc.get("tx")) is not str:
+        doc = parse_exact_json(await read_body(request, MAX_REQUEST_BYTES))
+        if type(doc) is not dict or set(doc) != {"tx"} or type(doc["tx"]) is not str:
             raise LedgerError('body must be {"tx": hex}', Code.REQUEST_MALFORMED)
         raw = bytes.fromhex(doc["tx"])
     except ValueError:

@@ -9,12 +9,13 @@ manufacturer those about its products.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from careledger.api.common import node_of, not_found
+from careledger.api.common import node_of, not_found, signed_request, signed_route
 from careledger.api.errors import LedgerRoute
 from careledger.api.services import NodeContext, Services, services_of
 from careledger.contracts.supply import layout
@@ -25,6 +26,7 @@ from careledger.node.engine import Engine
 from careledger.supply import auth
 from careledger.supply.alerts import AlertIndex
 from careledger.supply.views import item_view
+from careledger.vault.requests import ReplayGuard
 
 router = APIRouter(prefix="/v1/supply", tags=["supply"], route_class=LedgerRoute)
 
@@ -37,17 +39,23 @@ def now_ms() -> int:
 
 
 def requester(request: Request, node: Engine) -> auth.Requester:
-    """The signed request's member (see :mod:`careledger.supply.auth`); raises AuthError."""
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    query = request.scope.get("query_string", b"")
-    target = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-    return auth.verify_request(node.chain.suite, node.chain.chain_id, node.store.view(), request.method, target,
-                               dict(request.headers), now_ms())
+    """The member who signed this request (see :mod:`careledger.supply.auth`); raises AuthError."""
+    return auth.verify_member_request(signed_request(request), node.chain.chain_id, node.chain.suite,
+                                      node.store.view(), now_ms(), services_of(request).get(AlertReads).guard)
+
+
+@dataclass(frozen=True)
+class AlertReads:
+    """The replay memory of signed alert reads (each signed request is accepted once)."""
+
+    guard: ReplayGuard
 
 
 def start(context: NodeContext, services: Services) -> None:
-    """The alert index, built at start-up (it derives alerts from committed receipts as it is read)."""
+    """The alert index, built at start-up (it derives alerts from committed receipts as it is read),
+    and the memory of the signed reads it answered."""
     services.add(AlertIndex())
+    services.add(AlertReads(ReplayGuard()))
 
 
 def alert_index(request: Request) -> AlertIndex:
@@ -108,12 +116,13 @@ def verify(request: Request, gtin: Annotated[str | None, Query(max_length=14)] =
     return JSONResponse(result)
 
 
-@router.get("/alerts", summary="Alerts (signed request; regulators and manufacturers)", response_model=None)
+@router.get("/alerts", summary="Alerts (signed request; regulators and manufacturers)", response_model=None,
+            openapi_extra=signed_route())
 def get_alerts(request: Request, kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
                since_height: Annotated[int, Query(ge=0)] = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> JSONResponse:
     """Alerts derived from committed receipts: a regulator sees all, a manufacturer those about its
-    products. Needs the `X-CareLedger-Key`, `-Timestamp` and `-Signature` headers."""
+    products. A signed request (`Authorization: CareLedger-Request …`), accepted once."""
     node = node_of(request)
     who = requester(request, node)
     if "regulator" not in who.org_roles and "manufacturer" not in who.org_roles:

@@ -40,6 +40,7 @@ from careledger.core.genesis import Genesis, decode_genesis, parse_genesis
 from careledger.core.proofs import ProofInvalid
 from careledger.core.proofs import verify_proof as _verify_proof
 from careledger.core.tx import sign_tx
+from careledger.vault.requests import authorization
 
 __all__ = ["Client", "ClientError", "NodeUnavailable", "ProofInvalid", "verify_proof"]
 
@@ -110,13 +111,20 @@ class Client:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+    def request(self, method: str, path: str, *, timeout: float | None = None, sign: SigningKey | None = None,
+                **kwargs: Any) -> dict[str, Any]:
         """One call to the node's HTTP API: the decoded JSON object of a success, else ClientError with
         the stable code the node gave (NodeUnavailable when it cannot be reached or does not answer).
-        ``kwargs`` go to ``httpx`` (``json``, ``content``, ``params``, ``headers``)."""
+        ``kwargs`` go to ``httpx`` (``json``, ``content``, ``params``, ``headers``). With ``sign``, the
+        request is a signed request of that key (``Authorization: CareLedger-Request …`` over the
+        method, the path and query and the body exactly as sent; docs/protocol.md section 4.3)."""
+        request = self._http.build_request(method, path, timeout=timeout if timeout is not None else self.timeout,
+                                           **kwargs)
+        if sign is not None:
+            request.headers["Authorization"] = authorization(sign, self.chain_id(), request.method,
+                                                             request.url.raw_path.decode("ascii"), request.content)
         try:
-            response = self._http.request(method, path, timeout=timeout if timeout is not None else self.timeout,
-                                          **kwargs)
+            response = self._http.send(request)
         except httpx.TimeoutException as exc:
             raise NodeUnavailable(int(Code.TIMEOUT), Code.TIMEOUT.name, f"no answer from the node: {exc}",
                                   None) from exc
