@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test lint bench cometbft loadgen browser screenshots wheel lock clean soak venv
+.PHONY: demo test lint bench cometbft loadgen browser screenshots wheel lock clean soak venv faults
 
 $(RUNTIME): requirements/runtime.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,14 @@ wheel: $(DEV)
 
 lock:
 	scripts/lock.sh
+
+# The CometBFT fault matrix, about 10 minutes: a fresh 4-validator network under load through rolling
+# kills, a paused validator, a CometBFT killed under its live API, 2 of 4 down, and (as root, with
+# `ip netns`) a partitioned validator; prints its figures and exits 4 if an invariant fails.
+# `make test` runs the 1.5-minute plan (tests/engines/test_faults.py).
+faults: $(DEV) cometbft
+	rm -rf build/faults
+	$(VENV)/bin/careledger net faults --home build/faults --plan long
 
 soak: $(DEV)
 	CARELEDGER_SOAK=1 $(PY) -m pytest -q -p no:cacheprovider -m slow

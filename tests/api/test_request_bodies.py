@@ -43,8 +43,14 @@ def api(node: Node) -> Iterator[tuple[BackgroundServer, httpx.Client]]:
 
 
 def refused(response: httpx.Response, status: int, code: Code) -> dict[str, Any]:
+    """The refusal's ``error`` object; the FHIR facade's routes answer with an OperationOutcome whose
+    issue carries the same code and message, read here into the same shape."""
     assert response.status_code == status, response.text
     doc: dict[str, Any] = response.json()
+    if doc.get("resourceType") == "OperationOutcome":
+        issue = doc["issue"][0]
+        coding = issue["details"]["coding"][0]
+        doc = {"error": {"code": int(coding["code"]), "name": coding["display"], "message": issue["diagnostics"]}}
     assert doc["error"]["code"] == int(code) and doc["error"]["name"] == code.name, doc
     return doc
 

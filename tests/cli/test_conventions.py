@@ -130,8 +130,8 @@ def test_tables_to_a_pipe_keep_full_values(careledger: Any, node_home: Home) -> 
     run = careledger("keys", "list", "--home", str(node_home.path))
     assert run.status == 0
     lines = run.out.splitlines()
-    assert lines[0] == "name\tpublic key"
-    assert all(re.fullmatch(r"[^\t]+\t[0-9a-f]{64}", line) for line in lines[1:]), lines
+    assert lines[0] == "name\tpublic key\tencrypted"
+    assert all(re.fullmatch(r"[^\t]+\t[0-9a-f]{64}\t(yes)?", line) for line in lines[1:]), lines
     assert "…" not in run.out
 
 

@@ -518,18 +518,17 @@ def test_prepare_proposal_drops_invalid_and_respects_max_tx_bytes(ready: CareLed
     assert ready.head.height == 0
 
 
-def test_vote_extensions_are_empty_and_snapshots_are_not_offered(ready: CareLedgerApp) -> None:
+def test_vote_extensions_are_empty_and_no_snapshot_before_one_is_taken(ready: CareLedgerApp) -> None:
     assert ready.extend_vote(pb.ExtendVoteRequest(height=1)).vote_extension == b""
     ok = ready.verify_vote_extension(pb.VerifyVoteExtensionRequest(height=1))
     bad = ready.verify_vote_extension(pb.VerifyVoteExtensionRequest(height=1, vote_extension=b"x"))
     assert ok.status == pb.VerifyVoteExtensionResponse.ACCEPT
     assert bad.status == pb.VerifyVoteExtensionResponse.REJECT
-    # state sync is not supported yet: no snapshots, and offered ones are refused
+    # no snapshot yet (see test_statesync.py), and nothing to apply without an accepted offer
     assert list(ready.list_snapshots(pb.ListSnapshotsRequest()).snapshots) == []
-    assert ready.offer_snapshot(pb.OfferSnapshotRequest()).result == pb.OfferSnapshotResponse.REJECT
+    assert ready.offer_snapshot(pb.OfferSnapshotRequest()).result == pb.OfferSnapshotResponse.REJECT_FORMAT
     assert ready.load_snapshot_chunk(pb.LoadSnapshotChunkRequest()).chunk == b""
-    assert ready.apply_snapshot_chunk(pb.ApplySnapshotChunkRequest()).result == \
-        pb.ApplySnapshotChunkResponse.REJECT_SNAPSHOT
+    assert ready.apply_snapshot_chunk(pb.ApplySnapshotChunkRequest()).result == pb.ApplySnapshotChunkResponse.ABORT
 
 
 # -- FinalizeBlock and Commit ---------------------------------------------------------------------------------

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from careledger.abci.cometbft import validator_address
@@ -85,9 +87,20 @@ def test_layout_has_one_genesis_and_validators_that_are_cometbft_keys(net: Local
         assert len(peers) == 3 and all("@127.0.0.1:" in p for p in peers) and node.node_id not in config["p2p"][
             "persistent_peers"]
         assert config["proxy_app"] == node.abci and config["consensus"]["create_empty_blocks"] is False
+        # CometBFT reaches the app on the node's own socket, which only its owner can open
+        sock = node.abci_socket
+        assert sock is not None and stat.S_IMODE(sock.stat().st_mode) == 0o600
+        assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+        # CometBFT's metrics on a port of each node's own, and its indexer on
+        assert config["instrumentation"]["prometheus"] is True
+        assert config["instrumentation"]["prometheus_listen_addr"] == node.metrics
+        assert config["tx_index"]["indexer"] == "kv"
         assert json.loads((spec.careledger_home(node) / "config.json").read_text())["engine"] == "cometbft"
         assert not (spec.careledger_home(node) / "vault").exists()  # `careledger records vault-init` makes one
     assert cometbft_validators(net, 0) == {n.validator: 10 for n in spec.nodes}
+    assert len({n.metrics for n in spec.nodes}) == len(spec.nodes)
+    for node in spec.nodes:
+        assert "cometbft_consensus_height" in httpx.get(node.metrics_url, timeout=5).text
 
 
 def test_a_tx_through_any_node_commits_everywhere_and_a_replay_elsewhere_is_refused(net: LocalNetwork) -> None:
@@ -110,6 +123,10 @@ def test_a_tx_through_any_node_commits_everywhere_and_a_replay_elsewhere_is_refu
         assert refused.value.name == "DUPLICATE_TX"
     status = net.client(2).status()
     assert status["engine"] == "cometbft" and status["cometbft_height"] >= status["height"] >= 4
+    # CometBFT's indexer finds them by their events (tx_search)
+    found = net.rpc(1, "tx_search", query="careledger_tx.type='identity.register_patient'", per_page="100")
+    hashes = {str(t["hash"]).lower() for t in found["txs"]}
+    assert {r["tx_hash"] for r in results} <= hashes
 
 
 def test_cli_init_start_status_stop(tmp_path: Path) -> None:

@@ -19,11 +19,11 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from careledger.contracts import research as rc
+from careledger.contracts.research.study_keys import make_linkage_statement
 from careledger.core.errors import Code
 from careledger.research import envelope
 from careledger.research.config import parse_config, vendored_config
 from careledger.research.dataset import CSV_NAME
-from careledger.research.keys import make_linkage_statement
 from careledger.research.release import (
     ReleaseRefused,
     ReleaseReport,
@@ -287,15 +287,16 @@ def test_l_diversity_on_conditions(tmp_path: Path) -> None:
 def test_linkage_statements(world: World) -> None:
     sid = world.study  # type: ignore[attr-defined]
     person = world.people[0]
-    good = make_linkage_statement(person.key, CHAIN_ID, "study", sid)
+    good = make_linkage_statement(person.key, CHAIN_ID, "study", sid, "hospital", 0)
     assert world.desk.accept_linkage(world.view, good).patient == person.pseudonym
     bad = json.loads(json.dumps(good))
     bad["statement"]["target"] = "study-" + "1" * 24
-    for doc in (bad, make_linkage_statement(person.key, "another-chain", "study", sid), {"statement": 1}):
+    for doc in (bad, make_linkage_statement(person.key, "another-chain", "study", sid, "hospital", 0),
+                make_linkage_statement(person.key, CHAIN_ID, "study", sid, "clinic", 0), {"statement": 1}):
         with pytest.raises(Exception) as err:
             world.desk.accept_linkage(world.view, doc)
         assert getattr(err.value, "code", None) == Code.LINKAGE_INVALID
-    stranger = make_linkage_statement(seeded_key("never registered"), CHAIN_ID, "study", sid)
+    stranger = make_linkage_statement(seeded_key("never registered"), CHAIN_ID, "study", sid, "hospital", 0)
     with pytest.raises(Exception) as err:
         world.desk.accept_linkage(world.view, stranger)
     assert getattr(err.value, "code", None) == Code.LINKAGE_UNKNOWN

@@ -15,9 +15,14 @@ from typing import Any
 from careledger.chain.executor import Chain
 from careledger.chain.registry import default_registry
 from careledger.contracts.identity import compute_pseudonym
+from careledger.contracts.research.study_keys import (
+    derive_study_key,
+    make_linkage_statement,
+    scope_info,
+    study_pseudonym,
+)
 from careledger.core.crypto import SigningKey
 from careledger.research.custodian import LinkageStore, ResearchDesk
-from careledger.research.keys import derive_study_key, make_linkage_statement, scope_info, study_pseudonym
 from careledger.samples import synthea_bundles
 from careledger.vault.canonical import canonical_bytes, parse_exact
 from careledger.vault.store import Vault, new_record_id
@@ -119,7 +124,8 @@ class World:
         """The patient consents with her study key and hands the custodian her linkage statement."""
         consent = self.ok(person.study_key(scope, target), "research.consent", {"scope": scope, "target": target})
         if link:
-            self.desk.accept_linkage(self.view, make_linkage_statement(person.key, CHAIN_ID, scope, target))
+            self.desk.accept_linkage(self.view, make_linkage_statement(person.key, CHAIN_ID, scope, target, "hospital",
+                                                                       GENESIS_TIME_MS))
         return str(consent["consent"])
 
     def anchor_release(self, built: Any) -> str:

@@ -14,11 +14,11 @@ from typing import Any
 from careledger.chain.executor import Chain
 from careledger.chain.registry import default_registry
 from careledger.contracts import trials as trials_contract
+from careledger.contracts.research.study_keys import compute_study_pseudonym, derive_study_key
 from careledger.contracts.trials.safety import DAY_MS
 from careledger.core.block import BlockEnv, Receipt
 from careledger.core.crypto import SigningKey
 from careledger.samples import synthea_bundles
-from careledger.trials.pseudonyms import derive_study_key
 from careledger.trials.randomisation import AllocationSchedule, generate_schedule
 from careledger.vault.canonical import parse_exact
 from support import GENESIS_TIME_MS, Ledger, make_consortium, seeded_key
@@ -173,7 +173,7 @@ class World:
         return derive_study_key(self.patient(name).seed, trial)
 
     def subject(self, name: str, trial: str) -> str:
-        return trials_contract.compute_subject_pseudonym(self.study_key(name, trial).public_hex)
+        return compute_study_pseudonym(self.study_key(name, trial).public_hex)
 
     def consent(self, name: str, trial: str, version: int = 1, form: str = FORM_V1) -> Receipt:
         return self.run(self.study_key(name, trial), "trials.consent",

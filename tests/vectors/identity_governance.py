@@ -145,6 +145,22 @@ def identity_set_org_api() -> dict[str, Any]:
                     [(True, 0), (False, 105), (True, 206)])
 
 
+def identity_set_org_tls() -> dict[str, Any]:
+    b = Builder()
+    fp = [hashlib.sha256(f"certificate {i}".encode()).hexdigest() for i in range(3)]
+    b.pre(b.tx(admin(P), "identity.set_org_tls", {"fingerprints": [fp[2]], "org": P}))
+    register = b.tx(admin(H), "identity.set_org_tls", {"fingerprints": [fp[1], fp[0]], "org": H})
+    repeated = b.tx(admin(H), "identity.set_org_tls", {"fingerprints": [fp[0], fp[0]], "org": H}, nonce=2)
+    not_hex = b.tx(admin(H), "identity.set_org_tls", {"fingerprints": [fp[0].upper()], "org": H}, nonce=2)
+    clear = b.tx(admin(P), "identity.set_org_tls", {"fingerprints": [], "org": P})
+    return b.vector("identity_set_org_tls",
+                    "The hospital's admin registers two TLS client certificate fingerprints (stored sorted); "
+                    "repeated or upper-case fingerprints are invalid (105); the pharmacy's admin clears the one "
+                    "it registered before.",
+                    [register, repeated, not_hex, clear], [f"identity/tls/{H}", f"identity/tls/{P}"],
+                    [(True, 0), (False, 105), (False, 105), (True, 0)])
+
+
 def identity_register_patient_twice() -> dict[str, Any]:
     b = Builder()
     b.pre(b.tx(PATIENT, "identity.register_patient", {}))
@@ -270,7 +286,8 @@ VECTORS: list[Callable[[], dict[str, Any]]] = [
     identity_enrol_member_key_in_use, identity_set_member_roles_ok, identity_set_member_roles_refused,
     identity_revoke_member_ok, identity_revoke_member_refused, identity_revoked_member_refused,
     identity_revocation_same_block, identity_register_patient_ok, identity_register_patient_twice,
-    identity_set_org_api, governance_propose_open, governance_propose_refused, governance_add_organisation_executed,
+    identity_set_org_api, identity_set_org_tls,
+    governance_propose_open, governance_propose_refused, governance_add_organisation_executed,
     governance_proposal_rejected, governance_already_voted, governance_proposal_unknown, governance_set_validator,
     governance_remove_organisation, governance_proposal_expired, governance_schedule_rules,
 ]

@@ -3,10 +3,11 @@
 The consortium is a research organisation (the sponsor, with a researcher), a hospital (the custodian,
 with a data steward, and a researcher of its own, who is not the sponsor's) and a regulator. Patients
 consent under study pseudonyms: each signs ``research.consent`` and ``research.revoke_consent`` with
-the key she derives from her own seed for one study or one category (``careledger.research.keys``),
-an unregistered key that never signs anything else. The ledger never sees released data, so a release
-carries only what the contract checks: made-up dataset and configuration hashes, counts, the achieved
-k and l, and the consent snapshot (study pseudonym, consent) whose Merkle root it declares.
+the key she derives from her own seed for one study or one category
+(``careledger.contracts.research.study_keys``), an unregistered key that never signs anything else.
+The ledger never sees released data, so a release carries only what the contract checks: made-up
+dataset and configuration hashes, counts, the achieved k and l, and the consent snapshot (study
+pseudonym, consent) whose Merkle root it declares.
 
 A transaction refused by the contract's ``authorize`` step (who may sign, section 4.1 check 21) is
 refused by a node at admission already, so those refusals are kept together in
@@ -20,10 +21,10 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from careledger.contracts.research.layout import compute_study_pseudonym, snapshot_leaf
+from careledger.contracts.research.layout import snapshot_leaf
+from careledger.contracts.research.study_keys import compute_study_pseudonym, derive_study_key, scope_info
 from careledger.core.crypto import SigningKey
 from careledger.core.merkle import merkle_root
-from careledger.research.keys import derive_study_key, scope_info
 from vectors.builder import GENESIS_TIME_MS, Builder, Org, admin, enrol, key, nonce
 
 SPONSOR_ORG, HOSPITAL, REGULATOR = "research-r", "hospital-a", "regulator-d"

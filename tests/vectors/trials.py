@@ -3,7 +3,7 @@
 The consortium is a research organisation (the sponsor), a hospital and a clinic (the sites) and a
 regulator. The trial is randomised and double-blind, with one stratum of four slots: the sponsor's
 allocation schedule comes from a fixed seed (``careledger.trials.randomisation``), subjects sign
-with study keys derived from their patient keys for this trial (``careledger.trials.pseudonyms``),
+with study keys derived from their patient keys for this trial (``careledger.contracts.research.study_keys``),
 and the registration is a short synthetic WHO data set (docs/trials.md).
 """
 
@@ -14,9 +14,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from careledger.contracts.trials.layout import compute_subject_pseudonym
+from careledger.contracts.research.study_keys import compute_study_pseudonym, derive_study_key
 from careledger.core.crypto import SigningKey
-from careledger.trials.pseudonyms import derive_study_key
 from careledger.trials.randomisation import AllocationSchedule, generate_schedule
 from vectors.builder import Builder, Org, admin, enrol, key
 
@@ -106,7 +105,7 @@ def study_key(patient: int, trial: str) -> SigningKey:
 
 
 def subject(patient: int, trial: str) -> str:
-    return compute_subject_pseudonym(study_key(patient, trial).public_hex)
+    return compute_study_pseudonym(study_key(patient, trial).public_hex)
 
 
 def consent(b: Builder, patient: int, trial: str, version: int = 1, form: str = "form/1") -> bytes:

@@ -38,12 +38,26 @@ transaction's signature is verified once per node, in CheckTx, and not again in 
 
 Queries (committed state only, latest height): ``/head``, ``/state/<key>``, ``/tx/<hash hex>``,
 ``/block/<height>``.
+
+**State sync** (:mod:`careledger.abci.snapshots`): every ``interval`` CometBFT heights (the node's
+:class:`~careledger.abci.snapshots.SnapshotPolicy`) a background thread writes a snapshot of the
+ledger's history, which ``ListSnapshots`` and ``LoadSnapshotChunk`` serve to joining nodes. A node
+joining by state sync accepts in ``OfferSnapshot`` only a snapshot of its own genesis while its ledger
+is still at genesis, re-executes every block of it in ``ApplySnapshotChunk`` into a store beside its
+ledger, and swaps that store in only when the result has the app hash CometBFT's light client
+verified.
+
+**Only CometBFT drives it.** The server (:mod:`careledger.abci.server`) answers consensus requests on
+one connection only and tells the app when that connection closes
+(:meth:`CareLedgerApp.consensus_connection_lost`): a block finalised there and not committed is
+forgotten, so Commit persists only what the same consensus connection finalised, at the next height.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +66,18 @@ from typing import Any
 
 from careledger.abci import abci_pb2 as pb
 from careledger.abci.progress import ProgressRecord
+from careledger.abci.snapshots import (
+    FORMAT,
+    SNAPSHOT_DIR,
+    BadChunk,
+    Manifest,
+    Restore,
+    SnapshotError,
+    SnapshotPolicy,
+    SnapshotRejected,
+    SnapshotStore,
+    install_restored,
+)
 from careledger.abci.wire import encode_uvarint
 from careledger.chain.executor import (
     BlockExecution,
@@ -151,7 +177,11 @@ class CareLedgerApp:
     mempool re-check evicts; they run on the ABCI thread and must not block.
     """
 
-    def __init__(self, db_path: Path, check_integrity: bool = True, checked_cache: int = CHECKED_CACHE) -> None:
+    def __init__(self, db_path: Path, check_integrity: bool = True, checked_cache: int = CHECKED_CACHE,
+                 snapshot_policy: SnapshotPolicy | None = None) -> None:
+        """Open the ledger at ``db_path`` (created by InitChain, or restored by state sync when absent).
+        ``snapshot_policy`` defaults to ``<db dir>/statesync.json`` (no snapshots without it).
+        Raises StoreCorrupted (see :func:`~careledger.node.startup.open_store`) and SnapshotError."""
         self.db_path = Path(db_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.store: Store | None = None
@@ -170,6 +200,10 @@ class CareLedgerApp:
         self.commit_listeners: list[CommitListener] = []
         self.evict_listeners: list[EvictListener] = []
         self._progress = ProgressRecord(self.db_path)
+        self.snapshot_policy = snapshot_policy or SnapshotPolicy.load(self.db_path.parent)
+        self.snapshots = SnapshotStore(self.db_path.parent / SNAPSHOT_DIR)
+        self._snapshotting: threading.Thread | None = None
+        self._restore: Restore | None = None
         probe = Store(self.db_path)
         try:
             initialised = probe.is_initialised()
@@ -187,6 +221,11 @@ class CareLedgerApp:
         self.cometbft_height = self._progress.recover(self._head.height).cometbft
 
     def close(self) -> None:
+        if self._snapshotting is not None:
+            self._snapshotting.join()
+        if self._restore is not None:
+            self._restore.discard()
+            self._restore = None
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -227,6 +266,16 @@ class CareLedgerApp:
                     self._checked.popitem(last=False)
             self._checked[key] = checked
         return checked
+
+    def consensus_connection_lost(self) -> None:
+        """The server's consensus connection closed: forget what it finalised and did not commit, so a
+        Commit on any later connection can only persist a block finalised there."""
+        if self._finalized is not None:
+            log.warning("the consensus connection closed after FinalizeBlock at height %d and before Commit: "
+                        "the finalised block is forgotten (CometBFT replays it when it reconnects)",
+                        self._finalized.height)
+        self._finalized = None
+        self._executions.clear()
 
     # -- information --------------------------------------------------------------------------------
     def info(self, req: pb.InfoRequest) -> pb.InfoResponse:
@@ -512,6 +561,9 @@ class CareLedgerApp:
         for tx_hash, _ in execution.committed:
             self.mempool_txs_before.pop(tx_hash, None)
         ledger_height = self.head.height
+        interval = self.snapshot_policy.interval
+        if interval and finalized.height % interval == 0:
+            self._take_snapshot(finalized.height, self.head)
         for listener in self.commit_listeners:
             try:
                 listener(ledger_height, execution.committed, execution.invalid)
@@ -564,18 +616,106 @@ class CareLedgerApp:
         raise LedgerError(f"unknown query path {path[:80]!r} (try /head, /state/<key>, /tx/<hash>, /block/<height>)",
                           Code.BAD_REQUEST)
 
-    # -- state sync: not offered ----------------------------------------------------------------------
-    def list_snapshots(self, req: pb.ListSnapshotsRequest) -> pb.ListSnapshotsResponse:
-        return pb.ListSnapshotsResponse()
+    # -- state sync -----------------------------------------------------------------------------------
+    def _take_snapshot(self, cometbft_height: int, head: Head) -> None:
+        """Write the snapshot at ``cometbft_height`` in a background thread (skipped while one is written)."""
+        if self._snapshotting is not None and self._snapshotting.is_alive():
+            log.info("snapshot at height %d skipped: the previous one is still being written", cometbft_height)
+            return
+        policy = self.snapshot_policy
 
-    def offer_snapshot(self, req: pb.OfferSnapshotRequest) -> pb.OfferSnapshotResponse:
-        return pb.OfferSnapshotResponse(result=pb.OfferSnapshotResponse.REJECT)
+        def take() -> None:
+            try:
+                manifest = self.snapshots.take(self.db_path, cometbft_height, head, policy.chunk_bytes)
+                self.snapshots.prune(policy.keep)
+                log.info("snapshot at CometBFT height %d (ledger height %d): %d chunks", cometbft_height,
+                         head.height, len(manifest.chunk_hashes))
+            except Exception:  # a failed snapshot must not stop the chain; the next interval tries again
+                log.exception("snapshot at CometBFT height %d failed", cometbft_height)
+
+        self._snapshotting = threading.Thread(target=take, name=f"snapshot-{cometbft_height}", daemon=True)
+        self._snapshotting.start()
+
+    def wait_for_snapshot(self, timeout: float | None = None) -> None:
+        """Wait for a snapshot being written (tests, shutdown)."""
+        if self._snapshotting is not None:
+            self._snapshotting.join(timeout)
+
+    def list_snapshots(self, req: pb.ListSnapshotsRequest) -> pb.ListSnapshotsResponse:
+        """The snapshots this node holds, newest first."""
+        return pb.ListSnapshotsResponse(snapshots=[m.to_abci() for m in self.snapshots.manifests()])
 
     def load_snapshot_chunk(self, req: pb.LoadSnapshotChunkRequest) -> pb.LoadSnapshotChunkResponse:
-        return pb.LoadSnapshotChunkResponse()
+        return pb.LoadSnapshotChunkResponse(chunk=self.snapshots.chunk(req.height, req.format, req.chunk))
+
+    def offer_snapshot(self, req: pb.OfferSnapshotRequest) -> pb.OfferSnapshotResponse:
+        """Accept a snapshot to restore only while this ledger is at genesis (or has none), and only one of
+        this node's genesis whose metadata, chunk list and app hash agree with what CometBFT trusts."""
+        results = pb.OfferSnapshotResponse
+        snapshot = req.snapshot
+        if snapshot.format != FORMAT:
+            return results(result=results.REJECT_FORMAT)
+        if self._head is not None and (self._head.height > 0 or self.cometbft_height > 0):
+            log.error("state sync offered a snapshot, but this ledger is at height %d: state sync needs an empty "
+                      "node (remove both its data directories first)", self._head.height)
+            return results(result=results.ABORT)
+        if self._restore is not None:
+            self._restore.discard()
+            self._restore = None
+        try:
+            manifest = Manifest.from_abci(snapshot)
+            self._restore = Restore(manifest, bytes(req.app_hash), self.db_path,
+                                    self.chain.genesis if self.chain is not None else None)
+        except SnapshotRejected as exc:
+            log.warning("refusing the snapshot at height %d: %s", snapshot.height, exc)
+            return results(result=results.REJECT)
+        log.info("restoring the snapshot at CometBFT height %d (ledger height %d, %d chunks)",
+                 manifest.cometbft_height, manifest.ledger_height, len(manifest.chunk_hashes))
+        return results(result=results.ACCEPT)
 
     def apply_snapshot_chunk(self, req: pb.ApplySnapshotChunkRequest) -> pb.ApplySnapshotChunkResponse:
-        return pb.ApplySnapshotChunkResponse(result=pb.ApplySnapshotChunkResponse.REJECT_SNAPSHOT)
+        """Apply the next chunk; after the last, swap the restored ledger in (Info then reports it)."""
+        results = pb.ApplySnapshotChunkResponse
+        restore = self._restore
+        if restore is None:
+            return results(result=results.ABORT)
+        try:
+            complete = restore.apply(req.index, req.chunk)
+        except BadChunk as exc:
+            log.warning("snapshot chunk %d from %s is bad: fetching it again elsewhere", exc.index, req.sender)
+            return results(result=results.RETRY, refetch_chunks=[exc.index],
+                           reject_senders=[req.sender] if req.sender else [])
+        except SnapshotError as exc:
+            log.warning("rejecting the snapshot at height %d: %s", restore.manifest.cometbft_height, exc)
+            restore.discard()
+            self._restore = None
+            return results(result=results.REJECT_SNAPSHOT)
+        if complete:
+            self._install(restore)
+        return results(result=results.ACCEPT)
+
+    def _install(self, restore: Restore) -> None:
+        """Put the restored ledger in place of this one and reopen it."""
+        manifest = restore.manifest
+        progress = ProgressRecord(restore.restored_path)
+        try:
+            progress.write(manifest.cometbft_height, manifest.ledger_height)
+        finally:
+            progress.close()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self._progress.close()
+        install_restored(restore)
+        self._restore = None
+        self._progress = ProgressRecord(self.db_path)
+        self._attach(*open_store(self.db_path, None))
+        self._finalized = None
+        self._executions.clear()
+        self._pending_nonces.clear()
+        self._checked.clear()
+        log.info("state sync restored the ledger at CometBFT height %d: ledger height %d, app hash %s (%d blocks "
+                 "re-executed)", self.cometbft_height, self.head.height, self.head.app_hash.hex(), restore.blocks)
 
 
 def genesis_of_app_state(app_state: bytes) -> Genesis:

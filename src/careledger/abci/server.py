@@ -1,8 +1,30 @@
-"""The ABCI socket server: asyncio, TCP or Unix socket, one request at a time for the whole app.
+"""The ABCI socket server: asyncio, Unix socket (default) or loopback TCP, one request at a time for the
+whole app, and only for CometBFT.
 
-CometBFT opens four connections (consensus, mempool, query, snapshot) and sends on each a stream of
-length-delimited ``Request`` frames (see :mod:`careledger.abci.wire`), expecting the ``Response``
-frames back in the same order. A ``Flush`` request asks for everything written so far to be sent.
+CometBFT opens four connections (query, snapshot, mempool, consensus, in that order: v0.38's
+``proxy/multi_app_conn.go``) and sends on each a stream of length-delimited ``Request`` frames (see
+:mod:`careledger.abci.wire`), expecting the ``Response`` frames back in the same order. A ``Flush``
+request asks for everything written so far to be sent.
+
+**The connection belongs to CometBFT alone.** Anyone who can drive the consensus requests can make
+the app persist a block CometBFT never decided, after which the validator cannot restart (its app is
+ahead of its block store). So:
+
+* the default transport is a Unix socket created with owner-only permissions (0600, bound under a
+  temporary name and renamed into place once it listens, in a directory made 0700 when the server
+  creates it); TCP is used only when asked, and only on a loopback address;
+* at most :data:`MAX_CONNECTIONS` (4, as many as CometBFT opens) are open at once; a fifth is closed
+  as soon as it is accepted, so while CometBFT is connected nobody else can be;
+* each connection has one *role*, claimed by its first request of a role's kind (:data:`ROLE_OF`:
+  ``info``/``query`` the query role, ``check_tx`` the mempool role, the four snapshot requests the
+  snapshot role, and ``init_chain``, ``prepare_proposal``, ``process_proposal``, ``extend_vote``,
+  ``verify_vote_extension``, ``finalize_block`` and ``commit`` the consensus role); a role is held by
+  one open connection at a time, and a request of another role on a connection, or a claim of a role
+  another connection holds, is refused (an exception response, then the connection is closed). So
+  consensus requests are answered on the consensus connection only;
+* when the consensus connection closes, the application is told
+  (``consensus_connection_lost()``): a block it finalised and did not commit is forgotten, so Commit
+  persists only what the same consensus connection finalised (and, as before, only the next height).
 
 Each read takes whatever the socket holds and every complete frame in it is answered before the
 responses go out in one write (under load CometBFT's mempool connection delivers CheckTx requests
@@ -13,17 +35,23 @@ ever run concurrently. An application error becomes a ``ResponseException`` (Com
 the node, which is what must happen when, say, Commit cannot persist); a broken frame closes the
 connection.
 
-Addresses: ``tcp://127.0.0.1:26658``, ``127.0.0.1:26658`` or ``unix:///path/to/app.sock``.
+Addresses: ``unix:///path/to/app.sock``, ``tcp://127.0.0.1:26658`` or ``127.0.0.1:26658``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import itertools
 import logging
 import os
 import signal
+import socket
+import stat
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from careledger.abci import abci_pb2 as pb
@@ -38,6 +66,19 @@ APP_METHODS = frozenset({
     "load_snapshot_chunk", "apply_snapshot_chunk", "prepare_proposal", "process_proposal", "extend_vote",
     "verify_vote_extension", "finalize_block",
 })
+ROLE_OF: dict[str, str] = {
+    "info": "query", "query": "query",
+    "check_tx": "mempool",
+    "list_snapshots": "snapshot", "offer_snapshot": "snapshot", "load_snapshot_chunk": "snapshot",
+    "apply_snapshot_chunk": "snapshot",
+    "init_chain": "consensus", "prepare_proposal": "consensus", "process_proposal": "consensus",
+    "extend_vote": "consensus", "verify_vote_extension": "consensus", "finalize_block": "consensus",
+    "commit": "consensus",
+}
+"""The connection role each application request belongs to (echo and flush belong to none)."""
+CONSENSUS_METHODS = frozenset(kind for kind, role in ROLE_OF.items() if role == "consensus")
+MAX_CONNECTIONS = 4  # CometBFT's query, snapshot, mempool and consensus connections
+SOCKET_MODE = 0o600
 WRITE_BUFFER_LIMIT = 1 << 20
 READ_CHUNK = 1 << 20  # read whatever the socket holds, up to this much, then answer every complete frame
 
@@ -98,21 +139,104 @@ def parse_address(address: str) -> tuple[str, str, int]:
     return "tcp", host or "127.0.0.1", int(port)
 
 
-class AbciServer:
-    """Serves one application to CometBFT's ABCI socket client."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface only (``localhost``, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, app: Application, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+
+def check_listen_address(address: str) -> tuple[str, str, int]:
+    """:func:`parse_address`, refusing (ValueError) a TCP address that is not loopback: the ABCI port
+    must never be reachable from another machine."""
+    scheme, where, port = parse_address(address)
+    if scheme == "tcp" and not is_loopback(where):
+        raise ValueError(f"the ABCI server listens on TCP only on loopback (127.0.0.1 or ::1), not {where!r}; "
+                         "prefer a Unix socket (unix:///path)")
+    return scheme, where, port
+
+
+def unix_listener(path: str) -> socket.socket:
+    """A listening Unix socket at ``path`` that only its owner can connect to.
+
+    It is bound under a temporary name, made 0600 and listening, then renamed to ``path``, so the
+    path never exists with looser permissions or before it accepts. A missing parent directory is
+    created 0700. A stale socket file at ``path`` is replaced; a live one (another server answers
+    there) is refused with OSError, and so is a path that is not a socket.
+    """
+    target = Path(path)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if target.exists() or target.is_symlink():
+        if not stat.S_ISSOCK(target.lstat().st_mode):
+            raise OSError(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            pass  # nobody listens: a stale file from a process that died
+        else:
+            raise OSError(f"another ABCI server already listens on {path}")
+        finally:
+            probe.close()
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(temporary))
+        os.chmod(temporary, SOCKET_MODE)
+        sock.listen(64)
+        os.replace(temporary, target)
+    except BaseException:
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass(eq=False)
+class Connection:
+    """One accepted connection and the role its first role-specific request claimed."""
+
+    number: int
+    peer: str
+    writer: asyncio.StreamWriter
+    role: str | None = None
+
+
+class RefusedRequest(Exception):
+    """A request this connection may not make (another role's, or a role another connection holds)."""
+
+
+class AbciServer:
+    """Serves one application to CometBFT's ABCI socket client, and to nothing else (see the module doc)."""
+
+    def __init__(self, app: Application, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.app = app
         self.max_message_bytes = max_message_bytes
+        self.max_connections = max_connections
         self._server: asyncio.Server | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._unix_path: str | None = None
+        self._connections: dict[asyncio.Task[None], Connection] = {}
+        self._roles: dict[str, Connection] = {}
+        self._numbers = itertools.count(1)
+        self.refused_connections = 0
+        self.refused_requests = 0
 
     async def start(self, address: str) -> None:
-        scheme, where, port = parse_address(address)
+        """Listen on ``address``; raises ValueError for a non-loopback TCP address, OSError when the
+        address is taken."""
+        scheme, where, port = check_listen_address(address)
         if scheme == "unix":
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(where)
-            self._server = await asyncio.start_unix_server(self._serve_connection, path=where, limit=READ_CHUNK)
+            sock = unix_listener(where)
+            self._unix_path = where
+            self._server = await asyncio.start_unix_server(self._serve_connection, sock=sock, limit=READ_CHUNK)
         else:
             self._server = await asyncio.start_server(self._serve_connection, host=where, port=port,
                                                       reuse_address=True, limit=READ_CHUNK)
@@ -126,24 +250,65 @@ class AbciServer:
         name = self._server.sockets[0].getsockname()
         return int(name[1]) if isinstance(name, tuple) else None
 
+    @property
+    def roles(self) -> dict[str, int]:
+        """Which connection (by its number) holds each claimed role."""
+        return {role: conn.number for role, conn in sorted(self._roles.items())}
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        for writer in list(self._connections.values()):
-            writer.close()  # the connection's reader sees the end of the stream and its loop ends
+            if self._unix_path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._unix_path)
+        for conn in list(self._connections.values()):
+            conn.writer.close()  # the connection's reader sees the end of the stream and its loop ends
         if self._connections:
             _, late = await asyncio.wait(list(self._connections), timeout=5)
             for task in late:
                 task.cancel()
 
+    def _authorise(self, conn: Connection, kind: str) -> None:
+        """Claim or check the role ``kind`` belongs to; raises RefusedRequest (see the module doc)."""
+        role = ROLE_OF.get(kind)
+        if role is None:
+            return
+        if conn.role is None:
+            holder = self._roles.get(role)
+            if holder is not None and holder is not conn:
+                raise RefusedRequest(f"{kind} refused: connection {holder.number} is already the {role} connection")
+            conn.role = role
+            self._roles[role] = conn
+            log.info("ABCI connection %d (%s) is the %s connection", conn.number, conn.peer, role)
+        elif conn.role != role:
+            raise RefusedRequest(f"{kind} refused: connection {conn.number} is the {conn.role} connection, and "
+                                 f"{kind} belongs on the {role} connection")
+
+    def _release(self, conn: Connection) -> None:
+        if conn.role is not None and self._roles.get(conn.role) is conn:
+            del self._roles[conn.role]
+            if conn.role == "consensus":
+                lost = getattr(self.app, "consensus_connection_lost", None)
+                if lost is not None:
+                    lost()
+
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = str(writer.get_extra_info("peername") or "unix socket")
+        if len(self._connections) >= self.max_connections:
+            self.refused_connections += 1
+            log.warning("refusing an ABCI connection from %s: %d connections are open already (CometBFT "
+                        "opens %d)", peer, len(self._connections), self.max_connections)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
+        conn = Connection(next(self._numbers), peer, writer)
         task = asyncio.current_task()
         if task is not None:
-            self._connections[task] = writer
-        peer = writer.get_extra_info("peername") or "unix socket"
-        log.info("ABCI connection from %s", peer)
+            self._connections[task] = conn
+        log.info("ABCI connection %d from %s", conn.number, peer)
         frames = FrameBuffer(self.max_message_bytes)
         try:
             while True:
@@ -159,33 +324,50 @@ class AbciServer:
                     except Exception as exc:  # google.protobuf.message.DecodeError
                         frames.error = FrameError(f"undecodable request: {exc}")
                         break
-                prepare = getattr(self.app, "prepare_batch", None)
-                if prepare is not None and len(requests) > 1:
+                refused: RefusedRequest | None = None
+                allowed = []
+                for request in requests:
                     try:
-                        prepare(requests)
+                        self._authorise(conn, request.WhichOneof("value") or "")
+                    except RefusedRequest as exc:
+                        refused = exc
+                        break
+                    allowed.append(request)
+                prepare = getattr(self.app, "prepare_batch", None)
+                if prepare is not None and len(allowed) > 1:
+                    try:
+                        prepare(allowed)
                     except Exception:  # only a hint; the requests are still answered one by one
                         log.exception("prepare_batch failed")
-                out = [frame(handle_request(self.app, request)) for request in requests]
+                out = [frame(handle_request(self.app, request)) for request in allowed]
+                if refused is not None:
+                    out.append(frame(pb.Response(exception=pb.ExceptionResponse(error=str(refused)))))
                 if out:  # one write for everything answered: the client reads the responses in order
                     writer.write(b"".join(out))
                     if writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
                         await writer.drain()
+                if refused is not None:
+                    self.refused_requests += 1
+                    log.warning("closing ABCI connection %d from %s: %s", conn.number, peer, refused)
+                    await writer.drain()
+                    break
                 if frames.error is not None:
                     await writer.drain()
                     raise frames.error
         except (FrameError, asyncio.IncompleteReadError) as exc:
-            log.error("closing ABCI connection from %s: %s", peer, exc)
+            log.error("closing ABCI connection %d from %s: %s", conn.number, peer, exc)
         except (ConnectionResetError, BrokenPipeError):
-            log.info("ABCI connection from %s reset", peer)
+            log.info("ABCI connection %d from %s reset", conn.number, peer)
         except asyncio.CancelledError:  # server shutdown; end quietly (asyncio logs a cancelled handler)
             pass
         finally:
             if task is not None:
                 self._connections.pop(task, None)
+            self._release(conn)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-            log.info("ABCI connection from %s closed", peer)
+            log.info("ABCI connection %d from %s closed", conn.number, peer)
 
 
 async def serve(app: Application, address: str, ready: Callable[[AbciServer], None] | None = None) -> None:

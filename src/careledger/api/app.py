@@ -20,10 +20,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api import chain, epcis, fhir, governance, identity, records, supply, txs
+from careledger.api import chain, epcis, fhir, governance, identity, ops, records, supply, trials, txs
 from careledger.api.common import SECURITY_SCHEMES
 from careledger.api.errors import install_error_handlers
+from careledger.api.limits import RateLimitMiddleware
+from careledger.api.metrics import MeteredEngine, NodeMetrics
 from careledger.api.services import NodeContext, Services, Starter, home_of, open_services
+from careledger.api.settings import ApiSettings
 from careledger.console import mount as mount_console
 from careledger.node.engine import Engine
 from careledger.node.solo import Node, as_engine
@@ -41,6 +44,10 @@ Every error has the shape `{"error": {"code": int, "name": str, "message": str}}
 stable CareLedger result code; the HTTP status follows from the code, one status per code (see
 `docs/http-api.md`). Refusals that concern a transaction also carry its `tx_hash`. Every request
 body is sent as `Content-Type: application/json` (415 otherwise).
+
+Operators' routes: `GET /healthz` (alive), `GET /readyz` (ready to take transactions, else 503) and
+`GET /metrics` (Prometheus). The open read routes of the supply chain are rate-limited per client
+(429 `RATE_LIMITED` with `Retry-After`).
 """
 
 TAGS: list[dict[str, Any]] = [
@@ -53,6 +60,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "records", "description": "Signed patient-scoped queries and the custodian gateway (docs/records.md)."},
     {"name": "supply", "description": "Products, lots, packs, verification and alerts (docs/supply-chain.md)."},
     {"name": "epcis", "description": "EPCIS 2.0 capture, event queries and export (docs/supply-chain.md)."},
+    {"name": "trials", "description": "Trial registrations, sites, anchors, safety, results (docs/trials.md)."},
 ]
 
 
@@ -77,15 +85,20 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-ROUTES = (txs, chain, identity, governance, records, supply, epcis, fhir)
+ROUTES = (txs, chain, identity, governance, records, supply, epcis, fhir, trials, ops)
 """Every route module, in the order their routes are matched."""
-STARTERS: tuple[Starter, ...] = (records.start, supply.start, fhir.start)
+STARTERS: tuple[Starter, ...] = (records.start, supply.start, fhir.start, trials.start)
 """Every route module's starter (see :mod:`.services`), run in this order at start-up."""
 
 
-def create_app(node: Node | Engine, home: Path | None = None) -> FastAPI:
+def create_app(node: Node | Engine, home: Path | None = None, settings: ApiSettings | None = None) -> FastAPI:
     """The API application serving ``node`` (a solo :class:`Node` or any :class:`Engine`). The caller
-    starts and stops the node.
+    starts and stops the node. ``settings`` (default :class:`ApiSettings`) gives the rate limits and
+    whether gateway reads need organisation client certificates; the rest of it is the server's
+    (:mod:`careledger.api.server`).
+
+    Every submission goes through a :class:`~careledger.api.metrics.MeteredEngine`, so the node's
+    metrics count it whichever route or service made it.
 
     The services the routes use (:data:`STARTERS`: the records gateway over ``home/vault``, the
     supply alert index) are opened by the application's lifespan when the server starts, before the
@@ -93,26 +106,38 @@ def create_app(node: Node | Engine, home: Path | None = None) -> FastAPI:
     :mod:`careledger.api.server` does). ``home`` defaults to the directory above the ledger's
     ``data/ledger.sqlite``.
     """
-    engine = as_engine(node)
+    settings = settings if settings is not None else ApiSettings()
+    bare = as_engine(node)
+    metrics = NodeMetrics(bare, settings.started_at)
+    engine = MeteredEngine(bare, metrics)
     context = NodeContext(engine, home if home is not None else home_of(engine))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(open_services, context, STARTERS)
         app.state.services = services
+        app.state.services_open = True
+        metrics.mark_started()
         try:
             yield
         finally:
+            app.state.services_open = False
             app.state.services = Services()
             await run_in_threadpool(services.close)
 
     app = FastAPI(title="CareLedger node API", version=API_VERSION, description=DESCRIPTION, openapi_tags=TAGS,
                   lifespan=lifespan)
     app.state.node = engine
+    app.state.metrics = metrics
+    app.state.settings = settings
     app.state.services = Services()  # empty until start-up: a route needing a service answers NODE_UNAVAILABLE
+    app.state.services_open = False
+    metrics.watch_alerts(lambda: supply.alert_counts(app.state.services, engine.store))
     install_error_handlers(app)
     for module in ROUTES:
         app.include_router(module.router)
     mount_console(app)
+    app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit, on_limited=metrics.rate_limited.inc)
+    app.add_middleware(ops.RequestLog, metrics=metrics)
     app.openapi = lambda: _openapi_with_ledger_errors(app)  # type: ignore[method-assign]
     return app

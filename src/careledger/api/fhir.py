@@ -24,7 +24,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api.common import read_body, signed_request, signed_route
+from careledger.api.client_tls import require_org_certificate
+from careledger.api.common import node_of, read_body, signed_request, signed_route
 from careledger.api.errors import refusal_response
 from careledger.api.records import RecordsServices
 from careledger.api.schemas import errors
@@ -175,6 +176,7 @@ async def token(request: Request) -> Response:
     try:
         signed = signed_request(request, await read_body(request, MAX_TOKEN_REQUEST_BYTES))
         facade = facade_of(request)
+        await run_in_threadpool(require_org_certificate, request, node_of(request), signed)
         answer = await run_in_threadpool(facade.exchange, signed)
     except LedgerError as exc:
         return outcome_response(request, exc)

@@ -9,7 +9,8 @@ patient to an unauthenticated caller.
 * ``GET  /v1/gateway``        — the custodians whose vaults this node hosts, with their gateway keys;
 * ``POST /v1/gateway/store``  — a custodian member stores a FHIR resource or bundle (``resource`` in the
   signed ``store`` request); invalid FHIR answers 422 with an ``operation_outcome``;
-* ``POST /v1/gateway/read``   — consent-checked, audited reads; returns content with its salt;
+* ``POST /v1/gateway/read``   — consent-checked, audited reads; returns content with its salt (with
+  ``client_tls = "organisations"``, an organisation's members read over mutual TLS: :mod:`.client_tls`);
 * ``POST /v1/gateway/erase``  — ``{"tx": hex}`` of a signed ``records.erase``; commits it, then shreds.
 
 Consent and delegate changes and break-glass sessions are ordinary transactions (``POST /v1/txs``).
@@ -28,8 +29,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api.common import read_body, signed_request, signed_route
+from careledger.api.client_tls import require_org_certificate
+from careledger.api.common import node_of, read_body, signed_request, signed_route
 from careledger.api.errors import LedgerRoute, error_response
+from careledger.api.metrics import NodeMetrics
 from careledger.api.services import NodeContext, Services, services_of
 from careledger.core.errors import Code, LedgerError
 from careledger.node.home import Home, HomeError
@@ -124,11 +127,16 @@ async def store(request: Request) -> JSONResponse:
              openapi_extra=signed_route(ReadRequest))
 async def read(request: Request) -> JSONResponse:
     """Records with their salts, after the consent check and an audit entry per record."""
+    metrics: NodeMetrics = request.app.state.metrics
     try:
         signed = await _signed(request)
+        await run_in_threadpool(require_org_certificate, request, node_of(request), signed)
+        result = await run_in_threadpool(records_of(request).gateway.read, signed)
     except LedgerError as exc:
+        metrics.gateway_reads.labels("refused").inc()
         return _error(exc)
-    return await _answer(records_of(request).gateway.read, signed)
+    metrics.count_gateway_read(result)
+    return JSONResponse(result)
 
 
 @router.post("/v1/gateway/erase", summary="Erase a record (crypto-shredding)", response_model=None)

@@ -187,5 +187,6 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Malformed request", 401: "Signature or chain check failed", 403: "Not allowed",
             404: "Not found", 409: "Conflict (nonce, duplicate)", 410: "Gone (erased)", 413: "Too large",
             415: "Body not sent as Content-Type: application/json", 422: "Refused by the contract",
+            429: "Too many requests from this client (RATE_LIMITED)",
             500: "Node error", 503: "Node busy", 504: "Timed out"}
     return {s: {"model": ErrorResponse, "description": text.get(s, "Error")} for s in statuses}

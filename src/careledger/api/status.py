@@ -14,6 +14,7 @@ the request, whichever route or engine raised it:
 410    it names something that existed and was destroyed (an erased record)
 413    the body is larger than the limit
 415    the body is not declared as JSON
+429    this client sent more requests to an open read route than its rate allows
 422    well-formed and authorised, but the contract's rules refuse it given the current state
 500    the node is at fault (corrupt store or vault, bad genesis, a misconfigured home, an unexpected error)
 502    the custodian's gateway answered content that fails its ledger anchor (raised by the client)
@@ -122,6 +123,9 @@ HTTP_STATUS: MappingProxyType[Code, int] = MappingProxyType({
     C.QUERY_INVALID: 422, C.DEID_CONFIG_INVALID: 400, C.DEID_IDENTIFIER_LEFT: 422, C.DEID_K_NOT_MET: 422,
     C.DEID_L_NOT_MET: 422, C.DEID_EMPTY_RELEASE: 422, C.RELEASE_VERIFY_FAILED: 422, C.RELEASE_DECRYPT_FAILED: 403,
     C.LINKAGE_INVALID: 422, C.LINKAGE_UNKNOWN: 404,
+    # 930 operating a node (WRONG_PASSPHRASE is the command line's: never an HTTP answer)
+    C.RATE_LIMITED: 429, C.TOO_MANY_CONNECTIONS: 503, C.CLIENT_CERT_REQUIRED: 401, C.CLIENT_CERT_NOT_REGISTERED: 403,
+    C.WRONG_PASSPHRASE: 500,
 })
 del C
 

@@ -23,6 +23,7 @@ from careledger.contracts.supply.layout import pack_ref, parse_gtin, parse_ref
 from careledger.contracts.supply.verification import parse_identifier, verify_pack
 from careledger.core.errors import Code, LedgerError
 from careledger.node.engine import Engine
+from careledger.node.store import Store
 from careledger.supply import auth
 from careledger.supply.alerts import AlertIndex
 from careledger.supply.views import item_view
@@ -60,6 +61,19 @@ def start(context: NodeContext, services: Services) -> None:
 
 def alert_index(request: Request) -> AlertIndex:
     return services_of(request).get(AlertIndex)
+
+
+def alert_counts(services: Services, store: Store) -> dict[str, int]:
+    """Alerts raised so far, by kind (for the metrics); none before the API's services are open."""
+    try:
+        index = services.get(AlertIndex)
+    except LedgerError:
+        return {}
+    index.catch_up(store)
+    counts: dict[str, int] = {}
+    for alert in list(index.alerts):
+        counts[alert["kind"]] = counts.get(alert["kind"], 0) + 1
+    return counts
 
 
 @router.get("/products/{gtin}", summary="A product's master data", response_model=None)

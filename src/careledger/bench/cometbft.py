@@ -232,7 +232,7 @@ def bench_cometbft(validators: int = 4, peak_txs: int = 20_000, seconds: float =
                    latency_rate: float | None = None, timeout_commit: str = "300ms", lanes: int = 8,
                    home: Path | None = None, progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     root = home or Path(tempfile.mkdtemp(prefix="careledger-bench-cmt-"))
-    tuning = Tuning(timeout_commit=timeout_commit)
+    tuning = Tuning(timeout_commit=timeout_commit, indexer="null")  # as the earlier figures were measured
     careledger = run_network("careledger", validators, peak_txs, latency_rate, seconds, root, tuning, lanes, progress)
     rate = latency_rate or careledger["paced"]["offered_per_s"]
     kvstore = run_network("kvstore", validators, peak_txs, rate, seconds, root, tuning, lanes, progress,

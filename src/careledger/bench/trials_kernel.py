@@ -31,6 +31,7 @@ from careledger.chain.registry import default_registry
 from careledger.contracts import trials as trials_contract
 from careledger.contracts.base import TxContext
 from careledger.contracts.identity import compute_pseudonym, resolve_signer
+from careledger.contracts.research.study_keys import compute_study_pseudonym, derive_study_key
 from careledger.contracts.trials.anchors import frontier_append, frontier_root
 from careledger.contracts.trials.layout import TreeRecord, tree_key
 from careledger.core import codec
@@ -40,7 +41,6 @@ from careledger.core.genesis import parse_genesis
 from careledger.core.merkle import leaf_hash
 from careledger.core.state import MemoryState, Overlay
 from careledger.core.tx import sign_tx
-from careledger.trials.pseudonyms import derive_study_key
 
 CHAIN_ID = "careledger-bench-trials"
 GENESIS_MS = 1_700_000_000_000
@@ -151,7 +151,7 @@ def _trial(chain: _InProcessChain, coordinator: SigningKey, investigator: Signin
     keys = [derive_study_key(_key(f"patient/{i}").seed, trial) for i in range(subjects)]
     chain.block([chain.tx(k, "trials.consent", {"trial": trial, "protocol_version": 1, "consent_form_hash": _h("form")})
                  for k in keys])
-    names = [trials_contract.compute_subject_pseudonym(k.public_hex) for k in keys]
+    names = [compute_study_pseudonym(k.public_hex) for k in keys]
     receipts, _ = chain.block([chain.tx(investigator, "trials.enrol", {"trial": trial, "site": "hospital",
                                                                        "subject": s}) for s in names])
     if any(r.code for r in receipts):

@@ -27,8 +27,10 @@ def bench(
     chunk: Annotated[int, typer.Option(help="http --scale: transactions per reported chunk.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
-    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply, or startup (time "
-                                               "to open a home grown to --txs transactions).")] = "identity",
+    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply, trials, or startup "
+                                               "(time to open a home grown to --txs transactions).")] = "identity",
+    size: Annotated[str, typer.Option(help="trials: TRIALSxSUBJECTSxVISITS[/VISITS_PER_TX] anchored over HTTP.")]
+    = "100x1000x10",
     serials: Annotated[int, typer.Option(help="supply: random serials in the commissioning phase.")] = 500_000,
     small: Annotated[int, typer.Option(help="supply: serials on the ledger for the first latency sample.")]
     = 1_000_000,
@@ -41,6 +43,9 @@ def bench(
     """Measure committed tx/s, p50/p99 submission-to-commit latency and the machine's Ed25519 limit."""
     if engine == "cometbft":
         _bench_cometbft(validators, txs)
+        return
+    if workload == "trials":
+        _bench_trials(size, txs, seed, connections, lane_depth, signers, chunk)
         return
     if engine != "solo":
         fail(f"engine {engine!r} is not available in this release")
@@ -102,6 +107,23 @@ def _bench_cometbft(validators: int, txs: int) -> None:
         say(f"targets: {result['targets']}")
 
     emit(result, human)
+
+
+def _bench_trials(size: str, txs: int, seed: int, connections: int, lane_depth: int, signers: int,
+                  chunk: int) -> None:
+    """Trial visits anchored through the HTTP API against consent.grant in the same run
+    (careledger.bench.trials_http)."""
+    from careledger.bench.harness import BenchSetupError, LoadShape
+    from careledger.bench.trials_http import TrialsHttpBench, bench_trials_http, format_table
+
+    try:
+        cfg = TrialsHttpBench.parse_size(size, baseline_txs=txs, seed=seed, signers=signers, chunk=chunk,
+                                         shape=LoadShape(connections=connections, lane_depth=lane_depth))
+        with activity("bench trials") as progress:
+            result = bench_trials_http(cfg, progress=progress)
+    except (BenchSetupError, ValueError) as exc:
+        fail(str(exc))
+    emit(result, lambda: say(format_table(result)))
 
 
 def _bench_http(txs: int, seed: int, connections: int, lane_depth: int, signers: int, half_seconds: float,

@@ -9,12 +9,17 @@ Conventions (docs/cli.md, "Conventions"):
   URLs can be pasted into the next command); on a terminal, long values fold instead of being cut;
 * every error is one line on stderr, ``error: NAME (code): message``, and the exit status says what
   kind of error it was (:data:`EXIT_STATUS`); with ``--json`` the error is also the JSON document on
-  stdout. No user error prints a traceback.
+  stdout. No user error prints a traceback;
+* every command that reads a key accepts an encrypted key file (version 2): its passphrase comes from
+  ``--passphrase-file FILE`` (accepted by every command), ``CARELEDGER_PASSPHRASE``, or a prompt
+  on the terminal (:func:`passphrase_for`).
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -180,13 +185,81 @@ def node_url(home: Path, url: str | None) -> str:
     return f"http://{Home(expand(home)).config().api}"
 
 
+def key_path(home: Path, name: str) -> Path:
+    """A key file path as given, or the file of the key ``name`` in HOME/keys."""
+    candidate = Path(name).expanduser()
+    return candidate if candidate.suffix == ".json" and candidate.exists() else expand(home) / "keys" / f"{name}.json"
+
+
 def load_key(home: Path, name: str) -> Any:
-    """A signing key: a key file path, or the name of a key in HOME/keys (also for ``--as``)."""
+    """A signing key: a key file path, or the name of a key in HOME/keys (also for ``--as``). An
+    encrypted key file (version 2) is opened with :func:`passphrase_for`."""
+    return open_key_file(key_path(home, name))
+
+
+def open_key_file(path: Path) -> Any:
+    """The key in the file at ``path``, of either version (a passphrase is asked for only when the
+    file is encrypted); WRONG_PASSPHRASE when the passphrase does not open it."""
+    from careledger.keycrypt import WrongPassphrase
     from careledger.keys import read_key
 
-    candidate = Path(name).expanduser()
-    path = candidate if candidate.suffix == ".json" and candidate.exists() else expand(home) / "keys" / f"{name}.json"
-    return read_key(path)
+    try:
+        return read_key(path, lambda: passphrase_for(path.name))
+    except WrongPassphrase as exc:
+        fail(str(exc), name=Code.WRONG_PASSPHRASE.name, code=int(Code.WRONG_PASSPHRASE))
+
+
+# -- passphrases ----------------------------------------------------------------------------------------
+
+PASSPHRASE_ENV = "CARELEDGER_PASSPHRASE"
+_passphrase_file: Path | None = None
+
+
+def set_passphrase_file(path: Path | None) -> None:
+    """``--passphrase-file`` (any command): where passphrases are read from."""
+    global _passphrase_file
+    _passphrase_file = path
+
+
+def passphrase_for(what: str, confirm: bool = False) -> str:
+    """The passphrase for ``what`` (a key file's name): the first line of ``--passphrase-file``, else
+    ``CARELEDGER_PASSPHRASE``, else asked on the terminal (twice when ``confirm``, for a new file).
+    KEY_FILE_INVALID when none can be had (no file, no variable, no terminal) or it is empty."""
+    if _passphrase_file is not None:
+        text = read_file(_passphrase_file, limit=64 * 1024).decode("utf-8", errors="strict")
+        secret = text.splitlines()[0] if text else ""
+    elif os.environ.get(PASSPHRASE_ENV):
+        secret = os.environ[PASSPHRASE_ENV]
+    elif sys.stdin.isatty() and not _json_mode:
+        secret = getpass.getpass(f"passphrase for {what}: ")
+        if confirm and getpass.getpass(f"passphrase for {what} (again): ") != secret:
+            fail("the two passphrases differ", name=Code.KEY_FILE_INVALID.name, code=int(Code.KEY_FILE_INVALID))
+    else:
+        fail(f"{what} is encrypted: give its passphrase with --passphrase-file FILE or {PASSPHRASE_ENV}, or run "
+             "the command on a terminal", name=Code.KEY_FILE_INVALID.name, code=int(Code.KEY_FILE_INVALID))
+    if not secret:
+        fail("the passphrase is empty", name=Code.KEY_FILE_INVALID.name, code=int(Code.KEY_FILE_INVALID))
+    return secret
+
+
+def split_passphrase_file(argv: list[str]) -> tuple[list[str], Path | None]:
+    """``argv`` without ``--passphrase-file PATH`` (or ``--passphrase-file=PATH``) before any ``--``,
+    and that path."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head, found, i = [], None, 0
+    while i < end:
+        arg = argv[i]
+        if arg == "--passphrase-file":
+            if i + 1 >= end:
+                fail("--passphrase-file needs a file", EXIT_USAGE)
+            found, i = Path(argv[i + 1]), i + 2
+            continue
+        if arg.startswith("--passphrase-file="):
+            found = Path(arg.partition("=")[2])
+        else:
+            head.append(arg)
+        i += 1
+    return head + argv[end:], found
 
 
 def print_receipt(label: str, result: dict[str, Any]) -> None:

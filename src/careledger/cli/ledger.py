@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from careledger.cli.common import HomeOption, emit, load_key, node_url, print_receipt
+from careledger.cli.common import HomeOption, emit, fail, key_path, load_key, node_url, print_receipt, read_file
+from careledger.core.errors import Code
 
 identity_app = typer.Typer(help="Organisations, members and patients.", no_args_is_help=True)
 governance_app = typer.Typer(help="Consortium proposals and votes.", no_args_is_help=True)
@@ -26,6 +27,13 @@ def _client(home: Path, url: str | None) -> Any:
 _key = load_key
 
 
+def _public(home: Path, member: str) -> str:
+    """A public key given as hex, or the public half of a key file (an encrypted one stays closed)."""
+    from careledger.keys import read_public_key
+
+    return member if len(member) == 64 else read_public_key(key_path(home, member))
+
+
 def _send(home: Path, url: str | None, signer: str, tx_type: str, payload: dict[str, Any]) -> None:
     result = _client(home, url).send(_key(home, signer), tx_type, 1, payload, wait=True)
     print_receipt(tx_type, result)
@@ -40,7 +48,7 @@ def enrol(
     home: Path = HomeOption, url: Annotated[str | None, UrlOption] = None,
 ) -> None:
     """Enrol MEMBER (a public key, or a key name in the keyring) in ORG with roles."""
-    pub = member if len(member) == 64 else _key(home, member).public_hex
+    pub = _public(home, member)
     payload: dict[str, Any] = {"member": pub, "org": org, "roles": sorted(role)}
     if handle:
         payload["handle"] = handle
@@ -54,7 +62,7 @@ def revoke(
     url: Annotated[str | None, UrlOption] = None,
 ) -> None:
     """Revoke MEMBER of ORG; their transactions fail from the next block."""
-    pub = member if len(member) == 64 else _key(home, member).public_hex
+    pub = _public(home, member)
     _send(home, url, signer, "identity.revoke_member", {"member": pub, "org": org, "reason": reason})
 
 
@@ -64,6 +72,29 @@ def register_patient(
 ) -> None:
     """Register the signing key as a patient's pseudonymous key."""
     _send(home, url, signer, "identity.register_patient", {})
+
+
+@identity_app.command("set-tls")
+def set_tls(
+    org: str,
+    cert: Annotated[list[Path] | None, typer.Option(help="A PEM certificate of ORG's TLS clients (repeatable, at "
+                                                         "most 4); none clears the registration.")] = None,
+    signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Register the SHA-256 fingerprints of ORG's TLS client certificates, for gateways that require
+    mutual TLS of organisations (replaces those registered before)."""
+    import hashlib
+    import ssl
+
+    fingerprints = []
+    for path in cert or []:
+        try:
+            der = ssl.PEM_cert_to_DER_cert(read_file(path, limit=64 * 1024).decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            fail(f"{path} is not a PEM certificate", name=Code.FILE_UNREADABLE.name, code=int(Code.FILE_UNREADABLE))
+        fingerprints.append(hashlib.sha256(der).hexdigest())
+    _send(home, url, signer, "identity.set_org_tls", {"fingerprints": sorted(set(fingerprints)), "org": org})
 
 
 @identity_app.command("orgs")

@@ -10,6 +10,7 @@ and an exit status (:mod:`careledger.cli.common`).
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import time
@@ -32,19 +33,25 @@ from careledger.cli.common import (
     expand,
     fail,
     json_mode,
-    load_key,
+    key_path,
     node_url,
     note,
+    passphrase_for,
     print_json,
     print_table,
     progress,
     read_file,
     say,
     set_json_mode,
+    set_passphrase_file,
+    split_passphrase_file,
 )
+from careledger.cli.serving import LogFormat, LogLevel, api_settings, set_up_logging
 from careledger.core.errors import Code, LedgerError
 from careledger.keys import KeyFileError, new_key
 from careledger.node.home import Home, HomeError, init_home, load_genesis
+
+node_log = logging.getLogger("careledger.node")
 
 app = typer.Typer(name="careledger", help="CareLedger: a permissioned consortium ledger for healthcare.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -86,9 +93,9 @@ def init(
     h = init_home(path, expand(genesis) if genesis else None, expand(node_key) if node_key else None,
                   int(time.time() * 1000), chain_id=chain_id, api=api)
     g = h.genesis()
-    keys = {name: h.key(name).public_hex for name in h.key_names()}
+    keys = {name: h.public_key(name) for name in h.key_names()}
     doc = {"home": str(path), "chain_id": g.chain_id, "genesis_hash": g.hash.hex(),
-           "node_key": h.node_key().public_hex, "keys": keys}
+           "node_key": h.node_public_key(), "keys": keys}
 
     def human() -> None:
         say(f"[green]initialised[/] {path}")
@@ -122,33 +129,57 @@ def _terminate_soon(delay: float = 0.5) -> None:
 def node_start(
     home: Path = HomeOption,
     api: Annotated[str | None, typer.Option(help="HOST:PORT for the HTTP API (default: from config.json).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain) "
+                                                       "(default: config.json's tls_cert).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key "
+                                                      "(default: config.json's tls_key).")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(help="PEM bundle of accepted client certificate issuers "
+                                                            "(default: config.json's tls_client_ca).")] = None,
+    client_tls: Annotated[str | None, typer.Option(help="`organisations`: gateway reads by organisation members "
+                                                        "need a client certificate their organisation registered; "
+                                                        "`off` (default: config.json's client_tls).")] = None,
+    log_level: LogLevel = "INFO",
+    log_format: LogFormat = "text",
 ) -> None:
     """Start the embedded node (solo engine) and its HTTP API; runs until interrupted.
 
     If block production stops on an I/O error or a damaged store, the node answers every waiting
     transaction NODE_UNAVAILABLE and exits with status 5, for a supervisor to restart it; on a full
     disk it stays up, refuses transactions (503) and resumes once there is room (docs/cli.md).
+    An encrypted node key (version 2) is opened with --passphrase-file, CARELEDGER_PASSPHRASE or a
+    prompt on the terminal.
     """
     from careledger.api.server import serve
 
+    started_at = time.monotonic()
+    set_up_logging(log_level, log_format)
     h = Home(expand(home))
     config = h.config()
-    node = h.open_node()
+    settings = api_settings(h, tls_cert, tls_key, tls_client_ca, client_tls, started_at)
+    node = h.open_node(passphrase=lambda: passphrase_for("node_key.json"))
     host, port = (api or config.api).rsplit(":", 1)
     node.on_halt(lambda halt: _terminate_soon() if halt.action == "exit" else None)
     node.start()
-    note(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
-         f"api=http://{host}:{port}  (Ctrl-C to stop)")
+    scheme = "https" if settings.tls else "http"
+    if log_format.lower() == "json":  # stderr carries JSON lines only
+        node_log.info("node running", extra={"chain": node.chain.chain_id, "height": node.head.height,
+                                             "api": f"{scheme}://{host}:{port}"})
+    else:
+        note(f"[green]node running[/] chain={node.chain.chain_id} height={node.head.height} "
+             f"api={scheme}://{host}:{port}  (Ctrl-C to stop)")
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; without a handler
     # SIGTERM would kill the process before the node is closed (engine stopped, store checkpointed).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        serve(node, host, int(port), h.path)
+        serve(node, host, int(port), h.path, settings)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         node.close()
-        note("node stopped")
+        if log_format.lower() == "json":
+            node_log.info("node stopped", extra={"height": node.head.height})
+        else:
+            note("node stopped")
     halt = node.halt
     if halt is not None and halt.action == "exit":
         raise LedgerError(f"block production stopped ({halt.kind}): {halt.reason}", Code.NODE_UNAVAILABLE)
@@ -159,33 +190,64 @@ def keys_new(
     name: str,
     home: Path = HomeOption,
     out: Annotated[Path | None, typer.Option(help="Write the key file here instead of HOME/keys/NAME.json.")] = None,
+    encrypt: Annotated[bool, typer.Option("--encrypt", help="Seal the key under a passphrase (version 2: scrypt "
+                                                            "and AES-256-GCM, as the web console does).")] = False,
 ) -> None:
     """Generate a new Ed25519 key."""
     path = expand(out) if out else expand(home) / "keys" / f"{name}.json"
     if path.exists():
         fail(f"{path} already exists", name=Code.KEY_FILE_INVALID.name, code=int(Code.KEY_FILE_INVALID))
-    key = new_key(path, name)
-    emit({"name": name, "public_key": key.public_hex, "path": str(path)},
-         lambda: say(f"{name}: {key.public_hex}  ({path})"))
+    passphrase = passphrase_for(path.name, confirm=True) if encrypt else None
+    key = new_key(path, name, passphrase)
+    emit({"name": name, "public_key": key.public_hex, "path": str(path), "encrypted": encrypt},
+         lambda: say(f"{name}: {key.public_hex}  ({path}{', encrypted' if encrypt else ''})"))
+
+
+@keys_app.command("encrypt")
+def keys_encrypt(
+    name: Annotated[str, typer.Argument(help="A key in HOME/keys, or a key file's path.")],
+    home: Path = HomeOption,
+) -> None:
+    """Seal an existing plain key file (version 1) under a passphrase, in place (version 2).
+
+    The file is replaced atomically; the key itself does not change.
+    """
+    from careledger.keys import key_document, read_key, read_key_document, write_key_document
+
+    path = key_path(home, name)
+    doc = read_key_document(path)
+    if doc.get("version") == 2:
+        fail(f"{path} is already encrypted", name=Code.KEY_FILE_INVALID.name, code=int(Code.KEY_FILE_INVALID))
+    key = read_key(path)
+    label = str(doc.get("name") or path.stem)
+    write_key_document(path, key_document(key, label, passphrase_for(path.name, confirm=True)), replace=True)
+    emit({"name": label, "public_key": key.public_hex, "path": str(path), "encrypted": True},
+         lambda: say(f"{label}: {key.public_hex}  ({path}, encrypted)"))
 
 
 @keys_app.command("list")
 def keys_list(home: Path = HomeOption) -> None:
-    """List the keys in the home's keyring."""
+    """List the keys in the home's keyring (public halves only: no passphrase is asked)."""
+    from careledger.keys import is_encrypted_file
+
     h = Home(expand(home))
-    keys: dict[str, str] = {name: h.key(name).public_hex for name in h.key_names()}
-    keys["(node)"] = h.node_key().public_hex
-    emit([{"name": k, "public_key": v} for k, v in keys.items()],
-         lambda: print_table(["name", "public key"], keys.items()))
+    rows = [{"name": name, "public_key": h.public_key(name),
+             "encrypted": is_encrypted_file(h.keys_dir / f"{name}.json")} for name in h.key_names()]
+    rows.append({"name": "(node)", "public_key": h.node_public_key(), "encrypted": is_encrypted_file(h.node_key_path)})
+    emit(rows, lambda: print_table(["name", "public key", "encrypted"],
+                                   ((r["name"], r["public_key"], "yes" if r["encrypted"] else "") for r in rows)))
 
 
 @keys_app.command("show")
 def keys_show(name: str, home: Path = HomeOption) -> None:
-    """Print a key's public half (and the patient pseudonym it would register as)."""
+    """Print a key's public half (and the patient pseudonym it would register as); no passphrase is asked."""
     from careledger.contracts.identity import compute_pseudonym
+    from careledger.keys import is_encrypted_file, read_public_key
 
-    key = load_key(home, name)
-    emit({"name": name, "public_key": key.public_hex, "pseudonym": compute_pseudonym(key.public_hex)})
+    path = key_path(home, name)
+    public = read_public_key(path)
+    emit({"name": name, "public_key": public, "pseudonym": compute_pseudonym(public),
+          "encrypted": is_encrypted_file(path)})
 
 
 @app.command()
@@ -266,11 +328,13 @@ def _register_subcommands() -> None:
     from careledger.cli import abci as abci_cli
     from careledger.cli import backup as backup_cli
     from careledger.cli import bench as bench_cli
+    from careledger.cli import consortium as consortium_cli
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
     from careledger.cli import net as net_cli
     from careledger.cli import records as records_cli
     from careledger.cli import supply as supply_cli
+    from careledger.cli import trials as trials_cli
 
     app.command("backup")(backup_cli.backup)
     app.command("restore")(backup_cli.restore)
@@ -284,7 +348,9 @@ def _register_subcommands() -> None:
     app.add_typer(records_cli.consent_app, name="consent")
     app.add_typer(records_cli.audit_app, name="audit")
     app.add_typer(supply_cli.supply_app, name="supply")
+    app.add_typer(trials_cli.trials_app, name="trials")
     app.add_typer(abci_cli.abci_app, name="abci")
+    app.add_typer(consortium_cli.consortium_app, name="consortium")
 
 
 _register_subcommands()
@@ -292,7 +358,9 @@ _register_subcommands()
 
 # -- the entry point ------------------------------------------------------------------------------------------
 
-JSON_HELP = "--json (any command): print exactly one JSON document on stdout and nothing else."
+JSON_HELP = ("--json (any command): print exactly one JSON document on stdout and nothing else.  "
+             "--passphrase-file FILE (any command): the passphrase of encrypted key files (else "
+             "CARELEDGER_PASSPHRASE, else a prompt on a terminal).")
 
 
 def _conventions(command: Any) -> None:
@@ -332,11 +400,15 @@ def main(argv: list[str] | None = None) -> None:
 
     from careledger.abci.cometbft import CometbftSetupError
     from careledger.client import ClientError
+    from careledger.keycrypt import WrongPassphrase
     from careledger.net.procs import NetError
 
     args, as_json = split_json_flag(list(sys.argv[1:] if argv is None else argv))
     set_json_mode(as_json)
+    set_passphrase_file(None)
     try:
+        args, passphrase_file = split_passphrase_file(args)
+        set_passphrase_file(passphrase_file)
         status = build_command().main(args=args, prog_name="careledger", standalone_mode=False)
     except typer.Exit as exc:
         status = exc.exit_code
@@ -354,6 +426,8 @@ def main(argv: list[str] | None = None) -> None:
                EXIT_UNAVAILABLE if int(exc.code) in UNAVAILABLE else EXIT_ERROR)
     except HomeError as exc:
         _error(Code.HOME_INVALID.name, int(Code.HOME_INVALID), str(exc), EXIT_ERROR)
+    except WrongPassphrase as exc:
+        _error(Code.WRONG_PASSPHRASE.name, int(Code.WRONG_PASSPHRASE), str(exc), EXIT_ERROR)
     except KeyFileError as exc:
         _error(Code.KEY_FILE_INVALID.name, int(Code.KEY_FILE_INVALID), str(exc), EXIT_ERROR)
     except (NetError, CometbftSetupError) as exc:

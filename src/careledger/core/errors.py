@@ -276,6 +276,12 @@ class Code(IntEnum):
     BACKUP_INVALID = 923
     RULES_NOT_ACTIVE = 924
     UPGRADE_REQUIRED = 925
+    # 930-939: operating a node: limits, connections, client certificates, key passphrases (never on the ledger)
+    RATE_LIMITED = 930
+    TOO_MANY_CONNECTIONS = 931
+    CLIENT_CERT_REQUIRED = 932
+    CLIENT_CERT_NOT_REGISTERED = 933
+    WRONG_PASSPHRASE = 934
 
 
 class LedgerError(Exception):

@@ -8,6 +8,7 @@ node's ledger blocks (read-only from its SQLite file) and CometBFT's block hashe
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import sqlite3
 import time
@@ -18,7 +19,16 @@ from typing import Any
 from careledger.client import Client
 from careledger.core.crypto import SigningKey
 from careledger.net import procs
-from careledger.net.layout import PORT_STRIDE, NetworkSpec, Tuning, init_network
+from careledger.net.layout import (
+    DEFAULT_SNAPSHOT_INTERVAL,
+    PORT_STRIDE,
+    PORTS_PER_NODE,
+    NetworkSpec,
+    Tuning,
+    add_node,
+    init_network,
+)
+from careledger.net.netns import Namespaces
 
 
 def ports_free(base: int, count: int) -> bool:
@@ -32,11 +42,11 @@ def ports_free(base: int, count: int) -> bool:
 
 
 def free_base_port(nodes: int, rng: random.Random | None = None) -> int:
-    """A base port whose whole block of ports (4 per node) is free now."""
+    """A base port whose whole block of ports (5 per node) is free now."""
     rng = rng or random.Random()
     for _ in range(200):
         base = rng.randrange(20_000, 32_000, 100)  # below the kernel's ephemeral range (32768-60999)
-        if all(ports_free(base + PORT_STRIDE * i, 4) for i in range(nodes)):
+        if all(ports_free(base + PORT_STRIDE * i, PORTS_PER_NODE) for i in range(nodes)):
             return base
     raise procs.NetError("no free block of loopback ports")
 
@@ -49,10 +59,21 @@ class LocalNetwork:
     @classmethod
     def create(cls, root: Path, validators: int, chain_id: str = "careledger-net", tuning: Tuning | None = None,
                proxy_app: str = "", base_port: int | None = None,
-               organisations: list[tuple[dict[str, Any], SigningKey]] | None = None) -> LocalNetwork:
-        base = base_port if base_port is not None else free_base_port(validators)
+               organisations: list[tuple[dict[str, Any], SigningKey]] | None = None, abci_transport: str = "unix",
+               snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2,
+               namespaces: Namespaces | None = None) -> LocalNetwork:
+        """A new network under ``root`` (not started); ``namespaces``: each node in its own network
+        namespace (see :mod:`careledger.net.netns`), so :attr:`partitioner` can cut it off."""
+        base = base_port if base_port is not None else free_base_port(validators + 1)  # room for one more node
         return cls(init_network(root, validators, chain_id=chain_id, base_port=base, tuning=tuning,
-                                proxy_app=proxy_app, organisations=organisations))
+                                proxy_app=proxy_app, organisations=organisations, abci_transport=abci_transport,
+                                snapshot_interval=snapshot_interval, snapshot_keep=snapshot_keep,
+                                namespaces=namespaces))
+
+    @property
+    def partitioner(self) -> Namespaces | None:
+        """What isolates and heals a node (None on loopback, where nodes cannot be separated)."""
+        return self.spec.namespaces
 
     @property
     def nodes(self) -> list[Any]:
@@ -67,11 +88,35 @@ class LocalNetwork:
         for i in indexes:
             procs.kill_node(self.spec, i)
 
+    def kill_process(self, i: int, process: str) -> None:
+        """SIGKILL one of node ``i``'s processes (``cometbft`` or ``careledger``) and wait until it is gone."""
+        procs.kill_node(self.spec, i, processes=(process,))
+
+    def pause(self, *indexes: int) -> None:
+        """SIGSTOP both processes of the nodes (frozen, connections open), as a stalled machine would be."""
+        for i in indexes:
+            procs.signal_node(self.spec, self.spec.nodes[i], signal.SIGSTOP)
+
+    def resume(self, *indexes: int) -> None:
+        for i in indexes:
+            procs.signal_node(self.spec, self.spec.nodes[i], signal.SIGCONT)
+
+    def add_node(self, org: str, role: str, state_sync: bool = False, tuning: Tuning | None = None,
+                 snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL, snapshot_keep: int = 2) -> int:
+        """Add a full node for ``org`` (not started); with ``state_sync`` it trusts node0's latest block
+        and joins from a snapshot. Returns its index."""
+        trust = procs.state_sync_trust(self.spec) if state_sync else None
+        self.spec = add_node(self.spec, org, role, tuning=tuning, state_sync=trust,
+                             snapshot_interval=snapshot_interval, snapshot_keep=snapshot_keep)
+        return len(self.spec.nodes) - 1
+
     def stop(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
         procs.stop_nodes(self.spec)
+        if self.spec.namespaces is not None:
+            self.spec.namespaces.down(len(self.spec.nodes))
 
     def alive(self, i: int) -> bool:
         node = self.spec.nodes[i]
@@ -143,6 +188,19 @@ class LocalNetwork:
             return {bytes(h).hex(): int(height) for h, height in conn.execute("SELECT hash, height FROM txs")}
         finally:
             conn.close()
+
+    def earliest_height(self, i: int) -> int:
+        """The lowest height node ``i``'s CometBFT block store holds (above 1 after state sync)."""
+        return int(self.rpc(i, "status")["sync_info"]["earliest_block_height"])
+
+    def cometbft_headers(self, i: int, low: int, high: int) -> dict[int, tuple[str, str]]:
+        """``height -> (block hash, app hash)`` of CometBFT's blocks ``low..high`` at node ``i``."""
+        out: dict[int, tuple[str, str]] = {}
+        for start in range(low, high + 1, 20):
+            metas = self.rpc(i, "blockchain", minHeight=str(start), maxHeight=str(min(high, start + 19)))
+            for meta in metas["block_metas"]:
+                out[int(meta["header"]["height"])] = (str(meta["block_id"]["hash"]), str(meta["header"]["app_hash"]))
+        return out
 
     def cometbft_block_hashes(self, i: int, low: int, high: int) -> dict[int, str]:
         """CometBFT's block hashes at node ``i`` for heights ``low..high``."""

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from careledger.abci.cometbft import CometbftSetupError, find_abci_cli, find_cometbft
-from careledger.net.layout import NetworkSpec, NodeSpec
+from careledger.net.layout import NetworkSpec, NodeSpec, StateSyncTrust
 
 PROCESSES = ("careledger", "cometbft")
 
@@ -84,6 +84,24 @@ def _wait_port(port: int, pid_alive: Any, timeout: float) -> None:
     raise NetError(f"nothing listens on port {port} after {timeout:g}s")
 
 
+def _wait_app(node: NodeSpec, pid_alive: Any, timeout: float) -> None:
+    """Wait until the node's app accepts ABCI connections. A Unix socket appears only once it listens
+    (the server renames it into place), so its path is watched and never connected to: a probe would
+    hold one of the four connections the server allows."""
+    path = node.abci_socket
+    if path is None:
+        _wait_port(node.abci_port, pid_alive, timeout)
+        return
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not pid_alive():
+            raise NetError("the process exited while starting (see its log)")
+        if path.exists():
+            return
+        time.sleep(0.05)
+    raise NetError(f"no ABCI socket at {path} after {timeout:g}s")
+
+
 def _spawn(spec: NetworkSpec, node: NodeSpec, process: str, argv: list[str]) -> subprocess.Popen[bytes]:
     node_dir = spec.node_dir(node)
     (node_dir / "logs").mkdir(exist_ok=True)
@@ -108,6 +126,9 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
     if binary is None:
         raise NetError("cometbft not found: run scripts/install-cometbft.sh")
     app_argv = _app_command(spec)
+    namespaces = spec.namespaces
+    if namespaces is not None:
+        namespaces.up(len(spec.nodes))
     chosen = [n for n in spec.nodes if names is None or n.name in names]
     if names is not None and len(chosen) != len(set(names)):
         raise NetError(f"no such node among {[n.name for n in spec.nodes]}")
@@ -118,7 +139,7 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
             continue
         proc = None
         if app_argv is not None and running_pid(spec, node, "careledger") is None:
-            proc = _spawn(spec, node, "careledger", app_argv(node))
+            proc = _spawn(spec, node, "careledger", [*_inside(spec, node), *app_argv(node)])
         apps.append((node, proc))
     for node, proc in apps:
         if app_argv is not None:
@@ -126,14 +147,35 @@ def start_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: floa
                 return p is None or p.poll() is None
 
             try:
-                _wait_port(node.abci_port, alive, timeout)
+                _wait_app(node, alive, timeout)
             except NetError as exc:
-                raise NetError(f"{node.name}: the CareLedger app did not start: {exc}") from None
-        _spawn(spec, node, "cometbft", [str(binary), "start", "--home", str(spec.cometbft_home(node))])
+                last = _last_log_line(spec, node, "careledger")
+                raise NetError(f"{node.name}: the CareLedger app did not start: {exc}"
+                               + (f"; its log ends: {last}" if last else "")) from None
+        _spawn(spec, node, "cometbft", [*_inside(spec, node), str(binary), "start", "--home",
+                                        str(spec.cometbft_home(node))])
         started.append(node.name)
         if on_started is not None:
             on_started(len(started), len(apps))
     return started
+
+
+def _inside(spec: NetworkSpec, node: NodeSpec) -> list[str]:
+    """The command prefix that runs a process in the node's network namespace (none on loopback)."""
+    namespaces = spec.namespaces
+    return namespaces.exec_prefix(node.index) if namespaces is not None else []
+
+
+def _last_log_line(spec: NetworkSpec, node: NodeSpec, process: str) -> str:
+    """The last non-empty line of a process's log (at most 300 characters), for an error message."""
+    try:
+        with open(spec.node_dir(node) / "logs" / f"{process}.log", "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 4096))
+            lines = [ln.strip() for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def _app_command(spec: NetworkSpec) -> Callable[[NodeSpec], list[str]] | None:
@@ -179,10 +221,11 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     return left
 
 
-def kill_node(spec: NetworkSpec, node: NodeSpec | int, timeout: float = 10.0) -> None:
-    """SIGKILL both of a node's processes and wait until they are gone."""
+def kill_node(spec: NetworkSpec, node: NodeSpec | int, timeout: float = 10.0,
+              processes: tuple[str, ...] = PROCESSES) -> None:
+    """SIGKILL a node's processes (both by default) and wait until they are gone."""
     target = spec.nodes[node] if isinstance(node, int) else node
-    _wait_gone(signal_node(spec, target, signal.SIGKILL), timeout)
+    _wait_gone(signal_node(spec, target, signal.SIGKILL, processes), timeout)
 
 
 def stop_nodes(spec: NetworkSpec, names: list[str] | None = None, timeout: float = 15.0) -> list[str]:
@@ -232,6 +275,15 @@ def node_status(spec: NetworkSpec, node: NodeSpec) -> NodeStatus:
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
             status.ledger_height = int(httpx.get(f"{node.api_url}/v1/status", timeout=2).json()["height"])
     return status
+
+
+def state_sync_trust(spec: NetworkSpec, servers: tuple[int, ...] = (0, 1)) -> StateSyncTrust:
+    """A trusted height and hash for a node joining by state sync, from the latest block of the first of
+    ``servers`` (running nodes the operator trusts), whose RPCs the light client then uses. Raises NetError."""
+    nodes = [spec.nodes[i] for i in servers]
+    sync = rpc(nodes[0], "status")["sync_info"]
+    return StateSyncTrust(tuple(n.rpc_url for n in nodes), int(sync["latest_block_height"]),
+                          str(sync["latest_block_hash"]))
 
 
 def network_status(spec: NetworkSpec) -> list[NodeStatus]:

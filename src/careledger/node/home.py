@@ -20,13 +20,14 @@ from typing import Any
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import GenesisError
 from careledger.core.genesis import Genesis, decode_genesis
-from careledger.keys import new_key, read_key
+from careledger.keys import Passphrase, new_key, read_key, read_key_document, read_public_key, write_key_document
 from careledger.node.solo import EngineConfig, Node
 from careledger.node.startup import check_last_signature, open_store
 from careledger.node.store import SYNC_MODES
 
 CONFIG_VERSION = 1
 AUDIT_WAIT_MODES = ("committed", "admitted")
+CLIENT_TLS_MODES = ("off", "organisations")
 
 
 class HomeError(Exception):
@@ -48,6 +49,18 @@ class NodeConfig:
     sync: str = "full"
     # a node halted by a full disk resumes once this much is free in its data directory
     disk_reserve_mb: int = 16
+    # serving the API (docs/architecture.md, "Operating a node"): HTTPS with a certificate and key (PEM
+    # files, relative to the home or absolute); client certificates verified against tls_client_ca;
+    # client_tls "organisations": gateway reads by organisation members need a registered certificate
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    client_tls: str = "off"
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1024
+    open_read_rate: float = 20.0  # requests a second per client on the open read routes; 0: no limit
+    open_read_burst: int = 40
 
     def __post_init__(self) -> None:
         if self.audit_wait not in AUDIT_WAIT_MODES:
@@ -55,6 +68,18 @@ class NodeConfig:
                             f"not {self.audit_wait!r}")
         if self.sync not in SYNC_MODES:
             raise HomeError(f"config.json: sync must be one of {list(SYNC_MODES)}, not {self.sync!r}")
+        if self.client_tls not in CLIENT_TLS_MODES:
+            raise HomeError(f"config.json: client_tls must be one of {list(CLIENT_TLS_MODES)}, not {self.client_tls!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise HomeError("config.json: tls_cert and tls_key go together")
+        if self.client_tls != "off" and self.tls_client_ca is None:
+            raise HomeError("config.json: client_tls 'organisations' needs tls_client_ca")
+        numbers = (self.header_timeout_s, self.keep_alive_s, self.max_connections, self.open_read_burst)
+        if any(isinstance(n, bool) or not isinstance(n, int | float) or n <= 0 for n in numbers) \
+                or isinstance(self.open_read_rate, bool) or not isinstance(self.open_read_rate, int | float) \
+                or self.open_read_rate < 0:
+            raise HomeError("config.json: header_timeout_s, keep_alive_s, max_connections and open_read_burst must "
+                            "be positive numbers, open_read_rate zero or more")
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> NodeConfig:
@@ -104,6 +129,10 @@ class Home:
     def exists(self) -> bool:
         return self.config_path.exists()
 
+    def resolve(self, name: str | None) -> Path | None:
+        """A file named in config.json: relative to the home, or absolute."""
+        return None if name is None else (self.path / Path(name).expanduser())
+
     def config(self) -> NodeConfig:
         try:
             return NodeConfig.from_json(json.loads(self.config_path.read_text()))
@@ -117,34 +146,45 @@ class Home:
     def genesis(self) -> Genesis:
         return load_genesis(self.genesis_path)
 
-    def node_key(self) -> SigningKey:
-        return read_key(self.node_key_path)
+    def node_key(self, passphrase: Passphrase = None) -> SigningKey:
+        """The node's validator key (``passphrase`` opens a version-2 file; see :func:`careledger.keys.read_key`)."""
+        return read_key(self.node_key_path, passphrase)
 
-    def key(self, name: str) -> SigningKey:
-        return read_key(self.keys_dir / f"{name}.json")
+    def node_public_key(self) -> str:
+        """The node key's public half, without opening an encrypted file."""
+        return read_public_key(self.node_key_path)
+
+    def key(self, name: str, passphrase: Passphrase = None) -> SigningKey:
+        return read_key(self.keys_dir / f"{name}.json", passphrase)
+
+    def public_key(self, name: str) -> str:
+        """The public half of ``HOME/keys/NAME.json``, without opening an encrypted file."""
+        return read_public_key(self.keys_dir / f"{name}.json")
 
     def key_names(self) -> list[str]:
         return sorted(p.stem for p in self.keys_dir.glob("*.json"))
 
-    def open_node(self, check: bool = True) -> Node:
+    def open_node(self, check: bool = True, passphrase: Passphrase = None) -> Node:
+        """Open the store and the embedded node (not started); ``passphrase`` opens an encrypted node key."""
         config = self.config()
+        node_key = self.node_key(passphrase)
         store, chain = open_store(self.db_path, self.genesis(), check=check, sync=config.sync)
         try:
             if check:
                 check_last_signature(store, chain)
-            return Node(store, chain, self.node_key(), config.engine_config)
+            return Node(store, chain, node_key, config.engine_config)
         except Exception:
             store.close()
             raise
 
 
-def dev_genesis(chain_id: str, admin: SigningKey, validator: SigningKey, time_ms: int,
+def dev_genesis(chain_id: str, admin: SigningKey, validator: str, time_ms: int,
                 org_id: str = "org.dev", roles: tuple[str, ...] = ("hospital",)) -> dict[str, Any]:
     return {
         "chain_id": chain_id, "crypto_suite": "ed25519-sha256", "genesis_time_ms": time_ms,
         "organisations": [{"admins": [admin.public_hex], "api": None, "id": org_id, "name": "Development organisation",
                            "roles": list(roles)}],
-        "validators": [{"org": org_id, "power": 10, "pub_key": validator.public_hex}],
+        "validators": [{"org": org_id, "power": 10, "pub_key": validator}],
     }
 
 
@@ -157,23 +197,22 @@ def init_home(path: Path, genesis_file: Path | None, node_key_file: Path | None,
     path.mkdir(parents=True, exist_ok=True)
     (path / "data").mkdir(exist_ok=True)
     home.keys_dir.mkdir(exist_ok=True)
-    if node_key_file is not None:
-        node_key = read_key(node_key_file)
-        from careledger.keys import write_key
-        write_key(home.node_key_path, node_key, "node")
+    if node_key_file is not None:  # copied as it is: an encrypted key stays encrypted
+        node_public = read_public_key(node_key_file)
+        write_key_document(home.node_key_path, read_key_document(node_key_file))
     else:
-        node_key = new_key(home.node_key_path, "node")
+        node_public = new_key(home.node_key_path, "node").public_hex
     if genesis_file is not None:
         genesis = load_genesis(genesis_file)
         home.genesis_path.write_text(json.dumps(genesis.to_json(), indent=2, sort_keys=True) + "\n")
     else:
         admin = new_key(home.keys_dir / "admin.json", "admin")
-        doc = dev_genesis(chain_id, admin, node_key, time_ms)
+        doc = dev_genesis(chain_id, admin, node_public, time_ms)
         home.genesis_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         genesis = home.genesis()
     validators = {v.pub_key for v in genesis.validators}
-    org = next((v.org for v in genesis.validators if v.pub_key == node_key.public_hex), None)
-    if node_key.public_hex not in validators:
+    org = next((v.org for v in genesis.validators if v.pub_key == node_public), None)
+    if node_public not in validators:
         org = None
     home.write_config(NodeConfig(api=api, org=org))
     store, _ = open_store(home.db_path, genesis, create=True)

@@ -8,7 +8,8 @@ Kernels (pure: their results are anchored on the ledger or re-checked by the rec
 * :mod:`.release`, :mod:`.dataset`: a release's NDJSON and CSV files, Merkle root, signed report,
   and the recipient's verification against the anchor;
 * :mod:`.aggregate`: count/sum answers with cells below 11 suppressed;
-* :mod:`.keys`, :mod:`.patient`: per-study keys and pseudonyms, linkage statements, the patient's log.
+* :mod:`.patient`: the patient's log and consents (her study keys and linkage statements are
+  :mod:`careledger.contracts.research.study_keys`, shared with trials).
 
 Shells: :mod:`.custodian` (the custodian's research desk over its vault), :mod:`.envelope`
 (release packages sealed to the researcher's key), :mod:`.synthetic` (a deterministic generator).

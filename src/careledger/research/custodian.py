@@ -5,9 +5,10 @@ committed ledger view, and never writes to the ledger itself: it returns the pay
 signs with the vault's gateway key and submits (``research.release``, ``research.release_subjects``,
 ``research.answer``), and the files it seals to the researcher (:mod:`.envelope`).
 
-* Linkage: a patient hands this custodian a linkage statement (:mod:`.keys`); the desk verifies it,
-  requires her patient pseudonym to be registered and active, and keeps it in ``research.sqlite``
-  beside the vault. Without one, her study pseudonym is a stranger here.
+* Linkage: a patient hands this custodian a linkage statement addressed to it
+  (:mod:`careledger.contracts.research.study_keys`); the desk verifies it, requires her patient
+  pseudonym to be registered and active, and keeps it in ``research.sqlite`` beside the vault.
+  Without one, her study pseudonym is a stranger here.
 * Cohort: the patients of a study are the linked study pseudonyms whose research consent covers the
   study at the view's height (:func:`careledger.contracts.research.consent_covers`).
 * Records: the latest anchored, unerased version of each of her records held here, opened from the
@@ -31,18 +32,19 @@ from careledger.contracts import identity
 from careledger.contracts.records import get_anchor, patient_index
 from careledger.contracts.research import (
     MAX_SUBJECTS_PER_TX,
+    Linkage,
     ResearchConsentRecord,
     StudyRecord,
     consent_covers,
     consents_of,
     get_query,
     get_study,
+    verify_linkage_statement,
 )
 from careledger.core.errors import Code, LedgerError
 from careledger.core.state import StateReader
 from careledger.research.aggregate import PatientFacts, answer_payload, answer_query, extract_facts
 from careledger.research.config import DeidConfig, vendored_config
-from careledger.research.keys import Linkage, verify_linkage_statement
 from careledger.research.release import BuiltRelease, PatientData, ReleaseSpec, build_release
 from careledger.vault.canonical import compute_commitment, parse_exact
 from careledger.vault.store import Vault, VaultIntegrityError
@@ -70,9 +72,14 @@ class LinkageStore:
 
     def for_scope(self, scope: str, target: str) -> list[Linkage]:
         with self._lock:
-            rows = self._conn.execute("SELECT subject, patient, scope, target FROM linkage WHERE scope = ? AND "
-                                      "target = ? ORDER BY subject", (scope, target)).fetchall()
-        return [Linkage(patient=p, subject=s, scope=sc, target=t) for s, p, sc, t in rows]
+            rows = self._conn.execute("SELECT subject, patient, scope, target, statement FROM linkage WHERE scope = ? "
+                                      "AND target = ? ORDER BY subject", (scope, target)).fetchall()
+        out = []
+        for s, p, sc, t, doc in rows:
+            statement = json.loads(doc)["statement"]
+            out.append(Linkage(patient=p, subject=s, scope=sc, target=t, audience=statement["audience"],
+                               issued_ms=statement["issued_ms"]))
+        return out
 
     def close(self) -> None:
         with self._lock:
@@ -95,9 +102,10 @@ class ResearchDesk:
 
     # -- linkage --------------------------------------------------------------------------------------------
     def accept_linkage(self, view: StateReader, statement: Any) -> Linkage:
-        """Verify and keep a patient's linkage statement. Raises LINKAGE_INVALID (bad statement) or
-        LINKAGE_UNKNOWN (her patient pseudonym is not a registered, active patient)."""
-        link = verify_linkage_statement(statement, self.chain_id)
+        """Verify and keep a patient's linkage statement. Raises LINKAGE_INVALID (bad statement, or one
+        addressed to another organisation) or LINKAGE_UNKNOWN (her patient pseudonym is not a registered,
+        active patient)."""
+        link = verify_linkage_statement(statement, self.chain_id, self.org)
         patient = identity.get_patient(view, link.patient)
         if patient is None or not patient.is_active:
             raise LedgerError("the linkage names no active registered patient", Code.LINKAGE_UNKNOWN)

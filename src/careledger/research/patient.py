@@ -1,8 +1,8 @@
 """The patient's side of research: her study keys, her research log, and her consents as FHIR (pure).
 
 Only she can read her research log: its entries sit under her study pseudonyms, which she alone can
-derive from her seed (:mod:`.keys`). Given the scopes she consented under, she finds every release
-her data went into and the studies they served.
+derive from her seed (:mod:`careledger.contracts.research.study_keys`). Given the scopes she consented
+under, she finds every release her data went into and the studies they served.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from careledger.contracts.research import (
     StudyRecord,
     compute_study_pseudonym,
     consents_of,
+    derive_study_key,
+    scope_info,
     seen_by,
 )
 from careledger.core.state import StateReader
-from careledger.research.keys import derive_study_key, scope_info
 
 
 def research_log(view: StateReader, patient_seed: bytes, scopes: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:

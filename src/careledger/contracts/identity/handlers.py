@@ -1,11 +1,14 @@
 """The identity contract's transactions: enrol, re-role and revoke members; register patients; set an
-organisation's API endpoint.
+organisation's API endpoint and register its TLS client certificates.
 
 Rules:
 * an organisation's admins enrol, re-role and revoke its members (roles: see
   :mod:`careledger.contracts.identity.rules`); a key is registered once;
 * a revoked member is refused from the next transaction on;
-* a patient registers a key of their own; the ledger keeps only the key and its pseudonym.
+* a patient registers a key of their own; the ledger keeps only the key and its pseudonym;
+* an organisation's admins register the SHA-256 fingerprints of its TLS client certificates (at most
+  :data:`MAX_TLS_FINGERPRINTS`, so a new one can be added before the old one is retired); custodians'
+  gateways may require them of the organisation's members (mutual TLS, ``careledger.api.client_tls``).
 """
 
 from __future__ import annotations
@@ -13,20 +16,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Protocol, TypedDict
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from careledger.contracts.base import Handler, Payload, TxContext
 from careledger.contracts.identity.layout import (
     KeyRecord,
     MemberEntry,
+    OrgTlsRecord,
     PatientRecord,
     compute_pseudonym,
     get_key_record,
     key_key,
     org_key,
+    org_tls_key,
     put_key_record,
     put_member_entry,
     put_org,
+    put_org_tls,
     put_patient,
 )
 from careledger.contracts.identity.rules import UNREGISTERED, check_member_roles, require_admin_of, require_org
@@ -184,6 +190,42 @@ def apply_set_org_api(state: Overlay, ctx: TxContext, p: SetOrgApi) -> SetOrgApi
     return {"org": p.org, "api": p.api}
 
 
+# --- identity.set_org_tls -----------------------------------------------------------------------------
+
+MAX_TLS_FINGERPRINTS = 4
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class SetOrgTls(Payload):
+    """The fingerprints are SHA-256 of each certificate's DER encoding, lower-case hex, without repeats;
+    an empty list clears them."""
+
+    org: OrgId
+    fingerprints: Annotated[list[Fingerprint], Field(max_length=MAX_TLS_FINGERPRINTS)]
+
+    @field_validator("fingerprints")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("fingerprints repeat")
+        return value
+
+
+class SetOrgTlsResult(TypedDict):
+    org: str
+    fingerprints: list[str]
+
+
+def apply_set_org_tls(state: Overlay, ctx: TxContext, p: SetOrgTls) -> SetOrgTlsResult:
+    """Replace the organisation's registered TLS client certificate fingerprints (stored sorted; an empty
+    list deletes the entry). Raises ORG_UNKNOWN or ORG_INACTIVE."""
+    require_org(state, p.org)
+    fingerprints = sorted(p.fingerprints)
+    put_org_tls(state, p.org, OrgTlsRecord(tuple(fingerprints), ctx.env.height) if fingerprints else None)
+    ctx.emit("org_tls_changed", org=p.org, count=len(fingerprints))
+    return {"org": p.org, "fingerprints": fingerprints}
+
+
 HANDLERS: list[Handler[Any]] = [
     Handler("identity.enrol_member", 1, EnrolMember, apply_enrol_member, _authorize_org_admin,
             summary="An organisation admin enrols a member key with roles.",
@@ -197,4 +239,7 @@ HANDLERS: list[Handler[Any]] = [
             open_to_unregistered=True, summary="A patient registers a pseudonymous key."),
     Handler("identity.set_org_api", 1, SetOrgApi, apply_set_org_api, _authorize_org_admin,
             summary="An organisation admin sets the organisation's API endpoint."),
+    Handler("identity.set_org_tls", 1, SetOrgTls, apply_set_org_tls, _authorize_org_admin,
+            summary="An organisation admin registers the fingerprints of its TLS client certificates.",
+            read_hints=lambda p: [org_key(p.org), org_tls_key(p.org)]),
 ]

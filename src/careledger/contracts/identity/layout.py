@@ -8,6 +8,7 @@ State keys (values are canonical JSON; every key is built by one function below)
                                                       handle?, pseudonym?, revoked_at?}
     identity/member/<org>/<pubkey>  MemberEntry      {roles, status}   (index of an organisation's members)
     identity/patient/<pseudonym>    PatientRecord    {key, status, since}
+    identity/tls/<org>              OrgTlsRecord     {fingerprints, since}   (TLS client certificates)
 
 An organisation's ``roles``, ``admins`` and ``gs1_company_prefixes`` keep the order they were declared
 in; a member's roles are stored sorted. Optional fields marked ``?`` are absent, not null, when unset.
@@ -57,6 +58,10 @@ def member_index_key(org: str, pub: str) -> str:
 
 def patient_key(pseudonym: str) -> str:
     return f"identity/patient/{pseudonym}"
+
+
+def org_tls_key(org: str) -> str:
+    return f"identity/tls/{org}"
 
 
 def compute_pseudonym(public_key_hex: str) -> str:
@@ -176,6 +181,22 @@ class PatientRecord:
         return cls(doc["key"], doc["status"], doc["since"])
 
 
+@dataclass(frozen=True, slots=True)
+class OrgTlsRecord:
+    """The SHA-256 fingerprints (lower-case hex of each DER certificate's digest, sorted) of an
+    organisation's TLS client certificates, and the height they were set at."""
+
+    fingerprints: tuple[str, ...]
+    since: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fingerprints": sorted(self.fingerprints), "since": self.since}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> OrgTlsRecord:
+        return cls(tuple(doc["fingerprints"]), doc["since"])
+
+
 # --- accessors --------------------------------------------------------------------------------------------
 # Organisation and key records are read for every transaction's signer: decoded records are shared
 # (they are immutable), memoised by their stored bytes.
@@ -247,3 +268,22 @@ def get_patient(state: Reader, pseudonym: str) -> PatientRecord | None:
 
 def put_patient(state: Overlay, pseudonym: str, record: PatientRecord) -> None:
     state.put(patient_key(pseudonym), record.to_json())
+
+
+def get_org_tls(state: Reader, org: str) -> OrgTlsRecord | None:
+    return get_record(state, org_tls_key(org), OrgTlsRecord.from_json)
+
+
+def put_org_tls(state: Overlay, org: str, record: OrgTlsRecord | None) -> None:
+    """Store the organisation's TLS record; None (no certificates) deletes it."""
+    if record is None or not record.fingerprints:
+        state.delete(org_tls_key(org))
+    else:
+        state.put(org_tls_key(org), record.to_json())
+
+
+def org_tls_fingerprints(state: Reader, org: str) -> list[str]:
+    """The fingerprints the organisation registered for its TLS client certificates (sorted; empty if none)."""
+    record = get_org_tls(state, org)
+    return [] if record is None else sorted(record.fingerprints)
+

@@ -1,5 +1,6 @@
 """The research contract: study registry (shared with trials), research consent under study pseudonyms,
-anchored de-identified releases with their consent snapshot, and aggregate query anchors."""
+anchored de-identified releases with their consent snapshot, and aggregate query anchors. The study-key
+scheme and the linkage statement, which trials share, are :mod:`.study_keys`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from careledger.contracts.research.layout import (
     SeenEntry,
     StudyRecord,
     answers_to,
-    compute_study_pseudonym,
     consent_covers,
     consents_of,
     get_answer,
@@ -34,6 +34,17 @@ from careledger.contracts.research.layout import (
     seen_by,
     snapshot_leaf,
 )
+from careledger.contracts.research.study_keys import (
+    Linkage,
+    LinkageInvalid,
+    compute_study_pseudonym,
+    derive_study_key,
+    make_linkage_statement,
+    scope_info,
+    study_pseudonym,
+    subject_pseudonym,
+    verify_linkage_statement,
+)
 
 __all__ = [
     "HANDLERS",
@@ -44,6 +55,8 @@ __all__ = [
     "Anonymity",
     "AnswerRecord",
     "Cohort",
+    "Linkage",
+    "LinkageInvalid",
     "QueryRecord",
     "ReleaseRecord",
     "RequestedData",
@@ -55,6 +68,7 @@ __all__ = [
     "compute_study_pseudonym",
     "consent_covers",
     "consents_of",
+    "derive_study_key",
     "get_answer",
     "get_consent",
     "get_consent_by_id",
@@ -62,10 +76,15 @@ __all__ = [
     "get_release",
     "get_study",
     "get_study_version",
+    "make_linkage_statement",
     "put_study",
     "query_json",
     "release_subjects",
     "releases_of_study",
+    "scope_info",
     "seen_by",
     "snapshot_leaf",
+    "study_pseudonym",
+    "subject_pseudonym",
+    "verify_linkage_statement",
 ]

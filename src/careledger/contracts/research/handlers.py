@@ -36,6 +36,7 @@ from careledger.contracts.base import Handler, Payload, TxContext
 from careledger.contracts.consent import StudyId
 from careledger.contracts.records import ResourceType, is_custodian_signer
 from careledger.contracts.research import layout as lay
+from careledger.contracts.research.study_keys import compute_study_pseudonym
 from careledger.core import codec
 from careledger.core.crypto import sha256
 from careledger.core.errors import Code, TxFailed
@@ -304,7 +305,7 @@ def _require_study_key(ctx: TxContext) -> str:
     if ctx.signer.kind != "unregistered":
         raise TxFailed("research consent is signed with a study key, never a registered key",
                        Code.STUDY_KEY_REGISTERED)
-    return lay.compute_study_pseudonym(ctx.signer.key)
+    return compute_study_pseudonym(ctx.signer.key)
 
 
 def authorize_consent(state: Overlay, ctx: TxContext, p: GrantConsent) -> None:

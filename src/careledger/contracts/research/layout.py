@@ -21,12 +21,11 @@ the optional ``registration`` slot. Another contract creates or updates a study 
 
 A *study pseudonym* (``sp-`` + hex of the first 16 bytes of SHA-256 of the study public key) is the
 only name a patient has in this contract: she derives the study key from her own seed (see
-:mod:`careledger.research.keys`), so no member can link it to her other pseudonyms.
+:mod:`.study_keys`, the scheme trials share), so no member can link it to her other pseudonyms.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,13 +42,6 @@ MIN_K = 5
 RELEASABLE_TYPES = ("AllergyIntolerance", "CarePlan", "Condition", "DiagnosticReport", "Encounter", "Immunization",
                     "MedicationRequest", "Observation", "Patient", "Procedure")
 """Resource types a study may request: the patient's clinical record, not billing or directory data."""
-
-STUDY_PSEUDONYM_PREFIX = "sp-"
-
-
-def compute_study_pseudonym(public_key_hex: str) -> str:
-    """``sp-`` + hex of the first 16 bytes of SHA-256(study public key bytes)."""
-    return STUDY_PSEUDONYM_PREFIX + hashlib.sha256(bytes.fromhex(public_key_hex)).digest()[:16].hex()
 
 
 # --- keys -----------------------------------------------------------------------------------------------

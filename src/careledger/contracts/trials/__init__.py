@@ -8,8 +8,10 @@ State layout and records: :mod:`.layout`; rules shared by handlers: :mod:`.rules
 the handlers use: :mod:`.dataset` (the WHO Trial Registration Data Set as typed data),
 :mod:`.allocation` (the randomisation commitment and its verification), :mod:`.anchors` (the
 incremental anchor tree's frontier), :mod:`.safety` (ICH E2A deadlines), :mod:`.outcomes` (COMPare's
-outcome-switching check). The off-ledger side (the sponsor's randomisation, the full anchor tree
-for proofs, the FHIR export, the patient's study keys) is the shell :mod:`careledger.trials`.
+outcome-switching check). A trial is a study of the research registry: registration writes its
+study record there (kind ``trial``), and subjects use the registry's study keys and pseudonyms
+(:mod:`careledger.contracts.research.study_keys`). The off-ledger side (the sponsor's randomisation,
+the full anchor tree for proofs, the FHIR export) is the shell :mod:`careledger.trials`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from careledger.contracts.trials.layout import (
     TrialRecord,
     TrialStatus,
     VisitRecord,
-    compute_subject_pseudonym,
     get_adverse_event,
     get_consent,
     get_protocol,
@@ -41,6 +42,8 @@ from careledger.contracts.trials.layout import (
     iter_protocols,
     iter_registrations,
     iter_sites,
+    iter_statuses,
+    iter_subjects,
 )
 from careledger.contracts.trials.queries import (
     anchor_leaves,
@@ -55,8 +58,8 @@ from careledger.contracts.trials.queries import (
 __all__ = [
     "HANDLERS", "AdverseEventRecord", "ProtocolVersion", "RegistrationVersion", "ResultsRecord", "SiteRecord",
     "SubjectRecord", "TrialConsent", "TrialRecord", "TrialStatus", "VisitRecord", "anchor_leaves", "anchor_root",
-    "compute_subject_pseudonym", "get_adverse_event", "get_consent", "get_protocol", "get_registration",
-    "get_results", "get_site", "get_status", "get_subject", "get_tree", "get_trial", "get_visit", "iter_protocols",
-    "iter_registrations", "iter_sites", "outcome_flags", "overdue_susars", "registration_baseline",
-    "safety_overview", "subjects_awaiting_reconsent",
+    "get_adverse_event", "get_consent", "get_protocol", "get_registration", "get_results", "get_site", "get_status",
+    "get_subject", "get_tree", "get_trial", "get_visit", "iter_protocols", "iter_registrations", "iter_sites",
+    "iter_statuses", "iter_subjects", "outcome_flags", "overdue_susars", "registration_baseline", "safety_overview",
+    "subjects_awaiting_reconsent",
 ]

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.research.study_keys import compute_study_pseudonym
 from careledger.contracts.trials.allocation import (
     AllocationCommitment,
     AllocationError,
@@ -42,7 +43,6 @@ from careledger.contracts.trials.layout import (
     TrialConsent,
     VisitRecord,
     VisitVersion,
-    compute_subject_pseudonym,
     consent_key,
     get_consent,
     get_protocol,
@@ -116,7 +116,7 @@ def apply_consent(state: Overlay, ctx: TxContext, p: Consent) -> Any:
     assert protocol is not None
     if protocol.consent_form_hash != p.consent_form_hash:
         raise TxFailed("this is not the consent form of the current protocol version", Code.TRIAL_CONSENT_FORM_MISMATCH)
-    subject = compute_subject_pseudonym(ctx.signer.key)
+    subject = compute_study_pseudonym(ctx.signer.key)
     old = get_consent(state, p.trial, subject)
     if old is not None and old.status == "active" and old.version == p.protocol_version:
         raise TxFailed("consent to this protocol version is already recorded", Code.TRIAL_STATUS_INVALID)
@@ -135,7 +135,7 @@ def apply_withdraw_consent(state: Overlay, ctx: TxContext, p: WithdrawConsent) -
     """Withdraw consent: no more visits are anchored for the subject. Raises TRIAL_UNKNOWN,
     TRIAL_CONSENT_REQUIRED (none given) or TRIAL_CONSENT_WITHDRAWN (already withdrawn)."""
     require_status(state, p.trial)
-    subject = compute_subject_pseudonym(ctx.signer.key)
+    subject = compute_study_pseudonym(ctx.signer.key)
     old = get_consent(state, p.trial, subject)
     if old is None:
         raise TxFailed("the subject has not consented to this trial", Code.TRIAL_CONSENT_REQUIRED)

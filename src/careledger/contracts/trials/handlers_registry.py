@@ -10,6 +10,11 @@
 * ``trials.amend_protocol``: protocol version n+1 with its reason and whether re-consent is required.
 * ``trials.add_site``, ``trials.set_site_status``, ``trials.set_site_investigators``: sites are member
   organisations with an ethics approval; investigators are their member keys with a role.
+
+A trial is a study of the research registry: every registration version also writes the trial's
+study record there (:func:`trial_study`, kind ``trial``, through the research contract's
+``put_study``), whose ``registration`` is the WHO data set. The research contract leaves such a
+record to this one (``STUDY_KIND_MISMATCH``) and never releases data to it (it requests none).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pydantic import Field
 
 from careledger.contracts import identity
 from careledger.contracts.base import Handler, Payload, TxContext
+from careledger.contracts.research.layout import Anonymity, RequestedData, StudyRecord, put_study
 from careledger.contracts.trials.allocation import MAX_SLOTS, SCHEME
 from careledger.contracts.trials.dataset import (
     DataSetProblem,
@@ -62,6 +68,8 @@ from careledger.core.state import Overlay
 from careledger.core.types import Hex32, OrgId, PublicKeyHex
 
 MAX_STRATA = 1000
+TRIAL_STUDY_CATEGORY = "clinical-trial"
+"""The research category of every trial's study record (informational: broad consent never covers a trial)."""
 
 
 class ProtocolDocument(Payload):
@@ -92,6 +100,27 @@ def _check(dataset: TrialRegistrationDataSet) -> None:
         check_dataset(dataset)
     except DataSetProblem as exc:
         raise TxFailed(str(exc), Code.TRIAL_REGISTRATION_INVALID) from None
+
+
+def _ethics_ref(ds: TrialRegistrationDataSet) -> str:
+    approved = [r for r in ds.ethics_reviews if r.status == "approved"] or list(ds.ethics_reviews)
+    return (approved[0].reference or approved[0].committee)[:80]
+
+
+def trial_study(rec: TrialRecord, ds: TrialRegistrationDataSet) -> StudyRecord:
+    """The trial's entry in the research registry at registration version ``rec.version``: kind
+    ``trial``, the same id, sponsor, registration times and version; title the public title (item 9);
+    ethics reference the first approval's (item 21); purpose ``CLINTRCH``; open from registration;
+    ``closed`` once recruitment is complete (item 18); no data requested of custodians (a trial's case
+    reports are anchored by this contract); ``registration`` the WHO data set as stored."""
+    return StudyRecord(
+        id=rec.id, kind="trial", version=rec.version,
+        status="closed" if ds.recruitment_status == "complete" else "active", sponsor=rec.sponsor,
+        title=ds.public_title, category=TRIAL_STUDY_CATEGORY, ethics_ref=_ethics_ref(ds), purpose="CLINTRCH",
+        period_start_ms=rec.registered_ms, period_end_ms=None, request=RequestedData(()), anonymity=Anonymity(),
+        consent_version=1, registered_by=rec.registered_by, registered_height=rec.registered_height,
+        registered_ms=rec.registered_ms, updated_height=rec.updated_height, updated_ms=rec.updated_ms,
+        registration=rec.dataset)
 
 
 def authorize_register(state: Overlay, ctx: TxContext, p: Register) -> None:
@@ -134,8 +163,10 @@ def apply_register(state: Overlay, ctx: TxContext, p: Register) -> Any:
     trial = ctx.derive_id("trl")
     h, t = ctx.env.height, ctx.env.time_ms
     doc = ds.to_json()
-    put_trial(state, TrialRecord(trial, ctx.signer.org or "", ctx.signer.key, h, t, 1, h, t, doc, commitment))
+    rec = TrialRecord(trial, ctx.signer.org or "", ctx.signer.key, h, t, 1, h, t, doc, commitment)
+    put_trial(state, rec)
     put_registration(state, trial, RegistrationVersion(1, doc, h, t, ctx.signer.key, None))
+    put_study(state, trial_study(rec, ds))
     put_status(state, TrialStatus(trial, ctx.signer.org or "", ds.recruitment_status, ds.sample_size.target,
                                   randomised, ds.design.masking != "none", 1, 1, 0, (), None, None, None, None))
     put_protocol(state, trial, ProtocolVersion(1, p.protocol.document_hash, p.protocol.consent_form_hash, None, True,
@@ -158,10 +189,11 @@ def _new_version(state: Overlay, ctx: TxContext, status: TrialStatus, ds: TrialR
         raise TxFailed("a locked trial cannot recruit", Code.TRIAL_LOCKED)
     version = rec.version + 1
     doc = ds.to_json()
-    put_trial(state, replace(rec, version=version, updated_height=ctx.env.height, updated_ms=ctx.env.time_ms,
-                             dataset=doc))
+    rec = replace(rec, version=version, updated_height=ctx.env.height, updated_ms=ctx.env.time_ms, dataset=doc)
+    put_trial(state, rec)
     put_registration(state, status.trial, RegistrationVersion(version, doc, ctx.env.height, ctx.env.time_ms,
                                                               ctx.signer.key, reason))
+    put_study(state, trial_study(rec, ds))
     put_status(state, replace(status, recruitment=ds.recruitment_status, target=ds.sample_size.target))
     ctx.emit("trial_registration_updated", trial=status.trial, version=version)
     return {"trial": status.trial, "registration_version": version}

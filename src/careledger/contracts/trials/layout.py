@@ -17,15 +17,17 @@ State (keys are ``trials/...``; every value is canonical JSON)::
     trials/ae/<trial>/<event>                   AdverseEventRecord: classification, E2A deadlines, reports
     trials/results/<trial>                      ResultsRecord: summary results and outcome-switching flags
 
-Subjects appear only under per-trial pseudonyms, ``sp-`` + hex of the first 16 bytes of SHA-256 of
-the subject's *study key* (:func:`compute_subject_pseudonym`), a key the patient derives for this
-trial alone and never registers, so nothing on the ledger links a subject to the patient's other
-pseudonyms. No other module spells a key string.
+A trial is also a study of the research registry (``research/study/<trial>``, kind ``trial``, written
+through :func:`careledger.contracts.research.put_study` at each registration version). Subjects
+appear only under the registry's study pseudonyms, ``sp-`` + hex of the first 16 bytes of SHA-256 of
+the subject's *study key*
+(:func:`careledger.contracts.research.study_keys.compute_study_pseudonym`), a key the patient
+derives for this trial alone and never registers, so nothing on the ledger links a subject to the
+patient's other pseudonyms. No other module spells a key string.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,14 +36,7 @@ from typing import Any
 from careledger.core import codec
 from careledger.core.state import Overlay, StateReader
 
-SUBJECT_PREFIX = "sp-"
-
 Reader = StateReader | Overlay
-
-
-def compute_subject_pseudonym(study_public_key_hex: str) -> str:
-    """``sp-`` + hex of the first 16 bytes of SHA-256(study public key bytes)."""
-    return SUBJECT_PREFIX + hashlib.sha256(bytes.fromhex(study_public_key_hex)).digest()[:16].hex()
 
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -56,6 +51,10 @@ def registration_prefix(trial: str) -> str:
 
 def registration_key(trial: str, version: int) -> str:
     return f"trials/registration/{trial}/{version:06d}"
+
+
+def status_prefix() -> str:
+    return "trials/status/"
 
 
 def status_key(trial: str) -> str:
@@ -514,6 +513,12 @@ def get_status(state: Reader, trial: str) -> TrialStatus | None:
     seldom changes, so its parse is memoised by its bytes (the record is immutable: safe to share)."""
     raw = state.get_raw(status_key(trial))
     return None if raw is None else _status_of(raw)
+
+
+def iter_statuses(state: Reader) -> Iterator[TrialStatus]:
+    """Every registered trial's status record, in trial id order."""
+    for _, raw in state.scan_raw(status_prefix()):
+        yield _status_of(raw)
 
 
 def put_status(state: Overlay, rec: TrialStatus) -> None:

@@ -34,16 +34,24 @@ from careledger.contracts.trials.outcomes import Flag
 from careledger.contracts.trials.safety import Category, SafetyClock, report_status
 
 
+def _known_at(submission_ms: int | None, now_ms: int) -> int | None:
+    return submission_ms if submission_ms is not None and submission_ms <= now_ms else None
+
+
 def safety_overview(state: Reader, now_ms: int, trial: str | None = None) -> list[dict[str, Any]]:
     """Every SUSAR (of one trial, or all) with its deadlines and each report's state at ``now_ms``:
-    ``pending``, ``overdue``, ``on_time``, ``late`` or ``not_required``. Ordered by trial and event."""
+    ``pending``, ``overdue``, ``on_time``, ``late`` or ``not_required``. Ordered by trial and event.
+
+    ``now_ms`` is normally the latest committed block's time. Any other time answers "as of" it from
+    what the state holds: an event recorded later is left out and a report committed later counts as
+    not yet made (so a time ahead of the latest block asks what will be overdue if no report comes)."""
     out = []
     for trial_id, ae in iter_adverse_events(state, trial):
-        if not ae.susar:
+        if not ae.susar or ae.day0_ms > now_ms:
             continue
         clock = SafetyClock(cast(Category, ae.category), True, ae.day0_ms, ae.initial_due_ms, ae.complete_due_ms)
-        st = report_status(clock, None if ae.initial is None else ae.initial.time_ms,
-                           None if ae.complete is None else ae.complete.time_ms, now_ms)
+        st = report_status(clock, _known_at(None if ae.initial is None else ae.initial.time_ms, now_ms),
+                           _known_at(None if ae.complete is None else ae.complete.time_ms, now_ms), now_ms)
         out.append({"trial": trial_id, "event": ae.id, "site": ae.site, "category": ae.category,
                     "day0_ms": ae.day0_ms, "initial_due_ms": ae.initial_due_ms,
                     "complete_due_ms": ae.complete_due_ms, "initial": st.initial, "complete": st.complete,
