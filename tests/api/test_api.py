@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from careledger.api.app import create_app
@@ -577,6 +578,41 @@ async def test_openapi_declares_the_one_signed_request_scheme_and_the_typed_requ
     assert kinds("POST", "/v1/gateway/read") == {"read"} and kinds("POST", "/v1/gateway/store") == {"store"}
     assert kinds("POST", "/fhir/auth/token") == {"token"}
     assert "requestBody" not in signed[("GET", "/v1/supply/alerts")]
+
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+
+
+@pytest.mark.anyio
+async def test_openapi_transaction_bodies_are_generated_from_the_payload_models(
+        asgi: tuple[httpx.AsyncClient, Node]) -> None:
+    """Every registered (type, version) is one variant of ``SignedTransaction``; every transaction the
+    vectors commit successfully is valid against it, and the same with an unknown payload field, a
+    payload of another type or a wrong version is not."""
+    doc = (await asgi[0].get("/openapi.json")).json()
+    components = doc["components"]["schemas"]
+    body = doc["paths"]["/v1/txs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/SignedTransaction"}
+    variants = components["SignedTransaction"]["oneOf"]
+    registry = asgi[1].chain.registry
+    assert [(v["properties"]["body"]["properties"]["type"]["const"],
+             v["properties"]["body"]["properties"]["version"]["const"]) for v in variants] == registry.kinds()
+    validator = jsonschema.Draft202012Validator({"components": doc["components"],
+                                                 "$ref": "#/components/schemas/SignedTransaction"})
+    committed: list[dict[str, Any]] = []
+    for path in sorted(VECTORS.rglob("*.json")):
+        vector = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(vector, dict) and isinstance(vector.get("post"), dict) and "block" in vector):
+            continue
+        by_hash = {hashlib.sha256(wire.encode()).hexdigest(): wire for wire in vector["block"]["txs"]}
+        committed += [json.loads(by_hash[r["tx"]]) for r in vector["post"]["receipts"] if r["code"] == 0]
+    assert {tx["body"]["type"] for tx in committed} == {t for t, _ in registry.kinds()}  # every type, by vectors
+    for tx in committed:
+        errors = [e.message for e in validator.iter_errors(tx)]
+        assert not errors, (tx["body"]["type"], errors[:1])
+        extra = {**tx, "body": {**tx["body"], "payload": {**tx["body"]["payload"], "unexpected": 1}}}
+        later = {**tx, "body": {**tx["body"], "version": tx["body"]["version"] + 100}}
+        assert not validator.is_valid(extra) and not validator.is_valid(later)
 
 
 @pytest.mark.anyio
