@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import Request
 
 from careledger.api.errors import code_name
+from careledger.api.schemas import errors
+from careledger.api.status import http_status
 from careledger.core.block import Receipt
 from careledger.core.errors import Code, EncodingError, LedgerError
 from careledger.node.engine import Engine
@@ -51,6 +53,20 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
                    "description": "A token from POST /fhir/auth/token (the FHIR facade only; docs/fhir.md)."},
 }
 """The security schemes the OpenAPI document declares (:func:`careledger.api.app.create_app` adds them)."""
+
+
+SIGNED_REQUEST_REFUSALS: tuple[Code, ...] = (Code.MISSING_SIGNATURE, Code.BAD_SIGNATURE, Code.REQUEST_STALE,
+                                             Code.REQUEST_MALFORMED, Code.REQUEST_REPLAYED)
+"""What :func:`careledger.vault.requests.verify_request` refuses with, in its order."""
+BODY_REFUSALS: tuple[Code, ...] = (Code.UNSUPPORTED_MEDIA_TYPE, Code.OVERSIZED)
+"""What :func:`read_body` refuses with."""
+
+
+def refusals(*codes: Code) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the statuses these codes answer with, taken from the one
+    status table (:func:`careledger.api.status.http_status`): a route declares the codes it can
+    raise, never a status by hand. INTERNAL_ERROR (500) is always declared."""
+    return errors(*sorted({http_status(code) for code in (*codes, Code.INTERNAL_ERROR)}))
 
 
 def target_of(request: Request) -> str:

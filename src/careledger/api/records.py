@@ -30,7 +30,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api.client_tls import require_org_certificate
-from careledger.api.common import node_of, read_body, signed_request, signed_route
+from careledger.api.common import (
+    BODY_REFUSALS,
+    SIGNED_REQUEST_REFUSALS,
+    node_of,
+    read_body,
+    refusals,
+    signed_request,
+    signed_route,
+)
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.api.metrics import NodeMetrics
 from careledger.api.services import NodeContext, Services, services_of
@@ -86,6 +94,17 @@ def _error(exc: LedgerError, tx_hash: str | None = None) -> JSONResponse:
     return error_response(exc, extra)
 
 
+QUERY_REFUSALS = (Code.NODE_UNAVAILABLE, Code.UNKNOWN_SIGNER, Code.NOT_PATIENT_OR_DELEGATE)
+"""A ledger query's refusals after the signed request's."""
+GATEWAY_REFUSALS = (Code.NODE_UNAVAILABLE, Code.VAULT_NOT_HOSTED, Code.UNKNOWN_SIGNER, Code.SIGNER_REVOKED,
+                    Code.NOT_CUSTODIAN, Code.RECORD_UNKNOWN, Code.RECORD_ERASED, Code.VAULT_INTEGRITY, Code.TIMEOUT)
+"""Refusals every gateway request can meet after the signed request's."""
+STORE_REFUSALS = (Code.PATIENT_UNKNOWN, Code.FHIR_INVALID, Code.FHIR_UNSUPPORTED, Code.RECORD_VERSION_CONFLICT)
+READ_REFUSALS = (Code.CLIENT_CERT_REQUIRED, Code.CLIENT_CERT_NOT_REGISTERED, Code.RECORD_PATIENT_MISMATCH,
+                 Code.CONSENT_REQUIRED)
+"""A read's own (every consent refusal answers 403, as CONSENT_REQUIRED does)."""
+
+
 async def _signed(request: Request, limit: int = MAX_REQUEST_BYTES) -> SignedRequest:
     """The signed request as received: media type and size checked, the body read whole."""
     return signed_request(request, await read_body(request, limit))
@@ -99,7 +118,8 @@ async def _answer(fn: Any, *args: Any, tx_hash: str | None = None) -> JSONRespon
 
 
 @router.post("/v1/records/query", summary="Patient-scoped ledger query (signed)", response_model=None,
-             openapi_extra=signed_route(*QUERY_KINDS.values()))
+             openapi_extra=signed_route(*QUERY_KINDS.values()),
+             responses=refusals(*BODY_REFUSALS, *SIGNED_REQUEST_REFUSALS, *QUERY_REFUSALS))
 async def query(request: Request) -> JSONResponse:
     """``view``, ``index`` or ``anchors`` for one patient, answered only to the signed parties allowed."""
     signed = await _signed(request)
@@ -113,7 +133,8 @@ async def custodians(request: Request) -> JSONResponse:
 
 
 @router.post("/v1/gateway/store", summary="Store and anchor a FHIR resource or bundle (signed)", response_model=None,
-             openapi_extra=signed_route(StoreRequest))
+             openapi_extra=signed_route(StoreRequest),
+             responses=refusals(*BODY_REFUSALS, *SIGNED_REQUEST_REFUSALS, *GATEWAY_REFUSALS, *STORE_REFUSALS))
 async def store(request: Request) -> JSONResponse:
     """A custodian member stores FHIR content: validated, encrypted, anchored; all-or-nothing."""
     try:
@@ -124,7 +145,8 @@ async def store(request: Request) -> JSONResponse:
 
 
 @router.post("/v1/gateway/read", summary="Read records (signed; consent-checked, audited)", response_model=None,
-             openapi_extra=signed_route(ReadRequest))
+             openapi_extra=signed_route(ReadRequest),
+             responses=refusals(*BODY_REFUSALS, *SIGNED_REQUEST_REFUSALS, *GATEWAY_REFUSALS, *READ_REFUSALS))
 async def read(request: Request) -> JSONResponse:
     """Records with their salts, after the consent check and an audit entry per record."""
     metrics: NodeMetrics = request.app.state.metrics

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from careledger.api.common import node_of, not_found, signed_request, signed_route
+from careledger.api.common import SIGNED_REQUEST_REFUSALS, node_of, not_found, refusals, signed_request, signed_route
 from careledger.api.errors import LedgerRoute
 from careledger.api.services import NodeContext, Services, services_of
 from careledger.contracts.supply import layout
@@ -131,7 +131,9 @@ def verify(request: Request, gtin: Annotated[str | None, Query(max_length=14)] =
 
 
 @router.get("/alerts", summary="Alerts (signed request; regulators and manufacturers)", response_model=None,
-            openapi_extra=signed_route())
+            openapi_extra=signed_route(),
+            responses=refusals(Code.BAD_REQUEST, *SIGNED_REQUEST_REFUSALS, Code.UNKNOWN_SIGNER, Code.SIGNER_REVOKED,
+                               Code.UNAUTHORISED, Code.NODE_UNAVAILABLE))
 def get_alerts(request: Request, kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
                since_height: Annotated[int, Query(ge=0)] = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> JSONResponse:

@@ -67,8 +67,11 @@ TOKEN_DOMAIN = b"CareLedger/fhir-token/v1\x00"
 MAX_TOKEN_CHARS = 2048
 Interaction = Literal["read", "search"]
 
-ScopeText = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
-_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.(read|\*|rs|r|s)$")
+_SCOPE_ITEM = r"(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.(read|\*|rs|r|s)"
+_SCOPE = re.compile(f"^{_SCOPE_ITEM}$")
+ScopeText = Annotated[str, StringConstraints(min_length=1, max_length=1000,
+                                             pattern=f"^ *{_SCOPE_ITEM}( +{_SCOPE_ITEM})* *$")]
+"""Space-separated read scopes (what :meth:`Scope.parse` takes), so that the OpenAPI schema says it too."""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -58,6 +59,8 @@ from careledger.vault.canonical import parse_exact
 SCHEME = "CareLedger-Request"
 """The ``Authorization`` scheme of a signed request."""
 FRESHNESS_MS = 5 * 60 * 1000
+MAX_INTEGER = 2**53 - 1
+"""The largest integer a typed request's number may denote (JSON's interoperable range)."""
 Nonce = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32,64}$")]
 RecordList = Annotated[list[RecordId], Field(min_length=1, max_length=64)]
 
@@ -190,13 +193,24 @@ class ReplayGuard:
             raise LedgerError("this request was already used", Code.REQUEST_REPLAYED)
 
 
+def _number(text: str) -> int | float:
+    """A JSON number written with a fraction or an exponent: the integer it equals, if it is one (JSON
+    Schema's ``integer`` counts ``44.0`` as 44, and so do typed requests), else a float, which no typed
+    request field accepts."""
+    value = Decimal(text)
+    if value.is_finite() and abs(value) <= MAX_INTEGER and value == value.to_integral_value():
+        return int(value)
+    return float(text)
+
+
 def parse_json(body: bytes) -> Any:
-    """A request body as JSON (UTF-8; no NaN or Infinity). Raises REQUEST_MALFORMED."""
+    """A request body as JSON (UTF-8; no NaN or Infinity; integral numbers as integers, see
+    :func:`_number`). Raises REQUEST_MALFORMED."""
     def refuse(text: str) -> Any:
         raise ValueError(text)
 
     try:
-        return json.loads(body, parse_constant=refuse)
+        return json.loads(body, parse_constant=refuse, parse_float=_number)
     except (ValueError, RecursionError):
         raise LedgerError("the request body is not JSON", Code.REQUEST_MALFORMED) from None
 
