@@ -7,6 +7,9 @@
         result = client.send(admin_key, "identity.enrol_member", 1,
                              {"member": member_pub, "org": "org.dev", "roles": ["physician"]})
         assert result["receipt"]["code"] == 0
+        # or typed: the payload model names its transaction type and version
+        from careledger.contracts.identity.handlers import EnrolMember
+        client.send_payload(admin_key, EnrolMember(member=member_pub, org="org.dev", roles=["physician"]))
 
 Exceptions::
 
@@ -23,6 +26,7 @@ I/O goes through an ``httpx`` transport that tests may swap (``Client(url, trans
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from collections.abc import Iterable
@@ -32,7 +36,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 
+from careledger.contracts.base import Registry
 from careledger.core.block import Receipt
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
@@ -42,7 +48,7 @@ from careledger.core.proofs import verify_proof as _verify_proof
 from careledger.core.tx import sign_tx
 from careledger.vault.requests import authorization
 
-__all__ = ["Client", "ClientError", "NodeUnavailable", "ProofInvalid", "verify_proof"]
+__all__ = ["Client", "ClientError", "NodeUnavailable", "ProofInvalid", "transaction_of", "verify_proof"]
 
 DEFAULT_TIMEOUT = 10.0
 _NONCE_CODES = frozenset({int(Code.NONCE_REPLAYED), int(Code.NONCE_OUT_OF_ORDER)})
@@ -51,6 +57,29 @@ _NONCE_CODES = frozenset({int(Code.NONCE_REPLAYED), int(Code.NONCE_OUT_OF_ORDER)
 def _seg(value: str) -> str:
     """One URL path segment, escaped (so a value can never reach another route)."""
     return quote(value, safe="")
+
+
+def transaction_of(payload: BaseModel, registry: Registry | None = None) -> tuple[str, int, dict[str, Any]]:
+    """The transaction type and version whose payload model ``payload`` is an instance of (in
+    ``registry``; by default among the handlers of the contract package that defines the model,
+    ``careledger.contracts.<name>.HANDLERS``), and the payload's JSON: the fields that were set, as
+    they were set (``model_dump(mode="json", exclude_unset=True)``), so the node checks exactly what
+    the caller built.
+
+    Raises ValueError when no registered (type, version) takes that model, or more than one does.
+    """
+    if registry is not None:
+        handlers = registry.handlers()
+    else:
+        parts = type(payload).__module__.split(".")
+        package = ".".join(parts[:3]) if parts[:2] == ["careledger", "contracts"] and len(parts) > 2 else None
+        handlers = list(getattr(importlib.import_module(package), "HANDLERS", [])) if package else []
+    kinds = [(h.type, h.version) for h in handlers if h.payload is type(payload)]
+    if len(kinds) != 1:
+        raise ValueError(f"{type(payload).__name__} is the payload of {len(kinds)} registered transaction kinds, "
+                         "not one: use Client.send with the type and version")
+    (tx_type, version), = kinds
+    return tx_type, version, payload.model_dump(mode="json", exclude_unset=True)
 
 
 class ClientError(Exception):
@@ -197,6 +226,14 @@ class Client:
                                      timeout=timeout)
             self._nonces[pub] = nonce + 1
             return result
+
+    def send_payload(self, key: SigningKey, payload: BaseModel, wait: bool = True,
+                     timeout: float = 30.0) -> dict[str, Any]:
+        """:meth:`send` a typed payload (a contract's payload model): its type and version are the ones
+        that model is registered for (:func:`transaction_of`). Raises ValueError for a model that is
+        no one transaction kind's payload, else as :meth:`send`."""
+        tx_type, version, doc = transaction_of(payload)
+        return self.send(key, tx_type, version, doc, wait=wait, timeout=timeout)
 
     def tx(self, tx_hash: str) -> dict[str, Any]:
         """A committed transaction with receipt and proof, or ``{status: "pending"}``; NOT_FOUND otherwise."""
