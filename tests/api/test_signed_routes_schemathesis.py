@@ -18,6 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from careledger.api.server import BackgroundServer, serve_in_thread
@@ -38,7 +39,7 @@ def server(node: Node) -> Iterator[BackgroundServer]:
         srv.stop()
 
 
-def send(http: httpx.Client, case: Case, sign: Any | None, chain_id: str) -> httpx.Response:
+def send(http: httpx.Client, case: Case[Any], sign: Any | None, chain_id: str) -> httpx.Response:
     """The case as schemathesis would send it, its JSON body serialised here so that the signature
     covers exactly the bytes sent."""
     kwargs = case.as_transport_kwargs(base_url=str(http.base_url))
@@ -60,7 +61,7 @@ def send(http: httpx.Client, case: Case, sign: Any | None, chain_id: str) -> htt
 
 def test_signed_routes_answer_only_what_they_declare(server: BackgroundServer, consortium: Consortium) -> None:
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json").include(path_regex=SIGNED)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
     assert {(op.method.upper(), op.path) for op in operations} == {
         ("POST", "/v1/records/query"), ("POST", "/v1/gateway/read"), ("POST", "/v1/gateway/store"),
         ("GET", "/v1/supply/alerts"), ("POST", "/fhir/auth/token"), ("GET", "/fhir/{resource_type}"),
@@ -74,7 +75,7 @@ def test_signed_routes_answer_only_what_they_declare(server: BackgroundServer, c
             @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(), signed=st.booleans())
-            def check(case: Case, signed: bool) -> None:
+            def check(case: Case[Any], signed: bool) -> None:
                 response = send(http, case, admin if signed else None, chain_id)
                 statuses.add(response.status_code)  # noqa: B023 (run before the next operation)
                 if not signed:  # a request no key signed is refused as such, whatever else it holds
