@@ -96,6 +96,11 @@ def forged(token: str, **claims: Any) -> str:
     return f"{prefix}.{changed}.{mac}"
 
 
+def served(resource: Any) -> dict[str, Any]:
+    """A resource fhirpy fetched, as the JSON the facade served (checked by :func:`valid`)."""
+    return valid(resource.serialize())
+
+
 def refused(r: httpx.Response, code: Code) -> dict[str, Any]:
     """Check ``r`` is the OperationOutcome for ``code`` with the code's HTTP status; returns it."""
     assert r.status_code == http_status(code), (r.status_code, r.text)
@@ -113,7 +118,7 @@ def audit_entries(world: World, pseudonym: str) -> list[dict[str, Any]]:
     prefix = audit_prefix(pseudonym)
     rows = view.connection.execute("SELECT value FROM state WHERE key >= ? AND key < ? ORDER BY key",
                                    (prefix, prefix + "~")).fetchall()
-    return [dict(codec.decode(bytes(v))) for (v,) in rows]  # type: ignore[arg-type]
+    return [dict(codec.decode(bytes(v))) for (v,) in rows]
 
 
 def stored_observation(world: World) -> str:
@@ -164,7 +169,7 @@ def test_patient_reads_and_searches_consent_and_audit_events_with_fhirpy(world: 
 
     consents = client.resources("Consent").search(patient=alice).fetch_all()
     assert len(consents) == 1
-    consent = valid(consents[0].serialize())
+    consent = served(consents[0])
     assert consent["status"] == "active"
     assert consent["patient"]["identifier"]["value"] == alice
     assert consent["provision"]["actor"][0]["reference"]["reference"] == "Organization/clinic"
@@ -173,7 +178,7 @@ def test_patient_reads_and_searches_consent_and_audit_events_with_fhirpy(world: 
     assert [c.id for c in client.resources("Consent").search(status="active").fetch_all()] == [consent["id"]]
     assert client.resources("Consent").search(status="inactive").fetch_all() == []
 
-    events = [valid(e.serialize()) for e in client.resources("AuditEvent").search(patient=alice).fetch_all()]
+    events = [served(e) for e in client.resources("AuditEvent").search(patient=alice).fetch_all()]
     clinic = [e for e in events if e["agent"][0]["who"]["identifier"]["value"] == dr_b]
     assert [e["outcome"] for e in clinic] == ["4", "0"]  # refused, then granted under the consent
     assert all(e["entity"][1]["what"]["identifier"]["value"] == record for e in clinic)
@@ -189,7 +194,7 @@ def test_patient_reads_and_searches_consent_and_audit_events_with_fhirpy(world: 
                .search(date="lt2100").fetch_all()) == len(events)
 
     # the Provenance of the record: anchored by the hospital's physician, version 1
-    [prov] = [valid(p.serialize()) for p in client.resources("Provenance").search(target=record).fetch_all()]
+    [prov] = [served(p) for p in client.resources("Provenance").search(target=record).fetch_all()]
     assert prov["target"][0]["reference"] == f"Observation/{record}/_history/1"
     assert prov["agent"][0]["who"]["identifier"]["value"] == world.keys["dr_a"].public_hex
 
@@ -271,8 +276,8 @@ def test_refusals_are_operation_outcomes_and_write_nothing(world: World) -> None
     before = state_snapshot(world.node)
 
     # no credentials at all; a stock client gets its AuthorizationError
-    r = refused(get(world, f"Consent?patient={alice}"), Code.MISSING_SIGNATURE)
-    assert r["issue"][0]["code"] == "login"
+    outcome = refused(get(world, f"Consent?patient={alice}"), Code.MISSING_SIGNATURE)
+    assert outcome["issue"][0]["code"] == "login"
     with pytest.raises(AuthorizationError, match="MISSING_SIGNATURE"):
         fhir(world).resources("Consent").search(patient=alice).fetch()
     assert get(world, f"Consent?patient={alice}").headers["www-authenticate"] == 'Bearer realm="CareLedger"'
@@ -290,21 +295,21 @@ def test_refusals_are_operation_outcomes_and_write_nothing(world: World) -> None
     refused(get(world, "Consent", Authorization=f"Basic {alice_token}"), Code.TOKEN_INVALID)
 
     # a patient searching (or reading) another patient's resources
-    r = refused(get(world, f"Consent?patient={bob}", alice_token), Code.NOT_PATIENT_OR_DELEGATE)
-    assert r["issue"][0]["code"] == "forbidden"
+    outcome = refused(get(world, f"Consent?patient={bob}", alice_token), Code.NOT_PATIENT_OR_DELEGATE)
+    assert outcome["issue"][0]["code"] == "forbidden"
     with pytest.raises(ForbiddenError, match="NOT_PATIENT_OR_DELEGATE"):
         fhir(world, alice_token).resources("AuditEvent").search(patient=bob).fetch()
 
     # an unknown resource type, and types the facade never serves
-    r = refused(get(world, f"Foo?patient={alice}", alice_token), Code.FHIR_TYPE_UNKNOWN)
-    assert r["issue"][0]["code"] == "not-supported"
+    outcome = refused(get(world, f"Foo?patient={alice}", alice_token), Code.FHIR_TYPE_UNKNOWN)
+    assert outcome["issue"][0]["code"] == "not-supported"
     refused(get(world, "Bundle/r-" + "0" * 32, alice_token), Code.FHIR_TYPE_UNKNOWN)
 
     # malformed or unsupported search parameters
     for query in ("date=yesterday", "date=2024-13-01", "date=ap2024", "_count=many", "_count=-1", "_offset=x",
                   "patient=alice", "status:not=active", "_sort=date", "nonsense=1", "_format=xml"):
-        r = refused(get(world, f"Consent?{query}", alice_token), Code.FHIR_SEARCH_INVALID)
-        assert r["issue"][0]["code"] == "invalid"
+        outcome = refused(get(world, f"Consent?{query}", alice_token), Code.FHIR_SEARCH_INVALID)
+        assert outcome["issue"][0]["code"] == "invalid"
     with pytest.raises(OperationOutcome, match="FHIR_SEARCH_INVALID"):
         fhir(world, alice_token).resources("Consent").search(date="soon").fetch()
     # ... unless the client asks for lenient handling: unknown parameters are then ignored

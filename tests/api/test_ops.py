@@ -4,6 +4,8 @@ idle time-outs (1,000 idle connections are closed or refused, not held)."""
 
 from __future__ import annotations
 
+import contextlib
+import selectors
 import socket
 import time
 from collections.abc import Iterator
@@ -185,6 +187,26 @@ def _is_closed(sock: socket.socket) -> bool:
         return True
 
 
+def _first_bytes(socks: list[socket.socket], want: int, within_s: float) -> list[bytes]:
+    """The first bytes each socket receives, gathered until ``want`` sockets have answered or
+    ``within_s`` has passed (a socket closed without a byte gives nothing)."""
+    answered: list[bytes] = []
+    with selectors.DefaultSelector() as sel:
+        for sock in socks:
+            sel.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + within_s
+        while len(answered) < want and time.monotonic() < deadline and sel.get_map():
+            for key, _ in sel.select(timeout=0.2):
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                sel.unregister(ready)
+                with contextlib.suppress(OSError):
+                    head = ready.recv(65536)
+                    if head:
+                        answered.append(head)
+    return answered
+
+
 def test_a_thousand_idle_connections_are_refused_or_closed(node: Node) -> None:
     """1,000 connections that never send a byte: those above the cap are answered 503 TOO_MANY_CONNECTIONS
     at once, the rest are closed by the header time-out; the node serves normally afterwards."""
@@ -192,20 +214,12 @@ def test_a_thousand_idle_connections_are_refused_or_closed(node: Node) -> None:
     with BackgroundServer(node, settings=settings) as srv:
         socks = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(1000)]
         try:
-            time.sleep(0.5)
-            refused = []
-            for sock in socks:
-                sock.settimeout(0.005)
-                try:
-                    head = sock.recv(65536)
-                except TimeoutError:
-                    continue
-                refused.append(head)
+            refused = _first_bytes(socks, want=1000 - 100, within_s=15.0)  # patient on a loaded machine
             assert len(refused) >= 1000 - 100
             sample = refused[-1]
             assert sample.startswith(b"HTTP/1.1 503 "), sample[:80]
             assert b'"code": 931' in sample and b"TOO_MANY_CONNECTIONS" in sample
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30  # the 1 s header time-out, late on a loaded machine
             open_now = [s for s in socks if not _is_closed(s)]
             while open_now and time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -4,7 +4,7 @@ its answer held to its OpenAPI model, and its refusals with their codes and stat
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -202,8 +202,10 @@ def validate_and_return(doc: dict[str, Any]) -> dict[str, Any]:
 def test_refusals_have_their_codes_and_statuses(api: TrialsClient) -> None:
     trial = _trial(api)
     unknown = "trl-" + "0" * 24
-    for call in (lambda: api.registration(unknown), lambda: api.safety(unknown), lambda: api.sites(unknown),
-                 lambda: api.research_study(unknown), lambda: api.anchor_proof(unknown, "sp-" + "0" * 32, "v1")):
+    calls: list[Callable[[], object]] = [
+        lambda: api.registration(unknown), lambda: api.safety(unknown), lambda: api.sites(unknown),
+        lambda: api.research_study(unknown), lambda: api.anchor_proof(unknown, "sp-" + "0" * 32, "v1")]
+    for call in calls:
         with pytest.raises(ClientError) as err:
             call()
         assert (err.value.name, err.value.http_status) == ("TRIAL_UNKNOWN", 404)

@@ -32,7 +32,9 @@ ALLOWED: dict[str, set[str]] = {
     "keycrypt": {"core", "keys", "keycrypt"},
     # the Python client is what other programs embed: the protocol (core, payload models) and the
     # request-signing and commitment rules of the shells, nothing that runs a node
-    "client": {"core", "contracts", "client", "vault.requests", "vault.canonical", "supply.auth"},
+    "client": {"core", "contracts", "client", "vault.requests", "vault.canonical", "supply.auth",
+               # a release's recipient opens and verifies it; a researcher checks answers against their anchors
+               "research.envelope", "research.release", "research.aggregate"},
 }
 """What each top-level package may import. Edges (the API, CLI, demo, benchmarks, network tools,
 the web console) may import anything below them, but never each other's internals except as listed

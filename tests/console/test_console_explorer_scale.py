@@ -75,7 +75,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     node.start()
     opened = time.perf_counter() - started
     server = BackgroundServer(node)
-    mount(server._server.config.app)
+    mount(server.app)
     print(f"\nexplorer ledger: {BLOCKS} blocks built in {built:.1f} s; node opened (integrity + signatures) "
           f"in {opened:.1f} s")
     with server:

@@ -42,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     node = home.open_node()
     node.start()
     server = BackgroundServer(node)
-    mount(server._server.config.app)
+    mount(server.app)
     with server:
         yield server.url
     node.close()

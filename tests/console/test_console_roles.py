@@ -356,7 +356,7 @@ def _datamatrix(text: str, scale: int = 6) -> tuple[bytes, int, int]:
     barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.DataMatrix, gs1=True)
     image = barcode.to_image(scale=scale, add_quiet_zones=True)
     height, width = image.shape
-    return bytes(memoryview(image)), width, height
+    return bytes(memoryview(image)), width, height  # type: ignore[arg-type]  # zxing-cpp images are buffers
 
 
 def make_datamatrix_png(text: str, path: Path) -> Path:

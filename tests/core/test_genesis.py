@@ -196,6 +196,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_not_an_object() -> None:
+    doc: object
     for doc in ([], None, "x", 5):
         with pytest.raises(GenesisError):
             parse_genesis(doc)
@@ -217,7 +218,7 @@ def test_error_names_the_field(consortium: Consortium) -> None:
 def test_genesis_is_immutable(consortium: Consortium) -> None:
     genesis: Genesis = consortium.genesis
     with pytest.raises(ValidationError):
-        genesis.chain_id = "other"  # type: ignore[misc]
+        genesis.chain_id = "other"
     assert genesis.chain_id == "careledger-test"
 
 

@@ -517,7 +517,7 @@ def test_the_field_walk_finds_nested_and_union_fields() -> None:
     assert ("anchors[].author", False, "null") in model_rows(handlers["records.anchor"].payload)
     propose = {path for path, _, _ in model_rows(handlers["governance.propose"].payload)}
     assert {"action.organisation.gs1_company_prefixes", "action.pub_key", "action.roles"} <= propose
-    cohort = {"birth_year_max": None, "birth_year_min": None, "conditions_any": [], "sex": []}
+    cohort: dict[str, object] = {"birth_year_max": None, "birth_year_min": None, "conditions_any": [], "sex": []}
     study = model_rows(handlers["research.register_study"].payload)
     assert ("request.cohort", False, json.dumps(cohort, sort_keys=True)) in study  # a model as a default
     assert ("request.cohort.sex", False, "[]") in study

@@ -715,8 +715,13 @@ def test_finalize_reuses_process_proposal_and_never_reverifies_a_checked_tx(
     txs = [enrol(consortium, 1, seeded_key("m1")), enrol(consortium, 2, seeded_key("m2"))]
     assert [check(ready, t) for t in txs] == [0, 0]
     calls: list[bytes] = []
-    real = app_module.check_stateless
-    monkeypatch.setattr(app_module, "check_stateless", lambda chain, raw: calls.append(raw) or real(chain, raw))
+    real = app_module.check_stateless  # type: ignore[attr-defined]
+
+    def counted(chain: Any, raw: bytes) -> Any:
+        calls.append(raw)
+        return real(chain, raw)
+
+    monkeypatch.setattr(app_module, "check_stateless", counted)
     height = ready.cometbft_height + 1
     block_hash = hashlib.sha256(b"proposal").digest()
     accepted = ready.process_proposal(pb.ProcessProposalRequest(

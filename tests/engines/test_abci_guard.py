@@ -261,3 +261,31 @@ def test_finalize_for_a_height_cometbft_has_not_reached_is_refused(app: CareLedg
             assert app.cometbft_height == 0 and app.head.height == 0
 
     asyncio.run(go())
+
+
+def test_a_socket_path_of_the_longest_length_a_unix_socket_allows_is_served() -> None:
+    """The socket is bound under a temporary name no longer than its own, so a path of 107 bytes (the
+    most `net init` accepts) is served, as `net init` promises."""
+    from careledger.abci.server import unix_listener
+    from careledger.net.layout import MAX_UNIX_SOCKET_PATH
+
+    base = Path(f"/tmp/cl-{os.getpid()}")
+    name = "abci.sock"
+    filler = MAX_UNIX_SOCKET_PATH - len(f"{base}/") - len(f"/{name}")
+    directory = base / ("d" * filler)
+    path = directory / name
+    assert len(str(path).encode()) == MAX_UNIX_SOCKET_PATH
+    try:
+        sock = unix_listener(str(path))
+        try:
+            assert stat.S_ISSOCK(path.lstat().st_mode) and os.listdir(directory) == [name]
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(str(path))
+        finally:
+            sock.close()
+    finally:
+        for child in directory.iterdir() if directory.exists() else []:
+            child.unlink()
+        for d in (directory, base):
+            if d.exists():
+                d.rmdir()

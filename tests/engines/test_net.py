@@ -173,7 +173,7 @@ def test_governance_adds_a_fifth_validator_then_removes_one(net: LocalNetwork) -
     assert "validator_update" in events
     # CometBFT applies an update decided at H from H+2: drive blocks and watch the set grow
     net.wait("CometBFT's validator set to include the fifth node", lambda: (
-        send(net.client(0), SigningKey.generate(), "identity.register_patient", {})
+        bool(send(net.client(0), SigningKey.generate(), "identity.register_patient", {}))
         and cometbft_validators(net, 0).get(newcomer.validator) == 10), timeout=60, every=0.1)
     assert len(cometbft_validators(net, 2)) == 5
     assert {v["pub_key"] for v in net.client(3).validators()} == {n.validator for n in spec.nodes}
@@ -192,7 +192,7 @@ def test_governance_adds_a_fifth_validator_then_removes_one(net: LocalNetwork) -
                    "power": 0}, "title": "manufacturer 3 stops validating"})["receipt"]["result"]["proposal"]
     assert vote_through(net, [1, 2, 4], proposal) == "executed"
     net.wait("CometBFT's validator set to drop node3", lambda: (
-        send(net.client(1), SigningKey.generate(), "identity.register_patient", {})
+        bool(send(net.client(1), SigningKey.generate(), "identity.register_patient", {}))
         and spec.nodes[3].validator not in cometbft_validators(net, 0)), timeout=60, every=0.1)
     assert set(cometbft_validators(net, 4)) == {n.validator for n in spec.nodes if n.index != 3}
     # the network goes on, node3 follows as a full node, and everyone agrees block for block

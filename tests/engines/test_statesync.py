@@ -101,7 +101,8 @@ def joiner(tmp_path: Path, consortium: Consortium, name: str = "b", at_genesis: 
 def newest(app: CareLedgerApp) -> pb.Snapshot:
     snapshots = list(app.list_snapshots(pb.ListSnapshotsRequest()).snapshots)
     assert snapshots
-    return snapshots[0]
+    snapshot: pb.Snapshot = snapshots[0]
+    return snapshot
 
 
 def chunks_of(app: CareLedgerApp, snapshot: pb.Snapshot) -> list[bytes]:
@@ -161,7 +162,8 @@ def test_a_new_node_joins_from_a_snapshot_and_then_follows_the_chain(source: Car
         nxt = source.traffic.block(5)  # type: ignore[attr-defined]
         run_block(app, nxt), run_block(source, nxt)
         run_block(app, []), run_block(source, [])
-        app.wait_for_snapshot(30), source.wait_for_snapshot(30)
+        app.wait_for_snapshot(30)
+        source.wait_for_snapshot(30)
         assert newest(app) == newest(source) and newest(app).height == 9
     finally:
         app.close()
@@ -242,7 +244,7 @@ def reframe(chunks: list[bytes], edit: Any, chunk_bytes: int = 1024) -> tuple[li
 
 def forged(snapshot: pb.Snapshot, chunks: list[bytes], metadata: dict[str, Any] | None = None) -> pb.Snapshot:
     """A snapshot whose metadata and hash are consistent with ``chunks`` (as a bad peer can make)."""
-    doc = dict(codec.decode(snapshot.metadata)) | (metadata or {})  # type: ignore[arg-type]
+    doc = dict(codec.decode(snapshot.metadata)) | (metadata or {})
     doc["chunk_hashes"] = [hashlib.sha256(c).hexdigest() for c in chunks]
     return pb.Snapshot(height=snapshot.height, format=1, chunks=len(chunks), metadata=codec.encode(doc),
                        hash=hashlib.sha256(HASH_TAG + b"".join(hashlib.sha256(c).digest() for c in chunks)).digest())

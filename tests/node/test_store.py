@@ -141,7 +141,7 @@ def test_commit_then_reopen(harness: Harness) -> None:
 
 
 def test_open_store_refuses_another_genesis(harness: Harness, tmp_path: Path) -> None:
-    from conftest import make_consortium
+    from support import make_consortium
 
     harness.close()
     other = make_consortium(chain_id="careledger-other")

@@ -168,7 +168,7 @@ def build_world(root: Path) -> Iterator[ConsoleWorld]:
     node = home.open_node()
     node.start()
     server = BackgroundServer(node)  # configures uvicorn's loggers: capture after it
-    app = server._server.config.app
+    app = server.app
     mount(app)
     server._server.config.access_log = True  # the request log is checked for keys and PHI
     capture = LogCapture()

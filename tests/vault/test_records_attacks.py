@@ -8,6 +8,7 @@ due), or nothing at all.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import sqlite3
 import time
@@ -80,7 +81,7 @@ def test_invalid_fhir_is_refused_with_an_operation_outcome(world: World) -> None
     before, count = state_snapshot(world.node), world.vaults["hospital"].count()
     body = {"resourceType": "Observation", "status": "final"}  # code is required
     for resource in (bad, body, {"resourceType": "NoSuchThing"}):
-        refused(lambda r=resource: world.client("dr_a").store("hospital", world.pseudonym("alice"), r),
+        refused(functools.partial(world.client("dr_a").store, "hospital", world.pseudonym("alice"), resource),
                 Code.FHIR_INVALID)
     assert world.vaults["hospital"].count() == count
     assert_only_audit(world, before, [])
@@ -233,7 +234,7 @@ def test_erasure_by_anyone_else_is_refused(world: World) -> None:
     world.client("alice").grant(world.pseudonym("alice"), "org", "clinic", ["TREAT"])
     before = state_snapshot(world.node)
     for who in ("dr_b", "bob", "insurer_x"):
-        refused(lambda w=who: world.client(w).erase(record, custodian="hospital"), Code.ERASURE_NOT_ALLOWED)
+        refused(functools.partial(world.client(who).erase, record, custodian="hospital"), Code.ERASURE_NOT_ALLOWED)
     raw = sign_tx(world.keys["dr_b"], world.node.chain.chain_id, "records.erase", 1, 1,
                   {"reason": "patient_request", "record": record})
     refused(lambda: world.ledger.submit(raw, wait=True), Code.ERASURE_NOT_ALLOWED)  # type: ignore[union-attr]

@@ -152,7 +152,7 @@ def claims_update_coverage() -> dict[str, Any]:
 def claims_submit() -> dict[str, Any]:
     b = claims_builder()
     cov = insured(b)
-    unsorted = {"fingerprints": [h("z"), h("a")]}
+    unsorted: dict[str, Any] = {"fingerprints": [h("z"), h("a")]}
     return b.vector("claims_submit",
                     "A claim for the anchored encounter is submitted; the same content again (4008), a service "
                     "before the coverage (4006) and an unknown coverage (4003) fail; a claim for an encounter "

@@ -326,6 +326,36 @@ def research_release_subjects() -> dict[str, Any]:
                     [(True, 6027), (True, 6014), (True, 0), (True, 6025), (True, 0), (True, 6002)])
 
 
+def research_release_period() -> dict[str, Any]:
+    b = research_builder()
+    members(b)
+    # block times are genesis + 1 s per height: registered at height 2, consents at 3, the first part of a
+    # release at 4; the study's period ends at height 5, where this vector's block is
+    ending_ms = GENESIS_TIME_MS + 5 * 1000
+    ending_raw = register(b, title="Ending study", period={"end_ms": ending_ms, "start_ms": GENESIS_TIME_MS})
+    later_raw = register(b, title="Later study",
+                         period={"end_ms": GENESIS_TIME_MS + 60 * DAY_MS, "start_ms": GENESIS_TIME_MS + 30 * DAY_MS})
+    ending, later = (str(r["result"]["study"]) for r in b.pre(ending_raw, later_raw))
+    raws = [consent(b, n, ending) for n in range(5)]
+    broad_raws = [consent(b, n, CATEGORY, scope="category") for n in range(5)]
+    b.pre(*raws, *broad_raws)
+    entries = sorted((subject(n, "study", ending), tx_id("rcn", raw)) for n, raw in enumerate(raws))
+    broad = sorted((subject(n, "category", CATEGORY), tx_id("rcn", raw)) for n, raw in enumerate(broad_raws))
+    first = release(b, ending, entries[:3], entries)
+    b.pre(first)
+    rid = tx_id("rel", first)
+    return b.vector("research_release_period",
+                    "A study is open for releases only within its period, as for consents and queries: at the "
+                    "block where the period ends (the study still active), the rest of a release anchored "
+                    "the block before fails (6002), and so does a new release of the same consents; a release "
+                    "to a study whose period has not started, of broad consents that cover it, fails too "
+                    "(6002). Nothing is written: the first release stays anchoring with three entries.",
+                    [release_subjects(b, rid, entries[3:]), release(b, ending, entries), release(b, later, broad)],
+                    [f"research/release/{rid}", f"research/release-subject/{rid}/{entries[3][0]}",
+                     f"research/study/{ending}"],
+                    [(True, 6002), (True, 6002), (True, 6002)])
+
+
 # -- aggregate queries --------------------------------------------------------------------------------------
 
 def research_query() -> dict[str, Any]:
@@ -396,6 +426,7 @@ def research_unauthorised_signers() -> dict[str, Any]:
 
 VECTORS: list[Callable[[], dict[str, Any]]] = [
     research_register_study, research_new_version_and_close, research_consent, research_revoke_consent,
-    research_release, research_release_snapshot, research_release_subjects, research_query, research_answer,
+    research_release, research_release_snapshot, research_release_subjects, research_release_period,
+    research_query, research_answer,
     research_unauthorised_signers,
 ]

@@ -181,7 +181,9 @@ def unix_listener(path: str) -> socket.socket:
             raise OSError(f"another ABCI server already listens on {path}")
         finally:
             probe.close()
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # the temporary name is no longer than the target's (".<pid in hex>"), so any path short enough
+    # for a Unix socket can be served
+    temporary = target.with_name(f".{os.getpid():x}"[: max(len(target.name), 2)])
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

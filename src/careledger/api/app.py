@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api import chain, epcis, fhir, governance, identity, ops, records, supply, trials, txs
+from careledger.api import chain, epcis, fhir, governance, identity, ops, records, research, supply, trials, txs
 from careledger.api.common import SECURITY_SCHEMES
 from careledger.api.errors import install_error_handlers
 from careledger.api.limits import RateLimitMiddleware
@@ -62,6 +62,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "records", "description": "Signed patient-scoped queries and the custodian gateway (docs/records.md)."},
     {"name": "supply", "description": "Products, lots, packs, verification and alerts (docs/supply-chain.md)."},
     {"name": "epcis", "description": "EPCIS 2.0 capture, event queries and export (docs/supply-chain.md)."},
+    {"name": "research", "description": "Study registry, releases, linkage, aggregate answers (docs/research.md)."},
     {"name": "trials", "description": "Trial registrations, sites, anchors, safety, results (docs/trials.md)."},
 ]
 
@@ -90,7 +91,8 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
         for operations in doc.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.get("responses", {})
-                if responses.pop("422", None) is not None and "400" not in responses:
+                validation = "HTTPValidationError" in str(responses.get("422"))  # FastAPI's, not a declared 422
+                if validation and responses.pop("422") is not None and "400" not in responses:
                     responses["400"] = {"description": "Malformed request",
                                         "content": {"application/json": {"schema": error_ref}}}
         doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
@@ -102,9 +104,9 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-ROUTES = (txs, chain, identity, governance, records, supply, epcis, fhir, trials, ops)
+ROUTES = (txs, chain, identity, governance, records, supply, epcis, research, fhir, trials, ops)
 """Every route module, in the order their routes are matched."""
-STARTERS: tuple[Starter, ...] = (records.start, supply.start, fhir.start, trials.start)
+STARTERS: tuple[Starter, ...] = (records.start, supply.start, research.start, fhir.start, trials.start)
 """Every route module's starter (see :mod:`.services`), run in this order at start-up."""
 
 

@@ -31,6 +31,7 @@ from careledger.api.records import RecordsServices
 from careledger.api.schemas import errors
 from careledger.api.services import NodeContext, Services, services_of
 from careledger.core.errors import Code, LedgerError
+from careledger.research.fhir import ResearchStudyResources, ResearchSubjectResources
 from careledger.vault import fhir_facade
 from careledger.vault.fhir_access import TOKEN_KINDS
 from careledger.vault.fhir_facade import FhirFacade, FhirValidator
@@ -43,7 +44,8 @@ FHIR_JSON = "application/fhir+json"
 CODE_SYSTEM = "urn:careledger:code"
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
 
-PROVIDERS: tuple[ResourceProvider, ...] = (ConsentResources(), AuditEventResources(), ProvenanceResources())
+PROVIDERS: tuple[ResourceProvider, ...] = (ConsentResources(), AuditEventResources(), ProvenanceResources(),
+                                          ResearchStudyResources(), ResearchSubjectResources())
 """The ledger's own FHIR resources, one provider per type. A contract whose state maps to FHIR adds its
 providers here, one line each (every other type a vault holds is served as clinical records)."""
 

@@ -162,6 +162,6 @@ def bench_aggregate(patients: int = 100_000, custodians: int = 3, rounds: int = 
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
     return {"patients": patients, "custodians": custodians, "queries": rounds, "setup_s": round(setup_s, 1),
-            "p50_s": round(statistics.median(latencies), 3), "p99_s": round(p99, 3),
+            "p50_s": round(statistics.median(latencies), 6), "p99_s": round(p99, 6),
             "cells": cells, "suppressed_cells": suppressed,
             "target_p99_s": AGGREGATE_P99_TARGET_S, "meets_target": p99 <= AGGREGATE_P99_TARGET_S}

@@ -27,8 +27,9 @@ def bench(
     chunk: Annotated[int, typer.Option(help="http --scale: transactions per reported chunk.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
-    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply, trials, or startup "
-                                               "(time to open a home grown to --txs transactions).")] = "identity",
+    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply, research, "
+                                               "trials, or startup (time to open a home grown to --txs "
+                                               "transactions).")] = "identity",
     size: Annotated[str, typer.Option(help="trials: TRIALSxSUBJECTSxVISITS[/VISITS_PER_TX] anchored over HTTP.")]
     = "100x1000x10",
     serials: Annotated[int, typer.Option(help="supply: random serials in the commissioning phase.")] = 500_000,
@@ -39,6 +40,9 @@ def bench(
     sync: Annotated[str, typer.Option(help="solo inproc: the store's synchronous mode, full (durable across power "
                                            "loss, the default) or normal (across a crash only); both: the run in "
                                            "full plus both modes compared on the same load (sync_cost).")] = "full",
+    patients: Annotated[int, typer.Option(help="research: patients released; --query-patients: patients the "
+                                                "aggregate queries run over (3 custodians).")] = 10_000,
+    query_patients: Annotated[int, typer.Option(help="research: see --patients.")] = 100_000,
 ) -> None:
     """Measure committed tx/s, p50/p99 submission-to-commit latency and the machine's Ed25519 limit."""
     if engine == "cometbft":
@@ -67,6 +71,15 @@ def bench(
             from careledger.bench.supply import bench_supply
 
             result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
+        elif workload == "research":
+            from careledger.bench.research import bench_research, rows
+
+            try:
+                result = bench_research(patients, query_patients, progress=progress)
+            except ValueError as exc:
+                fail(str(exc))
+            emit(result, lambda: print_table(["measure", "value"], rows(result), title="research kernels"))
+            return
         elif workload == "records":
             from careledger.bench.records import bench_records
 

@@ -333,6 +333,7 @@ def _register_subcommands() -> None:
     from careledger.cli import ledger as ledger_cli
     from careledger.cli import net as net_cli
     from careledger.cli import records as records_cli
+    from careledger.cli import research as research_cli
     from careledger.cli import supply as supply_cli
     from careledger.cli import trials as trials_cli
 
@@ -348,6 +349,7 @@ def _register_subcommands() -> None:
     app.add_typer(records_cli.consent_app, name="consent")
     app.add_typer(records_cli.audit_app, name="audit")
     app.add_typer(supply_cli.supply_app, name="supply")
+    app.add_typer(research_cli.research_app, name="research")
     app.add_typer(trials_cli.trials_app, name="trials")
     app.add_typer(abci_cli.abci_app, name="abci")
     app.add_typer(consortium_cli.consortium_app, name="consortium")

@@ -103,18 +103,48 @@ def open_sealed(package: SealedPackage, recipient: SigningKey) -> dict[str, Any]
 
 
 def pack_release(release_id: str, files: dict[str, bytes], report: dict[str, Any], signature: str,
-                 recipient_public_hex: str) -> SealedPackage:
-    """Seal a built release (files, report, the custodian's signature) for its recipient."""
+                 recipient_public_hex: str, signer: str | None = None) -> SealedPackage:
+    """Seal a built release (files, report, the custodian's signature) for its recipient. ``signer``
+    names the custodian key that signed the report (the gateway puts it in; the recipient checks it is
+    a data steward or admin of the custodian)."""
     header = {"custodian": report["custodian"], "dataset_root": report["dataset_root"],
               "recipient": recipient_public_hex, "release": release_id, "study": report["study"]}
-    contents = {"files": {name: data.hex() for name, data in sorted(files.items())}, "report": report,
-                "signature": signature}
+    contents: dict[str, Any] = {"files": {name: data.hex() for name, data in sorted(files.items())},
+                                "report": report, "signature": signature}
+    if signer is not None:
+        contents["signer"] = signer
     return seal(header, contents, recipient_public_hex)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRelease:
+    """A package opened by its recipient: the release it is, its files, the report and who signed it."""
+
+    release: str
+    files: dict[str, bytes]
+    report: dict[str, Any]
+    signature: str
+    signer: str | None
+
+
+def open_release(package: SealedPackage, recipient: SigningKey) -> OpenedRelease:
+    """Open a package addressed to ``recipient``. Raises :class:`SealError` (RELEASE_DECRYPT_FAILED)
+    for another key, an altered package or malformed contents."""
+    doc = open_sealed(package, recipient)
+    files, report, signature = _contents(doc)
+    signer = doc.get("signer")
+    release = package.header.get("release")
+    if (signer is not None and type(signer) is not str) or type(release) is not str:
+        raise SealError("the package's contents are malformed (signer or release)")
+    return OpenedRelease(release, files, report, signature, signer)
 
 
 def unpack_release(package: SealedPackage, recipient: SigningKey) -> tuple[dict[str, bytes], dict[str, Any], str]:
     """(files, report JSON, custodian signature) of a package addressed to ``recipient``."""
-    doc = open_sealed(package, recipient)
+    return _contents(open_sealed(package, recipient))
+
+
+def _contents(doc: dict[str, Any]) -> tuple[dict[str, bytes], dict[str, Any], str]:
     try:
         files = {name: bytes.fromhex(data) for name, data in doc["files"].items()}
         return files, dict(doc["report"]), str(doc["signature"])

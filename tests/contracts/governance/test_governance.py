@@ -52,8 +52,8 @@ def test_add_organisation_needs_more_than_two_thirds(consortium: Consortium, led
     assert receipt.code == 0 and receipt.result["status"] == "executed" and receipt.result["yes"] == 6
     assert [e["type"] for e in receipt.events] == ["proposal_vote", "organisation_added", "proposal_executed"]
     assert proposal(ledger, pid)["status"] == "executed" and proposal(ledger, pid)["closed"] == ledger.height
-    org = identity.get_org(ledger.state, "st-luke")
-    assert org is not None and org.status == "active" and org.since == ledger.height
+    added = identity.get_org(ledger.state, "st-luke")
+    assert added is not None and added.status == "active" and added.since == ledger.height
     assert ledger.get(identity.key_key(NEWCOMER.public_hex))["org"] == "st-luke"
     # the new admin can act at once, and the consortium now has 9 organisations
     doctor = seeded_key("gov/luke-doctor")

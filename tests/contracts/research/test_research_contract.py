@@ -17,8 +17,8 @@ from careledger.core.state import Overlay
 from careledger.research.patient import research_consent_to_fhir, research_log, studies_released_to, study_to_fhir
 from careledger.research.release import snapshot_root
 from careledger.research.synthetic import generate_patient
-from support import seeded_key
-from support.research import World, study_spec, subject_of, version_spec
+from support import GENESIS_TIME_MS, seeded_key
+from support.research import DAY_MS, World, study_spec, subject_of, version_spec
 
 
 @pytest.fixture
@@ -237,6 +237,36 @@ def test_renewed_consent_is_required_after_a_reconsent_version(world: World) -> 
     world.ok(world.researcher, "research.close_study", {"study": sid})
     refused(world, world.vault.gateway_key, "research.release", _release(world, sid, entries, study_version=2),
             Code.STUDY_CLOSED)
+
+
+def test_a_release_is_anchored_only_within_the_study_period(world: World) -> None:
+    """Closed is not the only way a study stops: before its period starts and from its end on, no release
+    is anchored and no anchoring release gets more snapshot entries (STUDY_CLOSED, nothing written), as
+    no consent or query is accepted then."""
+    key = world.vault.gateway_key
+    people = _people(world, 6)
+    block_ms = 1000
+    now = GENESIS_TIME_MS + world.ledger.height * block_ms
+    later = world.register_study(title="Not started", period={"start_ms": now + DAY_MS, "end_ms": now + 2 * DAY_MS})
+    broad = sorted((subject_of(p, "category", "cardiometabolic"), world.opt_in(p, "category", "cardiometabolic",
+                                                                                link=False)) for p in people)
+    refused(world, key, "research.release", _release(world, later, broad), Code.STUDY_CLOSED)
+
+    end_ms = GENESIS_TIME_MS + (world.ledger.height + 10) * block_ms  # open for nine more blocks
+    ending = world.register_study(title="Ending", period={"start_ms": GENESIS_TIME_MS, "end_ms": end_ms})
+    entries = sorted((subject_of(p, "study", ending), world.opt_in(p, "study", ending, link=False)) for p in people)
+    first = {**_release(world, ending, entries), "entries": [{"consent": c, "subject": s} for s, c in entries[:3]]}
+    anchoring = world.ok(key, "research.release", first)  # within the period: anchored, three entries to come
+    assert anchoring["status"] == "anchoring" and anchoring["subjects_anchored"] == 3
+    while world.ledger.env().time_ms < end_ms:
+        world.ledger.block()  # the study's period runs out (it is still active: nobody closed it)
+    study = rc.get_study(world.view, ending)
+    assert study is not None and study.status == "active" and not study.is_open_at(world.ledger.env().time_ms)
+    rest = {"release": anchoring["release"], "entries": [{"consent": c, "subject": s} for s, c in entries[3:]]}
+    refused(world, key, "research.release_subjects", rest, Code.STUDY_CLOSED)
+    refused(world, key, "research.release", _release(world, ending, entries), Code.STUDY_CLOSED)
+    release = rc.get_release(world.view, anchoring["release"])
+    assert release is not None and release.status == "anchoring" and release.subjects_anchored == 3
 
 
 # --- aggregate queries ---------------------------------------------------------------------------------------

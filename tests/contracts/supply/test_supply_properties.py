@@ -22,11 +22,11 @@ op_strategy = st.tuples(st.sampled_from(("ship", "receive", "decommission", "und
 
 def expected_ok(model: dict[str, Any], op: tuple[str, str, str, str, str]) -> bool:
     kind, org, serial, to, state = op
-    pack = model[serial]
+    pack: dict[str, Any] = model[serial]
     if kind == "ship":
-        return pack["s"] == "active" and pack["h"] == org and pack["t"] is None and to != org
+        return bool(pack["s"] == "active" and pack["h"] == org and pack["t"] is None and to != org)
     if kind == "receive":
-        return pack["t"] == org and pack["s"] == "active"
+        return bool(pack["t"] == org and pack["s"] == "active")
     if kind == "decommission":
         if pack["s"] != "active":
             return False

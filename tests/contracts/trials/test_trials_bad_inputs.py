@@ -269,10 +269,10 @@ def _signer(w: World, who: str, trial: str) -> SigningKey:
     if who.startswith("study:"):
         return w.study_key(who[6:], trial)
     if who.startswith("patient:"):
-        key = w.patient(who[8:])
-        if w.ledger.committed_nonce(key) == 0:
-            assert w.ledger.register_patient(key).code == 0
-        return key
+        patient = w.patient(who[8:])
+        if w.ledger.committed_nonce(patient) == 0:
+            assert w.ledger.register_patient(patient).code == 0
+        return patient
     if who == "clinic_admin":
         return w.ledger.consortium.admin("clinic")
     key: SigningKey = getattr(w, who)

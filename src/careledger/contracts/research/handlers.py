@@ -387,9 +387,16 @@ def authorize_release(state: Overlay, ctx: TxContext, p: Release) -> None:
     _require_custodian(ctx, p.custodian)
 
 
-def _check_release_rules(state: Overlay, p: Release, study: lay.StudyRecord) -> None:
-    if study.status != "active":
-        raise TxFailed(f"study {study.id} is closed", Code.STUDY_CLOSED)
+def _require_open_for_release(study: lay.StudyRecord, time_ms: int) -> None:
+    """A release, and each later part of its snapshot, is anchored only while the study is open: active,
+    and the block's time within its period (``period_start_ms`` <= t < ``period_end_ms``), as for
+    consents and queries. Raises STUDY_CLOSED otherwise (closed, not started, or ended)."""
+    if not study.is_open_at(time_ms):
+        raise TxFailed(f"study {study.id} is not open (closed, or outside its period)", Code.STUDY_CLOSED)
+
+
+def _check_release_rules(state: Overlay, ctx: TxContext, p: Release, study: lay.StudyRecord) -> None:
+    _require_open_for_release(study, ctx.env.time_ms)
     if p.study_version != study.version:
         raise TxFailed(f"study {study.id} is at version {study.version}", Code.STUDY_VERSION_CONFLICT)
     recipient = identity.resolve_signer(state, p.recipient)
@@ -446,12 +453,12 @@ def _anchor_entries(state: Overlay, ctx: TxContext, release: lay.ReleaseRecord, 
 
 def apply_release(state: Overlay, ctx: TxContext, p: Release) -> Any:
     """Anchor a release and its first snapshot entries. Raises NOT_RELEASE_CUSTODIAN, STUDY_UNKNOWN,
-    STUDY_CLOSED, STUDY_VERSION_CONFLICT, RELEASE_RECIPIENT_INVALID, RELEASE_TYPES_NOT_REQUESTED,
-    RELEASE_RULES_MISMATCH, RELEASE_K_TOO_LOW, RELEASE_L_TOO_LOW, and the snapshot refusals of
-    :func:`_anchor_entries`."""
+    STUDY_CLOSED (closed, or the block's time outside the study's period), STUDY_VERSION_CONFLICT,
+    RELEASE_RECIPIENT_INVALID, RELEASE_TYPES_NOT_REQUESTED, RELEASE_RULES_MISMATCH, RELEASE_K_TOO_LOW,
+    RELEASE_L_TOO_LOW, and the snapshot refusals of :func:`_anchor_entries`."""
     _require_custodian(ctx, p.custodian)
     study = _require_study(state, p.study)
-    _check_release_rules(state, p, study)
+    _check_release_rules(state, ctx, p, study)
     a = study.anonymity
     rid = ctx.derive_id("rel")
     release = lay.ReleaseRecord(
@@ -485,11 +492,11 @@ def authorize_release_subjects(state: Overlay, ctx: TxContext, p: ReleaseSubject
 
 def apply_release_subjects(state: Overlay, ctx: TxContext, p: ReleaseSubjects) -> Any:
     """More snapshot entries of an anchoring release. Raises RELEASE_UNKNOWN, NOT_RELEASE_CUSTODIAN,
-    RELEASE_COMPLETE, STUDY_CLOSED, and the snapshot refusals of :func:`_anchor_entries`."""
+    RELEASE_COMPLETE, STUDY_CLOSED (closed, or the block's time outside the study's period), and the
+    snapshot refusals of :func:`_anchor_entries`."""
     release = _open_release(state, ctx, p.release)
     study = _require_study(state, release.study)
-    if study.status != "active":
-        raise TxFailed(f"study {study.id} is closed", Code.STUDY_CLOSED)
+    _require_open_for_release(study, ctx.env.time_ms)
     release = _anchor_entries(state, ctx, release, study, list(p.entries))
     lay.put_release(state, release)
     return {"release": release.id, "status": release.status, "subjects_anchored": release.subjects_anchored}

@@ -50,12 +50,22 @@ def study_key(study: str) -> str:
     return f"research/study/{study}"
 
 
+def studies_prefix() -> str:
+    """The prefix of every current study record."""
+    return "research/study/"
+
+
 def study_version_key(study: str, version: int) -> str:
     return f"research/study-version/{study}/{version:06d}"
 
 
 def study_version_prefix(study: str) -> str:
     return f"research/study-version/{study}/"
+
+
+def consents_prefix() -> str:
+    """The prefix of every research consent, whoever gave it."""
+    return "research/consent/"
 
 
 def consent_prefix(subject: str) -> str:
@@ -411,6 +421,17 @@ def put_study(state: Overlay, record: StudyRecord) -> None:
     state.put(study_version_key(record.id, record.version), doc)
 
 
+def list_studies(state: Reader) -> Iterator[StudyRecord]:
+    """Every study of the registry (data-sharing studies and trials), current versions, in id order."""
+    for _, raw in state.scan_raw(studies_prefix()):
+        yield StudyRecord.from_json(decode_trusted(raw))
+
+
+def study_versions(state: Reader, study: str) -> list[StudyRecord]:
+    """Every version of ``study``, oldest first (empty for an unknown study)."""
+    return [StudyRecord.from_json(decode_trusted(raw)) for _, raw in state.scan_raw(study_version_prefix(study))]
+
+
 def get_consent(state: Reader, subject: str, consent: str) -> ResearchConsentRecord | None:
     doc = _get(state, consent_key(subject, consent))
     return None if doc is None else ResearchConsentRecord.from_json(doc)
@@ -429,6 +450,13 @@ def put_consent(state: Overlay, record: ResearchConsentRecord) -> None:
 def consents_of(state: Reader, subject: str) -> Iterator[ResearchConsentRecord]:
     """Every research consent given under ``subject``, in id order."""
     for _, raw in state.scan_raw(consent_prefix(subject)):
+        yield ResearchConsentRecord.from_json(decode_trusted(raw))
+
+
+def all_consents(state: Reader) -> Iterator[ResearchConsentRecord]:
+    """Every research consent on the ledger, by study pseudonym then id (a full scan: for registry
+    views such as a study's subjects, never on a transaction's path)."""
+    for _, raw in state.scan_raw(consents_prefix()):
         yield ResearchConsentRecord.from_json(decode_trusted(raw))
 
 
