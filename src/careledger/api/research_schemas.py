@@ -1,9 +1,11 @@
 """Request and response shapes of the research routes (docs/http-api.md, "Research"), for the OpenAPI document.
 
 Routes read their bodies with :func:`careledger.api.common.read_body` (media type and size checked
-first) and check signed requests themselves (:mod:`careledger.research.requests`), so the request
-models here describe the bodies without FastAPI parsing them: :func:`body` inlines a model's JSON
-schema as the route's ``requestBody``. Response models allow extra fields, as :mod:`.schemas` does.
+first) and check signed requests themselves, so the request models describe the bodies without
+FastAPI parsing them: the signed routes declare their research kinds
+(:mod:`careledger.research.requests`) with :func:`careledger.api.common.signed_route`, and
+:func:`body` inlines the linkage body's JSON schema as its route's ``requestBody``. Response models
+allow extra fields, as :mod:`.schemas` does.
 """
 
 from __future__ import annotations
@@ -13,13 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from careledger.api.schemas import ErrorDetail
-from careledger.research.requests import (
-    AnswerRequest,
-    LogRequest,
-    PackageRequest,
-    ReleaseRequest,
-    ResultsRequest,
-)
 
 Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 
@@ -29,33 +24,6 @@ class _Open(BaseModel):
 
 
 # --- request bodies ---------------------------------------------------------------------------------------
-
-class SignedRelease(BaseModel):
-    """A data steward's signed request for a release (domain ``request``, this chain)."""
-
-    request: ReleaseRequest
-    sig: Signature
-
-
-class SignedPackage(BaseModel):
-    request: PackageRequest
-    sig: Signature
-
-
-class SignedAnswer(BaseModel):
-    request: AnswerRequest
-    sig: Signature
-
-
-class SignedResults(BaseModel):
-    request: ResultsRequest
-    sig: Signature
-
-
-class SignedLog(BaseModel):
-    request: LogRequest
-    sig: Signature
-
 
 class LinkageStatement(BaseModel):
     """A patient's linkage statement (docs/research.md): the statement and both signatures."""

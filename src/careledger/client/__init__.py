@@ -85,17 +85,20 @@ def transaction_of(payload: BaseModel, registry: Registry | None = None) -> tupl
 class ClientError(Exception):
     """The node answered with an error: a stable ``code`` and ``name``, a human ``message``.
 
-    ``tx_hash`` is set when the node reported which transaction the error is about.
+    ``tx_hash`` is set when the node reported which transaction the error is about; ``document`` is the
+    node's whole error answer (a route may add fields beside ``error``, such as a refused release's
+    ``report``), None when it gave none.
     """
 
     def __init__(self, code: int, name: str, message: str, http_status: int | None,
-                 tx_hash: str | None = None) -> None:
+                 tx_hash: str | None = None, document: dict[str, Any] | None = None) -> None:
         super().__init__(f"{name} ({code}): {message}")
         self.code = code
         self.name = name
         self.message = message
         self.http_status = http_status
         self.tx_hash = tx_hash
+        self.document = document
 
 
 class NodeUnavailable(ClientError):
@@ -169,7 +172,7 @@ class Client:
         error = doc.get("error") if isinstance(doc, dict) else None
         if isinstance(error, dict) and isinstance(error.get("code"), int):
             raise ClientError(error["code"], str(error.get("name", "")), str(error.get("message", "")),
-                              response.status_code, doc.get("tx_hash"))
+                              response.status_code, doc.get("tx_hash"), doc)
         code = Code.INTERNAL_ERROR if response.is_success or response.status_code >= 500 else Code.BAD_REQUEST
         raise ClientError(int(code), code.name, f"unexpected HTTP {response.status_code} answer "
                           f"({response.headers.get('content-type', 'no content type')})", response.status_code)
