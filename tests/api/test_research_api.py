@@ -311,7 +311,7 @@ def test_only_the_patient_and_her_delegate_read_her_research_log(scenario: Scena
 
     now = int(time.time() * 1000)
     statement = make_linkage_statement(alice.key, w.client.chain_id(), "study", s.study, "hospital", now)
-    refused(alice.key, None, Code.REQUEST_MALFORMED, 400)  # her registered key names no study pseudonym
+    refused(alice.key, None, Code.NOT_PATIENT_OR_DELEGATE, 403)  # her registered key names no study pseudonym
     assert w.client.log_of(alice.key, statement)["subject"] == own["subject"]
     guardian, stranger = seeded_key("research-api/guardian"), seeded_key("research-api/stranger")
     for key in (guardian, stranger):
@@ -322,10 +322,11 @@ def test_only_the_patient_and_her_delegate_read_her_research_log(scenario: Scena
     refused(stranger, statement, Code.NOT_PATIENT_OR_DELEGATE, 403)
     forged = {**statement, "study_sig": statement["patient_sig"]}
     refused(guardian, forged, Code.LINKAGE_INVALID, 422)
-    refused(study_key(alice.key, "study", s.study), statement, Code.REQUEST_MALFORMED, 400)
+    refused(study_key(alice.key, "study", s.study), statement, Code.UNKNOWN_SIGNER, 401)  # shown by no member
     # addressed to an organisation whose vault this node does not host: shown to the wrong party
     elsewhere = make_linkage_statement(alice.key, w.client.chain_id(), "study", s.study, "research", now)
-    refused(guardian, elsewhere, Code.LINKAGE_INVALID, 422)
+    refused(guardian, elsewhere, Code.VAULT_NOT_HOSTED, 404)  # ask that custodian's node
+    refused(guardian, {**statement, "extra": 1}, Code.REQUEST_MALFORMED, 400)  # not a linkage statement
 
 
 # --- bad requests -----------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from careledger.node.solo import Node
 from careledger.vault.requests import sign_headers
 from support import Consortium
 
-SIGNED = r"^/(v1/records/query|v1/gateway/(read|store)|v1/supply/alerts|fhir/(auth/token|\{resource_type\}.*))$"
+SIGNED = (r"^/(v1/records/query|v1/gateway/(read|store)|v1/supply/alerts|v1/research/(releases|packages|answers|"
+          r"results|log)|fhir/(auth/token|\{resource_type\}.*))$")
 EXAMPLES = 12
 
 
@@ -65,7 +66,9 @@ def test_signed_routes_answer_only_what_they_declare(server: BackgroundServer, c
     assert {(op.method.upper(), op.path) for op in operations} == {
         ("POST", "/v1/records/query"), ("POST", "/v1/gateway/read"), ("POST", "/v1/gateway/store"),
         ("GET", "/v1/supply/alerts"), ("POST", "/fhir/auth/token"), ("GET", "/fhir/{resource_type}"),
-        ("GET", "/fhir/{resource_type}/{resource_id}")}
+        ("GET", "/fhir/{resource_type}/{resource_id}"), ("POST", "/v1/research/releases"),
+        ("POST", "/v1/research/packages"), ("POST", "/v1/research/answers"), ("POST", "/v1/research/results"),
+        ("POST", "/v1/research/log")}
     admin, chain_id = consortium.admin("hospital"), consortium.chain_id
     seen: dict[str, set[int]] = {}
     with httpx.Client(base_url=server.url, timeout=30) as http:

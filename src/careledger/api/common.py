@@ -89,15 +89,37 @@ def signed_request(request: Request, body: bytes = b"") -> SignedRequest:
 def signed_route(*kinds: type[RequestBody], also: tuple[str, ...] = ()) -> dict[str, Any]:
     """``openapi_extra`` for a route that takes a signed request: the security scheme (with ``also``,
     other schemes that are accepted instead, such as a bearer token) and, when ``kinds`` are given,
-    the JSON request body as one of those typed requests (their schemas, from the models)."""
+    the JSON request body as one of those typed requests (their schemas, from the models, each
+    self-contained: :func:`inline_defs`)."""
     extra: dict[str, Any] = {"security": [{SIGNED_REQUEST_SECURITY: []}, *({name: []} for name in also)]}
     if kinds:
-        schemas = [kind.model_json_schema(mode="validation") for kind in kinds]
-        if any("$defs" in schema for schema in schemas):
-            raise ValueError("a typed request's schema must be self-contained (no $defs)")
+        schemas = [inline_defs(kind.model_json_schema(mode="validation")) for kind in kinds]
         schema = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
         extra["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     return extra
+
+
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with every ``$ref`` to its own ``$defs`` replaced by the definition, and no
+    ``$defs``: self-contained, to sit inside a route's ``requestBody``. Raises ValueError for a
+    recursive model (its schema cannot be inlined)."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def inline(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref[len("#/$defs/"):]
+                if name in seen:
+                    raise ValueError(f"a typed request's schema is recursive ({name})")
+                return inline({**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}, (*seen, name))
+            return {k: inline(v, seen) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [inline(v, seen) for v in node]
+        return node
+
+    out: dict[str, Any] = inline(schema, ())
+    return out
 
 
 JSON_MEDIA_TYPES = frozenset({"application/json"})

@@ -10,13 +10,13 @@ allow extra fields, as :mod:`.schemas` does.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
+from careledger.api.common import inline_defs
 from careledger.api.schemas import ErrorDetail
-
-Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
+from careledger.research.requests import LinkageStatement
 
 
 class _Open(BaseModel):
@@ -25,36 +25,15 @@ class _Open(BaseModel):
 
 # --- request bodies ---------------------------------------------------------------------------------------
 
-class LinkageStatement(BaseModel):
-    """A patient's linkage statement (docs/research.md): the statement and both signatures."""
-
-    statement: dict[str, Any] = Field(description="{audience, chain_id, issued_ms, kind, patient_key, scope, "
-                                                        "study_key, target}")
-    patient_sig: Signature
-    study_sig: Signature
-
-
 class LinkageBody(BaseModel):
     custodian: str = Field(description="The custodian organisation the statement is handed to.")
     statement: LinkageStatement
 
 
-def _inline(schema: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(schema, dict):
-        ref = schema.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inline(defs[ref[len("#/$defs/"):]], defs)
-        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
-    if isinstance(schema, list):
-        return [_inline(v, defs) for v in schema]
-    return schema
-
-
 def body(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` declaring ``model`` as the route's JSON request body (its schema inlined)."""
-    schema = model.model_json_schema()
     return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": _inline(schema, schema.get("$defs", {}))}}}}
+        "schema": inline_defs(model.model_json_schema())}}}}
 
 
 # --- the registry -----------------------------------------------------------------------------------------

@@ -50,7 +50,6 @@ from careledger.contracts.base import Signer
 from careledger.contracts.consent import acts_for_patient
 from careledger.contracts.records import is_custodian_signer, patient_index
 from careledger.contracts.research import (
-    LinkageInvalid,
     StudyRecord,
     compute_study_pseudonym,
     consents_of,
@@ -73,6 +72,7 @@ from careledger.research.release import BuiltRelease, sign_report
 from careledger.research.requests import (
     AnswerRequest,
     CustodianRequest,
+    LinkageStatement,
     LogRequest,
     PackageRequest,
     ReleaseRequest,
@@ -429,9 +429,10 @@ class ResearchGateway:
         ``linkage``, the statement must be addressed to a custodian this node hosts (it is shown to that
         custodian's node, as every linkage statement is shown to its audience alone), verify on this
         chain, and the requester must be its patient or her active delegate. Raises the request errors,
-        REQUEST_MALFORMED (a registered key without a linkage statement, or a study key with one),
-        LINKAGE_INVALID (including a statement addressed to an organisation whose vault this node does
-        not host), UNKNOWN_SIGNER, SIGNER_REVOKED, NOT_PATIENT_OR_DELEGATE."""
+        NOT_PATIENT_OR_DELEGATE (a registered key without a linkage statement: it names no study pseudonym
+        it may read), UNKNOWN_SIGNER (a study key, unregistered, with one),
+        VAULT_NOT_HOSTED (a statement addressed to an organisation whose vault this node does not host),
+        LINKAGE_INVALID, UNKNOWN_SIGNER, SIGNER_REVOKED, NOT_PATIENT_OR_DELEGATE."""
         now = self.now_ms()
         verified: Verified[LogRequest] = verify_request(request, self.ledger.chain_id, self.ledger.suite, now,
                                                         kinds={"research-log": LogRequest}, guard=self._log_guard,
@@ -441,13 +442,16 @@ class ResearchGateway:
         signer = identity.resolve_signer(view, requester)
         if req.linkage is None:
             if signer.kind != "unregistered":
-                raise LedgerError("a registered key reads a research log with the patient's linkage statement; "
-                                  "a study key signs alone", Code.REQUEST_MALFORMED)
+                raise LedgerError("a registered key reads a research log only as the patient or her delegate, "
+                                  "showing her linkage statement; a study key signs alone",
+                                  Code.NOT_PATIENT_OR_DELEGATE)
             subject = compute_study_pseudonym(requester)
         else:
             if signer.kind == "unregistered":
-                raise LedgerError("a study key reads its own log without a linkage statement", Code.REQUEST_MALFORMED)
-            link = verify_linkage_statement(req.linkage, self.ledger.chain_id, self._hosted_audience(req.linkage))
+                raise AuthError("a linkage statement is shown by the patient's or her delegate's registered key; "
+                                "a study key reads its own log without one", Code.UNKNOWN_SIGNER)
+            link = verify_linkage_statement(req.linkage.to_json(), self.ledger.chain_id,
+                                            self._hosted_audience(req.linkage))
             self._member(view, requester)
             if acts_for_patient(view, signer, link.patient, self.now_ms()) is None:
                 raise LedgerError("only the patient or her delegate reads her research log",
@@ -455,19 +459,11 @@ class ResearchGateway:
             subject = link.subject
         return research_log_view(view, subject)
 
-    def _hosted_audience(self, linkage: Any) -> str:
-        """The audience a linkage statement names when this node hosts its vault; LINKAGE_INVALID otherwise
-        (a statement is accepted only by the organisation it is addressed to)."""
-        statement = linkage.get("statement") if isinstance(linkage, dict) else None
-        audience = statement.get("audience") if isinstance(statement, dict) else None
-        if type(audience) is not str:
-            raise LinkageInvalid("malformed linkage statement (no audience)")
-        try:
-            self.gateway.vault(audience)
-        except LedgerError:
-            raise LinkageInvalid("the linkage statement is addressed to an organisation this node does not "
-                                 "host") from None
-        return audience
+    def _hosted_audience(self, linkage: LinkageStatement) -> str:
+        """The audience a linkage statement names, when this node hosts its vault (a statement is accepted
+        only by the organisation it is addressed to); VAULT_NOT_HOSTED otherwise: ask that custodian's
+        node."""
+        return self.gateway.vault(linkage.statement.audience).org
 
 
 def research_log_view(view: StateReader, subject: str) -> dict[str, Any]:

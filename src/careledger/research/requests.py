@@ -28,14 +28,47 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from careledger.contracts.consent import StudyId
-from careledger.core.types import OrgId, PublicKeyHex
+from careledger.core.types import NonNegativeInt, OrgId, PublicKeyHex
 from careledger.vault.requests import RequestBody
 
 ReleaseId = Annotated[str, StringConstraints(pattern=r"^rel-[0-9a-f]{24}(-[0-9]{1,4})?$")]
 QueryId = Annotated[str, StringConstraints(pattern=r"^rq-[0-9a-f]{24}(-[0-9]{1,4})?$")]
+SignatureHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class LinkageFields(_Strict):
+    """What a linkage statement states (docs/research.md): the patient's key and her study key for one
+    scope, for ``audience`` only, on ``chain_id``."""
+
+    audience: OrgId
+    chain_id: str
+    issued_ms: NonNegativeInt
+    kind: Literal["careledger/study-linkage/v2"]  # study_keys.LINKAGE_KIND
+    patient_key: PublicKeyHex
+    scope: Literal["study", "category"]
+    study_key: PublicKeyHex
+    target: str
+
+
+class LinkageStatement(_Strict):
+    """A patient's linkage statement with both signatures
+    (:func:`careledger.contracts.research.study_keys.verify_linkage_statement` checks them)."""
+
+    statement: LinkageFields
+    patient_sig: SignatureHex
+    study_sig: SignatureHex
+
+    def to_json(self) -> dict[str, Any]:
+        """The statement as its signers built it (every field set, none added)."""
+        return self.model_dump(mode="json")
+
 
 
 class CustodianRequest(RequestBody):
@@ -79,9 +112,9 @@ class LogRequest(RequestBody):
     delegate's) registered key with her ``linkage`` statement."""
 
     kind: Literal["research-log"]
-    linkage: dict[str, Any] | None = Field(default=None, description="The patient's linkage statement "
-                                           "(statement, patient_sig, study_sig), addressed to a custodian "
-                                           "the answering node hosts; absent when the study key signs.")
+    linkage: LinkageStatement | None = Field(default=None, description="The patient's linkage statement, "
+                                             "addressed to a custodian the answering node hosts; absent when "
+                                             "the study key signs.")
 
 
 KINDS: Mapping[str, type[RequestBody]] = {"research-release": ReleaseRequest, "research-package": PackageRequest,
@@ -90,5 +123,5 @@ KINDS: Mapping[str, type[RequestBody]] = {"research-release": ReleaseRequest, "r
 """Every research kind, by name: each route takes the one its path names."""
 
 
-__all__ = ["KINDS", "AnswerRequest", "CustodianRequest", "LogRequest", "PackageRequest", "QueryId", "ReleaseId",
-           "ReleaseRequest", "ResultsRequest"]
+__all__ = ["KINDS", "AnswerRequest", "CustodianRequest", "LinkageFields", "LinkageStatement", "LogRequest",
+           "PackageRequest", "QueryId", "ReleaseId", "ReleaseRequest", "ResultsRequest", "SignatureHex"]
