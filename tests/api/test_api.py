@@ -566,7 +566,9 @@ async def test_openapi_declares_the_one_signed_request_scheme_and_the_typed_requ
               if {"CareLedgerRequest": []} in op.get("security", [])}
     assert set(signed) == {("POST", "/v1/records/query"), ("POST", "/v1/gateway/read"),
                            ("POST", "/v1/gateway/store"), ("GET", "/v1/supply/alerts"), ("POST", "/fhir/auth/token"),
-                           ("GET", "/fhir/{resource_type}"), ("GET", "/fhir/{resource_type}/{resource_id}")}
+                           ("GET", "/fhir/{resource_type}"), ("GET", "/fhir/{resource_type}/{resource_id}"),
+                           *(("POST", f"/v1/research/{p}") for p in ("releases", "packages", "answers", "results",
+                                                                     "log"))}
     assert {"FhirBearer": []} in signed[("GET", "/fhir/{resource_type}")]["security"]
     assert not any("X-CareLedger-Timestamp" in str(op) for op in signed.values())  # the old headers are gone
 
@@ -578,6 +580,12 @@ async def test_openapi_declares_the_one_signed_request_scheme_and_the_typed_requ
     assert kinds("POST", "/v1/records/query") == {"view", "index", "anchors"}
     assert kinds("POST", "/v1/gateway/read") == {"read"} and kinds("POST", "/v1/gateway/store") == {"store"}
     assert kinds("POST", "/fhir/auth/token") == {"token"}
+    for route in ("release", "package", "answer", "results", "log"):
+        path = "/v1/research/" + (route if route in ("results", "log") else route + "s")
+        assert kinds("POST", path) == {f"research-{route}"}
+        body = signed[("POST", path)]["requestBody"]["content"]["application/json"]["schema"]
+        assert not {"requester", "time_ms", "nonce", "sig", "request"} & set(body["properties"]), path  # no envelope
+    assert "$ref" not in json.dumps(signed[("POST", "/v1/research/log")]["requestBody"])  # the statement inlined
     assert "requestBody" not in signed[("GET", "/v1/supply/alerts")]
 
 
