@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from careledger.api.app import create_app
@@ -29,6 +30,7 @@ from careledger.core.proofs import ProofInvalid, verify_proof
 from careledger.core.tx import sign_tx
 from careledger.node.home import Home, init_home
 from careledger.node.solo import Node
+from careledger.vault.requests import SCHEME
 
 GENESIS_TIME_MS = 1_700_000_000_000
 JSON = {"content-type": "application/json"}
@@ -558,6 +560,78 @@ async def test_openapi_lists_every_route_with_the_error_shape(asgi: tuple[httpx.
     assert {"200", "202", "400", "401", "409", "413", "504"} <= set(submit["responses"])
     assert "application/json" in submit["requestBody"]["content"]
     assert "ErrorResponse" in doc["components"]["schemas"]
+
+
+@pytest.mark.anyio
+async def test_openapi_declares_the_one_signed_request_scheme_and_the_typed_request_bodies(
+        asgi: tuple[httpx.AsyncClient, Node]) -> None:
+    doc = (await asgi[0].get("/openapi.json")).json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["CareLedgerRequest"]["type"] == "http" and schemes["CareLedgerRequest"]["scheme"] == SCHEME
+    signed = {(method.upper(), path): op for path, ops in doc["paths"].items() for method, op in ops.items()
+              if {"CareLedgerRequest": []} in op.get("security", [])}
+    assert set(signed) == {("POST", "/v1/records/query"), ("POST", "/v1/gateway/read"),
+                           ("POST", "/v1/gateway/store"), ("GET", "/v1/supply/alerts"), ("POST", "/fhir/auth/token"),
+                           ("GET", "/fhir/{resource_type}"), ("GET", "/fhir/{resource_type}/{resource_id}"),
+                           *(("POST", f"/v1/research/{p}") for p in ("releases", "packages", "answers", "results",
+                                                                     "log")),
+                           *(("POST", f"/v1/claims/{p}") for p in ("prepare", "coverages/prepare", "status", "list",
+                                                                   "flags", "coverages", "eligibility"))}
+    assert {"FhirBearer": []} in signed[("GET", "/fhir/{resource_type}")]["security"]
+    assert not any("X-CareLedger-Timestamp" in str(op) for op in signed.values())  # the old headers are gone
+
+    def kinds(method: str, path: str) -> set[str]:
+        schema = signed[(method, path)]["requestBody"]["content"]["application/json"]["schema"]
+        assert all(s["additionalProperties"] is False for s in schema.get("oneOf", [schema]))
+        return {s["properties"]["kind"]["const"] for s in schema.get("oneOf", [schema])}
+
+    assert kinds("POST", "/v1/records/query") == {"view", "index", "anchors"}
+    assert kinds("POST", "/v1/gateway/read") == {"read"} and kinds("POST", "/v1/gateway/store") == {"store"}
+    assert kinds("POST", "/fhir/auth/token") == {"token"}
+    for route in ("release", "package", "answer", "results", "log"):
+        path = "/v1/research/" + (route if route in ("results", "log") else route + "s")
+        assert kinds("POST", path) == {f"research-{route}"}
+        body = signed[("POST", path)]["requestBody"]["content"]["application/json"]["schema"]
+        assert not {"requester", "time_ms", "nonce", "sig", "request"} & set(body["properties"]), path  # no envelope
+    assert "$ref" not in json.dumps(signed[("POST", "/v1/research/log")]["requestBody"])  # the statement inlined
+    assert kinds("POST", "/v1/claims/prepare") == {"claim.prepare"}
+    assert kinds("POST", "/v1/claims/eligibility") == {"claims.eligibility"}
+    assert "requestBody" not in signed[("GET", "/v1/supply/alerts")]
+
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+
+
+@pytest.mark.anyio
+async def test_openapi_transaction_bodies_are_generated_from_the_payload_models(
+        asgi: tuple[httpx.AsyncClient, Node]) -> None:
+    """Every registered (type, version) is one variant of ``SignedTransaction``; every transaction the
+    vectors commit successfully is valid against it, and the same with an unknown payload field, a
+    payload of another type or a wrong version is not."""
+    doc = (await asgi[0].get("/openapi.json")).json()
+    components = doc["components"]["schemas"]
+    body = doc["paths"]["/v1/txs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/SignedTransaction"}
+    variants = components["SignedTransaction"]["oneOf"]
+    registry = asgi[1].chain.registry
+    assert [(v["properties"]["body"]["properties"]["type"]["const"],
+             v["properties"]["body"]["properties"]["version"]["const"]) for v in variants] == registry.kinds()
+    validator = jsonschema.Draft202012Validator({"components": doc["components"],
+                                                 "$ref": "#/components/schemas/SignedTransaction"})
+    committed: list[dict[str, Any]] = []
+    for path in sorted(VECTORS.rglob("*.json")):
+        vector = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(vector, dict) and isinstance(vector.get("post"), dict) and "block" in vector):
+            continue
+        by_hash = {hashlib.sha256(wire.encode()).hexdigest(): wire for wire in vector["block"]["txs"]}
+        committed += [json.loads(by_hash[r["tx"]]) for r in vector["post"]["receipts"] if r["code"] == 0]
+    assert {tx["body"]["type"] for tx in committed} == {t for t, _ in registry.kinds()}  # every type, by vectors
+    for tx in committed:
+        errors = [e.message for e in validator.iter_errors(tx)]
+        assert not errors, (tx["body"]["type"], errors[:1])
+        extra = {**tx, "body": {**tx["body"], "payload": {**tx["body"]["payload"], "unexpected": 1}}}
+        later = {**tx, "body": {**tx["body"], "version": tx["body"]["version"] + 100}}
+        assert not validator.is_valid(extra) and not validator.is_valid(later)
 
 
 @pytest.mark.anyio

@@ -15,13 +15,16 @@ import pytest
 
 import careledger.client
 from careledger.api.server import BackgroundServer, serve_in_thread
-from careledger.client import Client, ClientError, NodeUnavailable, ProofInvalid, verify_proof
+from careledger.chain.registry import default_registry
+from careledger.client import Client, ClientError, NodeUnavailable, ProofInvalid, transaction_of, verify_proof
 from careledger.contracts.identity import compute_pseudonym
+from careledger.contracts.identity.handlers import EnrolMember
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
 from careledger.core.tx import sign_tx
 from careledger.node.home import Home, init_home
 from careledger.node.solo import Node
+from careledger.vault.requests import ViewRequest
 
 
 @dataclass
@@ -54,7 +57,7 @@ def enrol(member: str, roles: list[str] | None = None) -> dict[str, object]:
 
 def test_public_names_are_exactly_the_intended_ones() -> None:
     assert set(careledger.client.__all__) == {"Client", "ClientError", "NodeUnavailable", "ProofInvalid",
-                                              "verify_proof"}
+                                              "transaction_of", "verify_proof"}
     assert issubclass(NodeUnavailable, ClientError)
 
 
@@ -69,6 +72,32 @@ def test_send_commits_and_counts_nonces_locally(net: Net) -> None:
     assert sorted(m["key"] for m in net.client.members("org.dev")) == sorted(members)
     nonces = [net.client.tx(p["tx_hash"])["tx"]["body"]["nonce"] for p in pending]
     assert nonces == [1, 2, 3]
+
+
+def test_typed_payloads_name_their_transaction_and_send_as_built(net: Net) -> None:
+    """Every committed transaction of the vectors (every registered type): its payload, read into its
+    model, gives back the same type, version and payload; and a typed send commits."""
+    registry = default_registry()
+    seen = set()
+    for path in sorted((Path(__file__).resolve().parents[1] / "vectors").rglob("*.json")):
+        vector = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(vector, dict) and isinstance(vector.get("post"), dict) and "block" in vector):
+            continue
+        by_hash = {hashlib.sha256(wire.encode()).hexdigest(): json.loads(wire) for wire in vector["block"]["txs"]}
+        for receipt in vector["post"]["receipts"]:
+            body = by_hash[receipt["tx"]]["body"]
+            if receipt["code"] != 0:
+                continue
+            model = registry.get(body["type"], body["version"]).payload.model_validate(body["payload"])
+            assert transaction_of(model) == (body["type"], body["version"], body["payload"])
+            seen.add(body["type"])
+    assert seen == {t for t, _ in registry.kinds()}
+    member = SigningKey.generate().public_hex
+    result = net.client.send_payload(net.admin, EnrolMember(member=member, org="org.dev", roles=["nurse"]))
+    assert result["receipt"]["code"] == 0
+    assert net.client.tx(result["tx_hash"])["tx"]["body"]["payload"] == enrol(member)
+    with pytest.raises(ValueError, match="not one"):
+        transaction_of(ViewRequest(kind="view", patient="pt-" + "0" * 32))  # a model, but no payload
 
 
 def test_send_recovers_when_the_key_also_signs_elsewhere(net: Net) -> None:

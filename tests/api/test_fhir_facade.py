@@ -30,10 +30,10 @@ from careledger.api.fhir import CODE_SYSTEM
 from careledger.api.status import HTTP_STATUS, http_status
 from careledger.contracts.audit import audit_prefix
 from careledger.core import codec
+from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
 from careledger.keys import write_key
-from careledger.supply.auth import sign_request as sign_headers
-from careledger.vault.requests import sign_request
+from careledger.vault.requests import sign_headers
 from support import require_tool, seeded_key
 from support.records import (
     OBSERVATION,
@@ -53,10 +53,21 @@ def valid(resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
+TOKEN_PATH = "/fhir/auth/token"
+
+
+def token_request(key: SigningKey, chain_id: str, fields: dict[str, Any], kind: str = "token",
+                  **kw: Any) -> dict[str, Any]:
+    """``httpx`` arguments of a signed ``token`` request (``fields`` beside the kind) of ``key``."""
+    body = json.dumps({"kind": kind, **fields}).encode()
+    return {"content": body, "headers": {**sign_headers(key, chain_id, "POST", TOKEN_PATH, body, **kw),
+                                         "content-type": "application/json"}}
+
+
 def exchange(world: World, who: str, **fields: Any) -> httpx.Response:
     """POST a signed ``token`` request of ``who``'s key to the token endpoint."""
-    envelope = sign_request(world.keys[who], world.node.chain.chain_id, "token", fields)
-    return httpx.post(f"{world.url}/fhir/auth/token", json=envelope, timeout=10)
+    return httpx.post(world.url + TOKEN_PATH, timeout=10,
+                      **token_request(world.keys[who], world.node.chain.chain_id, fields))
 
 
 def token_of(world: World, who: str, **fields: Any) -> str:
@@ -356,42 +367,42 @@ def test_a_revoked_members_token_stops_working(world: World) -> None:
 
 def test_the_token_exchange_refuses_bad_requests(world: World) -> None:
     chain_id = world.node.chain.chain_id
-    url = f"{world.url}/fhir/auth/token"
+    url = world.url + TOKEN_PATH
     alice = world.keys["alice"]
-    envelope = sign_request(alice, chain_id, "token", {})
-    assert httpx.post(url, json=envelope).status_code == 200
-    refused(httpx.post(url, json=envelope), Code.REQUEST_REPLAYED)  # a signed request is used once
-    stale = sign_request(alice, chain_id, "token", {}, now_ms=int(time.time() * 1000) - 600_000)
-    refused(httpx.post(url, json=stale), Code.REQUEST_STALE)
-    other_chain = sign_request(alice, "another-chain", "token", {})
-    refused(httpx.post(url, json=other_chain), Code.BAD_SIGNATURE)
-    refused(httpx.post(url, json={**envelope, "sig": None}), Code.MISSING_SIGNATURE)
-    refused(httpx.post(url, json=sign_request(alice, chain_id, "read", {})), Code.REQUEST_MALFORMED)
-    refused(httpx.post(url, json=sign_request(alice, chain_id, "token", {"expires_in": 3600})), Code.REQUEST_MALFORMED)
-    refused(httpx.post(url, json=sign_request(alice, chain_id, "token", {"scope": "system/*.write"})),
-            Code.REQUEST_MALFORMED)
-    refused(httpx.post(url, content=b"{not json", headers={"content-type": "application/json"}),
-            Code.REQUEST_MALFORMED)
-    refused(httpx.post(url, content=json.dumps(envelope), headers={"content-type": "text/plain"}),
+    signed = token_request(alice, chain_id, {})
+    assert httpx.post(url, **signed).status_code == 200
+    refused(httpx.post(url, **signed), Code.REQUEST_REPLAYED)  # a signed request is used once
+    stale = token_request(alice, chain_id, {}, now_ms=int(time.time() * 1000) - 600_000)
+    refused(httpx.post(url, **stale), Code.REQUEST_STALE)
+    refused(httpx.post(url, **token_request(alice, "another-chain", {})), Code.BAD_SIGNATURE)
+    unsigned = token_request(alice, chain_id, {})
+    del unsigned["headers"]["Authorization"]
+    refused(httpx.post(url, **unsigned), Code.MISSING_SIGNATURE)
+    refused(httpx.post(url, **token_request(alice, chain_id, {}, kind="read")), Code.REQUEST_MALFORMED)
+    refused(httpx.post(url, **token_request(alice, chain_id, {"expires_in": 3600})), Code.REQUEST_MALFORMED)
+    refused(httpx.post(url, **token_request(alice, chain_id, {"scope": "system/*.write"})), Code.REQUEST_MALFORMED)
+    not_json = b"{not json"
+    refused(httpx.post(url, content=not_json, headers={
+        **sign_headers(alice, chain_id, "POST", TOKEN_PATH, not_json), "content-type": "application/json"}),
+        Code.REQUEST_MALFORMED)
+    refused(httpx.post(url, content=signed["content"], headers={**signed["headers"], "content-type": "text/plain"}),
             Code.UNSUPPORTED_MEDIA_TYPE)
-    stranger = sign_request(seeded_key("nobody"), chain_id, "token", {})
-    refused(httpx.post(url, json=stranger), Code.UNKNOWN_SIGNER)
+    refused(httpx.post(url, **token_request(seeded_key("nobody"), chain_id, {})), Code.UNKNOWN_SIGNER)
 
 
-def test_signed_request_headers_work_as_elsewhere_in_the_api_and_once(world: World) -> None:
-    """Without a token: the X-CareLedger-* signed-read headers of protocol.md section 4.3, patients included."""
+def test_signed_requests_work_as_elsewhere_in_the_api_and_once(world: World) -> None:
+    """Without a token: the signed requests of protocol.md section 4.3, patients included."""
     alice = world.pseudonym("alice")
     world.client("alice").grant(alice, "org", "clinic", ["TREAT"])
     target = f"/fhir/Consent?patient={alice}"
-    headers = sign_headers(world.keys["alice"], world.node.chain.chain_id, "GET", target, int(time.time() * 1000))
+    headers = sign_headers(world.keys["alice"], world.node.chain.chain_id, "GET", target)
     r = httpx.get(world.url + target, headers=headers)
     assert r.status_code == 200 and valid(r.json())["total"] == 1
     refused(httpx.get(world.url + target, headers=headers), Code.REQUEST_REPLAYED)
-    other = sign_headers(world.keys["alice"], world.node.chain.chain_id, "GET", target + "&_count=1",
-                         int(time.time() * 1000))
+    other = sign_headers(world.keys["alice"], world.node.chain.chain_id, "GET", target + "&_count=1")
     refused(httpx.get(world.url + target, headers=other), Code.BAD_SIGNATURE)  # signed for another target
-    refused(httpx.get(world.url + target, headers={k: v for k, v in headers.items() if "Signature" not in k}),
-            Code.MISSING_SIGNATURE)
+    refused(httpx.get(world.url + target), Code.MISSING_SIGNATURE)
+    refused(httpx.get(world.url + target, headers={"Authorization": "Basic YTpi"}), Code.TOKEN_INVALID)
 
 
 def test_a_delegate_and_an_emergency_token(world: World) -> None:

@@ -41,7 +41,7 @@ from careledger.research.release import ReleaseVerificationFailed
 from careledger.research.synthetic import generate_patient
 from careledger.samples import synthea_bundles
 from careledger.vault.canonical import json_of_canonical, parse_exact
-from careledger.vault.requests import sign_request
+from careledger.vault.requests import sign_headers
 from support import seeded_key
 from support.records import state_snapshot
 from support.research_api import DAY_MS, ApiWorld, Patient, shared_world, store
@@ -311,7 +311,7 @@ def test_only_the_patient_and_her_delegate_read_her_research_log(scenario: Scena
 
     now = int(time.time() * 1000)
     statement = make_linkage_statement(alice.key, w.client.chain_id(), "study", s.study, "hospital", now)
-    refused(alice.key, None, Code.REQUEST_MALFORMED, 400)  # her registered key names no study pseudonym
+    refused(alice.key, None, Code.NOT_PATIENT_OR_DELEGATE, 403)  # her registered key names no study pseudonym
     assert w.client.log_of(alice.key, statement)["subject"] == own["subject"]
     guardian, stranger = seeded_key("research-api/guardian"), seeded_key("research-api/stranger")
     for key in (guardian, stranger):
@@ -322,38 +322,55 @@ def test_only_the_patient_and_her_delegate_read_her_research_log(scenario: Scena
     refused(stranger, statement, Code.NOT_PATIENT_OR_DELEGATE, 403)
     forged = {**statement, "study_sig": statement["patient_sig"]}
     refused(guardian, forged, Code.LINKAGE_INVALID, 422)
-    refused(study_key(alice.key, "study", s.study), statement, Code.REQUEST_MALFORMED, 400)
+    refused(study_key(alice.key, "study", s.study), statement, Code.UNKNOWN_SIGNER, 401)  # shown by no member
     # addressed to an organisation whose vault this node does not host: shown to the wrong party
     elsewhere = make_linkage_statement(alice.key, w.client.chain_id(), "study", s.study, "research", now)
-    refused(guardian, elsewhere, Code.LINKAGE_INVALID, 422)
+    refused(guardian, elsewhere, Code.VAULT_NOT_HOSTED, 404)  # ask that custodian's node
+    refused(guardian, {**statement, "extra": 1}, Code.REQUEST_MALFORMED, 400)  # not a linkage statement
 
 
 # --- bad requests -----------------------------------------------------------------------------------------
+
+Sent = tuple[bytes, dict[str, str]]
+"""A request's body and headers, as sent."""
+
 
 def test_research_requests_are_checked_and_refusals_write_nothing(scenario: Scenario) -> None:
     s, w = scenario, scenario.w
     chain = w.client.chain_id()
     http = httpx.Client(base_url=w.url, timeout=30)
 
-    def post(path: str, doc: Any) -> tuple[int, Any]:
-        r = http.post(path, json=doc)
-        return r.status_code, r.json()
+    def signed(key: Any, path: str, kind: str, fields: dict[str, Any], now_ms: int | None = None,
+               target: str | None = None) -> Sent:
+        """A signed request of ``key`` whose body is ``kind`` (signed for ``target``, else ``path``)."""
+        body = json.dumps({"kind": kind, **fields}).encode()
+        return body, {**sign_headers(key, chain, "POST", target or path, body, now_ms=now_ms),
+                      "content-type": "application/json"}
 
-    def release(key: Any, now_ms: int | None = None, **over: Any) -> dict[str, Any]:
+    def release(key: Any, now_ms: int | None = None, **over: Any) -> Sent:
         fields = {"custodian": "hospital", "recipient": w.researcher.public_hex, "study": s.study, **over}
-        return sign_request(key, chain, "research-release", fields, now_ms=now_ms)
+        return signed(key, "/v1/research/releases", "research-release", fields, now_ms)
+
+    def unsigned(doc: Any) -> Sent:
+        return json.dumps(doc).encode(), {"content-type": "application/json"}
 
     steward = w.stewards["hospital"]
     stale = int(time.time() * 1000) - 10 * 60 * 1000
     ended = w.register_study(title="Ended yesterday", period={"start_ms": stale - 30 * DAY_MS,
                                                               "end_ms": stale - DAY_MS})  # active, but over
     good = release(steward, study="study-" + "0" * 24)
-    cases: list[tuple[str, Any, Code]] = [
-        ("/v1/research/releases", {"request": good["request"]}, Code.MISSING_SIGNATURE),
-        ("/v1/research/releases", {**good, "sig": "00" * 64}, Code.BAD_SIGNATURE),
-        ("/v1/research/releases", sign_request(steward, chain, "research-package",
-                                               {"custodian": "hospital", "release": "rel-" + "0" * 24}),
+    forged_sig = good[1]["Authorization"].rsplit("sig=", 1)[0] + "sig=" + "00" * 64
+    no_release = {"custodian": "hospital", "release": "rel-" + "0" * 24}
+    cases: list[tuple[str, Sent, Code]] = [
+        ("/v1/research/releases", (good[0], {"content-type": "application/json"}), Code.MISSING_SIGNATURE),
+        ("/v1/research/releases", (good[0], {**good[1], "Authorization": forged_sig}), Code.BAD_SIGNATURE),
+        ("/v1/research/releases", (good[0].replace(b"study-", b"study-1"), good[1]), Code.BAD_SIGNATURE),  # body
+        ("/v1/research/releases", signed(steward, "/v1/research/releases", "research-release",  # another route's
+                                         {"custodian": "hospital", "recipient": w.researcher.public_hex,
+                                          "study": s.study}, target="/v1/research/answers"), Code.BAD_SIGNATURE),
+        ("/v1/research/releases", signed(steward, "/v1/research/releases", "research-package", no_release),
          Code.REQUEST_MALFORMED),
+        ("/v1/research/releases", release(steward, requester=steward.public_hex), Code.REQUEST_MALFORMED),
         ("/v1/research/releases", release(steward, now_ms=stale), Code.REQUEST_STALE),
         ("/v1/research/releases", release(w.researcher), Code.NOT_RELEASE_CUSTODIAN),
         ("/v1/research/releases", release(w.stewards["clinic"]), Code.NOT_RELEASE_CUSTODIAN),
@@ -363,34 +380,38 @@ def test_research_requests_are_checked_and_refusals_write_nothing(scenario: Scen
         ("/v1/research/releases", release(steward, study=ended), Code.STUDY_CLOSED),  # outside its period
         ("/v1/research/releases", good, Code.REQUEST_REPLAYED),
         ("/v1/research/releases", release(steward, custodian="pharmacy"), Code.VAULT_NOT_HOSTED),
-        ("/v1/research/packages", sign_request(w.researcher, chain, "research-package",
-                                               {"custodian": "hospital", "release": "rel-" + "0" * 24}),
+        ("/v1/research/packages", signed(w.researcher, "/v1/research/packages", "research-package", no_release),
          Code.RELEASE_UNKNOWN),
-        ("/v1/research/answers", sign_request(steward, chain, "research-answer",
-                                              {"custodian": "hospital", "query": "rq-" + "0" * 24}),
-         Code.QUERY_UNKNOWN),
-        ("/v1/research/linkage", {"custodian": "hospital", "statement": {"statement": {}}}, Code.LINKAGE_INVALID),
-        ("/v1/research/linkage", {"custodian": "hospital", "statement": make_linkage_statement(
-            seeded_key("research-api/unregistered"), chain, "study", s.study, "hospital", 0)}, Code.LINKAGE_UNKNOWN),
-        ("/v1/research/linkage", {"custodian": "hospital", "statement": make_linkage_statement(  # to another
-            s.unlinked.key, chain, "study", s.study, "clinic", 0)}, Code.LINKAGE_INVALID),
-        ("/v1/research/linkage", {"custodian": "hospital"}, Code.REQUEST_MALFORMED),
-        ("/v1/research/log", sign_request(steward, chain, "research-log", {"linkage": None, "extra": 1}),
+        ("/v1/research/answers", signed(steward, "/v1/research/answers", "research-answer",
+                                        {"custodian": "hospital", "query": "rq-" + "0" * 24}), Code.QUERY_UNKNOWN),
+        ("/v1/research/linkage", unsigned({"custodian": "hospital", "statement": {"statement": {}}}),
+         Code.LINKAGE_INVALID),
+        ("/v1/research/linkage", unsigned({"custodian": "hospital", "statement": make_linkage_statement(
+            seeded_key("research-api/unregistered"), chain, "study", s.study, "hospital", 0)}), Code.LINKAGE_UNKNOWN),
+        ("/v1/research/linkage", unsigned({"custodian": "hospital", "statement": make_linkage_statement(  # to another
+            s.unlinked.key, chain, "study", s.study, "clinic", 0)}), Code.LINKAGE_INVALID),
+        ("/v1/research/linkage", unsigned({"custodian": "hospital"}), Code.REQUEST_MALFORMED),
+        ("/v1/research/log", signed(steward, "/v1/research/log", "research-log", {"linkage": None, "extra": 1}),
          Code.REQUEST_MALFORMED),
+        ("/v1/research/log", unsigned({"kind": "research-log"}), Code.MISSING_SIGNATURE),
     ]
     from careledger.api.status import http_status
 
     before = state_snapshot(w.node)
     try:
-        for path, doc, code in cases:
-            status, body = post(path, doc)
-            assert (body["error"]["code"], status) == (int(code), http_status(code)), (path, code.name, body)
+        for path, (content, headers), code in cases:
+            r = http.post(path, content=content, headers=headers)
+            body = r.json()
+            assert (body["error"]["code"], r.status_code) == (int(code), http_status(code)), (path, code.name, body)
             assert "report" not in body
         for path in ("linkage", "releases", "packages", "answers", "results", "log"):
             r = http.post(f"/v1/research/{path}", content=b"{}", headers={"content-type": "text/plain"})
             assert r.status_code == 415 and r.json()["error"]["code"] == int(Code.UNSUPPORTED_MEDIA_TYPE)
-            r = http.post(f"/v1/research/{path}", content=b"{not json", headers={"content-type": "application/json"})
-            assert r.status_code == 400 and r.json()["error"]["code"] == int(Code.REQUEST_MALFORMED)
+            headers = {"content-type": "application/json"}  # signed (the signature is checked before the body)
+            if path != "linkage":
+                headers |= sign_headers(steward, chain, "POST", f"/v1/research/{path}", b"{not json")
+            r = http.post(f"/v1/research/{path}", content=b"{not json", headers=headers)
+            assert r.status_code == 400 and r.json()["error"]["code"] == int(Code.REQUEST_MALFORMED), (path, r.text)
     finally:
         http.close()
     assert state_snapshot(w.node) == before
@@ -435,8 +456,10 @@ def test_the_fhir_facade_serves_research_studies_and_subjects(scenario: Scenario
     s, w = scenario, scenario.w
 
     def token(key: Any) -> str:
-        envelope = sign_request(key, w.client.chain_id(), "token", {})
-        r = httpx.post(f"{w.url}/fhir/auth/token", json=envelope, timeout=10)
+        body = json.dumps({"kind": "token"}).encode()
+        r = httpx.post(f"{w.url}/fhir/auth/token", content=body, timeout=10,
+                       headers={**sign_headers(key, w.client.chain_id(), "POST", "/fhir/auth/token", body),
+                                "content-type": "application/json"})
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
 

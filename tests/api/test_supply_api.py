@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +14,8 @@ from careledger.client import ClientError
 from careledger.client.supply import SupplyClient
 from careledger.contracts.supply import gs1
 from careledger.core.crypto import SigningKey
-from careledger.supply.auth import sign_request
 from careledger.supply.epcis_export import check_document
+from careledger.vault.requests import sign_headers
 from support.epcis import CASE_GTIN, DSCSA, INVALID_DOCUMENTS, ITEM_GTIN
 from support.supply import GTIN, supply_consortium
 
@@ -79,9 +78,13 @@ def test_pack_life_verification_and_alerts(api: SupplyClient, consortium: Any) -
     assert info.value.name == "UNAUTHORISED" and info.value.http_status == 403
     unsigned = httpx.get(f"{api._http.base_url}/v1/supply/alerts")
     assert unsigned.status_code == 401 and unsigned.json()["error"]["name"] == "MISSING_SIGNATURE"
-    headers = sign_request(regulator, api.chain_id(), "GET", "/v1/supply/alerts?kind=other", int(time.time() * 1000))
+    headers = sign_headers(regulator, api.chain_id(), "GET", "/v1/supply/alerts?kind=other")
     tampered = httpx.get(f"{api._http.base_url}/v1/supply/alerts?kind=possible_clone", headers=headers)
     assert tampered.status_code == 401 and tampered.json()["error"]["name"] == "BAD_SIGNATURE"
+    signed = sign_headers(regulator, api.chain_id(), "GET", "/v1/supply/alerts?kind=possible_clone")
+    assert httpx.get(f"{api._http.base_url}/v1/supply/alerts?kind=possible_clone", headers=signed).status_code == 200
+    again = httpx.get(f"{api._http.base_url}/v1/supply/alerts?kind=possible_clone", headers=signed)
+    assert again.status_code == 409 and again.json()["error"]["name"] == "REQUEST_REPLAYED"  # accepted once
     stranger = SigningKey.generate()
     with pytest.raises(ClientError) as info:
         api.alerts(stranger)

@@ -218,13 +218,15 @@ def test_gateway_reads_by_members_need_their_organisations_registered_certificat
 
 
 def test_the_fhir_token_exchange_needs_the_certificate_too(gateway: Gateway) -> None:
-    from careledger.vault.requests import sign_request
+    from careledger.vault.requests import sign_headers
 
     g = gateway
     dr_b = seeded_key("member/dr_b")
-    doc = sign_request(dr_b, g.node.chain.chain_id, "token", {"purpose": "TREAT"})
+    body = b'{"kind":"token","purpose":"TREAT"}'
+    headers = {**sign_headers(dr_b, g.node.chain.chain_id, "POST", "/fhir/auth/token", body),
+               "content-type": "application/json"}
     with httpx.Client(base_url=g.srv.url, verify=g.pki.context()) as http:
-        answer = http.post("/fhir/auth/token", json=doc)
+        answer = http.post("/fhir/auth/token", content=body, headers=headers)
     assert answer.status_code == 401
     assert "CLIENT_CERT_REQUIRED" in answer.text
 

@@ -10,6 +10,7 @@ the page signs is checked by the node's own verifiers.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +19,9 @@ from typing import Any
 import pytest
 
 from careledger.core import codec
-from careledger.core.crypto import SUITES, SigningKey, parse_public_key
+from careledger.core.crypto import SUITES, SigningKey
 from careledger.keycrypt import decrypt_key
-from careledger.supply import auth
-from careledger.vault.requests import verify_request
+from careledger.vault.requests import QUERY_KINDS, SignedRequest, verify_request
 from support.console import launch, new_context, require_browser
 
 HERE = Path(__file__).parent
@@ -122,27 +122,39 @@ def test_merkle_paths_and_block_signature(page: Any) -> None:
     assert checks == [True, False, False]
 
 
-def test_signed_requests_verify_with_the_node_verifiers(page: Any) -> None:
+PROTOCOL_MD = (HERE.parents[1] / "docs" / "protocol.md").read_text(encoding="utf-8")
+VECTOR_BLOCKS = re.findall(r"^```json vector\n(.*?)^```", PROTOCOL_MD, re.MULTILINE | re.DOTALL)
+SIGNED_REQUEST = next(doc for doc in map(json.loads, VECTOR_BLOCKS) if doc["vector"] == "signed_request")
+
+
+def test_signed_requests_equal_the_vector_and_verify_with_the_node_verifier(page: Any) -> None:
+    v = SIGNED_REQUEST
+    signed = js(page, """async (m, v) => {
+        const k = await m('keys'); const s = await m('signing'); const b = await m('bytes');
+        const key = await k.importSeed(b.fromHex(v.requester_seed));
+        return [await s.signedRequestText(v.method, v.target, v.body_text, key.publicHex, v.time_ms, v.nonce),
+                await s.signRequest(key, v.chain_id, v.method, v.target, v.body_text, v.time_ms, v.nonce)];
+    }""", v)
+    assert signed == [v["signed_text"], {"Authorization": v["authorization"]}]
     seed = bytes(range(32))
     chain_id = "careledger-console"
     now = int(time.time() * 1000)
-    envelope = js(page, """async (m, [seed, now]) => {
+    body, headers = js(page, """async (m, [seed, now]) => {
         const k = await m('keys'); const s = await m('signing'); const b = await m('bytes');
         const key = await k.importSeed(b.fromHex(seed));
         const fields = {format: 'json', patient: 'pt-' + '0'.repeat(32), study: null};
-        return s.signEnvelope(key, 'careledger-console', 'view', fields, now);
+        const body = JSON.stringify(s.typedRequest('view', fields));
+        return [body, await s.signRequest(key, 'careledger-console', 'post', '/v1/records/query', body, now)];
     }""", [seed.hex(), now])
-    verified = verify_request(envelope, chain_id, SUITES["ed25519-sha256"], now, None, ("view",))
-    assert verified.requester == SigningKey(seed).public_hex and "study" not in envelope["request"]
+    request = SignedRequest("POST", "/v1/records/query", body.encode(), headers["Authorization"])
+    verified = verify_request(request, chain_id, SUITES["ed25519-sha256"], now, kinds=QUERY_KINDS)
+    assert verified.requester == SigningKey(seed).public_hex and "study" not in json.loads(body)
     target = "/v1/supply/alerts?kind=possible_clone&since_height=3"
     headers = js(page, """async (m, [seed, target, now]) => {
         const k = await m('keys'); const s = await m('signing'); const b = await m('bytes');
-        return s.signedReadHeaders(await k.importSeed(b.fromHex(seed)), 'careledger-console', 'get', target, now);
+        return s.signRequest(await k.importSeed(b.fromHex(seed)), 'careledger-console', 'get', target, '', now);
     }""", [seed.hex(), target, now])
-    assert headers[auth.KEY_HEADER] == SigningKey(seed).public_hex and headers[auth.TIMESTAMP_HEADER] == str(now)
-    SUITES["ed25519-sha256"].verify(parse_public_key(headers[auth.KEY_HEADER]), "request", chain_id,
-                                    auth.request_message("GET", target, now),
-                                    bytes.fromhex(headers[auth.SIGNATURE_HEADER]))
+    verify_request(SignedRequest("GET", target, b"", headers["Authorization"]), chain_id, SUITES["ed25519-sha256"], now)
 
 
 @pytest.mark.parametrize("vector", KEYCRYPT, ids=lambda v: v["label"])

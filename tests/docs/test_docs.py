@@ -37,11 +37,12 @@ from careledger.contracts.identity import compute_pseudonym
 from careledger.core import codec, merkle
 from careledger.core.block import BlockEnv, Header, Receipt
 from careledger.core.crypto import ED25519_SHA256, SigningKey, signing_message
-from careledger.core.errors import Code, InvalidTx
+from careledger.core.errors import Code, InvalidTx, LedgerError
 from careledger.core.genesis import parse_genesis
 from careledger.core.proofs import build_proof, verify_proof
 from careledger.core.state import MemoryState, changes_root, compute_app_hash
 from careledger.core.tx import decode_tx, sign_tx, signed_body, tx_hash
+from careledger.vault import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -54,7 +55,7 @@ VECTOR_BLOCK = re.compile(r"^```json vector\n(.*?)^```", re.MULTILINE | re.DOTAL
 KINDS: dict[str, str | None] = {
     "canonical_encoding": "canonical_encoding", "ed25519": "ed25519", "signing_domains": "signing_domains",
     "tx": "tx", "merkle": "merkle", "app_hash": "app_hash", "block_header": "block_header",
-    "genesis": None, "block": None, "proof": None, "pseudonym": None,
+    "genesis": None, "block": None, "proof": None, "pseudonym": None, "signed_request": None,
 }
 
 
@@ -133,6 +134,41 @@ def test_tx_vector() -> None:
     assert wire == b'{"body":' + body_bytes + b',"sig":"' + v["signature"].encode() + b'"}'
     tx = decode_tx(wire, v["chain_id"], ED25519_SHA256)
     assert tx.hash_hex == v["hash"] and tx.signer_hex == key.public_hex
+
+
+def test_signed_request_vector() -> None:
+    """Section 4.3 byte for byte: the signed bytes, the message, the signature, the header, and the
+    node's verifier accepts exactly this request (and not another body or target)."""
+    v = VECTORS["signed_request"]
+    key = SigningKey(bytes.fromhex(v["requester_seed"]))
+    body = v["body_text"].encode()
+    digest = hashlib.sha256(body).hexdigest()
+    by_hand = ('{"body":"' + digest + '","method":"' + v["method"] + '","nonce":"' + v["nonce"] + '","requester":"'
+               + key.public_hex + '","target":"' + v["target"] + '","time_ms":' + str(v["time_ms"]) + "}")
+    signed = requests.signed_request(v["method"], v["target"], body, key.public_hex, v["time_ms"], v["nonce"])
+    assert signed.decode() == by_hand == v["signed_text"]
+    assert h(signing_message("request", v["chain_id"], signed)) == v["sign_bytes_hex"]
+    assert h(key.sign("request", v["chain_id"], signed)) == v["signature"]
+    assert hashlib.sha256(signed).hexdigest() == v["request_hash"]
+    header = requests.authorization(key, v["chain_id"], v["method"], v["target"], body, now_ms=v["time_ms"],
+                                    nonce=v["nonce"])
+    assert header == v["authorization"]
+    assert header == (f"CareLedger-Request key={key.public_hex}, time={v['time_ms']}, nonce={v['nonce']}, "
+                      f"sig={v['signature']}")
+    request = requests.SignedRequest(v["method"], v["target"], body, header)
+    verified = requests.verify_request(request, v["chain_id"], ED25519_SHA256, v["time_ms"],
+                                       kinds=requests.QUERY_KINDS)
+    assert (verified.requester, verified.hash, verified.body.kind) == (key.public_hex, v["request_hash"], "view")
+    quoted = 'careledger-request sig="' + v["signature"] + '",nonce=' + v["nonce"] + ", key=" + key.public_hex + \
+        ", time=" + str(v["time_ms"])  # any order, quotes, any case of the scheme
+    assert requests.verify_request(requests.SignedRequest(v["method"], v["target"], body, quoted), v["chain_id"],
+                                   ED25519_SHA256, v["time_ms"], kinds=requests.QUERY_KINDS).hash == v["request_hash"]
+    for other in (requests.SignedRequest("GET", v["target"], body, header),
+                  requests.SignedRequest(v["method"], v["target"] + "?", body, header),
+                  requests.SignedRequest(v["method"], v["target"], body + b" ", header)):
+        with pytest.raises(LedgerError) as info:
+            requests.verify_request(other, v["chain_id"], ED25519_SHA256, v["time_ms"], kinds=requests.QUERY_KINDS)
+        assert info.value.code == Code.BAD_SIGNATURE
 
 
 def test_merkle_vector() -> None:

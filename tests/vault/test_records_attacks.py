@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -17,9 +18,10 @@ from typing import Any
 import pytest
 
 from careledger.client import Client, ClientError
+from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
 from careledger.core.tx import sign_tx
-from careledger.vault.requests import sign_request
+from careledger.vault.requests import sign_headers
 from support import seeded_key
 from support.records import (
     OBSERVATION,
@@ -36,6 +38,13 @@ def refused(fn: Callable[[], Any], code: Code) -> ClientError:
         fn()
     assert info.value.code == int(code), f"expected {code.name}, got {info.value.name}: {info.value.message}"
     return info.value
+
+
+def signed_body(key: SigningKey, chain_id: str, path: str, doc: dict[str, Any], **kw: Any,
+                ) -> tuple[bytes, dict[str, str]]:
+    """``doc`` as body bytes and the headers that sign a POST of them to ``path``."""
+    body = json.dumps(doc).encode()
+    return body, {**sign_headers(key, chain_id, "POST", path, body, **kw), "content-type": "application/json"}
 
 
 def stored(world: World, who: str = "alice", resource: dict[str, Any] | None = None) -> str:
@@ -81,13 +90,11 @@ def test_invalid_fhir_is_refused_with_an_operation_outcome(world: World) -> None
 def test_invalid_fhir_answer_carries_operation_outcome_without_the_values(world: World) -> None:
     import httpx
 
-    from careledger.vault.canonical import content_hash, from_python
-
     bad = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": "SECRET-999"}
-    env = sign_request(world.keys["dr_a"], world.node.chain.chain_id, "store",
-                       {"content": content_hash(from_python(bad)), "custodian": "hospital",
-                        "patient": world.pseudonym("alice")})
-    response = httpx.post(f"{world.url}/v1/gateway/store", json={**env, "resource": bad})
+    body, headers = signed_body(world.keys["dr_a"], world.node.chain.chain_id, "/v1/gateway/store",
+                                {"custodian": "hospital", "kind": "store", "patient": world.pseudonym("alice"),
+                                 "resource": bad})
+    response = httpx.post(f"{world.url}/v1/gateway/store", content=body, headers=headers)
     assert response.status_code == 422
     doc = response.json()
     assert doc["error"]["code"] == Code.FHIR_INVALID
@@ -143,24 +150,37 @@ def test_forged_stale_and_replayed_requests(world: World) -> None:
     world.client("alice").grant(pt, "org", "clinic", ["TREAT"])
     http = Client(world.url)
     chain_id = world.node.chain.chain_id
-    fields = {"custodian": "hospital", "patient": pt, "purpose": "TREAT", "records": [record]}
+    path = "/v1/gateway/read"
+    fields = {"custodian": "hospital", "kind": "read", "patient": pt, "purpose": "TREAT", "records": [record]}
+    dr_b = world.keys["dr_b"]
+
+    def post(body: bytes, headers: dict[str, str], where: str = path) -> Any:
+        return http.request("POST", where, content=body, headers=headers)
+
     before = state_snapshot(world.node)
-    forged = sign_request(world.keys["dr_b"], chain_id, "read", fields)
-    forged["request"]["purpose"] = "HPAYMT"  # signature no longer covers the body
-    refused(lambda: http.request("POST", "/v1/gateway/read", json=forged), Code.BAD_SIGNATURE)
-    other_key = sign_request(seeded_key("intruder"), chain_id, "read", fields)
-    other_key["request"]["requester"] = world.keys["dr_b"].public_hex  # claims to be dr_b
-    refused(lambda: http.request("POST", "/v1/gateway/read", json=other_key), Code.BAD_SIGNATURE)
-    other_chain = sign_request(world.keys["dr_b"], "another-chain", "read", fields)
-    refused(lambda: http.request("POST", "/v1/gateway/read", json=other_chain), Code.BAD_SIGNATURE)
-    stale = sign_request(world.keys["dr_b"], chain_id, "read", fields, now_ms=int(time.time() * 1000) - 600_000)
-    refused(lambda: http.request("POST", "/v1/gateway/read", json=stale), Code.REQUEST_STALE)
+    body, headers = signed_body(dr_b, chain_id, path, fields)
+    forged = json.dumps({**fields, "purpose": "HPAYMT"}).encode()  # the signature no longer covers the body
+    refused(lambda: post(forged, headers), Code.BAD_SIGNATURE)
+    refused(lambda: post(body, headers, "/v1/gateway/read?x=1"), Code.BAD_SIGNATURE)  # nor the target
+    refused(lambda: post(body, headers, "/v1/records/query"), Code.BAD_SIGNATURE)  # nor another route
+    _, intruder = signed_body(seeded_key("intruder"), chain_id, path, fields)
+    claimed = {**intruder, "Authorization": intruder["Authorization"].replace(
+        seeded_key("intruder").public_hex, dr_b.public_hex)}  # claims to be dr_b
+    refused(lambda: post(body, claimed), Code.BAD_SIGNATURE)
+    _, other_chain = signed_body(dr_b, "another-chain", path, fields)
+    refused(lambda: post(body, other_chain), Code.BAD_SIGNATURE)
+    _, stale = signed_body(dr_b, chain_id, path, fields, now_ms=int(time.time() * 1000) - 600_000)
+    refused(lambda: post(body, stale), Code.REQUEST_STALE)
+    refused(lambda: post(body, {"content-type": "application/json"}), Code.MISSING_SIGNATURE)
+    bad_param = {**headers, "Authorization": headers["Authorization"].replace("nonce=", "nonse=")}
+    refused(lambda: post(body, bad_param), Code.BAD_SIGNATURE)
+    wrong_kind, wrong_kind_headers = signed_body(dr_b, chain_id, path, {**fields, "kind": "index"})
+    refused(lambda: post(wrong_kind, wrong_kind_headers), Code.REQUEST_MALFORMED)
     assert_only_audit(world, before, [])
-    good = sign_request(world.keys["dr_b"], chain_id, "read", fields)
-    assert http.request("POST", "/v1/gateway/read", json=good)["records"][0]["record"] == record
+    assert post(body, headers)["records"][0]["record"] == record
     world.wait_for_audit()
     before = state_snapshot(world.node)
-    refused(lambda: http.request("POST", "/v1/gateway/read", json=good), Code.REQUEST_REPLAYED)
+    refused(lambda: post(body, headers), Code.REQUEST_REPLAYED)
     assert_only_audit(world, before, [])
     http.close()
 

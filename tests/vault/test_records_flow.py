@@ -83,7 +83,7 @@ def test_audit_wait_setting(world: World) -> None:
     from careledger.node.home import HomeError, NodeConfig
     from careledger.vault.gateway import Gateway
     from careledger.vault.ledger import NodeLedger
-    from careledger.vault.requests import sign_request
+    from careledger.vault.requests import SignedRequest, sign_headers
 
     home = world.home
     home.write_config(dataclasses.replace(home.config(), audit_wait="admitted"))
@@ -100,10 +100,11 @@ def test_audit_wait_setting(world: World) -> None:
     gateway = Gateway.open(NodeLedger(world.node), home.path / "vault", audit_wait="admitted")
     try:
         before = len(_audit_entries(world, alice))
-        envelope = sign_request(world.keys["dr_a"], world.node.chain.chain_id, "read",
-                                {"custodian": "hospital", "emergency": False, "patient": alice, "purpose": "TREAT",
-                                 "records": [record]})
-        assert [r["record"] for r in gateway.read(envelope)["records"]] == [record]
+        body = json.dumps({"custodian": "hospital", "emergency": False, "kind": "read", "patient": alice,
+                           "purpose": "TREAT", "records": [record]}).encode()
+        headers = sign_headers(world.keys["dr_a"], world.node.chain.chain_id, "POST", "/v1/gateway/read", body)
+        read = SignedRequest("POST", "/v1/gateway/read", body, headers["Authorization"])
+        assert [r["record"] for r in gateway.read(read)["records"]] == [record]
         world.wait_for_audit()
         assert len(_audit_entries(world, alice)) == before + 1
     finally:

@@ -21,12 +21,15 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api import chain, claims, epcis, fhir, governance, identity, ops, records, research, supply, trials, txs
+from careledger.api.common import SECURITY_SCHEMES
 from careledger.api.errors import install_error_handlers
 from careledger.api.limits import RateLimitMiddleware
 from careledger.api.metrics import MeteredEngine, NodeMetrics
+from careledger.api.schemas import transaction_schemas
 from careledger.api.services import NodeContext, Services, Starter, home_of, open_services
 from careledger.api.settings import ApiSettings
 from careledger.console import mount as mount_console
+from careledger.contracts.base import Registry
 from careledger.node.engine import Engine
 from careledger.node.solo import Node, as_engine
 
@@ -65,8 +68,23 @@ TAGS: list[dict[str, Any]] = [
 ]
 
 
+def _describe_transactions(doc: dict[str, Any], schemas: dict[str, Any], registry: Registry) -> None:
+    """The transaction bodies of ``POST /v1/txs`` as the node's registry defines them
+    (:func:`careledger.api.schemas.transaction_schemas`), the payload models among the components."""
+    transaction, payloads = transaction_schemas(registry)
+    clashes = sorted(name for name in set(payloads) & set(schemas) if payloads[name] != schemas[name])
+    if clashes:
+        raise ValueError(f"payload models named like other components: {', '.join(clashes)}")
+    schemas.update(payloads)
+    schemas["SignedTransaction"] = transaction
+    content = doc["paths"]["/v1/txs"]["post"]["requestBody"]["content"]["application/json"]
+    content["schema"] = {"$ref": "#/components/schemas/SignedTransaction"}
+
+
 def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with its default 422 validation responses replaced by our 400 error shape."""
+    """FastAPI's document, with its default 422 validation responses replaced by our 400 error shape,
+    the signed-request security scheme declared and the transaction bodies generated from the payload
+    models."""
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
                           tags=app.openapi_tags)
@@ -78,7 +96,9 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
                 if validation and responses.pop("422") is not None and "400" not in responses:
                     responses["400"] = {"description": "Malformed request",
                                         "content": {"application/json": {"schema": error_ref}}}
-        schemas = doc.get("components", {}).get("schemas", {})
+        doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        schemas = doc["components"].setdefault("schemas", {})
+        _describe_transactions(doc, schemas, app.state.node.chain.registry)
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         app.openapi_schema = doc

@@ -2,10 +2,11 @@
 
 With ``client_tls = "organisations"`` (:class:`~careledger.api.settings.ApiSettings`), a request to
 read clinical content (``POST /v1/gateway/read``, and the FHIR facade's token exchange, which leads
-to the same reads) whose signed ``requester`` is an admin or member of an organisation must arrive
-over a TLS connection presenting a client certificate (verified by the server against
-``tls_client_ca``) whose SHA-256 fingerprint that organisation registered on the ledger with
-``identity.set_org_tls``. Otherwise it is refused before anything is decided or audited:
+to the same reads) whose signed requester (the ``key`` of its ``Authorization: CareLedger-Request``
+header, docs/protocol.md section 4.3) is an admin or member of an organisation must arrive over a TLS
+connection presenting a client certificate (verified by the server against ``tls_client_ca``) whose
+SHA-256 fingerprint that organisation registered on the ledger with ``identity.set_org_tls``.
+Otherwise it is refused before anything is decided or audited:
 
 * no client certificate on the connection: ``401 CLIENT_CERT_REQUIRED`` (932);
 * a certificate the requester's organisation did not register: ``403 CLIENT_CERT_NOT_REGISTERED`` (933).
@@ -18,17 +19,14 @@ so naming a patient as requester does not get around the rule without the patien
 from __future__ import annotations
 
 import hashlib
-import re
 import ssl
-from typing import Any
 
 from fastapi import Request
 
 from careledger.contracts.identity import org_tls_fingerprints, resolve_signer
 from careledger.core.errors import Code, LedgerError
 from careledger.node.engine import Engine
-
-_PUBKEY = re.compile(r"^[0-9a-f]{64}$")
+from careledger.vault.requests import SignedRequest, parse_authorization
 
 
 def client_certificate(request: Request) -> bytes | None:
@@ -43,16 +41,17 @@ def fingerprint(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def require_org_certificate(request: Request, engine: Engine, doc: Any) -> None:
-    """Enforce the module's rule for the signed request ``doc`` (``{"request": {..., "requester"}, "sig"}``)
-    when the app requires organisation certificates; a request too malformed to name its requester is
-    left to the gateway, which refuses it. Raises CLIENT_CERT_REQUIRED or CLIENT_CERT_NOT_REGISTERED."""
+def require_org_certificate(request: Request, engine: Engine, signed: SignedRequest) -> None:
+    """Enforce the module's rule for the signed request ``signed`` (its requester is the ``key`` of its
+    ``Authorization: CareLedger-Request`` header) when the app requires organisation certificates; a
+    request too malformed to name its requester is left to the verifier, which refuses it. Raises
+    CLIENT_CERT_REQUIRED or CLIENT_CERT_NOT_REGISTERED."""
     settings = request.app.state.settings
     if settings.client_tls != "organisations":
         return
-    body = doc.get("request") if isinstance(doc, dict) else None
-    requester = body.get("requester") if isinstance(body, dict) else None
-    if not isinstance(requester, str) or not _PUBKEY.match(requester):
+    try:
+        requester = parse_authorization(signed.authorization).requester
+    except LedgerError:
         return
     view = engine.store.view()
     signer = resolve_signer(view, requester)

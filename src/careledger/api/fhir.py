@@ -6,8 +6,8 @@
 * ``GET  /fhir/{type}?…``                         search: a searchset Bundle with paging links;
 * ``GET  /fhir/{type}/{id}``                      read.
 
-Reads and searches need ``Authorization: Bearer <token>`` or the signed-request headers
-(:mod:`careledger.vault.fhir_access`). Every refusal is a FHIR ``OperationOutcome`` whose first
+Reads and searches need ``Authorization: Bearer <token>`` or a signed request (``Authorization:
+CareLedger-Request …``, :mod:`careledger.vault.fhir_access`). Every refusal is a FHIR ``OperationOutcome`` whose first
 issue carries the stable CareLedger code (``details.coding``: system :data:`CODE_SYSTEM`, the code
 as text, its name as display); the HTTP status follows from the code. The facade itself, without
 HTTP, is :class:`careledger.vault.fhir_facade.FhirFacade`.
@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api.client_tls import require_org_certificate
-from careledger.api.common import node_of, read_body
+from careledger.api.common import node_of, read_body, signed_request, signed_route
 from careledger.api.errors import refusal_response
 from careledger.api.records import RecordsServices
 from careledger.api.schemas import errors
@@ -33,6 +33,7 @@ from careledger.api.services import NodeContext, Services, services_of
 from careledger.core.errors import Code, LedgerError
 from careledger.research.fhir import ResearchStudyResources, ResearchSubjectResources
 from careledger.vault import fhir_facade
+from careledger.vault.fhir_access import TOKEN_KINDS
 from careledger.vault.fhir_facade import FhirFacade, FhirValidator
 from careledger.vault.fhir_ledger import AuditEventResources, ConsentResources, ProvenanceResources
 from careledger.vault.fhir_search import ResourceProvider
@@ -82,13 +83,6 @@ def facade_of(request: Request) -> FhirFacade:
 
 def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + router.prefix
-
-
-def target_of(request: Request) -> str:
-    """The request's path and query exactly as sent (what signed-request headers sign)."""
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    query = request.scope.get("query_string", b"")
-    return str(raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else ""))
 
 
 # --- OperationOutcome errors --------------------------------------------------------------------------------
@@ -154,13 +148,8 @@ def _outcomes(declared: dict[int | str, dict[str, Any]]) -> dict[int | str, dict
             for status, entry in declared.items()}
 
 
-_CREDENTIALS = [
-    {"name": "Authorization", "in": "header", "required": False, "schema": {"type": "string"},
-     "description": "Bearer <token> from POST /fhir/auth/token"},
-    *({"name": h, "in": "header", "required": False, "schema": {"type": "string"},
-       "description": "signed-request header (protocol.md section 4.3)"}
-      for h in ("X-CareLedger-Key", "X-CareLedger-Timestamp", "X-CareLedger-Signature")),
-]
+_CREDENTIALS = signed_route(also=("FhirBearer",))
+"""A facade read or search takes a signed request or ``Authorization: Bearer <token>``."""
 
 
 # --- routes -------------------------------------------------------------------------------------------------
@@ -182,21 +171,15 @@ async def smart_configuration(request: Request) -> JSONResponse:
 @router.post("/auth/token", summary="Exchange a signed request for a bearer token", response_class=JSONResponse,
              responses={200: {"description": "access_token, token_type, expires_in, scope, purpose (patient)"},
                         **_outcomes(errors(400, 401, 403, 409, 413, 415, 500))},
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "type": "object", "required": ["request", "sig"],
-                 "properties": {"request": {"type": "object"}, "sig": {"type": "string"}}}}}}})
+             openapi_extra=signed_route(*TOKEN_KINDS.values()))
 async def token(request: Request) -> Response:
-    """Body: ``{"request": {"kind": "token", "requester", "time_ms", "nonce", "scope"?, "purpose"?,
-    "emergency"?, "study"?, "expires_in"?}, "sig"}`` signed like a vault request (docs/fhir.md)."""
+    """A signed request (``Authorization: CareLedger-Request …``) whose body is ``{"kind": "token",
+    "scope"?, "purpose"?, "emergency"?, "study"?, "expires_in"?}`` (docs/fhir.md)."""
     try:
-        raw = await read_body(request, MAX_TOKEN_REQUEST_BYTES)
-        try:
-            doc = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise LedgerError("the body is not JSON", Code.REQUEST_MALFORMED) from None
+        signed = signed_request(request, await read_body(request, MAX_TOKEN_REQUEST_BYTES))
         facade = facade_of(request)
-        await run_in_threadpool(require_org_certificate, request, node_of(request), doc)
-        answer = await run_in_threadpool(facade.exchange, doc)
+        await run_in_threadpool(require_org_certificate, request, node_of(request), signed)
+        answer = await run_in_threadpool(facade.exchange, signed)
     except LedgerError as exc:
         return outcome_response(request, exc)
     except Exception as exc:
@@ -208,19 +191,18 @@ async def token(request: Request) -> Response:
 @router.get("/{resource_type}", summary="FHIR search", response_class=Response,
             responses={200: {"description": "searchset Bundle", **_FHIR_OBJECT},
                        **_outcomes(errors(400, 401, 403, 404, 409, 500))},
-            openapi_extra={"parameters": [
-                *_CREDENTIALS,
+            openapi_extra={**_CREDENTIALS, "parameters": [
                 {"name": "patient", "in": "query", "required": False, "schema": {"type": "string"}},
                 {"name": "_count", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
                 {"name": "_offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}}]})
 async def search(request: Request, resource_type: str) -> Response:
     """Search one type for one patient; standard parameters per type (see /fhir/metadata)."""
-    target, headers = target_of(request), dict(request.headers)
+    signed = signed_request(request)
     params, base = request.query_params.multi_items(), base_url(request)
     lenient = "handling=lenient" in request.headers.get("prefer", "").replace(" ", "")
 
     def work(facade: FhirFacade) -> bytes:
-        access = facade.authenticate("GET", target, headers)
+        access = facade.authenticate(signed)
         return facade.search(access, resource_type, params, base, lenient=lenient)
 
     return await _answer(request, work)
@@ -229,13 +211,13 @@ async def search(request: Request, resource_type: str) -> Response:
 @router.get("/{resource_type}/{resource_id}", summary="FHIR read", response_class=Response,
             responses={200: {"description": "the resource", **_FHIR_OBJECT},
                        **_outcomes(errors(401, 403, 404, 409, 410, 500))},
-            openapi_extra={"parameters": _CREDENTIALS})
+            openapi_extra=_CREDENTIALS)
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     """Read one resource: a ledger resource, or a clinical record from this node's vaults (audited)."""
-    target, headers = target_of(request), dict(request.headers)
+    signed = signed_request(request)
 
     def work(facade: FhirFacade) -> bytes:
-        access = facade.authenticate("GET", target, headers)
+        access = facade.authenticate(signed)
         return facade.read(access, resource_type, resource_id)
 
     return await _answer(request, work)

@@ -10,8 +10,9 @@ consent snapshot is never listed):
 * ``GET  /v1/research/queries/{query}``            an aggregate query and every custodian's anchored answer.
 
 The gateway of the custodians this node hosts (:class:`careledger.research.gateway.ResearchGateway`),
-each route taking a signed request (:mod:`careledger.research.requests`) except the linkage, which
-is signed by the patient's two keys:
+each route taking a signed request (docs/protocol.md section 4.3: the ``Authorization:
+CareLedger-Request …`` header) whose body is its research kind (:mod:`careledger.research.requests`),
+except the linkage, which is signed by the patient's two keys:
 
 * ``POST /v1/research/linkage``                    a patient hands a custodian her linkage statement;
 * ``POST /v1/research/releases``                   a data steward has a release built, anchored and sealed
@@ -37,7 +38,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api import research_schemas as rs
-from careledger.api.common import node_of, read_body
+from careledger.api.common import (
+    BODY_REFUSALS,
+    SIGNED_REQUEST_REFUSALS,
+    node_of,
+    read_body,
+    refusals,
+    signed_request,
+    signed_route,
+)
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.api.records import RecordsServices
 from careledger.api.schemas import errors
@@ -47,6 +56,8 @@ from careledger.core.errors import Code, LedgerError
 from careledger.research import views
 from careledger.research.gateway import ResearchGateway
 from careledger.research.release import ReleaseRefused
+from careledger.research.requests import AnswerRequest, LogRequest, PackageRequest, ReleaseRequest, ResultsRequest
+from careledger.vault.requests import SignedRequest
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -55,8 +66,23 @@ router = APIRouter(prefix="/v1/research", tags=["research"], route_class=LedgerR
 StudyPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$", description="Study id (`study-…`)")]
 ReleasePath = Annotated[str, Path(pattern=r"^rel-[0-9a-f]{24}(-[0-9]{1,4})?$", description="Release id (`rel-…`)")]
 QueryPath = Annotated[str, Path(pattern=r"^rq-[0-9a-f]{24}(-[0-9]{1,4})?$", description="Query id (`rq-…`)")]
-SIGNED_ERRORS = errors(400, 401, 403, 404, 409, 413, 415, 500, 503, 504)
-"""The statuses every route taking a signed request declares."""
+SIGNED = (*BODY_REFUSALS, *SIGNED_REQUEST_REFUSALS, Code.NODE_UNAVAILABLE, Code.VAULT_NOT_HOSTED,
+          Code.UNKNOWN_SIGNER, Code.SIGNER_REVOKED)
+"""What every gateway route taking a signed request can refuse with before its own checks: the body, the
+signed request, no custodian vault hosted here, a requester who is not an active member."""
+ANCHORING = (Code.NODE_UNAVAILABLE, Code.MEMPOOL_FULL, Code.TIMEOUT)
+"""What the gateway's own transactions can meet on their way to a block."""
+RELEASE_REFUSALS = (Code.NOT_RELEASE_CUSTODIAN, Code.STUDY_UNKNOWN, Code.STUDY_CLOSED, Code.RELEASE_RECIPIENT_INVALID,
+                    Code.DEID_IDENTIFIER_LEFT, Code.DEID_K_NOT_MET, Code.DEID_L_NOT_MET, Code.DEID_EMPTY_RELEASE,
+                    Code.RESEARCH_CONSENT_NOT_COVERING, *ANCHORING)
+PACKAGE_REFUSALS = (Code.RELEASE_UNKNOWN, Code.UNAUTHORISED)
+ANSWER_REFUSALS = (Code.NOT_RELEASE_CUSTODIAN, Code.QUERY_UNKNOWN, Code.STUDY_UNKNOWN, Code.QUERY_ANSWERED,
+                   Code.STUDY_CLOSED, *ANCHORING)
+RESULTS_REFUSALS = (Code.QUERY_UNKNOWN, Code.NOT_STUDY_SPONSOR, Code.NOT_FOUND)
+LOG_REFUSALS = (*BODY_REFUSALS, *SIGNED_REQUEST_REFUSALS, Code.UNKNOWN_SIGNER, Code.SIGNER_REVOKED,
+                Code.VAULT_NOT_HOSTED, Code.LINKAGE_INVALID, Code.NOT_PATIENT_OR_DELEGATE)
+LINKAGE_REFUSALS = (*BODY_REFUSALS, Code.REQUEST_MALFORMED, Code.VAULT_NOT_HOSTED, Code.LINKAGE_UNKNOWN,
+                    Code.LINKAGE_INVALID)
 
 
 @dataclass
@@ -89,6 +115,11 @@ def _responses(model: type[Any], description: str, *declared: dict[int | str, di
 async def _read(fn: Callable[..., dict[str, Any]], *args: Any) -> JSONResponse:
     """Run a read model in a worker thread (ledger views are per thread) and answer its document."""
     return JSONResponse(await run_in_threadpool(fn, *args))
+
+
+async def _signed(request: Request) -> SignedRequest:
+    """The signed request as received (media type and size checked first, the body read whole)."""
+    return signed_request(request, await read_body(request, MAX_REQUEST_BYTES))
 
 
 async def _body(request: Request) -> Any:
@@ -144,7 +175,7 @@ async def get_query(request: Request, query: QueryPath) -> JSONResponse:
 @router.post("/linkage", summary="Hand a custodian a linkage statement", response_model=None,
              openapi_extra=rs.body(rs.LinkageBody),
              responses=_responses(rs.LinkageAccepted, "The custodian now selects this study pseudonym",
-                                  errors(400, 404, 413, 415, 422, 500, 503)))
+                                  refusals(*LINKAGE_REFUSALS)))
 async def linkage(request: Request) -> JSONResponse:
     """Body ``{"custodian", "statement"}``: the statement signed by the patient's registered key and her
     study key. 404 VAULT_NOT_HOSTED (ask the custodian's node) or LINKAGE_UNKNOWN (no active patient);
@@ -155,10 +186,10 @@ async def linkage(request: Request) -> JSONResponse:
     return await _read(research_of(request).link, doc["custodian"], doc["statement"])
 
 
-@router.post("/releases", summary="Build, anchor and seal a release (data steward)", response_model=None,
-             openapi_extra=rs.body(rs.SignedRelease),
+@router.post("/releases", summary="Build, anchor and seal a release (data steward; signed)", response_model=None,
+             openapi_extra=signed_route(ReleaseRequest),
              responses={**_responses(rs.ReleaseBuilt, "The anchored release and its signed report",
-                                     SIGNED_ERRORS),
+                                     refusals(*SIGNED, *RELEASE_REFUSALS)),
                         http_status(Code.DEID_K_NOT_MET): {  # the kernel's refusals and the contract's
                             "model": rs.ReleaseRefusal,
                             "description": "Refused: the kernel's checks (with a report of why) or the contract's "
@@ -168,51 +199,53 @@ async def build_release(request: Request) -> JSONResponse:
     consenting patients' records, Safe Harbor, k-anonymity (and l), the files, the anchor (and its
     consent snapshot), the report signed and the files sealed to the recipient. A refusal of the
     kernel is 422 with ``report`` (which check, counts and paths, never values)."""
-    doc = await _body(request)
+    signed = await _signed(request)
     try:
-        return await _read(research_of(request).release, doc)
+        return await _read(research_of(request).release, signed)
     except ReleaseRefused as exc:
         return error_response(exc, {"report": exc.report})
 
 
-@router.post("/packages", summary="A release's sealed package (the recipient)", response_model=None,
-             openapi_extra=rs.body(rs.SignedPackage),
-             responses=_responses(rs.PackageView, "The package, encrypted to the recipient's key", SIGNED_ERRORS))
+@router.post("/packages", summary="A release's sealed package (the recipient; signed)", response_model=None,
+             openapi_extra=signed_route(PackageRequest),
+             responses=_responses(rs.PackageView, "The package, encrypted to the recipient's key",
+                                  refusals(*SIGNED, *PACKAGE_REFUSALS)))
 async def package(request: Request) -> JSONResponse:
     """A signed ``research-package`` request from the release's recipient; 403 UNAUTHORISED for anyone
     else, 404 RELEASE_UNKNOWN when this node did not deliver it."""
-    return await _read(research_of(request).package, await _body(request))
+    return await _read(research_of(request).package, await _signed(request))
 
 
-@router.post("/answers", summary="Answer a query now (data steward)", response_model=None,
-             openapi_extra=rs.body(rs.SignedAnswer),
-             responses=_responses(rs.AnswerView, "The custodian's answer and its anchor", SIGNED_ERRORS, errors(422)))
+@router.post("/answers", summary="Answer a query now (data steward; signed)", response_model=None,
+             openapi_extra=signed_route(AnswerRequest),
+             responses=_responses(rs.AnswerView, "The custodian's answer and its anchor",
+                                  refusals(*SIGNED, *ANSWER_REFUSALS)))
 async def answer(request: Request) -> JSONResponse:
     """A signed ``research-answer`` request from an admin or data steward of the custodian: its answer
     over its consenting patients (cells under 11 withheld), kept and anchored; the same answer again
     once anchored. The gateway also answers every committed query by itself."""
-    return await _read(research_of(request).answer, await _body(request))
+    return await _read(research_of(request).answer, await _signed(request))
 
 
-@router.post("/results", summary="A custodian's answer to a query (the study's researchers)",
-             response_model=None, openapi_extra=rs.body(rs.SignedResults),
-             responses=_responses(rs.AnswerView, "The answer and the anchor its hash must match", SIGNED_ERRORS))
+@router.post("/results", summary="A custodian's answer to a query (the study's researchers; signed)",
+             response_model=None, openapi_extra=signed_route(ResultsRequest),
+             responses=_responses(rs.AnswerView, "The answer and the anchor its hash must match",
+                                  refusals(*SIGNED, *RESULTS_REFUSALS)))
 async def results(request: Request) -> JSONResponse:
     """A signed ``research-results`` request from an admin or researcher of the study's sponsor; 404
     NOT_FOUND until the custodian has answered."""
-    return await _read(research_of(request).results, await _body(request))
+    return await _read(research_of(request).results, await _signed(request))
 
 
-@router.post("/log", summary="A study pseudonym's research log", response_model=None,
-             openapi_extra=rs.body(rs.SignedLog),
+@router.post("/log", summary="A study pseudonym's research log (signed)", response_model=None,
+             openapi_extra=signed_route(LogRequest),
              responses=_responses(rs.ResearchLog, "Its consents and the releases that included it",
-                                  SIGNED_ERRORS, errors(422)))
+                                  refusals(*LOG_REFUSALS)))
 async def research_log(request: Request) -> JSONResponse:
     """A signed ``research-log`` request: by the study key alone (the node learns nothing else), or by
     the patient's registered key or her active delegate's with her linkage statement (the node then
     learns that the study pseudonym is hers)."""
-    doc = await _body(request)
-    return await _read(research_of(request).log, doc)
+    return await _read(research_of(request).log, await _signed(request))
 
 
 __all__ = ["ResearchServices", "research_of", "router", "start"]

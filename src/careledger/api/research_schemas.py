@@ -1,27 +1,22 @@
 """Request and response shapes of the research routes (docs/http-api.md, "Research"), for the OpenAPI document.
 
 Routes read their bodies with :func:`careledger.api.common.read_body` (media type and size checked
-first) and check signed requests themselves (:mod:`careledger.research.requests`), so the request
-models here describe the bodies without FastAPI parsing them: :func:`body` inlines a model's JSON
-schema as the route's ``requestBody``. Response models allow extra fields, as :mod:`.schemas` does.
+first) and check signed requests themselves, so the request models describe the bodies without
+FastAPI parsing them: the signed routes declare their research kinds
+(:mod:`careledger.research.requests`) with :func:`careledger.api.common.signed_route`, and
+:func:`body` inlines the linkage body's JSON schema as its route's ``requestBody``. Response models
+allow extra fields, as :mod:`.schemas` does.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
+from careledger.api.common import inline_defs
 from careledger.api.schemas import ErrorDetail
-from careledger.research.requests import (
-    AnswerRequest,
-    LogRequest,
-    PackageRequest,
-    ReleaseRequest,
-    ResultsRequest,
-)
-
-Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
+from careledger.research.requests import LinkageStatement
 
 
 class _Open(BaseModel):
@@ -30,63 +25,15 @@ class _Open(BaseModel):
 
 # --- request bodies ---------------------------------------------------------------------------------------
 
-class SignedRelease(BaseModel):
-    """A data steward's signed request for a release (domain ``request``, this chain)."""
-
-    request: ReleaseRequest
-    sig: Signature
-
-
-class SignedPackage(BaseModel):
-    request: PackageRequest
-    sig: Signature
-
-
-class SignedAnswer(BaseModel):
-    request: AnswerRequest
-    sig: Signature
-
-
-class SignedResults(BaseModel):
-    request: ResultsRequest
-    sig: Signature
-
-
-class SignedLog(BaseModel):
-    request: LogRequest
-    sig: Signature
-
-
-class LinkageStatement(BaseModel):
-    """A patient's linkage statement (docs/research.md): the statement and both signatures."""
-
-    statement: dict[str, Any] = Field(description="{audience, chain_id, issued_ms, kind, patient_key, scope, "
-                                                        "study_key, target}")
-    patient_sig: Signature
-    study_sig: Signature
-
-
 class LinkageBody(BaseModel):
     custodian: str = Field(description="The custodian organisation the statement is handed to.")
     statement: LinkageStatement
 
 
-def _inline(schema: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(schema, dict):
-        ref = schema.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inline(defs[ref[len("#/$defs/"):]], defs)
-        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
-    if isinstance(schema, list):
-        return [_inline(v, defs) for v in schema]
-    return schema
-
-
 def body(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` declaring ``model`` as the route's JSON request body (its schema inlined)."""
-    schema = model.model_json_schema()
     return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": _inline(schema, schema.get("$defs", {}))}}}}
+        "schema": inline_defs(model.model_json_schema())}}}}
 
 
 # --- the registry -----------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from careledger.contracts.base import Registry
+from careledger.core.tx import MAX_NONCE
 
 
 class _Open(BaseModel):
@@ -192,3 +196,47 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
             429: "Too many requests from this client (RATE_LIMITED)",
             500: "Node error", 503: "Node busy", 504: "Timed out"}
     return {s: {"model": ErrorResponse, "description": text.get(s, "Error")} for s in statuses}
+
+
+# --- transactions, from the registered payload models ---------------------------------------------------------
+
+PAYLOAD_PREFIX = "tx."
+"""The prefix of the payload models' component names (``tx.EnrolMember``), apart from response models."""
+
+
+def transaction_schemas(registry: Registry) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON Schema of a signed transaction's wire form (docs/protocol.md section 4) for every
+    (type, version) ``registry`` registers, generated from the handlers' payload models, and the
+    component schemas it refers to (``#/components/schemas/tx.…``: one per payload model and the
+    models inside).
+
+    The schema is ``oneOf`` one object per (type, version): ``{"body": {"chain_id", "nonce", "payload",
+    "signer", "type": const, "version": const}, "sig"}``, nothing else, with the payload's own schema
+    (strict: unknown fields refused). Canonical form, the chain id and the signature itself are
+    checked by the node and cannot be said in a schema.
+    """
+    handlers = registry.handlers()
+    models = list(dict.fromkeys(h.payload for h in handlers))
+    refs, top = models_json_schema([(model, "validation") for model in models],
+                                   ref_template="#/components/schemas/" + PAYLOAD_PREFIX + "{model}")
+    variants = []
+    for handler in sorted(handlers, key=lambda h: (h.type, h.version)):
+        body = {
+            "type": "object", "additionalProperties": False,
+            "required": ["chain_id", "nonce", "payload", "signer", "type", "version"],
+            "properties": {
+                "chain_id": {"type": "string"},
+                "nonce": {"type": "integer", "minimum": 1, "maximum": MAX_NONCE},
+                "payload": refs[(handler.payload, "validation")],
+                "signer": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "type": {"const": handler.type},
+                "version": {"const": handler.version},
+            },
+        }
+        variants.append({"title": f"{handler.type} v{handler.version}", "description": handler.summary or None,
+                         "type": "object", "additionalProperties": False, "required": ["body", "sig"],
+                         "properties": {"body": body, "sig": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}})
+    for variant in variants:
+        if variant["description"] is None:
+            del variant["description"]
+    return {"oneOf": variants}, {PAYLOAD_PREFIX + name: schema for name, schema in top.get("$defs", {}).items()}

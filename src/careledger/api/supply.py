@@ -10,12 +10,13 @@ manufacturer those about its products.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from careledger.api.common import node_of, not_found
+from careledger.api.common import SIGNED_REQUEST_REFUSALS, node_of, not_found, refusals, signed_request, signed_route
 from careledger.api.errors import LedgerRoute
 from careledger.api.services import NodeContext, Services, services_of
 from careledger.contracts.supply import layout
@@ -28,6 +29,7 @@ from careledger.supply import auth
 from careledger.supply.alerts import AlertIndex
 from careledger.supply.event_index import CapturedEventIndex
 from careledger.supply.views import item_view
+from careledger.vault.requests import ReplayGuard
 
 router = APIRouter(prefix="/v1/supply", tags=["supply"], route_class=LedgerRoute)
 
@@ -43,19 +45,24 @@ def now_ms() -> int:
 
 
 def requester(request: Request, node: Engine) -> auth.Requester:
-    """The signed request's member (see :mod:`careledger.supply.auth`); raises AuthError."""
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    query = request.scope.get("query_string", b"")
-    target = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-    return auth.verify_request(node.chain.suite, node.chain.chain_id, node.store.view(), request.method, target,
-                               dict(request.headers), now_ms())
+    """The member who signed this request (see :mod:`careledger.supply.auth`); raises AuthError."""
+    return auth.verify_member_request(signed_request(request), node.chain.chain_id, node.chain.suite,
+                                      node.store.view(), now_ms(), services_of(request).get(AlertReads).guard)
+
+
+@dataclass(frozen=True)
+class AlertReads:
+    """The replay memory of signed alert reads (each signed request is accepted once)."""
+
+    guard: ReplayGuard
 
 
 def start(context: NodeContext, services: Services) -> None:
     """The alert index and the captured-event index, built at start-up (each derives its entries from
-    committed transactions as it is read)."""
+    committed transactions as it is read), and the memory of the signed reads the alerts answered."""
     services.add(AlertIndex())
     services.add(CapturedEventIndex())
+    services.add(AlertReads(ReplayGuard()))
 
 
 def alert_index(request: Request) -> AlertIndex:
@@ -181,7 +188,10 @@ def verify(request: Request, gtin: Annotated[str | None, Query(max_length=14)] =
     return JSONResponse(result)
 
 
-@router.get("/alerts", summary="Alerts (signed request; regulators and manufacturers)", response_model=None)
+@router.get("/alerts", summary="Alerts (signed request; regulators and manufacturers)", response_model=None,
+            openapi_extra=signed_route(),
+            responses=refusals(Code.BAD_REQUEST, *SIGNED_REQUEST_REFUSALS, Code.UNKNOWN_SIGNER, Code.SIGNER_REVOKED,
+                               Code.UNAUTHORISED, Code.NODE_UNAVAILABLE))
 def get_alerts(request: Request, kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
                since_height: Annotated[int, Query(ge=0)] = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
@@ -191,7 +201,7 @@ def get_alerts(request: Request, kind: Annotated[str | None, Query(pattern=r"^[a
     """Alerts derived from committed receipts: a regulator sees all, a manufacturer those about its
     products; each names its subjects, GTINs, lots and manufacturers. Filters: `kind`, `gtin` (14 digits),
     `party` (the organisation whose transaction raised it), the block-time period `[from_ms, to_ms)`.
-    Needs the `X-CareLedger-Key`, `-Timestamp` and `-Signature` headers."""
+    A signed request (`Authorization: CareLedger-Request …`), accepted once."""
     node = node_of(request)
     who = requester(request, node)
     if "regulator" not in who.org_roles and "manufacturer" not in who.org_roles:

@@ -7,6 +7,9 @@
         result = client.send(admin_key, "identity.enrol_member", 1,
                              {"member": member_pub, "org": "org.dev", "roles": ["physician"]})
         assert result["receipt"]["code"] == 0
+        # or typed: the payload model names its transaction type and version
+        from careledger.contracts.identity.handlers import EnrolMember
+        client.send_payload(admin_key, EnrolMember(member=member_pub, org="org.dev", roles=["physician"]))
 
 Exceptions::
 
@@ -23,6 +26,7 @@ I/O goes through an ``httpx`` transport that tests may swap (``Client(url, trans
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from collections.abc import Iterable
@@ -32,7 +36,9 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 
+from careledger.contracts.base import Registry
 from careledger.core.block import Receipt
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
@@ -40,8 +46,9 @@ from careledger.core.genesis import Genesis, decode_genesis, parse_genesis
 from careledger.core.proofs import ProofInvalid
 from careledger.core.proofs import verify_proof as _verify_proof
 from careledger.core.tx import sign_tx
+from careledger.vault.requests import authorization
 
-__all__ = ["Client", "ClientError", "NodeUnavailable", "ProofInvalid", "verify_proof"]
+__all__ = ["Client", "ClientError", "NodeUnavailable", "ProofInvalid", "transaction_of", "verify_proof"]
 
 DEFAULT_TIMEOUT = 10.0
 _NONCE_CODES = frozenset({int(Code.NONCE_REPLAYED), int(Code.NONCE_OUT_OF_ORDER)})
@@ -52,20 +59,46 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def transaction_of(payload: BaseModel, registry: Registry | None = None) -> tuple[str, int, dict[str, Any]]:
+    """The transaction type and version whose payload model ``payload`` is an instance of (in
+    ``registry``; by default among the handlers of the contract package that defines the model,
+    ``careledger.contracts.<name>.HANDLERS``), and the payload's JSON: the fields that were set, as
+    they were set (``model_dump(mode="json", exclude_unset=True)``), so the node checks exactly what
+    the caller built.
+
+    Raises ValueError when no registered (type, version) takes that model, or more than one does.
+    """
+    if registry is not None:
+        handlers = registry.handlers()
+    else:
+        parts = type(payload).__module__.split(".")
+        package = ".".join(parts[:3]) if parts[:2] == ["careledger", "contracts"] and len(parts) > 2 else None
+        handlers = list(getattr(importlib.import_module(package), "HANDLERS", [])) if package else []
+    kinds = [(h.type, h.version) for h in handlers if h.payload is type(payload)]
+    if len(kinds) != 1:
+        raise ValueError(f"{type(payload).__name__} is the payload of {len(kinds)} registered transaction kinds, "
+                         "not one: use Client.send with the type and version")
+    (tx_type, version), = kinds
+    return tx_type, version, payload.model_dump(mode="json", exclude_unset=True)
+
+
 class ClientError(Exception):
     """The node answered with an error: a stable ``code`` and ``name``, a human ``message``.
 
-    ``tx_hash`` is set when the node reported which transaction the error is about.
+    ``tx_hash`` is set when the node reported which transaction the error is about; ``document`` is the
+    node's whole error answer (a route may add fields beside ``error``, such as a refused release's
+    ``report``), None when it gave none.
     """
 
     def __init__(self, code: int, name: str, message: str, http_status: int | None,
-                 tx_hash: str | None = None) -> None:
+                 tx_hash: str | None = None, document: dict[str, Any] | None = None) -> None:
         super().__init__(f"{name} ({code}): {message}")
         self.code = code
         self.name = name
         self.message = message
         self.http_status = http_status
         self.tx_hash = tx_hash
+        self.document = document
 
 
 class NodeUnavailable(ClientError):
@@ -110,13 +143,20 @@ class Client:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+    def request(self, method: str, path: str, *, timeout: float | None = None, sign: SigningKey | None = None,
+                **kwargs: Any) -> dict[str, Any]:
         """One call to the node's HTTP API: the decoded JSON object of a success, else ClientError with
         the stable code the node gave (NodeUnavailable when it cannot be reached or does not answer).
-        ``kwargs`` go to ``httpx`` (``json``, ``content``, ``params``, ``headers``)."""
+        ``kwargs`` go to ``httpx`` (``json``, ``content``, ``params``, ``headers``). With ``sign``, the
+        request is a signed request of that key (``Authorization: CareLedger-Request …`` over the
+        method, the path and query and the body exactly as sent; docs/protocol.md section 4.3)."""
+        request = self._http.build_request(method, path, timeout=timeout if timeout is not None else self.timeout,
+                                           **kwargs)
+        if sign is not None:
+            request.headers["Authorization"] = authorization(sign, self.chain_id(), request.method,
+                                                             request.url.raw_path.decode("ascii"), request.content)
         try:
-            response = self._http.request(method, path, timeout=timeout if timeout is not None else self.timeout,
-                                          **kwargs)
+            response = self._http.send(request)
         except httpx.TimeoutException as exc:
             raise NodeUnavailable(int(Code.TIMEOUT), Code.TIMEOUT.name, f"no answer from the node: {exc}",
                                   None) from exc
@@ -132,7 +172,7 @@ class Client:
         error = doc.get("error") if isinstance(doc, dict) else None
         if isinstance(error, dict) and isinstance(error.get("code"), int):
             raise ClientError(error["code"], str(error.get("name", "")), str(error.get("message", "")),
-                              response.status_code, doc.get("tx_hash"))
+                              response.status_code, doc.get("tx_hash"), doc)
         code = Code.INTERNAL_ERROR if response.is_success or response.status_code >= 500 else Code.BAD_REQUEST
         raise ClientError(int(code), code.name, f"unexpected HTTP {response.status_code} answer "
                           f"({response.headers.get('content-type', 'no content type')})", response.status_code)
@@ -189,6 +229,14 @@ class Client:
                                      timeout=timeout)
             self._nonces[pub] = nonce + 1
             return result
+
+    def send_payload(self, key: SigningKey, payload: BaseModel, wait: bool = True,
+                     timeout: float = 30.0) -> dict[str, Any]:
+        """:meth:`send` a typed payload (a contract's payload model): its type and version are the ones
+        that model is registered for (:func:`transaction_of`). Raises ValueError for a model that is
+        no one transaction kind's payload, else as :meth:`send`."""
+        tx_type, version, doc = transaction_of(payload)
+        return self.send(key, tx_type, version, doc, wait=wait, timeout=timeout)
 
     def tx(self, tx_hash: str) -> dict[str, Any]:
         """A committed transaction with receipt and proof, or ``{status: "pending"}``; NOT_FOUND otherwise."""

@@ -18,7 +18,6 @@ match its ledger anchor raises one with COMMITMENT_MISMATCH.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +37,6 @@ from careledger.vault.canonical import (
     to_json_text,
     to_python,
 )
-from careledger.vault.requests import sign_request
 
 __all__ = ["FetchedRecord", "RecordsClient"]
 
@@ -103,27 +101,28 @@ class RecordsClient:
             self._gateways[custodian] = Client(url) if url else self.ledger
         return self._gateways[custodian]
 
-    def _signed(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return sign_request(self.key, self.ledger.chain_id(), kind, fields)
+    @staticmethod
+    def _fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A typed request body: ``kind`` and the given fields, those that are None left out."""
+        return {"kind": kind, **{k: v for k, v in fields.items() if v is not None}}
 
     # -- custodian side ---------------------------------------------------------------------------------------
     def store(self, custodian: str, patient: str, resource: Any, record: str | None = None) -> dict[str, Any]:
         """Store a FHIR resource or bundle (dict, JSON text or bytes) at ``custodian``; returns the record ids."""
         value = parse_exact(resource) if isinstance(resource, str | bytes) else from_python(resource)
         canonical = canonical_bytes(value)
-        envelope = self._signed("store", {"content": hashlib.sha256(canonical).hexdigest(), "custodian": custodian,
-                                          "patient": patient, "record": record})
-        body = json.dumps(envelope).encode()[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"
-        return self.gateway(custodian).request("POST", "/v1/gateway/store", content=body,
+        fields = self._fields("store", {"custodian": custodian, "patient": patient, "record": record})
+        body = json.dumps(fields).encode()[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"
+        return self.gateway(custodian).request("POST", "/v1/gateway/store", content=body, sign=self.key,
                                                 headers={"content-type": "application/json"}, timeout=60)
 
     # -- reading ----------------------------------------------------------------------------------------------
     def read(self, custodian: str, patient: str, records: list[str], purpose: str = "TREAT", *,
              emergency: bool = False, study: str | None = None, verify: bool = True) -> list[FetchedRecord]:
         """Read records through the custodian's gateway; each is checked against its ledger anchor."""
-        envelope = self._signed("read", {"custodian": custodian, "emergency": emergency, "patient": patient,
-                                         "purpose": purpose, "records": list(records), "study": study})
-        doc = self.gateway(custodian).request("POST", "/v1/gateway/read", json=envelope)
+        body = self._fields("read", {"custodian": custodian, "emergency": emergency, "patient": patient,
+                                     "purpose": purpose, "records": list(records), "study": study})
+        doc = self.gateway(custodian).request("POST", "/v1/gateway/read", json=body, sign=self.key)
         fetched = []
         for r in doc["records"]:
             canonical, salt = r["canonical"].encode("utf-8"), bytes.fromhex(r["salt"])
@@ -163,7 +162,7 @@ class RecordsClient:
         return self._query("view", {"format": "fhir" if fhir else "json", "patient": patient or self.pseudonym})
 
     def _query(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return self.ledger.request("POST", "/v1/records/query", json=self._signed(kind, fields))
+        return self.ledger.request("POST", "/v1/records/query", json=self._fields(kind, fields), sign=self.key)
 
     # -- transactions -----------------------------------------------------------------------------------------
     def erase(self, record: str, reason: str = "patient_request", custodian: str | None = None) -> dict[str, Any]:
@@ -197,8 +196,3 @@ class RecordsClient:
     def break_glass(self, patient: str, reason: str, minutes: int = 240) -> dict[str, Any]:
         return self.ledger.send(self.key, "consent.break_glass", 1,
                                 {"minutes": minutes, "patient": patient, "reason": reason})
-
-
-def request_hash(envelope: dict[str, Any]) -> str:
-    """The hash an audit entry cites for a signed request."""
-    return hashlib.sha256(codec.encode(envelope["request"])).hexdigest()

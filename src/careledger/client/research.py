@@ -44,7 +44,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel
 
 from careledger.client import Client, ClientError, _seg
@@ -66,7 +65,6 @@ from careledger.research.release import (
     verify_release,
     verify_report_signature,
 )
-from careledger.vault.requests import sign_request
 
 __all__ = ["ReleaseRefusedError", "ResearchClient", "Scope", "combine_answers", "linkage_statement",
            "read_release_dir", "study_key", "subject_of", "write_release_dir"]
@@ -81,7 +79,7 @@ class ReleaseRefusedError(ClientError):
     values), when the refusal came from the de-identification kernel."""
 
     def __init__(self, error: ClientError, report: Json | None) -> None:
-        super().__init__(error.code, error.name, error.message, error.http_status, error.tx_hash)
+        super().__init__(error.code, error.name, error.message, error.http_status, error.tx_hash, error.document)
         self.report = report
 
 
@@ -180,13 +178,17 @@ class ResearchClient(Client):
         url = self.organisation(custodian).get("api")
         return ResearchClient(url, timeout=self.timeout) if url else self
 
-    def _signed(self, key: SigningKey, kind: str, fields: Json) -> Json:
-        return sign_request(key, self.chain_id(), kind, fields)
+    def _at(self, custodian: str, path: str, key: SigningKey, kind: str, fields: Json,
+            timeout: float | None = None) -> Json:
+        """POST a signed request of ``key`` whose body is ``kind`` with ``fields`` to ``custodian``'s gateway
+        (docs/protocol.md section 4.3)."""
+        return self._at_gateway(custodian, path, {"kind": kind, **fields}, sign=key, timeout=timeout)
 
-    def _at(self, custodian: str, path: str, envelope: Json, timeout: float | None = None) -> Json:
+    def _at_gateway(self, custodian: str, path: str, body: Json, *, sign: SigningKey | None = None,
+                    timeout: float | None = None) -> Json:
         gateway = self.gateway(custodian)
         try:
-            return gateway.request("POST", path, json=envelope, timeout=timeout)
+            return gateway.request("POST", path, json=body, sign=sign, timeout=timeout)
         finally:
             if gateway is not self:
                 gateway.close()
@@ -194,49 +196,24 @@ class ResearchClient(Client):
     def link(self, patient: SigningKey, scope: Literal["study", "category"], target: str, custodian: str) -> Json:
         """Hand ``custodian`` the patient's linkage statement for this scope, so it can select her records."""
         statement = linkage_statement(patient, self.chain_id(), scope, target, custodian)
-        return self._at(custodian, "/v1/research/linkage", {"custodian": custodian, "statement": statement})
+        return self._at_gateway(custodian, "/v1/research/linkage", {"custodian": custodian, "statement": statement})
 
     def build_release(self, steward: SigningKey, custodian: str, study: str, recipient: str,
                       timeout: float = 600.0) -> Json:
         """Have ``custodian`` build, anchor and seal a release of ``study`` for ``recipient`` (an admin or data
         steward of the custodian signs). A refusal raises ClientError; the node's ``report`` says why."""
-        envelope = self._signed(steward, "research-release", {"custodian": custodian, "recipient": recipient,
-                                                              "study": study})
-        gateway = self.gateway(custodian)
         try:
-            return gateway._request_keeping_report("/v1/research/releases", envelope, timeout)
-        finally:
-            if gateway is not self:
-                gateway.close()
-
-    def _request_keeping_report(self, path: str, envelope: Json, timeout: float) -> Json:
-        """POST ``envelope``; a refusal raises :class:`ReleaseRefusedError` carrying the answer's report."""
-        report: dict[str, Any] = {}
-        mine = str(envelope["request"]["nonce"]).encode()  # fresh per request: tells this call's answer apart
-
-        def keep(response: httpx.Response) -> None:
-            if response.is_error and mine in response.request.content:
-                response.read()
-                try:
-                    doc = response.json()
-                except ValueError:
-                    return
-                if isinstance(doc, dict) and isinstance(doc.get("report"), dict):
-                    report["report"] = doc["report"]
-
-        self._http.event_hooks["response"].append(keep)
-        try:
-            return self.request("POST", path, json=envelope, timeout=timeout)
+            return self._at(custodian, "/v1/research/releases", steward, "research-release",
+                            {"custodian": custodian, "recipient": recipient, "study": study}, timeout)
         except ClientError as exc:
-            raise ReleaseRefusedError(exc, report.get("report")) from None
-        finally:
-            self._http.event_hooks["response"].remove(keep)
+            report = exc.document.get("report") if exc.document is not None else None
+            raise ReleaseRefusedError(exc, report if isinstance(report, dict) else None) from None
 
     def package(self, recipient: SigningKey, release: str, custodian: str | None = None) -> SealedPackage:
         """The sealed package of ``release`` (its recipient only)."""
         custodian = custodian or str(self.release_anchor(release)["custodian"])
-        envelope = self._signed(recipient, "research-package", {"custodian": custodian, "release": release})
-        doc = self._at(custodian, "/v1/research/packages", envelope, timeout=120)
+        doc = self._at(custodian, "/v1/research/packages", recipient, "research-package",
+                       {"custodian": custodian, "release": release}, timeout=120)
         return SealedPackage.from_json(doc["package"])
 
     def fetch_release(self, recipient: SigningKey, release: str) -> OpenedRelease:
@@ -277,8 +254,8 @@ class ResearchClient(Client):
 
     def answer(self, steward: SigningKey, custodian: str, query: str) -> Json:
         """Have ``custodian`` answer ``query`` now (its gateway also answers committed queries by itself)."""
-        envelope = self._signed(steward, "research-answer", {"custodian": custodian, "query": query})
-        return self._at(custodian, "/v1/research/answers", envelope, timeout=600)
+        return self._at(custodian, "/v1/research/answers", steward, "research-answer",
+                        {"custodian": custodian, "query": query}, timeout=600)
 
     def results(self, researcher: SigningKey, query: str, wait_s: float = 0.0) -> Json:
         """Every custodian's anchored answer to ``query``, each fetched from its gateway and checked
@@ -291,9 +268,8 @@ class ResearchClient(Client):
             record = self.query_record(query)
         answers = []
         for anchor in record["answers"]:
-            envelope = self._signed(researcher, "research-results", {"custodian": anchor["custodian"],
-                                                                     "query": query})
-            got = self._at(anchor["custodian"], "/v1/research/results", envelope)
+            got = self._at(anchor["custodian"], "/v1/research/results", researcher, "research-results",
+                           {"custodian": anchor["custodian"], "query": query})
             if answer_hash(got["answer"]) != anchor["answer_hash"]:
                 raise ClientError(int(Code.COMMITMENT_MISMATCH), Code.COMMITMENT_MISMATCH.name,
                                   f"{anchor['custodian']}'s answer does not match its anchored hash", None)
@@ -312,7 +288,7 @@ class ResearchClient(Client):
         """One study pseudonym's research log: signed by its study ``key``, or by the patient's (or her
         delegate's) registered key with her ``linkage`` statement."""
         fields = {"linkage": linkage} if linkage is not None else {}
-        return self.request("POST", "/v1/research/log", json=self._signed(key, "research-log", fields))
+        return self.request("POST", "/v1/research/log", json={"kind": "research-log", **fields}, sign=key)
 
     def research_log(self, patient: SigningKey, scopes: Iterable[Scope] | None = None) -> Json:
         """Her research log across ``scopes`` (default: every study and category of the registry), each
@@ -329,9 +305,8 @@ class ResearchClient(Client):
     def access_log(self, patient: SigningKey, scopes: Iterable[Scope] | None = None) -> list[Json]:
         """Her access log (every read of her records, from the records view) with one line per release that
         included her ("de-identified data released to study X on date Y"), by block height."""
-        envelope = sign_request(patient, self.chain_id(), "view",
-                                {"format": "json", "patient": _pseudonym(patient)})
-        reads = [{**e, "kind": "access"} for e in self.request("POST", "/v1/records/query", json=envelope)
+        view = {"kind": "view", "format": "json", "patient": _pseudonym(patient)}
+        reads = [{**e, "kind": "access"} for e in self.request("POST", "/v1/records/query", json=view, sign=patient)
                  ["access_log"]]
         released = [{**r, "kind": "research_release"} for r in self.research_log(patient, scopes)["releases"]]
         return sorted(reads + released, key=lambda e: (e["height"], e["kind"]))

@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from careledger.client import Client, _seg
 from careledger.core import codec
 from careledger.core.crypto import SigningKey
 from careledger.core.tx import body_of
-from careledger.supply.auth import sign_request
 
 __all__ = ["SupplyClient"]
 
@@ -169,9 +168,7 @@ class SupplyClient(Client):
                             ("to_ms", to_ms)):
             if value is not None:
                 params[name] = value
-        target = "/v1/supply/alerts?" + urlencode(params)
-        headers = sign_request(key, self.chain_id(), "GET", target, int(time.time() * 1000))
-        return self.request("GET", target, headers=headers)
+        return self.request("GET", "/v1/supply/alerts", params=params, sign=key)
 
     def epcis_events(self, epcs: list[str], **filters: str) -> dict[str, Any]:
         """An EPCISQueryDocument; filters are EPCIS names (``EQ_bizStep``, ``GE_eventTime``, …)."""

@@ -101,8 +101,8 @@ def chapter_supply_counterfeit(s: Story) -> None:
     s.step("Another carries a serial Acme never issued:")
     result = s.send(c.admin("st-marys"), "supply.verify", {"gtin": GTIN, "serial": "FAKE0001", "lot": "A42"})
     _verdict(s, result["receipt"]["result"])
-    s.step("The regulator reads its alerts with a signed request (no session; headers signed in the 'request' "
-           "domain); the manufacturer sees those about its own products, the pharmacy none.")
+    s.step("The regulator reads its alerts with a signed request (no session; one Authorization header signed in "
+           "the 'request' domain); the manufacturer sees those about its own products, the pharmacy none.")
     alerts = _supply(s).alerts(c.admin("medicines-agency"))["alerts"]
     for alert in alerts:
         s.console.print(f"    [yellow]{alert['kind']}[/] {', '.join(alert['subjects'])} by {alert['org']} "

@@ -10,6 +10,9 @@ What it does, each step refusing with a stable code:
 
 * **Linkage** (:meth:`link`): a patient's linkage statement, self-authenticating (signed by her
   registered key and her study key), is verified and kept by the custodian it is handed to.
+Every request to it is a signed request (docs/protocol.md section 4.3) whose body is one of the
+research kinds (:mod:`.requests`), checked by :func:`careledger.vault.requests.verify_request`.
+
 * **A release** (:meth:`release`, a signed ``research-release`` request from an admin or data
   steward of the custodian): the recipient is checked first (an active researcher or admin of the
   study's sponsor: RELEASE_RECIPIENT_INVALID); the desk builds the release from the committed view
@@ -40,14 +43,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from careledger.contracts import identity
 from careledger.contracts.base import Signer
 from careledger.contracts.consent import acts_for_patient
 from careledger.contracts.records import is_custodian_signer, patient_index
 from careledger.contracts.research import (
-    LinkageInvalid,
     StudyRecord,
     compute_study_pseudonym,
     consents_of,
@@ -67,9 +69,19 @@ from careledger.research.custodian import ResearchDesk
 from careledger.research.deliveries import FILE_NAME, DeliveryStore
 from careledger.research.envelope import pack_release
 from careledger.research.release import BuiltRelease, sign_report
-from careledger.research.requests import verify_research_request
+from careledger.research.requests import (
+    AnswerRequest,
+    CustodianRequest,
+    LinkageStatement,
+    LogRequest,
+    PackageRequest,
+    ReleaseRequest,
+    ResultsRequest,
+)
 from careledger.vault.gateway import Gateway
-from careledger.vault.requests import FRESHNESS_MS, ReplayGuard
+from careledger.vault.requests import FRESHNESS_MS, ReplayGuard, SignedRequest, Verified, verify_request
+
+C = TypeVar("C", bound=CustodianRequest)
 
 log = logging.getLogger("careledger.research")
 DAY_MS = 86_400_000
@@ -153,16 +165,17 @@ class ResearchGateway:
                     ReplayGuard(self.window_ms, vault.remember_request))
             return c
 
-    def _verify(self, doc: Any, kind: str, guard: ReplayGuard | None = None) -> Any:
-        """A checked request of ``kind`` (see :func:`.requests.verify_research_request`); custodian-bound
-        kinds are remembered by that custodian's vault, so a replay is refused across restarts."""
+    def _verify(self, request: SignedRequest, kind: str, model: type[C]) -> Verified[C]:
+        """A checked signed request to a custodian whose body is a ``kind`` (``model``;
+        :func:`careledger.vault.requests.verify_request`), remembered by that custodian's vault once it is
+        found here, so that a replay is refused across restarts. Raises the request errors
+        (MISSING_SIGNATURE, BAD_SIGNATURE, REQUEST_STALE, REQUEST_MALFORMED, REQUEST_REPLAYED) and
+        VAULT_NOT_HOSTED."""
         now = self.now_ms()
-        verified = verify_research_request(doc, self.ledger.chain_id, self.ledger.suite, now, kind, None,
-                                           self.window_ms)
-        body = verified.body
-        owner = guard if guard is not None else self.custodian(body.custodian).guard
-        owner.check_and_remember(bytes.fromhex(verified.hash), body.time_ms, now)
-        return body
+        verified: Verified[C] = verify_request(request, self.ledger.chain_id, self.ledger.suite, now,
+                                               kinds={kind: model}, window_ms=self.window_ms)
+        self.custodian(verified.body.custodian).guard.check_and_remember(verified.hash_bytes, verified.time_ms, now)
+        return verified
 
     def _member(self, view: StateReader, key: str) -> Signer:
         signer = identity.resolve_signer(view, key)
@@ -203,7 +216,7 @@ class ResearchGateway:
         return {"custodian": custodian, "scope": link.scope, "subject": link.subject, "target": link.target}
 
     # -- releases ---------------------------------------------------------------------------------------------
-    def release(self, doc: Any) -> dict[str, Any]:
+    def release(self, request: SignedRequest) -> dict[str, Any]:
         """Build, anchor and seal a release for a signed ``research-release`` request.
 
         Raises the request errors, VAULT_NOT_HOSTED, UNKNOWN_SIGNER, SIGNER_REVOKED, NOT_RELEASE_CUSTODIAN
@@ -212,11 +225,12 @@ class ResearchGateway:
         (:class:`~careledger.research.release.ReleaseRefused`: DEID_IDENTIFIER_LEFT, DEID_K_NOT_MET,
         DEID_L_NOT_MET, DEID_EMPTY_RELEASE, with a ``report``), and the contract's refusals of the anchor.
         """
-        req = self._verify(doc, "research-release")
+        verified = self._verify(request, "research-release", ReleaseRequest)
+        req, requester = verified.body, verified.requester
         c = self.custodian(req.custodian)
         view = self.ledger.view()
-        self._member(view, req.requester)
-        self._require_steward(view, req.requester, req.custodian)
+        self._member(view, requester)
+        self._require_steward(view, requester, req.custodian)
         key = c.desk.vault.gateway_key
         if not is_custodian_signer(identity.resolve_signer(view, key.public_hex), req.custodian, RELEASE_ROLES):
             raise LedgerError(f"the gateway key of {req.custodian!r} is not enrolled as its data steward",
@@ -274,34 +288,36 @@ class ResearchGateway:
             return built, release_id, receipts
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def package(self, doc: Any) -> dict[str, Any]:
+    def package(self, request: SignedRequest) -> dict[str, Any]:
         """The sealed package of a release, for a signed ``research-package`` request of its recipient.
 
         Raises the request errors, VAULT_NOT_HOSTED, UNKNOWN_SIGNER, SIGNER_REVOKED, RELEASE_UNKNOWN (not
         anchored, or not delivered from here) and UNAUTHORISED (the requester is not the recipient)."""
-        req = self._verify(doc, "research-package")
+        verified = self._verify(request, "research-package", PackageRequest)
+        req, requester = verified.body, verified.requester
         c = self.custodian(req.custodian)
         view = self.ledger.view()
-        self._member(view, req.requester)
+        self._member(view, requester)
         anchor = get_release(view, req.release)
         held = c.deliveries.package(req.release)
         if anchor is None or anchor.custodian != req.custodian or held is None:
             raise LedgerError(f"release {req.release} is not delivered by {req.custodian} here", Code.RELEASE_UNKNOWN)
         recipient, package = held
-        if req.requester != recipient or req.requester != anchor.recipient:
+        if requester != recipient or requester != anchor.recipient:
             raise LedgerError("only the release's recipient receives its package", Code.UNAUTHORISED)
         return {"release": req.release, "custodian": req.custodian, "status": anchor.status, "package": package}
 
     # -- aggregate queries ------------------------------------------------------------------------------------
-    def answer(self, doc: Any) -> dict[str, Any]:
+    def answer(self, request: SignedRequest) -> dict[str, Any]:
         """Answer a query now, for a signed ``research-answer`` request of an admin or data steward of the
         custodian (the gateway answers committed queries by itself too). Raises the request errors,
         VAULT_NOT_HOSTED, UNKNOWN_SIGNER, SIGNER_REVOKED, NOT_RELEASE_CUSTODIAN, and those of
         :meth:`answer_query`."""
-        req = self._verify(doc, "research-answer")
+        verified = self._verify(request, "research-answer", AnswerRequest)
+        req, requester = verified.body, verified.requester
         view = self.ledger.view()
-        self._member(view, req.requester)
-        self._require_steward(view, req.requester, req.custodian)
+        self._member(view, requester)
+        self._require_steward(view, requester, req.custodian)
         return self.answer_query(req.custodian, req.query)
 
     def answer_query(self, org: str, query_id: str) -> dict[str, Any]:
@@ -348,14 +364,15 @@ class ResearchGateway:
                 out.append(cached[1])
         return out
 
-    def results(self, doc: Any) -> dict[str, Any]:
+    def results(self, request: SignedRequest) -> dict[str, Any]:
         """A custodian's anchored answer, for a signed ``research-results`` request of an admin or researcher
         of the study's sponsor. Raises the request errors, VAULT_NOT_HOSTED, UNKNOWN_SIGNER, SIGNER_REVOKED,
         QUERY_UNKNOWN, NOT_STUDY_SPONSOR and NOT_FOUND (not answered yet here)."""
-        req = self._verify(doc, "research-results")
+        verified = self._verify(request, "research-results", ResultsRequest)
+        req, requester = verified.body, verified.requester
         c = self.custodian(req.custodian)
         view = self.ledger.view()
-        signer = self._member(view, req.requester)
+        signer = self._member(view, requester)
         query = get_query(view, req.query)
         if query is None:
             raise LedgerError(f"no query {req.query}", Code.QUERY_UNKNOWN)
@@ -404,7 +421,7 @@ class ResearchGateway:
                     log.exception("answering a query failed")
 
     # -- the patient's research log ---------------------------------------------------------------------------
-    def log(self, doc: Any) -> dict[str, Any]:
+    def log(self, request: SignedRequest) -> dict[str, Any]:
         """One study pseudonym's research log (releases that included it, with their study and date) and
         consents, for a signed ``research-log`` request.
 
@@ -412,41 +429,41 @@ class ResearchGateway:
         ``linkage``, the statement must be addressed to a custodian this node hosts (it is shown to that
         custodian's node, as every linkage statement is shown to its audience alone), verify on this
         chain, and the requester must be its patient or her active delegate. Raises the request errors,
-        REQUEST_MALFORMED (a registered key without a linkage statement, or a study key with one),
-        LINKAGE_INVALID (including a statement addressed to an organisation whose vault this node does
-        not host), UNKNOWN_SIGNER, SIGNER_REVOKED, NOT_PATIENT_OR_DELEGATE."""
-        req = self._verify(doc, "research-log", self._log_guard)
+        NOT_PATIENT_OR_DELEGATE (a registered key without a linkage statement: it names no study pseudonym
+        it may read), UNKNOWN_SIGNER (a study key, unregistered, with one),
+        VAULT_NOT_HOSTED (a statement addressed to an organisation whose vault this node does not host),
+        LINKAGE_INVALID, UNKNOWN_SIGNER, SIGNER_REVOKED, NOT_PATIENT_OR_DELEGATE."""
+        now = self.now_ms()
+        verified: Verified[LogRequest] = verify_request(request, self.ledger.chain_id, self.ledger.suite, now,
+                                                        kinds={"research-log": LogRequest}, guard=self._log_guard,
+                                                        window_ms=self.window_ms)
+        req, requester = verified.body, verified.requester
         view = self.ledger.view()
-        signer = identity.resolve_signer(view, req.requester)
+        signer = identity.resolve_signer(view, requester)
         if req.linkage is None:
             if signer.kind != "unregistered":
-                raise LedgerError("a registered key reads a research log with the patient's linkage statement; "
-                                  "a study key signs alone", Code.REQUEST_MALFORMED)
-            subject = compute_study_pseudonym(req.requester)
+                raise LedgerError("a registered key reads a research log only as the patient or her delegate, "
+                                  "showing her linkage statement; a study key signs alone",
+                                  Code.NOT_PATIENT_OR_DELEGATE)
+            subject = compute_study_pseudonym(requester)
         else:
             if signer.kind == "unregistered":
-                raise LedgerError("a study key reads its own log without a linkage statement", Code.REQUEST_MALFORMED)
-            link = verify_linkage_statement(req.linkage, self.ledger.chain_id, self._hosted_audience(req.linkage))
-            self._member(view, req.requester)
+                raise AuthError("a linkage statement is shown by the patient's or her delegate's registered key; "
+                                "a study key reads its own log without one", Code.UNKNOWN_SIGNER)
+            link = verify_linkage_statement(req.linkage.to_json(), self.ledger.chain_id,
+                                            self._hosted_audience(req.linkage))
+            self._member(view, requester)
             if acts_for_patient(view, signer, link.patient, self.now_ms()) is None:
                 raise LedgerError("only the patient or her delegate reads her research log",
                                   Code.NOT_PATIENT_OR_DELEGATE)
             subject = link.subject
         return research_log_view(view, subject)
 
-    def _hosted_audience(self, linkage: Any) -> str:
-        """The audience a linkage statement names when this node hosts its vault; LINKAGE_INVALID otherwise
-        (a statement is accepted only by the organisation it is addressed to)."""
-        statement = linkage.get("statement") if isinstance(linkage, dict) else None
-        audience = statement.get("audience") if isinstance(statement, dict) else None
-        if type(audience) is not str:
-            raise LinkageInvalid("malformed linkage statement (no audience)")
-        try:
-            self.gateway.vault(audience)
-        except LedgerError:
-            raise LinkageInvalid("the linkage statement is addressed to an organisation this node does not "
-                                 "host") from None
-        return audience
+    def _hosted_audience(self, linkage: LinkageStatement) -> str:
+        """The audience a linkage statement names, when this node hosts its vault (a statement is accepted
+        only by the organisation it is addressed to); VAULT_NOT_HOSTED otherwise: ask that custodian's
+        node."""
+        return self.gateway.vault(linkage.statement.audience).org
 
 
 def research_log_view(view: StateReader, subject: str) -> dict[str, Any]:

@@ -1,132 +1,127 @@
-"""Signed research requests to a custodian's gateway: the vault's envelope, with research kinds.
+"""The research kinds of a signed request to a custodian's gateway (docs/protocol.md section 4.3).
 
-The envelope, its signing domain (``request``, this chain), its freshness window and its replay rule
-are those of :mod:`careledger.vault.requests` (build one with
-:func:`careledger.vault.requests.sign_request`)::
-
-    {"request": {"kind": ..., "requester": hex32, "time_ms": int, "nonce": hex32..64, ...kind fields},
-     "sig": hex64}
-
-Kinds and their fields:
+A research request is a signed request like every other (:mod:`careledger.vault.requests`: the
+``Authorization: CareLedger-Request …`` header over the method, the target and the body; its
+freshness window and its replay rule), whose JSON body is one of these typed requests. Who signs it
+is the header's ``key``; when, its ``time``. Each route takes one kind:
 
 * ``research-release``  custodian, study, recipient — a data steward (or admin) of the custodian asks
-  its gateway to build, anchor and seal a release of the study for the recipient;
-* ``research-package``  custodian, release — the recipient fetches the sealed package;
-* ``research-answer``   custodian, query — a data steward has the custodian answer an aggregate query;
-* ``research-results``  custodian, query — a researcher of the study's sponsor fetches that answer;
-* ``research-log``      linkage (optional) — the patient's research log. Signed by the *study key*
-  itself (an unregistered key: it proves she holds the study pseudonym, and says nothing else), or
-  by her registered key or her active delegate's with ``linkage``, a linkage statement of hers that
-  tells the answering node which study pseudonym is hers.
+  its gateway to build, anchor and seal a release of the study for the recipient
+  (``POST /v1/research/releases``);
+* ``research-package``  custodian, release — the recipient fetches the sealed package
+  (``POST /v1/research/packages``);
+* ``research-answer``   custodian, query — a data steward has the custodian answer an aggregate query
+  (``POST /v1/research/answers``);
+* ``research-results``  custodian, query — a researcher of the study's sponsor fetches that answer
+  (``POST /v1/research/results``);
+* ``research-log``      linkage (optional) — the patient's research log (``POST /v1/research/log``).
+  Signed by the *study key* itself (an unregistered key: it proves she holds the study pseudonym, and
+  says nothing else), or by her registered key or her active delegate's with ``linkage``, a linkage
+  statement of hers that tells the answering node which study pseudonym is hers.
+
+The custodian-bound kinds are remembered (against replay) by that custodian's vault, as the records
+gateway's are; a log request by the research gateway's own memory.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from careledger.contracts.consent import StudyId
-from careledger.core import codec
-from careledger.core.crypto import CryptoSuite, parse_public_key
-from careledger.core.errors import AuthError, Code, LedgerError
 from careledger.core.types import NonNegativeInt, OrgId, PublicKeyHex
-from careledger.vault.requests import FRESHNESS_MS, Nonce, ReplayGuard
+from careledger.vault.requests import RequestBody
 
 ReleaseId = Annotated[str, StringConstraints(pattern=r"^rel-[0-9a-f]{24}(-[0-9]{1,4})?$")]
 QueryId = Annotated[str, StringConstraints(pattern=r"^rq-[0-9a-f]{24}(-[0-9]{1,4})?$")]
+SignatureHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 
 
-class _Request(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-    requester: PublicKeyHex
-    time_ms: NonNegativeInt
-    nonce: Nonce
 
 
-class ReleaseRequest(_Request):
-    kind: Literal["research-release"]
+class LinkageFields(_Strict):
+    """What a linkage statement states (docs/research.md): the patient's key and her study key for one
+    scope, for ``audience`` only, on ``chain_id``."""
+
+    audience: OrgId
+    chain_id: str
+    issued_ms: NonNegativeInt
+    kind: Literal["careledger/study-linkage/v2"]  # study_keys.LINKAGE_KIND
+    patient_key: PublicKeyHex
+    scope: Literal["study", "category"]
+    study_key: PublicKeyHex
+    target: str
+
+
+class LinkageStatement(_Strict):
+    """A patient's linkage statement with both signatures
+    (:func:`careledger.contracts.research.study_keys.verify_linkage_statement` checks them)."""
+
+    statement: LinkageFields
+    patient_sig: SignatureHex
+    study_sig: SignatureHex
+
+    def to_json(self) -> dict[str, Any]:
+        """The statement as its signers built it (every field set, none added)."""
+        return self.model_dump(mode="json")
+
+
+
+class CustodianRequest(RequestBody):
+    """A request addressed to one custodian's gateway (its vault remembers it, against replay)."""
+
     custodian: OrgId
+
+
+class ReleaseRequest(CustodianRequest):
+    """A data steward (or admin) of ``custodian`` has it build, anchor and seal a release of ``study``
+    for ``recipient`` (an active researcher or admin of the study's sponsor)."""
+
+    kind: Literal["research-release"]
     study: StudyId
     recipient: PublicKeyHex
 
 
-class PackageRequest(_Request):
+class PackageRequest(CustodianRequest):
+    """The recipient of ``release`` fetches its sealed package from ``custodian``."""
+
     kind: Literal["research-package"]
-    custodian: OrgId
     release: ReleaseId
 
 
-class AnswerRequest(_Request):
+class AnswerRequest(CustodianRequest):
+    """A data steward (or admin) of ``custodian`` has it answer aggregate ``query`` now."""
+
     kind: Literal["research-answer"]
-    custodian: OrgId
     query: QueryId
 
 
-class ResultsRequest(_Request):
+class ResultsRequest(CustodianRequest):
+    """A researcher (or admin) of the study's sponsor fetches ``custodian``'s answer to ``query``."""
+
     kind: Literal["research-results"]
-    custodian: OrgId
     query: QueryId
 
 
-class LogRequest(_Request):
+class LogRequest(RequestBody):
+    """A study pseudonym's research log: signed by its study key alone, or by the patient's (or her
+    delegate's) registered key with her ``linkage`` statement."""
+
     kind: Literal["research-log"]
-    linkage: dict[str, Any] | None = None
+    linkage: LinkageStatement | None = Field(default=None, description="The patient's linkage statement, "
+                                             "addressed to a custodian the answering node hosts; absent when "
+                                             "the study key signs.")
 
 
-MODELS: dict[str, type[_Request]] = {"research-release": ReleaseRequest, "research-package": PackageRequest,
-                                     "research-answer": AnswerRequest, "research-results": ResultsRequest,
-                                     "research-log": LogRequest}
+KINDS: Mapping[str, type[RequestBody]] = {"research-release": ReleaseRequest, "research-package": PackageRequest,
+                                          "research-answer": AnswerRequest, "research-results": ResultsRequest,
+                                          "research-log": LogRequest}
+"""Every research kind, by name: each route takes the one its path names."""
 
 
-@dataclass(frozen=True)
-class Verified:
-    """A research request whose shape, signature and freshness were checked."""
-
-    body: Any  # one of the request models
-    hash: str  # SHA-256 of the signed request bytes, hex
-
-    @property
-    def requester(self) -> str:
-        return str(self.body.requester)
-
-
-def verify_research_request(doc: Any, chain_id: str, suite: CryptoSuite, now_ms: int, kind: str,
-                            guard: ReplayGuard | None, window_ms: int = FRESHNESS_MS) -> Verified:
-    """Check a research request envelope of ``kind``: shape, signature, freshness, novelty (in that order).
-
-    Raises REQUEST_MALFORMED (not ``{request, sig}``, another kind, a field out of shape),
-    MISSING_SIGNATURE, BAD_SIGNATURE (not signed by the requester for this chain), REQUEST_STALE
-    (more than ``window_ms`` from the node's clock) or REQUEST_REPLAYED (``guard`` has seen it).
-    """
-    if type(doc) is not dict or set(doc) - {"request", "sig"} or "request" not in doc:
-        raise LedgerError("a request is {request, sig}", Code.REQUEST_MALFORMED)
-    body, sig_hex = doc["request"], doc.get("sig")
-    if type(body) is not dict or body.get("kind") != kind:
-        raise LedgerError(f"this route takes a {kind} request", Code.REQUEST_MALFORMED)
-    if type(sig_hex) is not str or len(sig_hex) != 128:
-        raise AuthError("request is not signed", Code.MISSING_SIGNATURE)
-    try:
-        model = MODELS[kind].model_validate(body)
-        signature = bytes.fromhex(sig_hex)
-        message = codec.encode(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "request"
-        raise LedgerError(f"request {where}: {first.get('msg', 'invalid')}", Code.REQUEST_MALFORMED) from None
-    except (ValueError, LedgerError):
-        raise LedgerError("request is not canonical JSON with a hex signature", Code.REQUEST_MALFORMED) from None
-    suite.verify(parse_public_key(model.requester), "request", chain_id, message, signature)
-    if abs(now_ms - model.time_ms) > window_ms:
-        raise LedgerError(f"request time is more than {window_ms // 1000} s from the node's clock",
-                          Code.REQUEST_STALE)
-    digest = hashlib.sha256(message).digest()
-    if guard is not None:
-        guard.check_and_remember(digest, model.time_ms, now_ms)
-    return Verified(model, digest.hex())
-
-
-__all__ = ["MODELS", "AnswerRequest", "LogRequest", "PackageRequest", "QueryId", "ReleaseId", "ReleaseRequest",
-           "ResultsRequest", "Verified", "verify_research_request"]
+__all__ = ["KINDS", "AnswerRequest", "CustodianRequest", "LinkageFields", "LinkageStatement", "LogRequest",
+           "PackageRequest", "QueryId", "ReleaseId", "ReleaseRequest", "ResultsRequest", "SignatureHex"]

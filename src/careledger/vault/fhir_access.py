@@ -1,31 +1,30 @@
 """Who is asking the FHIR facade: signed requests, short-lived bearer tokens, and SMART-style scopes.
 
-A stock FHIR client sends only static headers, so besides the signed HTTP reads of the rest of the
-API (``X-CareLedger-Key``/``-Timestamp``/``-Signature``, protocol.md section 4.3) the facade accepts
+A stock FHIR client sends only static headers, so besides the signed requests of the rest of the
+API (``Authorization: CareLedger-Request …``, protocol.md section 4.3) the facade accepts
 ``Authorization: Bearer <token>``. A member, an organisation admin or a registered patient (a
 delegate signs as the patient key it is) obtains the token, SMART Backend Services style, by
-exchanging one signed request (the vault's envelope, kind ``token``)::
+sending one signed request to the token endpoint, whose body is a ``token`` request::
 
-    {"request": {"kind": "token", "requester": hex32, "time_ms": int, "nonce": hex,
-                 "scope"?: "system/*.read", "purpose"?: "TREAT", "emergency"?: false,
-                 "study"?: str, "expires_in"?: 1..300},
-     "sig": hex64}                 sig: Ed25519 over signing_message("request", chain_id, canonical(request))
+    POST /fhir/auth/token
+    Authorization: CareLedger-Request key=<hex32>, time=<ms>, nonce=<hex>, sig=<hex64>
+    {"kind": "token", "scope"?: "system/*.read", "purpose"?: "TREAT", "emergency"?: false,
+     "study"?: str, "expires_in"?: 1..300}
 
-The envelope is checked like every vault request (shape, signature, freshness, never twice) and the
-requester must be registered and active. The token is ``clt1.<claims>.<mac>``: the canonical claims
+The request is checked like every signed request (signature, freshness, shape, never twice) and
+the requester must be registered and active. The token is ``clt1.<claims>.<mac>``: the canonical claims
 (``sub`` the key, ``exp_ms``, ``jti``, the purpose of use, emergency, study and scope) in base64url,
 and an HMAC-SHA-256 under a secret the issuing node draws at start-up, so a token is valid only at
 that node, until it expires (at most :data:`MAX_TOKEN_SECONDS`) or the node restarts. The claims
 fix *who* reads and *why*; every use re-resolves the key against committed state (a revoked member's
 token stops working at the next block) and every read under it is audited under that key.
 
-Signed headers are checked as protocol.md section 4.3 says (a bad or stale timestamp or signature:
-BAD_SIGNATURE), and, because facade reads release clinical content and are audited, each signed
-read is accepted once (REQUEST_REPLAYED).
+A signed read of the facade is checked as protocol.md section 4.3 says, and accepted once
+(REQUEST_REPLAYED), like every signed request.
 
-Refusals: MISSING_SIGNATURE (no credentials), TOKEN_INVALID (not a token this node issued, or
-tampered), TOKEN_EXPIRED, BAD_SIGNATURE, REQUEST_STALE / REQUEST_REPLAYED / REQUEST_MALFORMED (the
-token request, or a replayed signed read), UNKNOWN_SIGNER, SIGNER_REVOKED, UNAUTHORISED (a scope
+Refusals: MISSING_SIGNATURE (no credentials), TOKEN_INVALID (not a token this node issued, tampered,
+or another Authorization scheme), TOKEN_EXPIRED, BAD_SIGNATURE, REQUEST_STALE / REQUEST_REPLAYED /
+REQUEST_MALFORMED (the token request, or a signed read), UNKNOWN_SIGNER, SIGNER_REVOKED, UNAUTHORISED (a scope
 that does not cover the interaction).
 """
 
@@ -42,18 +41,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import Field, StringConstraints
 
 from careledger.contracts import identity
 from careledger.contracts.base import Signer
 from careledger.contracts.consent import Purpose, StudyId, acts_for_patient
 from careledger.core import codec
-from careledger.core.crypto import CryptoSuite, parse_public_key
+from careledger.core.crypto import CryptoSuite
 from careledger.core.errors import AuthError, Code, LedgerError
 from careledger.core.state import StateReader
-from careledger.core.types import NonNegativeInt, PublicKeyHex
-from careledger.supply.auth import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, request_message
-from careledger.vault.requests import FRESHNESS_MS, Nonce, ReplayGuard
+from careledger.vault.requests import (
+    FRESHNESS_MS,
+    SCHEME,
+    ReplayGuard,
+    RequestBody,
+    SignedRequest,
+    is_signed,
+    verify_request,
+)
 
 MAX_TOKEN_SECONDS = 300
 """A token lives five minutes at most (SMART Backend Services asks for no more)."""
@@ -62,8 +67,11 @@ TOKEN_DOMAIN = b"CareLedger/fhir-token/v1\x00"
 MAX_TOKEN_CHARS = 2048
 Interaction = Literal["read", "search"]
 
-ScopeText = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
-_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.(read|\*|rs|r|s)$")
+_SCOPE_ITEM = r"(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.(read|\*|rs|r|s)"
+_SCOPE = re.compile(f"^{_SCOPE_ITEM}$")
+ScopeText = Annotated[str, StringConstraints(min_length=1, max_length=1000,
+                                             pattern=f"^ *{_SCOPE_ITEM}( +{_SCOPE_ITEM})* *$")]
+"""Space-separated read scopes (what :meth:`Scope.parse` takes), so that the OpenAPI schema says it too."""
 
 
 @dataclass(frozen=True)
@@ -144,19 +152,19 @@ class Access:
                               f"{resource_type}", Code.UNAUTHORISED)
 
 
-class TokenRequest(BaseModel):
-    """The signed request a key exchanges for a bearer token."""
+class TokenRequest(RequestBody):
+    """The signed request a key exchanges for a bearer token (the body of ``POST /fhir/auth/token``)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     kind: Literal["token"]
-    requester: PublicKeyHex
-    time_ms: NonNegativeInt
-    nonce: Nonce
     scope: ScopeText | None = None
     purpose: Purpose | None = None
     emergency: bool = False
     study: StudyId | None = None
     expires_in: Annotated[int, Field(ge=1, le=MAX_TOKEN_SECONDS)] = MAX_TOKEN_SECONDS
+
+
+TOKEN_KINDS: Mapping[str, type[RequestBody]] = {"token": TokenRequest}
+"""The kinds the token endpoint takes."""
 
 
 @dataclass(frozen=True)
@@ -216,23 +224,24 @@ class TokenIssuer:
         return hmac.new(self._secret, message, hashlib.sha256).digest()
 
     # -- the exchange -----------------------------------------------------------------------------------------
-    def exchange(self, doc: Any, view: StateReader) -> dict[str, Any]:
+    def exchange(self, request: SignedRequest, view: StateReader) -> dict[str, Any]:
         """Verify a signed ``token`` request and mint a token for its requester.
 
         Returns the OAuth 2.0 token response (``access_token``, ``token_type``, ``expires_in``,
-        ``scope``, and ``patient`` for a patient's own key). Raises REQUEST_MALFORMED,
-        MISSING_SIGNATURE, BAD_SIGNATURE, REQUEST_STALE, REQUEST_REPLAYED, UNKNOWN_SIGNER,
-        SIGNER_REVOKED.
+        ``scope``, and ``patient`` for a patient's own key). Raises MISSING_SIGNATURE, BAD_SIGNATURE,
+        REQUEST_STALE, REQUEST_MALFORMED, REQUEST_REPLAYED, UNKNOWN_SIGNER, SIGNER_REVOKED.
         """
-        req = self._verify_envelope(doc)
-        signer = resolve_active(view, req.requester)
+        verified = verify_request(request, self.chain_id, self.suite, self.now_ms(), kinds=TOKEN_KINDS,
+                                  guard=self._exchanges, window_ms=self.window_ms)
+        req: TokenRequest = verified.body
+        signer = resolve_active(view, verified.requester)
         level = "patient" if signer.kind == "patient" else "system"
         scope = Scope.parse(req.scope) if req.scope is not None else Scope.everything(level)
         purpose = req.purpose or default_purpose(signer)
         now = self.now_ms()
         claims: dict[str, Any] = {"emergency": req.emergency, "exp_ms": now + req.expires_in * 1000,
                                   "iat_ms": now, "jti": os.urandom(16).hex(), "purpose": purpose,
-                                  "scope": scope.text, "sub": req.requester}
+                                  "scope": scope.text, "sub": verified.requester}
         if req.study is not None:
             claims["study"] = req.study
         body = codec.encode(claims)
@@ -242,33 +251,6 @@ class TokenIssuer:
         if signer.kind == "patient":
             answer["patient"] = identity.compute_pseudonym(signer.key)  # the identity key, after a rotation too
         return answer
-
-    def _verify_envelope(self, doc: Any) -> TokenRequest:
-        if type(doc) is not dict or set(doc) - {"request", "sig"} or type(doc.get("request")) is not dict:
-            raise LedgerError("a token request is {request, sig}", Code.REQUEST_MALFORMED)
-        body, sig_hex = doc["request"], doc.get("sig")
-        if body.get("kind") != "token":
-            raise LedgerError("the request kind must be 'token'", Code.REQUEST_MALFORMED)
-        if type(sig_hex) is not str or len(sig_hex) != 128:
-            raise AuthError("the token request is not signed", Code.MISSING_SIGNATURE)
-        try:
-            req = TokenRequest.model_validate(body)
-            signature = bytes.fromhex(sig_hex)
-            message = codec.encode(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "request"
-            raise LedgerError(f"request {where}: {first.get('msg', 'invalid')}", Code.REQUEST_MALFORMED) from None
-        except (ValueError, LedgerError):
-            raise LedgerError("the request is not canonical JSON with a hex signature",
-                              Code.REQUEST_MALFORMED) from None
-        self.suite.verify(parse_public_key(req.requester), "request", self.chain_id, message, signature)
-        now = self.now_ms()
-        if abs(now - req.time_ms) > self.window_ms:
-            raise LedgerError(f"request time is more than {self.window_ms // 1000} s from the node's clock",
-                              Code.REQUEST_STALE)
-        self._exchanges.check_and_remember(hashlib.sha256(message).digest(), req.time_ms, now)
-        return req
 
     # -- using a token ----------------------------------------------------------------------------------------
     def verify(self, token: str) -> Grant:
@@ -295,48 +277,35 @@ class TokenIssuer:
                      bool(claims["emergency"]), claims.get("study"), Scope.parse(str(claims["scope"])))
 
     # -- authenticating a facade request ----------------------------------------------------------------------
-    def authenticate(self, view: StateReader, method: str, target: str, headers: Mapping[str, str]) -> Access:
-        """Who asks, from ``Authorization: Bearer`` or the signed-read headers (``headers`` keys in
-        lower case); the signer is re-resolved against committed state every time.
+    def authenticate(self, view: StateReader, request: SignedRequest) -> Access:
+        """Who asks, from ``Authorization: Bearer <token>`` or a signed request (``CareLedger-Request``);
+        the signer is re-resolved against committed state every time.
 
-        Raises MISSING_SIGNATURE (neither), TOKEN_INVALID (another scheme than Bearer), the token and
-        signature refusals, UNKNOWN_SIGNER and SIGNER_REVOKED.
+        Raises MISSING_SIGNATURE (no Authorization), TOKEN_INVALID (another scheme), the token and
+        signed-request refusals, UNKNOWN_SIGNER and SIGNER_REVOKED.
         """
         now = self.now_ms()
-        authorization = headers.get("authorization")
-        if authorization is not None:
-            scheme, _, token = authorization.strip().partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise AuthError("Authorization must be 'Bearer <token>'", Code.TOKEN_INVALID)
-            grant = self.verify(token.strip())
-            signer = resolve_active(view, grant.key)
-            digest = codec.encode({"at_ms": now, "method": method.upper(), "target": target, "token": grant.jti})
-            return Access(signer, view, now, grant.purpose, grant.emergency, grant.study, grant.scope,
-                          hashlib.sha256(digest).hexdigest(), "token")
-        key, stamp, sig = (headers.get(h.lower()) for h in (KEY_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER))
-        if not key and not stamp and not sig:
-            raise AuthError("this read needs 'Authorization: Bearer <token>' or a signed request "
-                            f"({KEY_HEADER}, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER})", Code.MISSING_SIGNATURE)
-        if not key or not stamp or not sig:
-            raise AuthError(f"a signed request needs all of {KEY_HEADER}, {TIMESTAMP_HEADER} and "
-                            f"{SIGNATURE_HEADER}", Code.MISSING_SIGNATURE)
-        if not stamp.isdigit() or len(stamp) > 15:
-            raise AuthError(f"{TIMESTAMP_HEADER} must be milliseconds since the epoch", Code.BAD_SIGNATURE)
-        try:
-            signature = bytes.fromhex(sig)
-        except ValueError:
-            raise AuthError(f"{SIGNATURE_HEADER} is not hex", Code.BAD_SIGNATURE) from None
-        message = request_message(method, target, int(stamp))
-        self.suite.verify(parse_public_key(key), "request", self.chain_id, message, signature)
-        if abs(now - int(stamp)) > self.window_ms:
-            raise AuthError("request timestamp is more than 5 minutes from the node's clock", Code.BAD_SIGNATURE)
-        digest = hashlib.sha256(message + b"\x00" + signature).digest()
-        self._signed_reads.check_and_remember(digest, int(stamp), now)
-        signer = resolve_active(view, key)
-        return Access(signer, view, now, default_purpose(signer), False, None,
-                      Scope.everything("patient" if signer.kind == "patient" else "system"), digest.hex(),
-                      "signature")
+        authorization = request.authorization
+        if authorization is None:
+            raise AuthError(f"this read needs 'Authorization: Bearer <token>' or a signed request "
+                            f"('Authorization: {SCHEME} …', protocol.md section 4.3)", Code.MISSING_SIGNATURE)
+        if is_signed(authorization):
+            verified = verify_request(request, self.chain_id, self.suite, now, guard=self._signed_reads,
+                                      window_ms=self.window_ms)
+            signer = resolve_active(view, verified.requester)
+            return Access(signer, view, now, default_purpose(signer), False, None,
+                          Scope.everything("patient" if signer.kind == "patient" else "system"), verified.hash,
+                          "signature")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError(f"Authorization must be 'Bearer <token>' or '{SCHEME} …'", Code.TOKEN_INVALID)
+        grant = self.verify(token.strip())
+        signer = resolve_active(view, grant.key)
+        digest = codec.encode({"at_ms": now, "method": request.method.upper(), "target": request.target,
+                               "token": grant.jti})
+        return Access(signer, view, now, grant.purpose, grant.emergency, grant.study, grant.scope,
+                      hashlib.sha256(digest).hexdigest(), "token")
 
 
-__all__ = ["MAX_TOKEN_SECONDS", "Access", "Grant", "Scope", "TokenIssuer", "TokenRequest", "default_purpose",
-           "resolve_active"]
+__all__ = ["MAX_TOKEN_SECONDS", "TOKEN_KINDS", "Access", "Grant", "Scope", "TokenIssuer", "TokenRequest",
+           "default_purpose", "resolve_active"]

@@ -36,6 +36,7 @@ from careledger.vault.fhir_records import RECORD_ID, RECORD_PARAMS, RecordResour
 from careledger.vault.fhir_search import ResourceProvider, parse_query, searchset
 from careledger.vault.gateway import Gateway
 from careledger.vault.ledger import LedgerPort
+from careledger.vault.requests import SignedRequest
 
 log = logging.getLogger("careledger.fhir")
 
@@ -140,13 +141,13 @@ class FhirFacade:
         self._started = datetime.fromtimestamp(clock(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     # -- who asks -------------------------------------------------------------------------------------------
-    def authenticate(self, method: str, target: str, headers: Mapping[str, str]) -> Access:
+    def authenticate(self, request: SignedRequest) -> Access:
         """See :meth:`careledger.vault.fhir_access.TokenIssuer.authenticate`."""
-        return self.issuer.authenticate(self.ledger.view(), method, target, headers)
+        return self.issuer.authenticate(self.ledger.view(), request)
 
-    def exchange(self, doc: Any) -> dict[str, Any]:
+    def exchange(self, request: SignedRequest) -> dict[str, Any]:
         """A signed ``token`` request for a bearer token (:meth:`TokenIssuer.exchange`)."""
-        return self.issuer.exchange(doc, self.ledger.view())
+        return self.issuer.exchange(request, self.ledger.view())
 
     # -- which provider -------------------------------------------------------------------------------------
     def provider(self, resource_type: str, resource_id: str | None = None) -> ResourceProvider:
@@ -214,8 +215,8 @@ class FhirFacade:
                     "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                              "code": "SMART-on-FHIR"}]}],
                     "description": "Authorization: Bearer <token> from POST " + base + TOKEN_PATH + " (a signed "
-                                   "request, SMART Backend Services style), or the signed-request headers "
-                                   "X-CareLedger-Key, -Timestamp and -Signature on each request.",
+                                   "request, SMART Backend Services style), or a signed request on each "
+                                   "read: Authorization: CareLedger-Request key=…, time=…, nonce=…, sig=….",
                     "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
                                    "extension": [{"url": "token", "valueUri": base + TOKEN_PATH}]}],
                 },

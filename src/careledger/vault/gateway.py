@@ -6,9 +6,10 @@ embedded node or a CometBFT-backed one.
 
 Reads (``read`` requests, see :mod:`.requests`):
 
-1. the envelope is checked: signature (domain ``request``, this chain), freshness (±5 min) and
-   novelty (the vault remembers request hashes): BAD_SIGNATURE, REQUEST_STALE, REQUEST_REPLAYED are
-   refused without an audit entry (nobody trustworthy to attribute them to);
+1. the signed request is checked: signature (domain ``request``, this chain, method, path and
+   body), freshness (±5 min) and novelty (the vault remembers request hashes): BAD_SIGNATURE,
+   REQUEST_STALE, REQUEST_REPLAYED are refused without an audit entry (nobody trustworthy to
+   attribute them to);
 2. an unregistered requester is refused (UNKNOWN_SIGNER), a record this custodian does not hold is
    refused (RECORD_UNKNOWN / NOT_CUSTODIAN) — neither concerns a patient of this vault;
 3. every other outcome is decided per record by :func:`careledger.contracts.consent.evaluate_access`
@@ -48,10 +49,20 @@ from careledger.core.block import Receipt
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import AuthError, Code, LedgerError, TxFailed
 from careledger.core.tx import decode_tx, sign_tx
-from careledger.vault.canonical import compute_commitment, content_hash
+from careledger.vault.canonical import compute_commitment
 from careledger.vault.fhir import split_resources
 from careledger.vault.ledger import LedgerPort
-from careledger.vault.requests import FRESHNESS_MS, ReadRequest, ReplayGuard, StoreRequest, verify_request
+from careledger.vault.requests import (
+    FRESHNESS_MS,
+    ReadRequest,
+    ReplayGuard,
+    RequestBody,
+    SignedRequest,
+    StoreRequest,
+    Verified,
+    parse_exact_json,
+    verify_request,
+)
 from careledger.vault.store import Vault, VaultError, VaultIntegrityError, new_record_id
 
 log = logging.getLogger("careledger.gateway")
@@ -184,33 +195,39 @@ class Gateway:
             raise LedgerError(f"the access could not be audited ({exc.code.name}); nothing is released",
                               Code.INTERNAL_ERROR) from exc
 
-    def _accept(self, doc: Any, kind: str) -> tuple[Any, Any, Any, Any, int]:
-        """Verify a signed ``kind`` request, refuse a replay, resolve its custodian vault and requester.
+    def _accept(self, request: SignedRequest, kind: str, model: type[RequestBody],
+                ) -> tuple[Verified[Any], Vault, Any, Any, int]:
+        """Verify a signed request whose body is a ``kind`` (``model``), refuse a replay (the custodian vault's
+        memory), resolve its custodian vault and requester.
 
         Returns (verified request, vault, committed view, requester, the time it was checked at).
 
-        Raises the request errors (stale, replayed, bad signature) and UNKNOWN_SIGNER.
+        Raises the request errors (missing, bad signature, stale, malformed, replayed),
+        VAULT_NOT_HOSTED and UNKNOWN_SIGNER.
         """
         now = self.now_ms()
-        verified = verify_request(doc, self.ledger.chain_id, self.ledger.suite, now, None, (kind,), self.window_ms)
+        verified = verify_request(request, self.ledger.chain_id, self.ledger.suite, now, kinds={kind: model},
+                                  window_ms=self.window_ms, parse=parse_exact_json)
         vault = self.vault(verified.body.custodian)
-        self._guard(vault).check_and_remember(bytes.fromhex(verified.hash), verified.body.time_ms, now)
+        self._guard(vault).check_and_remember(verified.hash_bytes, verified.time_ms, now)
         view = self.ledger.view()
-        requester = identity.resolve_signer(view, verified.body.requester)
+        requester = identity.resolve_signer(view, verified.requester)
         if requester.kind == "unregistered":
             raise AuthError("the requester is not a member of the consortium", Code.UNKNOWN_SIGNER)
         return verified, vault, view, requester, now
 
     # -- store ------------------------------------------------------------------------------------------------
-    def store(self, doc: Any, resource: Any) -> dict[str, Any]:
-        """Validate, encrypt, store and anchor a resource or every resource of a bundle; all-or-nothing.
+    def store(self, request: SignedRequest) -> dict[str, Any]:
+        """Validate, encrypt, store and anchor the resource, or every resource of the bundle, a signed
+        ``store`` request carries; all-or-nothing.
 
         Raises: the request errors; UNKNOWN_SIGNER; NOT_CUSTODIAN (requester is not a writer of the
-        custodian); PATIENT_UNKNOWN; REQUEST_MALFORMED (content hash differs); FHIR_INVALID /
-        FHIR_UNSUPPORTED (with an OperationOutcome); RECORD_* for a new version of an unfit record.
+        custodian); PATIENT_UNKNOWN; FHIR_INVALID / FHIR_UNSUPPORTED (with an OperationOutcome);
+        RECORD_* for a new version of an unfit record.
         """
-        verified, vault, view, requester, _ = self._accept(doc, "store")
+        verified, vault, view, requester, _ = self._accept(request, "store", StoreRequest)
         req: StoreRequest = verified.body
+        resource = req.resource
         if not is_custodian_signer(requester, vault.org, WRITER_ROLES):
             raise LedgerError(f"only an active admin or writer member of {vault.org!r} stores its records",
                               Code.NOT_CUSTODIAN)
@@ -218,8 +235,6 @@ class Gateway:
             require_patient_active(view, req.patient)
         except TxFailed as exc:
             raise LedgerError(exc.message, exc.code) from None
-        if content_hash(resource) != req.content:
-            raise LedgerError("the resource is not the one the request signs", Code.REQUEST_MALFORMED)
         entries = split_resources(resource)
         first_version = 1
         if req.record is not None:
@@ -275,15 +290,15 @@ class Gateway:
         return results
 
     # -- read -------------------------------------------------------------------------------------------------
-    def read(self, doc: Any) -> dict[str, Any]:
+    def read(self, request: SignedRequest) -> dict[str, Any]:
         """Serve a signed read request (see the module docstring for every step and refusal)."""
-        verified, vault, view, requester, now = self._accept(doc, "read")
+        verified, vault, view, requester, now = self._accept(request, "read", ReadRequest)
         req: ReadRequest = verified.body
         entries: list[dict[str, Any]] = []
         granted: list[dict[str, Any]] = []
         denied: list[dict[str, Any]] = []
         base = {"emergency": req.emergency, "purpose": req.purpose, "request": verified.hash,
-                "request_ms": req.time_ms, "requester": requester.key, "requester_org": requester.org}
+                "request_ms": verified.time_ms, "requester": requester.key, "requester_org": requester.org}
         for record in dict.fromkeys(req.records):
             head = get_head(view, record)
             if head is None or head.custodian != vault.org:

@@ -9,7 +9,8 @@
 * ``anchors``: the ledger anchors (every version's commitment) of records the requester may read,
   to check a fetched record against.
 
-Query requests are checked for signature and freshness and remembered against replay like reads;
+Query requests are signed requests (:mod:`.requests`), checked for signature and freshness and
+remembered against replay like reads;
 they are not audited (they return no clinical content).
 """
 
@@ -26,7 +27,14 @@ from careledger.core.errors import AuthError, Code, LedgerError
 from careledger.core.state import StateReader
 from careledger.vault.fhir import audit_to_fhir, consent_to_fhir
 from careledger.vault.ledger import LedgerPort
-from careledger.vault.requests import FRESHNESS_MS, ReplayGuard, verify_request
+from careledger.vault.requests import (
+    FRESHNESS_MS,
+    QUERY_KINDS,
+    ReplayGuard,
+    SignedRequest,
+    parse_exact_json,
+    verify_request,
+)
 
 
 def _iso_date(ms: int) -> str:
@@ -74,14 +82,18 @@ class LedgerQueries:
         self.window_ms = window_ms
         self.guard = ReplayGuard(window_ms)
 
-    def answer(self, doc: Any) -> dict[str, Any]:
-        """Raises the request errors, UNKNOWN_SIGNER, NOT_PATIENT_OR_DELEGATE (view by anyone else)."""
+    def answer(self, request: SignedRequest) -> dict[str, Any]:
+        """Answer a signed ``view``, ``index`` or ``anchors`` request (:mod:`.requests`).
+
+        Raises the request errors (MISSING_SIGNATURE, BAD_SIGNATURE, REQUEST_STALE, REQUEST_MALFORMED,
+        REQUEST_REPLAYED), UNKNOWN_SIGNER (an unregistered requester) and NOT_PATIENT_OR_DELEGATE (a
+        view by anyone else)."""
         now = int(self.clock() * 1000)
-        verified = verify_request(doc, self.ledger.chain_id, self.ledger.suite, now, self.guard,
-                                  ("view", "index", "anchors"), self.window_ms)
+        verified = verify_request(request, self.ledger.chain_id, self.ledger.suite, now, kinds=QUERY_KINDS,
+                                  guard=self.guard, window_ms=self.window_ms, parse=parse_exact_json)
         req = verified.body
         view = self.ledger.view()
-        requester = identity.resolve_signer(view, req.requester)
+        requester = identity.resolve_signer(view, verified.requester)
         if requester.kind == "unregistered":
             raise AuthError("the requester is neither a consortium member nor a registered patient",
                             Code.UNKNOWN_SIGNER)

@@ -1,6 +1,6 @@
 // Every HTTP call the console makes, in one module. Each function returns the decoded JSON answer or
 // throws ApiError with the node's stable code and name (docs/http-api.md). Signing happens in
-// signing.js; this module only carries what it is given.
+// signing.js; a signed call takes a `signer(method, target, bodyText)` that returns its headers.
 
 export class ApiError extends Error {
   constructor(status, code, name, message, body) {
@@ -12,11 +12,16 @@ export class ApiError extends Error {
   }
 }
 
-async function call(method, path, { base = '', body, headers = {}, raw = false } = {}) {
+async function call(method, path, { base = '', body, headers = {}, raw = false, signer = null } = {}) {
   const init = { method, headers: { ...headers }, credentials: 'omit', cache: 'no-store' };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
+  }
+  if (signer) {
+    // the target is what the server receives: the path and query of the URL fetch sends
+    const url = new URL(base + path, location.href);
+    Object.assign(init.headers, await signer(method, url.pathname + url.search, init.body ?? ''));
   }
   let response;
   try {
@@ -62,8 +67,8 @@ export const proposals = (status) => call('GET', '/v1/governance/proposals' + q(
 export const validators = () => call('GET', '/v1/governance/validators');
 
 // -- records: patient-scoped queries (any node) and custodian gateways ---------------------------------------
-export const recordsQuery = (envelope) => call('POST', '/v1/records/query', { body: envelope });
-export const gatewayRead = (base, envelope) => call('POST', '/v1/gateway/read', { base, body: envelope });
+export const recordsQuery = (request, signer) => call('POST', '/v1/records/query', { body: request, signer });
+export const gatewayRead = (base, request, signer) => call('POST', '/v1/gateway/read', { base, body: request, signer });
 export const gatewayErase = (base, txWire) => call('POST', '/v1/gateway/erase', {
   base, body: { tx: Array.from(new TextEncoder().encode(txWire), (b) => b.toString(16).padStart(2, '0')).join('') },
 });
@@ -76,8 +81,5 @@ export const product = (gtin) => call('GET', `/v1/supply/products/${encodeURICom
 export const recalls = () => call('GET', '/v1/console/supply/recalls');
 export const lotDistribution = (gtin, lot) => call('GET',
   `/v1/console/supply/lots/${encodeURIComponent(gtin)}/${encodeURIComponent(lot)}/distribution`);
-/** Alerts need a signed read: `signHeaders(method, target)` returns the three headers for the exact target. */
-export async function alerts(params, signHeaders) {
-  const target = '/v1/supply/alerts' + q(params);
-  return call('GET', target, { headers: await signHeaders('GET', target) });
-}
+/** Alerts are a signed GET. */
+export const alerts = (params, signer) => call('GET', '/v1/supply/alerts' + q(params), { signer });

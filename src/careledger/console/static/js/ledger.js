@@ -2,7 +2,7 @@
 // the unlocked key (session.js), the signing schemes (signing.js) and the HTTP calls (api.js).
 
 import * as api from './api.js';
-import { signEnvelope, signTx, signedReadHeaders } from './signing.js';
+import { signRequest, signTx, typedRequest } from './signing.js';
 import { session, requireKey } from './session.js';
 
 let chain = null;
@@ -38,14 +38,14 @@ export async function signOnly(type, payload) {
   return signTx(key, chainId, type, payload, next);
 }
 
-export async function envelope(kind, fields) {
-  const key = requireKey();
-  return signEnvelope(key, (await chainInfo()).chain_id, kind, fields);
-}
+/** A typed request body of `kind` (protocol.md section 4.3): the fields that are set. */
+export const request = typedRequest;
 
-export async function readHeaders(method, target) {
+/** The signer of the unlocked key, for api.js: `(method, target, bodyText) => {Authorization}`. */
+export async function signer() {
   const key = requireKey();
-  return signedReadHeaders(key, (await chainInfo()).chain_id, method, target);
+  const { chain_id: chainId } = await chainInfo();
+  return (method, target, bodyText) => signRequest(key, chainId, method, target, bodyText);
 }
 
 /** Where a custodian's gateway answers: its declared API on the ledger, else this node. */

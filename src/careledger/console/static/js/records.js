@@ -6,13 +6,14 @@
 import * as api from './api.js';
 import { decodeCanonical } from './canonical.js';
 import { concat, fromHex, sha256Hex, utf8 } from './bytes.js';
-import { envelope, gatewayBase } from './ledger.js';
+import { gatewayBase, request, signer } from './ledger.js';
 
 /** Read `records` of `patient` at `custodian`; each result carries its resource and integrity checks. */
 export async function readRecords({ custodian, patient, records, purpose, emergency = false }) {
   const base = await gatewayBase(custodian);
-  const answer = await api.gatewayRead(base, await envelope('read', { custodian, emergency, patient, purpose, records }));
-  const anchors = await api.recordsQuery(await envelope('anchors', { emergency, patient, purpose, records }));
+  const sign = await signer();
+  const answer = await api.gatewayRead(base, request('read', { custodian, emergency, patient, purpose, records }), sign);
+  const anchors = await api.recordsQuery(request('anchors', { emergency, patient, purpose, records }), sign);
   const byRecord = new Map(anchors.anchors.map((a) => [a.record, a]));
   const out = [];
   for (const r of answer.records) {

@@ -1,12 +1,11 @@
-// Everything the page signs, in one place: transactions and the two signed-request schemes.
-// Issue 11 will unify the two request schemes (vault envelopes and signed HTTP reads) into one; when it
-// lands, only this module changes. No network calls here (those are in api.js).
+// Everything the page signs, in one place: transactions and signed requests. No network calls here
+// (those are in api.js).
 //
-//   tx        docs/protocol.md section 4: sig = Ed25519(signing_message("tx", chain_id, canonical(body)))
-//   envelope  docs/records.md "Signed requests": {"request": {...}, "sig"} over canonical(request),
-//             domain "request" (careledger.vault.requests)
-//   headers   docs/supply-chain.md "Alerts": X-CareLedger-Key/-Timestamp/-Signature over
-//             METHOD "\n" TARGET "\n" TIMESTAMP, domain "request" (careledger.supply.auth)
+//   tx       docs/protocol.md section 4: sig = Ed25519(signing_message("tx", chain_id, canonical(body)))
+//   request  docs/protocol.md section 4.3 (careledger.vault.requests): the one scheme of every signed
+//            read, Authorization: CareLedger-Request key=…, time=…, nonce=…, sig=… where sig signs
+//            canonical({body: hex(SHA-256(body)), method, nonce, requester, target, time_ms})
+//            in domain "request"
 
 import { encode } from './canonical.js';
 import { randomHex, sha256Hex, utf8 } from './bytes.js';
@@ -22,17 +21,23 @@ export async function signTx(key, chainId, type, payload, nonce, version = 1) {
   return { wire, txHash: await sha256Hex(utf8(wire)) };
 }
 
-/** A vault request envelope of `kind` (read, view, index, anchors, store): fresh nonce, current time. */
-export async function signEnvelope(key, chainId, kind, fields, nowMs = Date.now()) {
-  const request = { kind, nonce: randomHex(16), requester: key.publicHex, time_ms: nowMs };
-  for (const [k, v] of Object.entries(fields)) if (v !== null && v !== undefined) request[k] = v;
-  const sig = await sign(key.privateKey, 'request', chainId, utf8(encode(request)));
-  return { request, sig };
+/** The bytes a signed request signs (protocol.md section 4.3): the method, the target (path and query
+ * exactly as sent), the SHA-256 of the body text's UTF-8 bytes, who asks, when, and a nonce. */
+export async function signedRequestText(method, target, bodyText, requester, timeMs, nonce) {
+  const body = await sha256Hex(utf8(bodyText));
+  return encode({ body, method: method.toUpperCase(), nonce, requester, target, time_ms: timeMs });
 }
 
-/** The three headers that sign `METHOD target` (path and query exactly as sent). */
-export async function signedReadHeaders(key, chainId, method, target, nowMs = Date.now()) {
-  const stamp = String(nowMs);
-  const sig = await sign(key.privateKey, 'request', chainId, utf8(`${method.toUpperCase()}\n${target}\n${stamp}`));
-  return { 'X-CareLedger-Key': key.publicHex, 'X-CareLedger-Timestamp': stamp, 'X-CareLedger-Signature': sig };
+/** `{Authorization}` signing `method target` with `bodyText` ('' for a GET) as `key`, now, with a fresh nonce. */
+export async function signRequest(key, chainId, method, target, bodyText = '', nowMs = Date.now(), nonce = randomHex(16)) {
+  const signed = await signedRequestText(method, target, bodyText, key.publicHex, nowMs, nonce);
+  const sig = await sign(key.privateKey, 'request', chainId, utf8(signed));
+  return { Authorization: `CareLedger-Request key=${key.publicHex}, time=${nowMs}, nonce=${nonce}, sig=${sig}` };
+}
+
+/** A typed request body: `kind` and the fields that are not null or undefined. */
+export function typedRequest(kind, fields) {
+  const request = { kind };
+  for (const [k, v] of Object.entries(fields)) if (v !== null && v !== undefined) request[k] = v;
+  return request;
 }

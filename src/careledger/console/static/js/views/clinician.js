@@ -6,7 +6,7 @@
 import * as api from '../api.js';
 import { act, clear, field, h, notice, receiptView, table } from '../dom.js';
 import { t } from '../i18n.js';
-import { envelope, send } from '../ledger.js';
+import { request, send, signer } from '../ledger.js';
 import { readRecords, recordCard } from '../records.js';
 import { session } from '../session.js';
 import { PURPOSES } from './patient.js';
@@ -56,7 +56,7 @@ export async function render(main) {
     state.purpose = purpose.value;
     clear(glassSlot, timerView(state.patient));
     if (state.glass.get(state.patient) > Date.now()) emergency.checked = true;
-    const doc = await api.recordsQuery(await envelope('index', { emergency: emergency.checked, patient: state.patient, purpose: purpose.value }));
+    const doc = await api.recordsQuery(request('index', { emergency: emergency.checked, patient: state.patient, purpose: purpose.value }), await signer());
     const rows = doc.records.map((r) => {
       const open = h('button', { type: 'button', class: 'small', 'aria-label': t('pt.open.label', { type: r.type, date: r.date }) }, t('pt.open'));
       open.addEventListener('click', () => act(opened, open, async () => {

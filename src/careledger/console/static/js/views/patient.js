@@ -5,7 +5,7 @@
 import * as api from '../api.js';
 import { act, badge, clear, code, field, fmtDate, fmtTime, h, notice, receiptView, short, table } from '../dom.js';
 import { t } from '../i18n.js';
-import { envelope, gatewayBase, send, signOnly } from '../ledger.js';
+import { gatewayBase, request, send, signOnly, signer } from '../ledger.js';
 import { readRecords, recordCard } from '../records.js';
 import { session } from '../session.js';
 
@@ -156,7 +156,7 @@ export async function render(main) {
   const btn = h('button', { type: 'submit', id: 'load-view' }, t('pt.load'));
   const load = () => act(body, btn, async () => {
     patientId = who.value.trim();
-    const view = await api.recordsQuery(await envelope('view', { format: 'json', patient: patientId }));
+    const view = await api.recordsQuery(request('view', { format: 'json', patient: patientId }), await signer());
     const shown = h('div', {}, h('p', { class: 'small' }, t('pt.as', { as: t(`as.${view.as}`), pseudonym: view.patient })),
       recordsSection(view, load), consentsSection(view, load), delegatesSection(view, load), logSection(view));
     if (flash) {

@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 import { act, badge, clear, code, field, fmtTime, h, notice, receiptView, table } from '../dom.js';
 import { t } from '../i18n.js';
-import { readHeaders, send } from '../ledger.js';
+import { send, signer } from '../ledger.js';
 import { session } from '../session.js';
 
 const KINDS = ['possible_clone', 'stolen_scanned', 'unknown_serial', 'unknown_product', 'decommission_inactive',
@@ -20,7 +20,7 @@ function alertsSection() {
   const load = () => act(out, btn, async () => {
     state.kind = kind.value;
     state.since = since.value;
-    const doc = await api.alerts({ kind: kind.value || null, since_height: since.value || null }, readHeaders);
+    const doc = await api.alerts({ kind: kind.value || null, since_height: since.value || null }, await signer());
     const rows = [...doc.alerts].reverse().map((a) => h('tr', {},
       h('td', {}, String(a.height)), h('td', {}, fmtTime(a.time_ms)), h('td', {}, badge('bad', t(`alert.${a.kind}`, {}, a.kind))),
       h('td', {}, a.subjects.map((s) => code(s))), h('td', {}, a.org || '—'),
