@@ -134,6 +134,7 @@ def test_token_buckets_refill_at_the_rate_and_forget_full_buckets() -> None:
 def test_open_read_routes_are_rate_limited_per_client(node: Node) -> None:
     settings = ApiSettings(rate_limit=RateLimit(rate=1.0, burst=3))
     assert "/v1/supply/verify" in OPEN_READ_PREFIXES
+    assert {"/v1/supply/locations", "/v1/supply/captures", "/v1/epcis/events"} <= set(OPEN_READ_PREFIXES)
     height = node.head.height
     with BackgroundServer(node, settings=settings) as srv, httpx.Client(base_url=srv.url) as http:
         answers = [http.get("/v1/supply/verify", params={"gtin": GTIN, "serial": f"S{i}"}) for i in range(8)]

@@ -26,7 +26,9 @@ BODY_ROUTES = {("POST", "/v1/txs"), ("POST", "/v1/txs/batch"), ("POST", "/v1/rec
                ("POST", "/v1/gateway/store"), ("POST", "/v1/gateway/read"), ("POST", "/v1/gateway/erase"),
                ("POST", "/v1/epcis/capture"), ("POST", "/v1/epcis/validate"), ("POST", "/fhir/auth/token"),
                *(("POST", f"/v1/research/{p}") for p in ("linkage", "releases", "packages", "answers", "results",
-                                                         "log"))}
+                                                         "log")),
+               *(("POST", f"/v1/claims/{p}") for p in ("prepare", "coverages/prepare", "intake", "txs", "status",
+                                                       "list", "flags", "coverages", "eligibility"))}
 NOT_JSON: list[dict[str, str]] = [{}, {"content-type": "text/plain"},
                                   {"content-type": "application/x-www-form-urlencoded"},
                                   {"content-type": "application/json; charset=latin-1"},

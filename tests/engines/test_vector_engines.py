@@ -50,6 +50,7 @@ NOT_HELD_TO_THE_FILE = {
     "consent_break_glass": "2110 at admission", "consent_delegate": "2108 at admission",
     "consent_grant_refused": "2108 at admission", "records_anchor_refused": "2007 at admission",
     "records_erase": "2009 at admission", "supply_unauthorised_signers": "206 at admission",
+    "supply_epcis_idempotent": "3045 and 3044 at admission",
     "research_unauthorised_signers": "6001, 6003, 6010, 6012, 6013, 6020 and 6029 at admission",
 }
 

@@ -10,7 +10,7 @@ from careledger.contracts.supply import gs1
 from careledger.contracts.supply.layout import pack_key
 from careledger.core.block import Receipt
 from careledger.core.crypto import SigningKey
-from careledger.core.errors import Code, InvalidTx
+from careledger.core.errors import Code, InvalidTx, TxFailed
 from support import Ledger, make_consortium
 
 ACME_PREFIX = "0614141"
@@ -90,6 +90,18 @@ class World:
         changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
         assert changed == {f"nonce/{key.public_hex}"}
         return receipt
+
+    def refused_at_admission(self, key: SigningKey, tx_type: str, payload: dict[str, Any], code: Code) -> TxFailed:
+        """The mempool refuses the transaction (its authorisation fails against committed state, nothing
+        changes); a block that includes it all the same fails it with ``code`` (only the signer's nonce
+        changes)."""
+        before = self.ledger.snapshot()
+        with pytest.raises(TxFailed) as info:
+            self.ledger.admit(self.ledger.tx(key, tx_type, payload, nonce=self.ledger.committed_nonce(key) + 1))
+        assert info.value.code == code, (info.value.code, info.value.message)
+        assert self.ledger.snapshot() == before
+        self.refused_with(key, tx_type, payload, code)
+        return info.value
 
     def invalid_with(self, key: SigningKey, tx_type: str, payload: dict[str, Any], code: Code) -> InvalidTx:
         """The transaction is refused at admission and never enters a block; nothing changes."""

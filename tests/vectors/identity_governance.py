@@ -281,6 +281,21 @@ def governance_proposal_expired() -> dict[str, Any]:
                     [vote(b, INS, pid)], [f"governance/proposal/{pid}", "identity/org/clinic-e"], [(True, 1102)])
 
 
+def governance_set_gs1_prefixes() -> dict[str, Any]:
+    b = Builder()
+    pid = _open(b, {"kind": "set_gs1_prefixes", "org": P, "prefixes": ["0614141", "4012345"]})
+    b.pre(vote(b, INS, pid))
+    return b.vector("governance_set_gs1_prefixes",
+                    "The pharmacy's GS1 Company Prefixes are set by the third yes; then a proposal giving the "
+                    "regulator a prefix that starts with one of them fails when opened (3043: prefixes may not "
+                    "overlap), as does one whose own prefixes overlap each other.",
+                    [vote(b, R, pid),
+                     propose(b, H, {"kind": "set_gs1_prefixes", "org": R, "prefixes": ["06141415"]}),
+                     propose(b, H, {"kind": "set_gs1_prefixes", "org": R, "prefixes": ["0777777", "07777770"]})],
+                    [f"governance/proposal/{pid}", f"identity/org/{P}", f"identity/org/{R}"],
+                    [(True, 0), (True, 3043), (True, 3043)])
+
+
 VECTORS: list[Callable[[], dict[str, Any]]] = [
     identity_enrol_member_ok, identity_enrol_member_role_not_allowed, identity_enrol_member_unauthorised,
     identity_enrol_member_key_in_use, identity_set_member_roles_ok, identity_set_member_roles_refused,
@@ -290,4 +305,5 @@ VECTORS: list[Callable[[], dict[str, Any]]] = [
     governance_propose_open, governance_propose_refused, governance_add_organisation_executed,
     governance_proposal_rejected, governance_already_voted, governance_proposal_unknown, governance_set_validator,
     governance_remove_organisation, governance_proposal_expired, governance_schedule_rules,
+    governance_set_gs1_prefixes,
 ]

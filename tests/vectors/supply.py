@@ -1,4 +1,4 @@
-"""Vectors of the supply contract: every one of its twelve transaction types, accepted and refused.
+"""Vectors of the supply contract: every one of its fourteen transaction types, accepted and refused.
 
 The consortium is a manufacturer (GS1 Company Prefix 0614141), a wholesaler (039999), a pharmacy and a
 regulator, each signing through its admin. Items are named in every form a payload accepts: refs
@@ -371,8 +371,103 @@ def supply_epcis_refused() -> dict[str, Any]:
                     [pack("S1"), nonce(MAKER)], [(False, 3032), (False, 3032), (False, 3033), (False, 3034), (True, 0)])
 
 
+# -- locations, multi-party capture and idempotency (issue 18) ----------------------------------------------
+
+WHOLESALER_GLN = "0399990000016"  # under the wholesaler's prefix 039999
+PHARMACY_GLN = "4012345000016"  # under no member's prefix: a regulator registers it
+MAKER_SITE = "urn:epc:id:sgln:0614141.00000.0"
+WHOLESALER_SITE = "urn:epc:id:sgln:039999.000001.0"
+
+
+def location(gln: str) -> str:
+    return f"supply/location/{gln}"
+
+
+def set_location(b: Builder, signer: SigningKey, gln: str, **fields: Any) -> bytes:
+    return b.tx(signer, "supply.set_location", {"gln": gln, "name": "Site", "role": "warehouse", **fields})
+
+
+def supply_set_location() -> dict[str, Any]:
+    b = supply_builder()
+    b.pre(set_location(b, REGULATOR, PHARMACY_GLN, org=PHARMACY_ORG, role="pharmacy"))
+    return b.vector("supply_set_location",
+                    "The wholesaler registers a warehouse under its own prefix, with an address (ok); it may not "
+                    "register a GLN under the maker's prefix (3042) nor one under no prefix (3042: a regulator "
+                    "does); a regulator may not give the pharmacy's registered GLN to the wholesaler (3041); the "
+                    "wholesaler may not register for the pharmacy (206); a GLN with a wrong check digit is "
+                    "invalid (3001); the regulator retires the pharmacy's GLN (ok).",
+                    [set_location(b, WHOLESALER, WHOLESALER_GLN,
+                                  address={"city": "Leeds", "country": "GB", "postal_code": "LS1 1AA"}),
+                     set_location(b, WHOLESALER, "0614141000012"), set_location(b, WHOLESALER, "7777777000016"),
+                     set_location(b, REGULATOR, PHARMACY_GLN, org=WHOLESALER_ORG),
+                     set_location(b, WHOLESALER, WHOLESALER_GLN, org=PHARMACY_ORG),
+                     set_location(b, WHOLESALER, "0399990000017"),
+                     set_location(b, REGULATOR, PHARMACY_GLN, org=PHARMACY_ORG, role="pharmacy", status="retired")],
+                    [location(WHOLESALER_GLN), location(PHARMACY_GLN), location("0614141000012"),
+                     location("7777777000016")],
+                    [(True, 0), (True, 3042), (True, 3042), (True, 3041), (True, 206), (False, 3001), (True, 0)])
+
+
+def at(site: str, ev: dict[str, Any]) -> dict[str, Any]:
+    return {**ev, "readPoint": {"id": site}, "bizLocation": {"id": site}}
+
+
+def story(event_id: str = "urn:uuid:00000000-0000-4000-8000-00000000000") -> dict[str, str]:
+    """The maker commissions two packs and ships them to the wholesaler, which receives them: two members'
+    events in one document (the receipt has no eventID: it is keyed by its canonical hash)."""
+    to_wholesaler = "urn:epc:id:pgln:039999.000000"
+    receiving = event("ObjectEvent", "08:50", action="OBSERVE", bizStep="receiving", epcList=[urn("S1"), urn("S2")])
+    return document({**at(MAKER_SITE, commissioning("08:00", ["S1", "S2"])), "eventID": event_id + "1"},
+                    {**at(MAKER_SITE, shipping("08:30", ["S1", "S2"], to_wholesaler)), "eventID": event_id + "2"},
+                    at(WHOLESALER_SITE, receiving))
+
+
+def capture_of(receipt: dict[str, Any]) -> str:
+    return str(receipt["result"]["capture"])
+
+
+def supply_epcis_confirm() -> dict[str, Any]:
+    b = supply_builder()
+    b.pre(register(b))
+    cap = capture_of(b.pre(b.tx(WHOLESALER, "supply.epcis_capture", story()))[0])
+    return b.vector("supply_epcis_confirm",
+                    "The wholesaler captures a document whose first two events are the maker's (its SGLN): all "
+                    "three wait. The pharmacy has nothing to confirm (3047); the maker confirms and every event "
+                    "applies (the wholesaler's receipt was only held back), so the capture is complete; a second "
+                    "confirmation finds no pending capture (3046).",
+                    [b.tx(PHARMACY, "supply.epcis_confirm", {"capture": cap}),
+                     b.tx(MAKER, "supply.epcis_confirm", {"capture": cap}),
+                     b.tx(MAKER, "supply.epcis_confirm", {"approve": True, "capture": cap})],
+                    [f"supply/capture/{cap}", pack("S1"), pack("S2"), lot()],
+                    [(True, 3047), (True, 0), (True, 3046)])
+
+
+def supply_epcis_idempotent() -> dict[str, Any]:
+    b = supply_builder()
+    b.pre(register(b))
+    cap = capture_of(b.pre(b.tx(MAKER, "supply.epcis_capture", story()))[0])
+    b.pre(b.tx(WHOLESALER, "supply.epcis_confirm", {"approve": False, "capture": cap}))
+    makers_part = json.loads(story()["document"])
+    makers_part["epcisBody"]["eventList"] = makers_part["epcisBody"]["eventList"][:2]
+    receipt_only = json.loads(story()["document"])
+    receipt_only["epcisBody"]["eventList"] = receipt_only["epcisBody"]["eventList"][2:]
+    return b.vector("supply_epcis_idempotent",
+                    "The maker captured the two-party document (its own two events applied, the wholesaler's "
+                    "receipt waited) and the wholesaler rejected it (the receipt was dropped, its key freed). The "
+                    "whole document again repeats two captured events (3045, naming them); the maker's part alone, "
+                    "sent by the pharmacy, is already captured (3044): both refused at admission by an engine, "
+                    "failed here, writing only the nonce; the receipt alone, captured by the wholesaler, is new.",
+                    [b.tx(MAKER, "supply.epcis_capture", story()),
+                     b.tx(PHARMACY, "supply.epcis_capture",
+                          {"document": json.dumps(makers_part, separators=(",", ":"))}),
+                     b.tx(WHOLESALER, "supply.epcis_capture",
+                          {"document": json.dumps(receipt_only, separators=(",", ":"))})],
+                    [f"supply/capture/{cap}", pack("S1"), pack("S2")],
+                    [(True, 3045), (True, 3044), (True, 0)])
+
 VECTORS: list[Callable[[], dict[str, Any]]] = [
     supply_register_product, supply_withdraw_product, supply_recall_lot, supply_commission, supply_aggregate,
     supply_disaggregate, supply_ship, supply_receive, supply_decommission, supply_undo, supply_verify,
-    supply_unauthorised_signers, supply_epcis_capture, supply_epcis_refused,
+    supply_unauthorised_signers, supply_epcis_capture, supply_epcis_refused, supply_set_location,
+    supply_epcis_confirm, supply_epcis_idempotent,
 ]

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from careledger.api import chain, epcis, fhir, governance, identity, ops, records, research, supply, trials, txs
+from careledger.api import chain, claims, epcis, fhir, governance, identity, ops, records, research, supply, trials, txs
 from careledger.api.common import SECURITY_SCHEMES
 from careledger.api.errors import install_error_handlers
 from careledger.api.limits import RateLimitMiddleware
@@ -62,6 +62,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "records", "description": "Signed patient-scoped queries and the custodian gateway (docs/records.md)."},
     {"name": "supply", "description": "Products, lots, packs, verification and alerts (docs/supply-chain.md)."},
     {"name": "epcis", "description": "EPCIS 2.0 capture, event queries and export (docs/supply-chain.md)."},
+    {"name": "claims", "description": "Claims desk, signed claim queries, plans and edit tables (docs/claims.md)."},
     {"name": "research", "description": "Study registry, releases, linkage, aggregate answers (docs/research.md)."},
     {"name": "trials", "description": "Trial registrations, sites, anchors, safety, results (docs/trials.md)."},
 ]
@@ -104,9 +105,9 @@ def _openapi_with_ledger_errors(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-ROUTES = (txs, chain, identity, governance, records, supply, epcis, research, fhir, trials, ops)
+ROUTES = (txs, chain, identity, governance, records, supply, epcis, claims, research, fhir, trials, ops)
 """Every route module, in the order their routes are matched."""
-STARTERS: tuple[Starter, ...] = (records.start, supply.start, research.start, fhir.start, trials.start)
+STARTERS: tuple[Starter, ...] = (records.start, supply.start, claims.start, research.start, fhir.start, trials.start)
 """Every route module's starter (see :mod:`.services`), run in this order at start-up."""
 
 

@@ -26,9 +26,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from careledger.api.errors import error_response
 from careledger.core.errors import Code, LedgerError
 
-OPEN_READ_PREFIXES = ("/v1/supply/verify", "/v1/supply/items", "/v1/supply/packs/", "/v1/supply/products/")
+OPEN_READ_PREFIXES = ("/v1/supply/verify", "/v1/supply/items", "/v1/supply/packs/", "/v1/supply/products/",
+                      "/v1/supply/locations", "/v1/supply/captures", "/v1/epcis/events")
 """The routes limited by default: the supply chain's public lookups (pack verification, items, packs,
-products and lots)."""
+products and lots, locations, multi-party captures) and the EPCIS event query."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Supply-chain queries: products, lots, packs and logistic units, verification, and alerts.
+"""Supply-chain queries: products, lots, packs and logistic units, locations (GLNs), multi-party EPCIS
+captures, verification, and alerts.
 
 Everything reads committed state. ``GET /v1/supply/verify`` is open to anyone and writes nothing (a
 pharmacy that wants its scan on the ledger signs ``supply.verify`` instead). ``GET /v1/supply/alerts``
@@ -26,12 +27,16 @@ from careledger.node.engine import Engine
 from careledger.node.store import Store
 from careledger.supply import auth
 from careledger.supply.alerts import AlertIndex
+from careledger.supply.event_index import CapturedEventIndex
 from careledger.supply.views import item_view
 from careledger.vault.requests import ReplayGuard
 
 router = APIRouter(prefix="/v1/supply", tags=["supply"], route_class=LedgerRoute)
 
 GtinPath = Annotated[str, Path(pattern=r"^[0-9]{8,14}$", description="GTIN-8/12/13/14")]
+GlnPath = Annotated[str, Path(pattern=r"^[0-9]{13}$", description="GLN (13 digits)")]
+CapturePath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="capture id (the capture's tx hash)")]
+OrgQuery = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9.-]{1,62}$")]
 Short = Annotated[str | None, Query(max_length=20)]
 
 
@@ -53,9 +58,10 @@ class AlertReads:
 
 
 def start(context: NodeContext, services: Services) -> None:
-    """The alert index, built at start-up (it derives alerts from committed receipts as it is read),
-    and the memory of the signed reads it answered."""
+    """The alert index and the captured-event index, built at start-up (each derives its entries from
+    committed transactions as it is read), and the memory of the signed reads the alert route answered."""
     services.add(AlertIndex())
+    services.add(CapturedEventIndex())
     services.add(AlertReads(ReplayGuard()))
 
 
@@ -92,6 +98,58 @@ def get_lot(request: Request, gtin: GtinPath, lot: Annotated[str, Path(max_lengt
     if rec is None:
         raise not_found(f"lot {lot!r} of {gtin}")
     return JSONResponse(rec.to_json())
+
+
+@router.get("/locations", summary="Registered locations (GLNs)", response_model=None)
+def get_locations(request: Request, org: OrgQuery = None,
+                  status: Annotated[str | None, Query(pattern=r"^(active|retired)$")] = None) -> JSONResponse:
+    """Every registered location (by GLN), optionally of one organisation and with one status. A GLN that is
+    not registered may still resolve, through its organisation's GS1 Company Prefix."""
+    found = [rec.to_json() for rec in layout.locations(node_of(request).store.view())
+             if (org is None or rec.org == org) and (status is None or rec.status == status)]
+    return JSONResponse({"locations": found})
+
+
+@router.get("/locations/{gln}", summary="A registered location", response_model=None)
+def get_location(request: Request, gln: GlnPath) -> JSONResponse:
+    """The location's organisation, name, role, address and status, or 404."""
+    rec = layout.get_location(node_of(request).store.view(), gln)
+    if rec is None:
+        raise not_found(f"location {gln}")
+    return JSONResponse(rec.to_json())
+
+
+def capture_json(rec: layout.CaptureRecord) -> dict[str, Any]:
+    """A multi-party capture as the API shows it: its record plus ``pending_orgs``."""
+    return {**rec.to_json(), "pending_orgs": rec.pending_orgs}
+
+
+@router.get("/captures", summary="Multi-party EPCIS captures (e.g. those awaiting an organisation)",
+            response_model=None)
+def get_captures(request: Request, awaiting: OrgQuery = None,
+                 status: Annotated[str | None, Query(pattern=r"^(pending|complete|rejected)$")] = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONResponse:
+    """Captures that had events of other members than the capturer, by id: with `awaiting`, those with a
+    pending event attributed to that organisation and not yet confirmed by it (what it has to confirm or
+    reject)."""
+    found = []
+    for rec in layout.captures(node_of(request).store.view()):
+        waits_for = awaiting is None or (awaiting in rec.pending_orgs and awaiting not in rec.confirmed)
+        if (status is None or rec.status == status) and waits_for:
+            found.append(capture_json(rec))
+            if len(found) >= limit:
+                break
+    return JSONResponse({"captures": found})
+
+
+@router.get("/captures/{capture}", summary="A multi-party EPCIS capture", response_model=None)
+def get_capture(request: Request, capture: CapturePath) -> JSONResponse:
+    """Who captured it, who has confirmed, the events still pending (in document order) and its status;
+    404 for an unknown capture or one whose events all applied at once (its job says so)."""
+    rec = layout.get_capture(node_of(request).store.view(), capture)
+    if rec is None:
+        raise not_found(f"multi-party capture {capture}")
+    return JSONResponse(capture_json(rec))
 
 
 def _item(request: Request, ref: str) -> JSONResponse:
@@ -136,13 +194,19 @@ def verify(request: Request, gtin: Annotated[str | None, Query(max_length=14)] =
                                Code.UNAUTHORISED, Code.NODE_UNAVAILABLE))
 def get_alerts(request: Request, kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
                since_height: Annotated[int, Query(ge=0)] = 0,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> JSONResponse:
+               limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+               gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None, party: OrgQuery = None,
+               from_ms: Annotated[int | None, Query(ge=0)] = None,
+               to_ms: Annotated[int | None, Query(ge=0)] = None) -> JSONResponse:
     """Alerts derived from committed receipts: a regulator sees all, a manufacturer those about its
-    products. A signed request (`Authorization: CareLedger-Request …`), accepted once."""
+    products; each names its subjects, GTINs, lots and manufacturers. Filters: `kind`, `gtin` (14 digits),
+    `party` (the organisation whose transaction raised it), the block-time period `[from_ms, to_ms)`.
+    A signed request (`Authorization: CareLedger-Request …`), accepted once."""
     node = node_of(request)
     who = requester(request, node)
     if "regulator" not in who.org_roles and "manufacturer" not in who.org_roles:
         raise LedgerError("alerts are readable by regulators and manufacturers only", Code.UNAUTHORISED)
-    alerts = alert_index(request).visible(node.store, who.org, list(who.org_roles), kind, since_height, limit)
+    alerts = alert_index(request).visible(node.store, who.org, list(who.org_roles), kind, since_height, limit,
+                                          gtin=gtin, party=party, from_ms=from_ms, to_ms=to_ms)
     body: dict[str, Any] = {"org": who.org, "alerts": alerts, "height": node.head.height}
     return JSONResponse(body)

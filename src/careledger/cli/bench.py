@@ -27,7 +27,7 @@ def bench(
     chunk: Annotated[int, typer.Option(help="http --scale: transactions per reported chunk.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     validators: Annotated[int, typer.Option(help="cometbft: validators per network.")] = 4,
-    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply, research, "
+    workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply, claims, research, "
                                                "trials, or startup (time to open a home grown to --txs "
                                                "transactions).")] = "identity",
     size: Annotated[str, typer.Option(help="trials: TRIALSxSUBJECTSxVISITS[/VISITS_PER_TX] anchored over HTTP.")]
@@ -37,6 +37,9 @@ def bench(
     = 1_000_000,
     large: Annotated[int, typer.Option(help="supply: serials for the second sample (10,000,000 for the "
                                              "issue's figure; takes a while).")] = 3_000_000,
+    claims: Annotated[int, typer.Option(help="claims: claims sent end to end (at most --txs).")] = 1_000,
+    prior: Annotated[int, typer.Option(help="claims: prior claims on the ledger (written into the store, built "
+                                             "once and cached).")] = 1_000_000,
     sync: Annotated[str, typer.Option(help="solo inproc: the store's synchronous mode, full (durable across power "
                                            "loss, the default) or normal (across a crash only); both: the run in "
                                            "full plus both modes compared on the same load (sync_cost).")] = "full",
@@ -71,6 +74,14 @@ def bench(
             from careledger.bench.supply import bench_supply
 
             result = bench_supply(commission=serials, small=small, large=large, seed=seed, progress=progress)
+        elif workload == "claims":  # the kernel, claims end to end over HTTP, the solo HTTP tx/s beside them
+            from careledger.bench.claims import BenchSetupError, bench_claims, format_table
+
+            try:
+                result = bench_claims(claims=min(txs, claims), prior=prior, seed=seed, progress=progress)
+            except BenchSetupError as exc:
+                fail(str(exc))
+            emit(result, lambda: print_table(["measure", "value"], format_table(result), title="claims"))
         elif workload == "research":
             from careledger.bench.research import bench_research, rows
 

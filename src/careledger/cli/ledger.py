@@ -144,6 +144,19 @@ def propose_validator(
            "title": f"Validator {pub_key[:12]} power {power}"})
 
 
+@governance_app.command("propose-prefixes")
+def propose_prefixes(
+    org: str, prefix: Annotated[list[str] | None, typer.Argument(help="GS1 Company Prefixes (none: clear them)")]
+    = None, signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,
+    url: Annotated[str | None, UrlOption] = None,
+) -> None:
+    """Propose ORG's GS1 Company Prefixes (they replace its current ones; none may overlap another's)."""
+    prefixes = list(prefix or [])
+    _send(home, url, signer, "governance.propose",
+          {"action": {"kind": "set_gs1_prefixes", "org": org, "prefixes": prefixes},
+           "title": f"GS1 Company Prefixes of {org}: {', '.join(prefixes) or 'none'}"})
+
+
 @governance_app.command("propose-rules")
 def propose_rules(
     version: int, height: int, signer: Annotated[str, AsOption] = "admin", home: Path = HomeOption,

@@ -328,6 +328,7 @@ def _register_subcommands() -> None:
     from careledger.cli import abci as abci_cli
     from careledger.cli import backup as backup_cli
     from careledger.cli import bench as bench_cli
+    from careledger.cli import claims as claims_cli
     from careledger.cli import consortium as consortium_cli
     from careledger.cli import demo as demo_cli
     from careledger.cli import ledger as ledger_cli
@@ -352,6 +353,7 @@ def _register_subcommands() -> None:
     app.add_typer(research_cli.research_app, name="research")
     app.add_typer(trials_cli.trials_app, name="trials")
     app.add_typer(abci_cli.abci_app, name="abci")
+    app.add_typer(claims_cli.claims_app, name="claims")
     app.add_typer(consortium_cli.consortium_app, name="consortium")
 
 

@@ -214,19 +214,66 @@ def history(epc: str, home: Path = HomeOption, url: Url = None) -> None:
 
 @supply_app.command("alerts")
 def alerts(signer: Signer = "admin", kind: Annotated[str | None, typer.Option()] = None,
+           gtin: Annotated[str | None, typer.Option(help="Only alerts about this GTIN (14 digits)")] = None,
+           party: Annotated[str | None, typer.Option(help="Only alerts raised by this organisation")] = None,
            home: Path = HomeOption, url: Url = None) -> None:
     """Alerts visible to your organisation (regulators and manufacturers), as a signed request."""
-    emit(_call(_client(home, url).alerts, _key(home, signer), kind=kind))
+    emit(_call(_client(home, url).alerts, _key(home, signer), kind=kind, gtin=gtin, party=party))
+
+
+@supply_app.command("location")
+def location(gln: str, name: Annotated[str, typer.Option(help="The site's name")],
+             role: Annotated[str, typer.Option(help="plant, warehouse, pharmacy, ... (lower case)")],
+             org: Annotated[str | None, typer.Option(help="Its organisation (a regulator's admin names one); "
+                                                          "default: the signer's")] = None,
+             street: Annotated[str | None, typer.Option()] = None, city: Annotated[str | None, typer.Option()] = None,
+             postal_code: Annotated[str | None, typer.Option()] = None,
+             region: Annotated[str | None, typer.Option()] = None,
+             country: Annotated[str | None, typer.Option(help="ISO 3166 alpha-2, e.g. IE")] = None,
+             retire: Annotated[bool, typer.Option("--retire", help="Retire the location")] = False,
+             signer: Signer = "admin", home: Path = HomeOption, url: Url = None) -> None:
+    """Register, update or retire a location (GLN) of your organisation (a regulator: of any)."""
+    address = {k: v for k, v in (("street", street), ("city", city), ("postal_code", postal_code),
+                                 ("region", region), ("country", country)) if v is not None}
+    _write(home, url, signer, "set_location", gln, name, role, org=org, address=address or None,
+           status="retired" if retire else "active")
+
+
+@supply_app.command("locations")
+def locations(gln: Annotated[str | None, typer.Argument(help="One location")] = None,
+              org: Annotated[str | None, typer.Option(help="Only this organisation's")] = None,
+              home: Path = HomeOption, url: Url = None) -> None:
+    """Show registered locations (GLNs): one, or every one (of an organisation)."""
+    client = _client(home, url)
+    emit(client.location(gln) if gln else {"locations": client.locations(org=org)})
+
+
+@supply_app.command("captures")
+def captures(capture: Annotated[str | None, typer.Argument(help="One capture id")] = None,
+             awaiting: Annotated[str | None, typer.Option(help="Only those waiting for this organisation")] = None,
+             home: Path = HomeOption, url: Url = None) -> None:
+    """Show multi-party EPCIS captures: one, or those with events waiting (for an organisation)."""
+    client = _client(home, url)
+    emit(client.capture(capture) if capture else {"captures": client.captures(awaiting=awaiting,
+                                                                              status="pending")})
+
+
+@supply_app.command("confirm")
+def confirm(capture: str, reject: Annotated[bool, typer.Option("--reject", help="Reject instead")] = False,
+            signer: Signer = "admin", home: Path = HomeOption, url: Url = None) -> None:
+    """Confirm (or reject) your organisation's events of a multi-party EPCIS capture."""
+    _write(home, url, signer, "epcis_confirm", capture, approve=not reject)
 
 
 @epcis_app.command("import")
 def epcis_import(document: Path, signer: Signer = "admin", home: Path = HomeOption,
                  url: Url = None) -> None:
-    """Capture an EPCIS 2.0 JSON-LD document: all its events are applied, or none."""
+    """Capture an EPCIS 2.0 JSON-LD document: your events apply, other members' wait for their confirmation;
+    a refusal rolls back the whole document. A document captured before is reported as already captured."""
     text = read_file(document, MAX_DOCUMENT_BYTES).decode("utf-8")
     job = _client(home, url).epcis_capture(_key(home, signer), text)
     emit(job)
-    if not job.get("success"):
+    if not job.get("success") and job.get("status") != "already_captured":
         raise typer.Exit(EXIT_TX_FAILED)
 
 

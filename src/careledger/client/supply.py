@@ -82,10 +82,27 @@ class SupplyClient(Client):
         """A signed scan (``supply.verify``): recorded on the ledger, raising alerts when suspicious."""
         return self.supply(key, "verify", identifier)
 
+    def set_location(self, key: SigningKey, gln: str, name: str, role: str, org: str | None = None,
+                     address: dict[str, str] | None = None, status: str = "active") -> dict[str, Any]:
+        """Register, update or retire (``status="retired"``) a location (``supply.set_location``); ``org``
+        defaults to the signer's organisation (a regulator's admin names another one)."""
+        payload: dict[str, Any] = {"gln": gln, "name": name, "role": role, "status": status}
+        if org is not None:
+            payload["org"] = org
+        if address:
+            payload["address"] = address
+        return self.supply(key, "set_location", payload)
+
+    def epcis_confirm(self, key: SigningKey, capture: str, approve: bool = True) -> dict[str, Any]:
+        """Confirm (or, with ``approve=False``, reject) the events of a multi-party capture attributed to
+        ``key``'s organisation (``supply.epcis_confirm``)."""
+        return self.supply(key, "epcis_confirm", {"approve": approve, "capture": capture})
+
     def epcis_capture(self, key: SigningKey, document: str | dict[str, Any], wait: bool = True,
                       timeout: float = 30.0) -> dict[str, Any]:
         """Capture an EPCIS document through ``POST /v1/epcis/capture``; with ``wait``, poll the job
-        until it is committed and return it (``success`` true or false)."""
+        until it is committed and return it (``success`` true or false). A document captured before is
+        answered at once: ``{"status": "already_captured", "captureID", "captureIDs"}`` (the originals)."""
         text = document if isinstance(document, str) else json.dumps(document, separators=(",", ":"))
         pub = key.public_hex
         with self._key_lock(pub):
@@ -96,7 +113,7 @@ class SupplyClient(Client):
             job = self.request("POST", "/v1/epcis/capture", content=text.encode(),
                                 headers={"content-type": "application/ld+json", "X-CareLedger-Key": pub,
                                          "X-CareLedger-Nonce": str(nonce), "X-CareLedger-Signature": sig})
-        if not wait:
+        if not wait or job.get("status") == "already_captured":
             return job
         deadline = time.monotonic() + timeout
         while True:
@@ -108,6 +125,22 @@ class SupplyClient(Client):
     # -- reads ----------------------------------------------------------------------------------------
     def capture_job(self, capture_id: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/epcis/capture/{_seg(capture_id)}")
+
+    def location(self, gln: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/supply/locations/{_seg(gln)}")
+
+    def locations(self, org: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("org", org), ("status", status)) if v is not None}
+        return list(self.request("GET", "/v1/supply/locations", params=params)["locations"])
+
+    def capture(self, capture_id: str) -> dict[str, Any]:
+        """A multi-party capture: who confirmed, the events still pending, its status."""
+        return self.request("GET", f"/v1/supply/captures/{_seg(capture_id)}")
+
+    def captures(self, awaiting: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Multi-party captures; with ``awaiting``, those with events waiting for that organisation."""
+        params = {k: v for k, v in (("awaiting", awaiting), ("status", status)) if v is not None}
+        return list(self.request("GET", "/v1/supply/captures", params=params)["captures"])
 
     def product(self, gtin: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/supply/products/{_seg(gtin)}")
@@ -126,17 +159,30 @@ class SupplyClient(Client):
         """Read-only verification: ``gtin``+``serial`` (+``lot``, ``expiry``), ``dl`` or ``scan``."""
         return self.request("GET", "/v1/supply/verify", params=identifier)
 
-    def alerts(self, key: SigningKey, kind: str | None = None, since_height: int = 0) -> dict[str, Any]:
-        """Alerts visible to ``key``'s organisation (a signed GET; regulators and manufacturers only)."""
+    def alerts(self, key: SigningKey, kind: str | None = None, since_height: int = 0, gtin: str | None = None,
+               party: str | None = None, from_ms: int | None = None, to_ms: int | None = None) -> dict[str, Any]:
+        """Alerts visible to ``key``'s organisation (a signed GET; regulators and manufacturers only), by kind,
+        GTIN, the party that raised them and block-time period ``[from_ms, to_ms)``."""
         params: dict[str, Any] = {"since_height": since_height}
-        if kind is not None:
-            params["kind"] = kind
+        for name, value in (("kind", kind), ("gtin", gtin), ("party", party), ("from_ms", from_ms),
+                            ("to_ms", to_ms)):
+            if value is not None:
+                params[name] = value
         return self.request("GET", "/v1/supply/alerts", params=params, sign=key)
 
     def epcis_events(self, epcs: list[str], **filters: str) -> dict[str, Any]:
         """An EPCISQueryDocument; filters are EPCIS names (``EQ_bizStep``, ``GE_eventTime``, …)."""
         return self.request("GET", "/v1/epcis/events", params=[("MATCH_epc", e) for e in epcs] + sorted(
             filters.items()))
+
+    def epcis_query(self, **params: str | int | list[str]) -> dict[str, Any]:
+        """An EPCISQueryDocument of captured events by the EPCIS query parameters (``EQ_bizStep``,
+        ``GE_eventTime``, ``EQ_bizLocation``, ``MATCH_anyEPC=[...]``, ``perPage``, ``nextPageToken``, ...); the
+        next page's token, if any, is ``doc["epcisBody"]["queryResults"].get("careledger:nextPageToken")``."""
+        items: list[tuple[str, str]] = []
+        for name, value in sorted(params.items()):
+            items += [(name, v) for v in value] if isinstance(value, list) else [(name, str(value))]
+        return self.request("GET", "/v1/epcis/events", params=items)
 
     def epcis_export(self, epcs: list[str], contents: bool = True) -> dict[str, Any]:
         params: list[tuple[str, Any]] = [("epc", e) for e in epcs]

@@ -264,6 +264,16 @@ class Code(IntEnum):
     RELEASE_DECRYPT_FAILED = 6107
     LINKAGE_INVALID = 6108
     LINKAGE_UNKNOWN = 6109
+
+    # 3000 supply, continued (issue 18): locations, idempotent and multi-party EPCIS capture
+    LOCATION_UNKNOWN = 3040
+    LOCATION_EXISTS = 3041
+    GLN_NOT_OWNED = 3042
+    PREFIX_OVERLAP = 3043
+    EPCIS_ALREADY_CAPTURED = 3044
+    EPCIS_DUPLICATE_EVENTS = 3045
+    CAPTURE_UNKNOWN = 3046
+    NOTHING_TO_CONFIRM = 3047
     # 2300: the FHIR facade (docs/fhir.md): its bearer tokens and its search requests
     TOKEN_INVALID = 2301
     TOKEN_EXPIRED = 2302

@@ -9,6 +9,7 @@ canonical encoding) is the ``prev_hash`` of block 1 and seeds the app hash. Ever
 from __future__ import annotations
 
 import hashlib
+import itertools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -48,6 +49,11 @@ class OrganisationDecl(_Strict):
             raise ValueError("roles repeat")
         if len(set(self.admins)) != len(self.admins):
             raise ValueError("admin keys repeat")
+        prefixes = self.gs1_company_prefixes
+        for i, a in enumerate(prefixes):
+            for b in prefixes[i + 1:]:
+                if a.startswith(b) or b.startswith(a):
+                    raise ValueError(f"GS1 Company Prefixes {a} and {b} overlap")
         return self
 
 
@@ -70,6 +76,10 @@ class Genesis(_Strict):
         ids = [o.id for o in self.organisations]
         if len(set(ids)) != len(ids):
             raise ValueError("organisation ids repeat")
+        held = sorted((p, o.id) for o in self.organisations for p in o.gs1_company_prefixes)
+        for (a, org_a), (b, org_b) in itertools.pairwise(held):
+            if b.startswith(a):  # sorted, so an overlapping pair is adjacent
+                raise ValueError(f"GS1 Company Prefix {b} of {org_b!r} overlaps {a} of {org_a!r}")
         admins = [a for o in self.organisations for a in o.admins]
         if len(set(admins)) != len(admins):
             raise ValueError("an admin key is declared by two organisations")

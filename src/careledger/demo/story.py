@@ -198,6 +198,10 @@ from careledger.demo import supply_story  # noqa: E402
 
 CHAPTERS.extend(supply_story.CHAPTERS)
 
+from careledger.demo import claims_story  # noqa: E402
+
+CHAPTERS.extend(claims_story.CHAPTERS)
+
 from careledger.demo import research_story  # noqa: E402
 
 CHAPTERS.extend(research_story.CHAPTERS)

@@ -1,10 +1,10 @@
 """Governance contract: consortium changes pass with the votes of more than 2/3 of organisations.
 
 :mod:`.actions` holds the changes a proposal can carry (``add_organisation``, ``remove_organisation``,
-``set_org_roles``, ``set_validator``, ``schedule_rules``), :mod:`.layout` the state keys, typed records
-and accessors, :mod:`.handlers` the transactions, :mod:`.rules` the rules versions governance schedules
-(each in force from an agreed height, so every node switches at the same block). Other layers use the
-names re-exported here.
+``set_org_roles``, ``set_gs1_prefixes``, ``set_validator``, ``schedule_rules``), :mod:`.layout` the state
+keys, typed records and accessors, :mod:`.handlers` the transactions, :mod:`.rules` the rules versions
+governance schedules (each in force from an agreed height, so every node switches at the same block).
+Other layers use the names re-exported here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from careledger.contracts.governance.actions import (
     NewOrganisation,
     RemoveOrganisation,
     ScheduleRules,
+    SetGs1Prefixes,
     SetOrgRoles,
     SetValidator,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "RemoveOrganisation",
     "RulesSchedule",
     "ScheduleRules",
+    "SetGs1Prefixes",
     "SetOrgRoles",
     "SetValidator",
     "ValidatorRecord",

@@ -1,8 +1,10 @@
 """The consortium changes a governance proposal can carry (typed payload parts, stored as proposed).
 
 Actions: ``add_organisation`` (declared exactly as in the genesis file), ``remove_organisation``,
-``set_org_roles``, ``set_validator`` (power 0 removes a validator) and ``schedule_rules`` (a rules
-version and the height it takes effect at: :mod:`careledger.contracts.governance.rules`).
+``set_org_roles``, ``set_gs1_prefixes`` (an organisation's GS1 Company Prefixes, which decide the GTINs
+it may register and the GLNs it answers for), ``set_validator`` (power 0 removes a validator) and
+``schedule_rules`` (a rules version and the height it takes effect at:
+:mod:`careledger.contracts.governance.rules`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,18 @@ class SetOrgRoles(Payload):
     roles: Annotated[list[OrgRole], Field(min_length=1, max_length=8)]
 
 
+GS1Prefix = Annotated[str, Field(pattern=r"^[0-9]{6,12}$")]
+
+
+class SetGs1Prefixes(Payload):
+    """Governance action: ``org``'s GS1 Company Prefixes become ``prefixes`` (in this order; none may overlap
+    another organisation's)."""
+
+    kind: Literal["set_gs1_prefixes"]
+    org: OrgId
+    prefixes: Annotated[list[GS1Prefix], Field(max_length=32)]
+
+
 class SetValidator(Payload):
     kind: Literal["set_validator"]
     org: OrgId
@@ -54,7 +68,8 @@ class ScheduleRules(Payload):
     height: Annotated[int, Field(ge=1, le=2**53 - 1)]
 
 
-AnyAction: TypeAlias = AddOrganisation | RemoveOrganisation | SetOrgRoles | SetValidator | ScheduleRules
+AnyAction: TypeAlias = (AddOrganisation | RemoveOrganisation | SetOrgRoles | SetGs1Prefixes | SetValidator
+                         | ScheduleRules)
 Action = Annotated[AnyAction, Field(discriminator="kind")]
 
 _ACTION: TypeAdapter[AnyAction] = TypeAdapter(Action)

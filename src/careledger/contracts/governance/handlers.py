@@ -27,6 +27,7 @@ from careledger.contracts.governance.actions import (
     AnyAction,
     RemoveOrganisation,
     ScheduleRules,
+    SetGs1Prefixes,
     SetOrgRoles,
     SetValidator,
 )
@@ -59,8 +60,9 @@ def validate_action(state: Overlay, ctx: TxContext, action: AnyAction) -> None:
     """State checks an action must pass both when proposed and when executed.
 
     Raises ALREADY_EXISTS, PROPOSAL_INVALID (repeated admin keys; removing the last organisation or
-    validator), KEY_IN_USE (an admin or validator key taken), ORG_UNKNOWN, ORG_INACTIVE or NOT_FOUND
-    (removing a validator that does not exist).
+    validator), KEY_IN_USE (an admin or validator key taken), PREFIX_OVERLAP (GS1 Company Prefixes that
+    repeat or overlap another organisation's), ORG_UNKNOWN, ORG_INACTIVE or NOT_FOUND (removing a validator
+    that does not exist).
     """
     if isinstance(action, ScheduleRules):
         validate_schedule(state, ctx, action)
@@ -74,6 +76,7 @@ def validate_action(state: Overlay, ctx: TxContext, action: AnyAction) -> None:
         for admin in org.admins:
             if state.has(identity.key_key(admin)):
                 raise TxFailed("an admin key is already registered", Code.KEY_IN_USE)
+        identity.check_prefixes_free(state, org.id, org.gs1_company_prefixes)
     elif isinstance(action, RemoveOrganisation):
         identity.require_org(state, action.org)
         if len(identity.active_org_ids(state)) <= 1:
@@ -82,6 +85,9 @@ def validate_action(state: Overlay, ctx: TxContext, action: AnyAction) -> None:
             raise TxFailed("removing this organisation would leave no validator", Code.PROPOSAL_INVALID)
     elif isinstance(action, SetOrgRoles):
         identity.require_org(state, action.org)
+    elif isinstance(action, SetGs1Prefixes):
+        identity.require_org(state, action.org)
+        identity.check_prefixes_free(state, action.org, action.prefixes)
     else:
         identity.require_org(state, action.org)
         current = get_validator(state, action.pub_key)
@@ -115,6 +121,10 @@ def execute_action(state: Overlay, ctx: TxContext, action: AnyAction) -> None:
         rec = identity.require_org(state, action.org)
         identity.put_org(state, replace(rec, roles=tuple(action.roles)))
         ctx.emit("organisation_roles_changed", org=action.org, roles=list(action.roles))
+    elif isinstance(action, SetGs1Prefixes):
+        rec = identity.require_org(state, action.org)
+        identity.put_org(state, replace(rec, gs1_company_prefixes=tuple(action.prefixes)))
+        ctx.emit("organisation_prefixes_changed", org=action.org, prefixes=list(action.prefixes))
     elif isinstance(action, SetValidator):
         if action.power == 0:
             delete_validator(state, action.pub_key)

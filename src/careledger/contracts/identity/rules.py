@@ -21,6 +21,7 @@ from careledger.contracts.identity.layout import (
     get_patient,
     is_org_active,
     key_key,
+    organisations,
     put_key_record,
     put_org,
 )
@@ -141,3 +142,30 @@ def write_organisation(state: Overlay, decl: OrganisationDecl, since: int) -> No
     for admin in decl.admins:
         put_key_record(state, admin, KeyRecord(kind="admin", roles=("admin",), status="active", since=since,
                                                org=decl.id))
+
+
+def overlapping_prefix(prefixes: Iterable[str], others: Iterable[str]) -> tuple[str, str] | None:
+    """A pair (one of ``prefixes``, one of ``others``) of GS1 Company Prefixes where one starts with the other,
+    or None. Overlapping prefixes would let two organisations claim the same GTINs and GLNs."""
+    mine = sorted(set(prefixes))
+    theirs = sorted(set(others))
+    for a in mine:
+        for b in theirs:
+            if a.startswith(b) or b.startswith(a):
+                return a, b
+    return None
+
+
+def check_prefixes_free(state: Reader, org: str, prefixes: list[str]) -> None:
+    """Refuse GS1 Company Prefixes that repeat or overlap each other, or overlap a prefix another
+    organisation (active or removed: its GTINs stay on the ledger) holds. Raises PREFIX_OVERLAP."""
+    for i, a in enumerate(prefixes):
+        for b in prefixes[i + 1:]:
+            if a.startswith(b) or b.startswith(a):
+                raise TxFailed(f"GS1 Company Prefixes {a} and {b} overlap", Code.PREFIX_OVERLAP)
+    for rec in organisations(state):
+        if rec.id == org:
+            continue
+        pair = overlapping_prefix(prefixes, rec.gs1_company_prefixes)
+        if pair is not None:
+            raise TxFailed(f"GS1 Company Prefix {pair[0]} overlaps {pair[1]} of {rec.id!r}", Code.PREFIX_OVERLAP)

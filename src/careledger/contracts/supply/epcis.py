@@ -1,24 +1,39 @@
-"""EPCIS 2.0 capture: validate a JSON-LD document and turn it into pack-lifecycle ops, all or nothing.
+"""EPCIS 2.0 capture: validate a JSON-LD document, key its events, attribute them to members and apply them.
 
 A document is captured by one signed ``supply.epcis_capture`` transaction whose payload carries the
-document *text*. Its stateless step (run at admission and again by every node that executes the
-block) validates the text against the official GS1 EPCIS 2.0 JSON Schema (vendored in
-``supply/schema``, Draft 7) and the CBV 2.0 vocabularies, and maps every event to ops; its apply
-step runs those ops in order on the transaction's staged state. Any refusal fails the transaction and
-rolls back every write, so a document is imported completely or not at all, and the ledger keeps the
-exact document that was captured. A document is therefore bounded by the genesis ``max_tx_bytes``
-(256 KiB by default, several thousand EPCs); split larger ones at the sender.
+document *text* (EPCIS 2.0 JSON-LD; XML is not read yet). The stateless step
+(run at admission and again by every node that executes the block) validates the text against the
+official GS1 EPCIS 2.0 JSON Schema (vendored in ``supply/schema``, compiled with ``fastjsonschema``)
+and the CBV 2.0 vocabularies, keys every event (its ``eventID``, or the GS1 canonical event hash:
+:mod:`.event_hash`) and maps it to pack operations.
 
-Event mapping (the capturing organisation acts as the event's party):
+**Idempotency.** Every event is recorded once, under its key (``supply/event/<sha256(id)>``). A
+document whose events were all captured before is refused at admission with ``EPCIS_ALREADY_CAPTURED``
+(the API answers "already captured" with the original captures); one that repeats some of them is
+refused with ``EPCIS_DUPLICATE_EVENTS`` naming them. Nothing is ever recorded twice.
+
+**Multi-party documents.** Each event is attributed to the member that performed it: the owner of
+its ``bizLocation`` (else ``readPoint``) GLN; without either, the shipping source or receiving
+destination party; without those, the capturing organisation. Every location and party identifier
+must resolve (:mod:`.locations`: ``LOCATION_UNKNOWN`` / ``PARTY_UNKNOWN`` otherwise). The capturer's
+own events apply at once, in document order; an event of another member is *pending* until that
+member confirms the capture (``supply.epcis_confirm``), and so is every later event that names an
+item a pending event names (order is kept per item). Confirmation applies, in document order, every
+pending event whose member has confirmed and that nothing earlier holds back. The capturer must be a
+party, source or destination of at least one event (``UNAUTHORISED`` otherwise). Any refusal of an
+event that applies fails the whole transaction (message ``event <index>: ...``): the EU FMD and DSCSA
+rules of :mod:`.packs` hold whichever way an event arrives (a receipt by a party that is not the
+consignee is refused, and alerted).
+
+Event mapping (the attributed member is the operation's party):
 
 ======================================  ===============================================================
 EPCIS event                             op
 ======================================  ===============================================================
 ObjectEvent ADD commissioning           commission per GTIN (ILMD ``cbvmda:lotNumber`` and
                                         ``cbvmda:itemExpirationDate`` required); an SSCC: a new unit
-Object/TransactionEvent shipping        ship to the destination ``owning_party`` (else
-                                        ``possessing_party``): the member holding that GS1 Company
-                                        Prefix, or ``urn:careledger:org:<id>``
+Object/TransactionEvent shipping        ship to the destination ``owning_party``, else
+                                        ``possessing_party``, else ``location``
 Object/TransactionEvent receiving       receive
 dispensing / destroying / sampling      decommission to supplied / destroyed / sample
 disposition ``stolen``                  decommission to stolen
@@ -27,8 +42,8 @@ AggregationEvent ADD / DELETE           aggregate / disaggregate (``parentID`` r
 any other OBSERVE event                 observe (recorded in the items' history)
 ======================================  ===============================================================
 
-Refused: quantity-only (class-level) events, Transformation and Association events, error
-declarations, and anything outside these mappings (``EPCIS_UNSUPPORTED``).
+Refused (``EPCIS_UNSUPPORTED``): quantity-only (class-level) events, Transformation and Association
+events, error declarations, and anything outside these mappings.
 """
 
 from __future__ import annotations
@@ -36,33 +51,52 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, TypedDict
 
+import fastjsonschema
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
 from pydantic import Field
 
-from careledger.contracts.base import Handler, TxContext
-from careledger.contracts.supply import cbv, gs1, packs
+from careledger.contracts.base import Handler, Reader, TxContext
+from careledger.contracts.supply import cbv, event_hash, gs1, packs
 from careledger.contracts.supply.base import SupplyPayload, require_supply_member
 from careledger.contracts.supply.layout import (
     MAX_ITEMS_PER_TX,
+    CaptureRecord,
+    EventRecord,
+    PendingEvent,
+    SupplyError,
     SupplyInvalid,
+    capture_key,
     check_serial,
+    delete_event,
+    event_key,
+    get_capture,
+    get_event,
+    get_item,
     is_unit_ref,
     parse_ref,
+    put_capture,
+    put_event,
     split_pack_ref,
 )
+from careledger.contracts.supply.locations import ORG_URN, Resolver
 from careledger.core.errors import Code
 from careledger.core.state import Overlay
 
 MAX_DOCUMENT_CHARS = 4_194_304
 CAPTURE_ITEM_LIMIT = 5 * MAX_ITEMS_PER_TX
-ORG_URN = "urn:careledger:org:"
+MAX_NAMED_DUPLICATES = 5
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_EVENT_PREFIX = re.compile(r"^event (\d+)[ :]")
+
+__all__ = ["ORG_URN", "Capture", "CapturedEvent", "normalise_document"]
 
 
 @lru_cache(maxsize=1)
@@ -75,7 +109,25 @@ def schema() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def validator() -> Draft7Validator:
+    """The interpreted validator: slow, but it lists every violation; used only to explain a refusal."""
     return Draft7Validator(schema())
+
+
+@lru_cache(maxsize=1)
+def compiled_validator() -> Callable[[Any], Any]:
+    """The schema compiled to Python by ``fastjsonschema`` (the fast verdict). Like the interpreted one it
+    checks no ``format`` and fills in no defaults, so both give the same verdict (tests hold them to it)."""
+    check: Callable[[Any], Any] = fastjsonschema.compile(schema(), use_default=False, use_formats=False)
+    return check
+
+
+def is_schema_valid(doc: Any) -> bool:
+    """The compiled schema's verdict on ``doc``."""
+    try:
+        compiled_validator()(doc)
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+    return True
 
 
 def _where(error: SchemaError) -> str:
@@ -83,7 +135,15 @@ def _where(error: SchemaError) -> str:
 
 
 def schema_errors(doc: Any, limit: int = 5) -> list[str]:
-    """Human-readable schema violations of ``doc`` (empty when it validates), deepest first."""
+    """Human-readable schema violations of ``doc`` (empty when it validates), deepest first.
+
+    The compiled validator decides; only a document it refuses is explained by the interpreted one (when
+    the interpreted one finds nothing to say, the compiled validator's own message is given)."""
+    try:
+        compiled_validator()(doc)
+        return []
+    except fastjsonschema.JsonSchemaValueException as exc:
+        fallback = f"{(exc.name or 'data').removeprefix('data').lstrip('.') or '(document)'}: {exc.message}"
     errors = sorted(validator().iter_errors(doc), key=lambda e: (-len(e.absolute_path), _where(e)))
     out: list[str] = []
     for error in errors:
@@ -95,7 +155,7 @@ def schema_errors(doc: Any, limit: int = 5) -> list[str]:
             out.append(message[:300])
         if len(out) >= limit:
             break
-    return out
+    return out or [fallback[:300]]
 
 
 def parse_document(text: str) -> dict[str, Any]:
@@ -131,12 +191,16 @@ def format_time(ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def check_vocabularies(event: dict[str, Any], where: str) -> None:
-    """The CBV checks the schema cannot make (a misspelt bare word passes it without a URI format checker)."""
+def check_vocabularies(event: dict[str, Any], where: str) -> dict[str, Any]:
+    """The CBV checks the schema cannot make (a misspelt bare word passes it without a URI format checker).
+    Returns the event with ``bizStep`` and ``disposition`` as bare CBV words (the caller's dict is untouched)."""
+    out = event
     try:
         for key, kind in (("bizStep", "bizStep"), ("disposition", "disposition")):
             if key in event:
-                event[key] = cbv.normalise_term(kind, event[key])
+                word = cbv.normalise_term(kind, event[key])
+                if word != event[key]:
+                    out = {**out, key: word}
         persistent = event.get("persistentDisposition", {})
         for values in (persistent.get("set", []), persistent.get("unset", [])):
             for value in values:
@@ -148,30 +212,7 @@ def check_vocabularies(event: dict[str, Any], where: str) -> None:
             cbv.normalise_term("sourceDest", item["type"])
     except cbv.VocabularyError as exc:
         raise SupplyInvalid(f"{where}: {exc}", Code.EPCIS_CBV_INVALID) from None
-
-
-def _party_digits(uri: str, where: str) -> tuple[str | None, str | None]:
-    """(organisation id, GS1 digits) named by a party/location identifier."""
-    if uri.startswith(ORG_URN):
-        return uri[len(ORG_URN):], None
-    lower = uri.lower()
-    for scheme in ("urn:epc:id:sgln:", "urn:epc:id:pgln:"):
-        if lower.startswith(scheme):
-            return None, "".join(uri[len(scheme):].split(".")[:2])
-    if uri.startswith(("http://", "https://")):
-        for ai in ("/414/", "/417/"):
-            if ai in uri:
-                return None, uri.split(ai, 1)[1][:13]
-    raise SupplyInvalid(f"{where}: cannot name a consortium member from {uri[:80]!r}", Code.PARTY_UNKNOWN)
-
-
-def _consignee(event: dict[str, Any], where: str) -> tuple[str | None, str | None]:
-    destinations = {d["type"]: d["destination"] for d in event.get("destinationList", [])}
-    for kind in ("owning_party", "possessing_party"):
-        if kind in destinations:
-            return _party_digits(destinations[kind], where)
-    raise SupplyInvalid(f"{where}: a shipping event needs a destination owning_party or possessing_party",
-                        Code.EPCIS_UNSUPPORTED)
+    return out
 
 
 def _refs(values: list[str], where: str) -> tuple[str, ...]:
@@ -205,6 +246,7 @@ def _commission(event: dict[str, Any], refs: tuple[str, ...], at: int, where: st
 
 _DECOMMISSION_STEPS = {"dispensing": "supplied", "destroying": "destroyed", "sampling": "sample"}
 _DISPOSITION_STATES = {"dispensed": "supplied", "destroyed": "destroyed", "stolen": "stolen"}
+_PARTY_ORDER = ("owning_party", "possessing_party", "location")
 
 
 def _object_ops(event: dict[str, Any], refs: tuple[str, ...], at: int, where: str) -> list[packs.Op]:
@@ -216,8 +258,10 @@ def _object_ops(event: dict[str, Any], refs: tuple[str, ...], at: int, where: st
     if disposition == "stolen":
         return [packs.Decommission(refs, "stolen", at)]
     if step == "shipping":
-        to, digits = _consignee(event, where)
-        return [packs.Ship(refs, to=to, to_party=digits, at=at)]
+        if not event.get("destinationList"):
+            raise SupplyInvalid(f"{where}: a shipping event needs a destination (owning_party, possessing_party or "
+                                "location)", Code.EPCIS_UNSUPPORTED)
+        return [packs.Ship(refs, at=at)]  # the consignee is resolved from the destination at apply
     if step == "receiving":
         return [packs.Receive(refs, at)]
     if step in _DECOMMISSION_STEPS:
@@ -230,12 +274,7 @@ def _object_ops(event: dict[str, Any], refs: tuple[str, ...], at: int, where: st
                         "meaning", Code.EPCIS_UNSUPPORTED)
 
 
-def event_ops(event: dict[str, Any], index: int) -> list[packs.Op]:
-    """The ops of one (schema-valid) event; raises SupplyInvalid naming ``event <index>``."""
-    where = f"event {index} ({event.get('type')})"
-    check_vocabularies(event, where)
-    if "errorDeclaration" in event:
-        raise SupplyInvalid(f"{where}: error declarations are not supported", Code.EPCIS_UNSUPPORTED)
+def _ops_and_refs(event: dict[str, Any], where: str) -> tuple[list[packs.Op], tuple[str, ...]]:
     at = event_time_ms(event["eventTime"])
     kind = event["type"]
     if kind == "AggregationEvent":
@@ -243,11 +282,12 @@ def event_ops(event: dict[str, Any], index: int) -> list[packs.Op]:
             raise SupplyInvalid(f"{where}: parentID is required unless action is OBSERVE", Code.EPCIS_UNSUPPORTED)
         parent = _refs([event["parentID"]], where)[0]
         children = _refs(event.get("childEPCs", []), where)
+        named = (parent, *children)
         if event["action"] == "ADD":
-            return [packs.Aggregate(parent, children, at)]
+            return [packs.Aggregate(parent, children, at)], named
         if event["action"] == "DELETE":
-            return [packs.Disaggregate(parent, children or None, at)]
-        return [packs.Observe(children or (parent,), event.get("bizStep") or "other", at)]
+            return [packs.Disaggregate(parent, children or None, at)], named
+        return [packs.Observe(children or (parent,), event.get("bizStep") or "other", at)], named
     if kind not in ("ObjectEvent", "TransactionEvent"):
         raise SupplyInvalid(f"{where}: {kind} is not supported by the ledger", Code.EPCIS_UNSUPPORTED)
     refs = _refs(event.get("epcList", []), where)
@@ -257,26 +297,87 @@ def event_ops(event: dict[str, Any], index: int) -> list[packs.Op]:
     if len(set(refs)) != len(refs):
         raise SupplyInvalid(f"{where}: an EPC is listed twice", Code.EPCIS_SCHEMA_INVALID)
     if kind == "TransactionEvent" and event.get("bizStep") not in ("shipping", "receiving"):
-        return [packs.Observe(refs, event.get("bizStep") or "other", at)]
-    return _object_ops(event, refs, at, where)
+        return [packs.Observe(refs, event.get("bizStep") or "other", at)], refs
+    return _object_ops(event, refs, at, where), refs
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedEvent:
+    """One validated event: its identity and key, its ops, the items it names, and the location and party
+    identifiers that attribute it (resolved against state at apply)."""
+
+    index: int
+    event_id: str  # its eventID, or the GS1 canonical event hash (ni:///sha-256;...)
+    key: str  # hex SHA-256 of event_id: its state key
+    ops: tuple[packs.Op, ...]
+    refs: tuple[str, ...]
+    biz_step: str | None
+    biz_location: str | None
+    read_point: str | None
+    sources: tuple[tuple[str, str], ...]  # (type, id) in document order
+    destinations: tuple[tuple[str, str], ...]
+
+
+def event_identity(event: dict[str, Any], context: Any = None) -> str:
+    """What keys an event: its ``eventID``, else its GS1 canonical event hash (``ni:///sha-256;…?ver=CBV2.0``)."""
+    given = event.get("eventID")
+    if isinstance(given, str) and given:
+        return given
+    return event_hash.event_hash(event, context)
+
+
+def key_of(event_id: str) -> str:
+    """The state key part of an event identity: hex SHA-256 of its UTF-8 text."""
+    return hashlib.sha256(event_id.encode()).hexdigest()
+
+
+def captured_event(event: dict[str, Any], index: int, context: Any = None) -> CapturedEvent:
+    """One (schema-valid) event, checked and mapped; raises SupplyInvalid naming ``event <index>``."""
+    where = f"event {index} ({event.get('type')})"
+    event_id = event_identity(event, context)
+    event = check_vocabularies(event, where)
+    if "errorDeclaration" in event:
+        raise SupplyInvalid(f"{where}: error declarations are not supported", Code.EPCIS_UNSUPPORTED)
+    ops, refs = _ops_and_refs(event, where)
+    read_point, biz_location = event.get("readPoint", {}).get("id"), event.get("bizLocation", {}).get("id")
+    return CapturedEvent(index, event_id, key_of(event_id), tuple(ops), refs, event.get("bizStep"), biz_location,
+                         read_point, tuple((s["type"], s["source"]) for s in event.get("sourceList", [])),
+                         tuple((d["type"], d["destination"]) for d in event.get("destinationList", [])))
+
+
+def event_ops(event: dict[str, Any], index: int) -> list[packs.Op]:
+    """The ops of one (schema-valid) event; raises SupplyInvalid naming ``event <index>``."""
+    return list(captured_event(event, index).ops)
 
 
 @dataclass(frozen=True)
 class Capture:
-    """A validated document: its ops, event count and SHA-256."""
+    """A validated document: its events (with their ops) and its SHA-256."""
 
-    ops: tuple[packs.Op, ...]
-    events: int
+    events: tuple[CapturedEvent, ...]
     document_sha256: str
+
+    @property
+    def ops(self) -> tuple[packs.Op, ...]:
+        return tuple(op for ev in self.events for op in ev.ops)
 
 
 def normalise_document(text: str) -> Capture:
+    """Parse, validate and map a document. Raises SupplyInvalid: EPCIS_SCHEMA_INVALID, EPCIS_CBV_INVALID,
+    EPCIS_UNSUPPORTED (including an empty event list), EPCIS_DUPLICATE_EVENTS (an event identity twice) and
+    the GS1 identifier codes."""
     doc = parse_document(text)
-    events = doc["epcisBody"]["eventList"]
-    ops = [op for i, event in enumerate(events) for op in event_ops(event, i)]
-    if not ops:
+    context = doc.get("@context")
+    events = tuple(captured_event(e, i, context) for i, e in enumerate(doc["epcisBody"]["eventList"]))
+    if not events:
         raise SupplyInvalid("the document has no events", Code.EPCIS_UNSUPPORTED)
-    return Capture(tuple(ops), len(events), hashlib.sha256(text.encode()).hexdigest())
+    seen: dict[str, int] = {}
+    for ev in events:
+        if ev.key in seen:
+            raise SupplyInvalid(f"event {ev.index} repeats event {seen[ev.key]} ({ev.event_id[:80]})",
+                                Code.EPCIS_DUPLICATE_EVENTS)
+        seen[ev.key] = ev.index
+    return Capture(events, hashlib.sha256(text.encode()).hexdigest())
 
 
 class CapturePayload(SupplyPayload):
@@ -286,24 +387,246 @@ class CapturePayload(SupplyPayload):
         return normalise_document(self.document)
 
 
+# --- idempotency ------------------------------------------------------------------------------------------
+
+def captured_before(state: Reader, events: Iterable[CapturedEvent]) -> list[tuple[CapturedEvent, EventRecord]]:
+    """The events already on the ledger, with their records."""
+    found = []
+    for ev in events:
+        rec = get_event(state, ev.key)
+        if rec is not None:
+            found.append((ev, rec))
+    return found
+
+
+def check_not_captured(state: Reader, capture: Capture) -> None:
+    """Refuse a document whose events were captured before: EPCIS_ALREADY_CAPTURED when all were,
+    EPCIS_DUPLICATE_EVENTS (naming them) when some were."""
+    before = captured_before(state, capture.events)
+    if not before:
+        return
+    if len(before) == len(capture.events):
+        captures = sorted({rec.capture for _, rec in before})
+        raise SupplyError(f"every event of this document was already captured (capture {', '.join(captures[:3])})",
+                          Code.EPCIS_ALREADY_CAPTURED)
+    named = ", ".join(f"event {ev.index} ({ev.event_id[:80]})" for ev, _ in before[:MAX_NAMED_DUPLICATES])
+    more = len(before) - MAX_NAMED_DUPLICATES
+    raise SupplyError(f"{len(before)} of {len(capture.events)} events were already captured: {named}"
+                      + (f" and {more} more" if more > 0 else ""), Code.EPCIS_DUPLICATE_EVENTS)
+
+
+def failed_event_index(message: str) -> int | None:
+    """The index of the event a failed capture or confirmation names (``event <index>: ...``), if any."""
+    match = _EVENT_PREFIX.match(message)
+    return None if match is None else int(match[1])
+
+
+# --- attribution and the pending queue ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Attributed:
+    """An event ready to run: its index, attributed organisation, key, ops (consignees resolved) and items."""
+
+    index: int
+    org: str
+    key: str
+    ops: tuple[packs.Op, ...]
+    refs: tuple[str, ...]
+
+    def pending(self) -> PendingEvent:
+        return PendingEvent(self.index, self.org, self.key, tuple(packs.op_to_json(op) for op in self.ops), self.refs)
+
+    @classmethod
+    def from_pending(cls, p: PendingEvent) -> Attributed:
+        return cls(p.index, p.org, p.event, tuple(packs.op_from_json(op) for op in p.ops), p.refs)
+
+
+def _first_party(resolved: list[tuple[str, str]]) -> str | None:
+    for kind in _PARTY_ORDER:
+        for t, org in resolved:
+            if t == kind:
+                return org
+    return None
+
+
+def attribute(resolver: Resolver, ev: CapturedEvent, capturer: str) -> tuple[Attributed, set[str]]:
+    """The event attributed to its member, and every organisation it involves (its member, sources and
+    destinations). Resolves every location and party identifier; raises SupplyError (LOCATION_UNKNOWN,
+    PARTY_UNKNOWN, the GS1 codes) naming the event."""
+    where = f"event {ev.index}"
+    at_location = resolver.identifier(ev.biz_location, where) if ev.biz_location else None
+    at_read_point = resolver.identifier(ev.read_point, where) if ev.read_point else None
+    sources = [(t, resolver.identifier(v, where, party=t != "location")) for t, v in ev.sources]
+    destinations = [(t, resolver.identifier(v, where, party=t != "location")) for t, v in ev.destinations]
+    org = at_location or at_read_point
+    if org is None:
+        if ev.biz_step == "shipping":
+            org = _first_party(sources)
+        elif ev.biz_step == "receiving":
+            org = _first_party(destinations)
+    org = org or capturer
+    ops = ev.ops
+    if any(isinstance(op, packs.Ship) for op in ops):
+        consignee = _first_party(destinations)
+        ops = tuple(replace(op, to=consignee) if isinstance(op, packs.Ship) else op for op in ops)
+    involved = {org, *(o for _, o in sources), *(o for _, o in destinations)}
+    return Attributed(ev.index, org, ev.key, ops, ev.refs), involved
+
+
+def _contents(run: packs.OpRun, refs: Iterable[str]) -> set[str]:
+    """The items inside the named containers, recursively, as committed so far."""
+    out: set[str] = set()
+    stack = list(refs)
+    while stack and len(out) < CAPTURE_ITEM_LIMIT:
+        rec = get_item(run.state, stack.pop())
+        for child in (rec.children or ()) if rec is not None else ():
+            if child not in out:
+                out.add(child)
+                stack.append(child)
+    return out
+
+
+def run_queue(run: packs.OpRun, queue: Iterable[Attributed], confirmed: set[str],
+              ) -> tuple[list[Attributed], list[Attributed]]:
+    """Apply, in order, every event whose member has confirmed and that no earlier waiting event holds back
+    (one naming the same items, or items inside them); the rest wait. Returns (applied, waiting). The first
+    refusal raises SupplyError ``event <index>: ...``."""
+    applied: list[Attributed] = []
+    waiting: list[Attributed] = []
+    blocked: set[str] = set()
+    for item in queue:
+        held = bool(blocked) and bool(blocked & ({*item.refs} | _contents(run, item.refs)))
+        if item.org in confirmed and not held:
+            run.org = item.org
+            for op in item.ops:
+                try:
+                    packs.apply_op(run, op)
+                except SupplyError as exc:
+                    raise SupplyError(f"event {item.index}: {exc.message}", exc.code) from None
+            applied.append(item)
+        else:
+            waiting.append(item)
+            blocked |= {*item.refs} | _contents(run, item.refs)
+    return applied, waiting
+
+
 class CaptureResult(TypedDict):
+    capture: str
     events: int
+    applied: int
+    pending: int
+    pending_orgs: list[str]
     ops: int
     document_sha256: str
 
 
 def apply_capture(state: Overlay, ctx: TxContext, capture: Capture) -> CaptureResult:
-    results = packs.apply_ops(state, ctx, capture.ops, limit=CAPTURE_ITEM_LIMIT)
-    ctx.emit("epcis_captured", events=capture.events, document_sha256=capture.document_sha256)
-    return {"events": capture.events, "ops": len(results), "document_sha256": capture.document_sha256}
+    """Capture a document (see the module docstring). Raises EPCIS_ALREADY_CAPTURED, EPCIS_DUPLICATE_EVENTS,
+    LOCATION_UNKNOWN, PARTY_UNKNOWN, UNAUTHORISED (the capturer is in none of the events) and whatever an
+    applied event's operation raises (``event <index>: ...``)."""
+    capturer = require_supply_member(state, ctx)
+    check_not_captured(state, capture)
+    resolver = Resolver(state)
+    queue: list[Attributed] = []
+    involved: set[str] = set()
+    for ev in capture.events:
+        item, orgs = attribute(resolver, ev, capturer)
+        queue.append(item)
+        involved |= orgs
+    if capturer not in involved:
+        raise SupplyError(f"{capturer!r} is neither the party, a source nor a destination of any event of this "
+                          "document", Code.UNAUTHORISED)
+    run = packs.OpRun(state, ctx, capturer, limit=CAPTURE_ITEM_LIMIT)
+    applied, waiting = run_queue(run, queue, {capturer})
+    height = ctx.env.height
+    for item in applied:
+        put_event(state, item.key, EventRecord(ctx.tx_hash, item.index, item.org, "applied", height))
+    for item in waiting:
+        put_event(state, item.key, EventRecord(ctx.tx_hash, item.index, item.org, "pending", height))
+    pending_orgs = sorted({item.org for item in waiting})
+    if waiting:
+        put_capture(state, CaptureRecord(ctx.tx_hash, capturer, height, ctx.env.time_ms, capture.document_sha256,
+                                         len(capture.events), (capturer,), tuple(i.pending() for i in waiting),
+                                         "pending"))
+    ops = sum(len(i.ops) for i in applied)
+    ctx.emit("epcis_captured", capture=ctx.tx_hash, events=len(capture.events), applied=len(applied),
+             pending=len(waiting), pending_orgs=pending_orgs, document_sha256=capture.document_sha256)
+    return {"capture": ctx.tx_hash, "events": len(capture.events), "applied": len(applied), "pending": len(waiting),
+            "pending_orgs": pending_orgs, "ops": ops, "document_sha256": capture.document_sha256}
 
 
-def _authorize(state: Overlay, ctx: TxContext, p: object) -> None:
+def _authorize_capture(state: Overlay, ctx: TxContext, capture: Capture) -> None:
+    require_supply_member(state, ctx)
+    check_not_captured(state, capture)
+
+
+def _capture_hints(capture: Capture) -> list[str]:
+    return [*(event_key(ev.key) for ev in capture.events), *(k for op in capture.ops for k in packs.op_hints(op))]
+
+
+# --- confirmation -------------------------------------------------------------------------------------------
+
+class ConfirmPayload(SupplyPayload):
+    capture: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    approve: bool = True
+
+
+class ConfirmResult(TypedDict):
+    capture: str
+    status: str
+    applied: int
+    pending: int
+    pending_orgs: list[str]
+
+
+def _pending_capture(state: Reader, capture: str) -> CaptureRecord:
+    rec = get_capture(state, capture)
+    if rec is None or rec.status != "pending":
+        raise SupplyError(f"no capture {capture[:16]}… has events pending", Code.CAPTURE_UNKNOWN)
+    return rec
+
+
+def apply_confirm(state: Overlay, ctx: TxContext, p: ConfirmPayload) -> ConfirmResult:
+    """Confirm (or, with ``approve`` false, reject) a capture's pending events attributed to the signer's
+    organisation. Confirming applies, in document order, every pending event whose member has now confirmed
+    and that nothing earlier holds back; rejecting drops every event still pending (their identities may be
+    captured again). Raises CAPTURE_UNKNOWN, NOTHING_TO_CONFIRM (no pending event is the organisation's),
+    and whatever an applied event's operation raises (``event <index>: ...``)."""
+    org = require_supply_member(state, ctx)
+    rec = _pending_capture(state, p.capture)
+    if org not in {pe.org for pe in rec.pending}:
+        raise SupplyError(f"no pending event of capture {p.capture[:16]}… is {org!r}'s", Code.NOTHING_TO_CONFIRM)
+    height = ctx.env.height
+    if not p.approve:
+        for pe in rec.pending:
+            delete_event(state, pe.event)
+        put_capture(state, replace(rec, pending=(), status="rejected", closed=height))
+        ctx.emit("epcis_rejected", capture=p.capture, by=org, dropped=len(rec.pending))
+        return {"capture": p.capture, "status": "rejected", "applied": 0, "pending": 0, "pending_orgs": []}
+    confirmed = {*rec.confirmed, org}
+    run = packs.OpRun(state, ctx, org, limit=CAPTURE_ITEM_LIMIT)
+    applied, waiting = run_queue(run, [Attributed.from_pending(pe) for pe in rec.pending], confirmed)
+    for item in applied:
+        put_event(state, item.key, EventRecord(p.capture, item.index, item.org, "applied", height))
+    status = "pending" if waiting else "complete"
+    put_capture(state, replace(rec, confirmed=tuple(sorted(confirmed)), pending=tuple(i.pending() for i in waiting),
+                               status=status, closed=None if waiting else height))
+    pending_orgs = sorted({i.org for i in waiting})
+    ctx.emit("epcis_confirmed", capture=p.capture, by=org, applied=[i.index for i in applied], pending=len(waiting))
+    return {"capture": p.capture, "status": status, "applied": len(applied), "pending": len(waiting),
+            "pending_orgs": pending_orgs}
+
+
+def _authorize_confirm(state: Overlay, ctx: TxContext, p: ConfirmPayload) -> None:
     require_supply_member(state, ctx)
 
 
 HANDLERS: list[Handler[Any]] = [
-    Handler("supply.epcis_capture", 1, CapturePayload, apply_capture, _authorize,
-                  summary="Capture an EPCIS 2.0 document: every event applies, or none does.",
-                  read_hints=lambda c: [k for op in c.ops for k in packs.op_hints(op)]),
+    Handler("supply.epcis_capture", 1, CapturePayload, apply_capture, _authorize_capture,
+            summary="Capture an EPCIS 2.0 document: each event attributed to its member; the capturer's apply, "
+                    "other members' wait for their confirmation; a refusal rolls back the whole document.",
+            read_hints=_capture_hints),
+    Handler("supply.epcis_confirm", 1, ConfirmPayload, apply_confirm, _authorize_confirm,
+            summary="A member confirms (or rejects) the events of a capture attributed to it.",
+            read_hints=lambda p: [capture_key(p.capture)]),
 ]

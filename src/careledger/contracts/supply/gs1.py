@@ -402,6 +402,33 @@ def parse_sgln_urn(text: str) -> SGLN:
     return SGLN(prefix, ref, unescape_epc_component(ext))
 
 
+def parse_pgln_urn(text: str) -> str:
+    """The GLN-13 of a party URN ``urn:epc:id:pgln:CompanyPrefix.PartyRef`` (12 digits before the check digit)."""
+    prefix, ref = _urn_fields(text, "pgln", 2)
+    _check_split(prefix, ref, 12, "PGLN URN", Code.MALFORMED_URN)
+    body = prefix + ref
+    return body + str(check_digit(body))
+
+
+_GLN_DL = re.compile(r"/(414|417)/([0-9]+)(?:/254/[^/?#]+)?/?(?:[?#].*)?$")
+
+
+def gln_of(identifier: str) -> str | None:
+    """The GLN (13 digits) a location or party identifier names: an SGLN or PGLN EPC URN (extension
+    dropped) or a GS1 Digital Link ``/414/<gln>[/254/<ext>]`` or ``/417/<gln>``. None for any other
+    kind of URI. Raises GS1Error for a malformed URN or GLN (wrong length, check digit)."""
+    lower = identifier[:16].lower()
+    if lower == "urn:epc:id:sgln:":
+        return parse_sgln_urn(identifier).gln
+    if lower == "urn:epc:id:pgln:":
+        return parse_pgln_urn(identifier)
+    if identifier.startswith(("http://", "https://")):
+        match = _GLN_DL.search(identifier)
+        if match is not None:
+            return parse_gln(match[2])
+    return None
+
+
 _Pairs = tuple[tuple[str, str], ...]  # (AI, value still percent-encoded)
 
 

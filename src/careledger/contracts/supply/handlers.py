@@ -17,7 +17,9 @@ supply.receive              items[]
 supply.decommission         items[], state (supplied, destroyed, stolen, exported, sample, …)
 supply.undo                 items[], state (the state being undone)
 supply.verify               gtin+serial(+lot, expiry) | dl | scan
-supply.epcis_capture        document (an EPCIS 2.0 JSON-LD document, as text)
+supply.epcis_capture        document (an EPCIS 2.0 JSON-LD document, as text), source?
+supply.epcis_confirm        capture (the capturing transaction's hash), approve
+supply.set_location         gln, org?, name, role, address?, status
 ==========================  ==================================================================
 """
 
@@ -28,7 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from careledger.contracts.base import Handler, Normalising, TxContext
-from careledger.contracts.supply import epcis, gs1, packs, products, verification
+from careledger.contracts.supply import epcis, gs1, locations, packs, products, verification
 from careledger.contracts.supply.base import SupplyPayload, require_supply_member
 from careledger.contracts.supply.layout import (
     MAX_ITEMS_PER_TX,
@@ -169,4 +171,5 @@ HANDLERS: list[Handler[Any]] = [
     _op_handler("supply.undo", UndoPayload, "The same party reverts a decommissioning within the undo window."),
     *verification.HANDLERS,
     *epcis.HANDLERS,
+    *locations.HANDLERS,
 ]

@@ -419,3 +419,192 @@ def get_pack(state: Reader, gtin: str, serial: str) -> PackRecord | None:
 
 def put_item(state: Overlay, ref: str, record: PackRecord) -> None:
     state.put(record_key(ref), record.to_json())
+
+
+# --- locations, captured events and multi-party captures ----------------------------------------------------
+#
+#     supply/location/<gln>        LocationRecord  {gln, org, name, role, address, status: active|retired, since,
+#                                                   updated}
+#     supply/event/<event>         EventRecord     {capture, index, org, status: applied|pending, height}
+#     supply/capture/<capture>     CaptureRecord   {id, by, height, time_ms, document_sha256, events, confirmed,
+#                                                   pending: [{index, org, ops, refs}], status: pending|complete|
+#                                                   rejected, closed?}
+#
+# ``<event>`` is the hex SHA-256 of the event's identity (its eventID, or the GS1 canonical event hash when it has
+# none: :mod:`careledger.contracts.supply.event_hash`); ``<capture>`` is the capturing transaction's hash.
+
+ADDRESS_FIELDS = ("street", "city", "postal_code", "region", "country")
+"""The address fields a location may carry: business data about a site, never about a person."""
+
+
+def location_key(gln: str) -> str:
+    return f"supply/location/{gln}"
+
+
+def location_prefix() -> str:
+    """The prefix under which every registered location lies (a GLN follows it)."""
+    return "supply/location/"
+
+
+def event_key(event: str) -> str:
+    return f"supply/event/{event}"
+
+
+def capture_key(capture: str) -> str:
+    return f"supply/capture/{capture}"
+
+
+def capture_prefix() -> str:
+    """The prefix under which every multi-party capture's record lies (a capture id follows it)."""
+    return "supply/capture/"
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRecord:
+    """A registered location (GLN): the organisation it belongs to, its name, role and address."""
+
+    gln: str
+    org: str
+    name: str
+    role: str
+    address: tuple[tuple[str, str], ...]  # (field, value), in ADDRESS_FIELDS order; empty: no address
+    status: str  # "active" | "retired"
+    since: int  # height of the first registration
+    updated: int  # height of the last change
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": dict(self.address) if self.address else None, "gln": self.gln, "name": self.name,
+                "org": self.org, "role": self.role, "since": self.since, "status": self.status,
+                "updated": self.updated}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> LocationRecord:
+        address = doc["address"] or {}
+        return cls(doc["gln"], doc["org"], doc["name"], doc["role"],
+                   tuple((f, address[f]) for f in ADDRESS_FIELDS if f in address), doc["status"], doc["since"],
+                   doc["updated"])
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A captured EPCIS event: the capture that carried it, its place there, the organisation it is attributed
+    to, and whether it has been applied or awaits that organisation's confirmation."""
+
+    capture: str  # the capturing transaction's hash (hex)
+    index: int  # its position in the document's event list
+    org: str  # the organisation the event is attributed to
+    status: str  # "applied" | "pending"
+    height: int  # the height it was captured at, or applied at once confirmed
+
+    def to_json(self) -> dict[str, Any]:
+        return {"capture": self.capture, "height": self.height, "index": self.index, "org": self.org,
+                "status": self.status}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> EventRecord:
+        return cls(doc["capture"], doc["index"], doc["org"], doc["status"], doc["height"])
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An event of a capture that waits: for its organisation's confirmation, or for an earlier pending event
+    on the same items. ``ops`` are the stored forms of its operations (:func:`careledger.contracts.supply.packs.
+    op_to_json`), ``refs`` the items it names."""
+
+    index: int
+    org: str
+    event: str  # its event key (hex)
+    ops: tuple[dict[str, Any], ...]
+    refs: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "index": self.index, "ops": list(self.ops), "org": self.org,
+                "refs": list(self.refs)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PendingEvent:
+        return cls(doc["index"], doc["org"], doc["event"], tuple(doc["ops"]), tuple(doc["refs"]))
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRecord:
+    """A multi-party capture with events still pending: who captured it, which organisations have confirmed
+    (the capturer always has), and the events that wait, in document order."""
+
+    id: str  # the capturing transaction's hash (hex)
+    by: str  # the capturing organisation
+    height: int
+    time_ms: int
+    document_sha256: str
+    events: int
+    confirmed: tuple[str, ...]  # sorted
+    pending: tuple[PendingEvent, ...]
+    status: str  # "pending" | "complete" | "rejected"
+    closed: int | None = None  # the height it became complete or was rejected
+
+    @property
+    def pending_orgs(self) -> list[str]:
+        """The organisations some pending event is attributed to, sorted."""
+        return sorted({p.org for p in self.pending})
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"by": self.by, "confirmed": list(self.confirmed),
+                               "document_sha256": self.document_sha256, "events": self.events, "height": self.height,
+                               "id": self.id, "pending": [p.to_json() for p in self.pending], "status": self.status,
+                               "time_ms": self.time_ms}
+        if self.closed is not None:
+            doc["closed"] = self.closed
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> CaptureRecord:
+        return cls(doc["id"], doc["by"], doc["height"], doc["time_ms"], doc["document_sha256"], doc["events"],
+                   tuple(doc["confirmed"]), tuple(PendingEvent.from_json(p) for p in doc["pending"]), doc["status"],
+                   doc.get("closed"))
+
+
+def get_location(state: Reader, gln: str) -> LocationRecord | None:
+    raw = state.get_raw(location_key(gln))
+    return None if raw is None else LocationRecord.from_json(orjson.loads(raw))
+
+
+def put_location(state: Overlay, record: LocationRecord) -> None:
+    state.put(location_key(record.gln), record.to_json())
+
+
+def locations(state: Reader) -> Iterator[LocationRecord]:
+    """Every registered location, by GLN."""
+    for _, raw in state.scan_raw(location_prefix()):
+        yield LocationRecord.from_json(orjson.loads(raw))
+
+
+def get_event(state: Reader, event: str) -> EventRecord | None:
+    raw = state.get_raw(event_key(event))
+    return None if raw is None else EventRecord.from_json(orjson.loads(raw))
+
+
+def put_event(state: Overlay, event: str, record: EventRecord) -> None:
+    state.put(event_key(event), record.to_json())
+
+
+def delete_event(state: Overlay, event: str) -> None:
+    state.delete(event_key(event))
+
+
+def get_capture(state: Reader, capture: str) -> CaptureRecord | None:
+    raw = state.get_raw(capture_key(capture))
+    return None if raw is None else CaptureRecord.from_json(orjson.loads(raw))
+
+
+def put_capture(state: Overlay, record: CaptureRecord) -> None:
+    state.put(capture_key(record.id), record.to_json())
+
+
+def captures(state: Reader) -> Iterator[CaptureRecord]:
+    """Every multi-party capture's record (pending, complete or rejected), by capture id."""
+    for _, raw in state.scan_raw(capture_prefix()):
+        yield CaptureRecord.from_json(orjson.loads(raw))

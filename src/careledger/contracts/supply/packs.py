@@ -24,13 +24,13 @@ Expiry is compared as whole UTC days: a pack is usable through its expiry date.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from careledger.contracts import identity
 from careledger.contracts.base import TxContext
 from careledger.contracts.supply import cbv, gs1
-from careledger.contracts.supply.base import EVENT_SKEW_MS, org_of_company_prefix, org_roles, require_supply_member
+from careledger.contracts.supply.base import EVENT_SKEW_MS, org_roles, require_supply_member
 from careledger.contracts.supply.layout import (
     MAX_ITEMS_PER_TX,
     LotRecord,
@@ -107,8 +107,7 @@ class Disaggregate:
 @dataclass(frozen=True)
 class Ship:
     items: tuple[str, ...]
-    to: str | None = None
-    to_party: str | None = None  # digits of a GLN/PGLN whose company prefix names the consignee (EPCIS)
+    to: str | None = None  # the consignee (an EPCIS shipment's is resolved from its destination at apply)
     at: int | None = None
     op: str = "ship"
 
@@ -145,6 +144,31 @@ class Observe:
 
 
 Op = Commission | CommissionUnit | Aggregate | Disaggregate | Ship | Receive | Decommission | Undo | Observe
+
+
+_OP_CLASSES: dict[str, type[Any]] = {"commission": Commission, "commission_unit": CommissionUnit,
+                                     "aggregate": Aggregate, "disaggregate": Disaggregate, "ship": Ship,
+                                     "receive": Receive, "decommission": Decommission, "undo": Undo,
+                                     "observe": Observe}
+
+
+def op_to_json(op: Op) -> dict[str, Any]:
+    """An op's stored form (a pending EPCIS event keeps its ops until confirmed): its fields, tuples as lists,
+    absent (None) fields left out."""
+    doc: dict[str, Any] = {}
+    for f in fields(op):
+        value = getattr(op, f.name)
+        if value is not None:
+            doc[f.name] = list(value) if isinstance(value, tuple) else value
+    return doc
+
+
+def op_from_json(doc: dict[str, Any]) -> Op:
+    """The op :func:`op_to_json` stored."""
+    kind = _OP_CLASSES[doc["op"]]
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
+    op: Op = kind(**values)
+    return op
 
 
 @dataclass
@@ -391,11 +415,6 @@ def apply_disaggregate(run: OpRun, op: Disaggregate) -> dict[str, Any]:
 
 def _consignee(run: OpRun, op: Ship) -> str:
     to = op.to
-    if to is None and op.to_party is not None:
-        to = org_of_company_prefix(run.state, op.to_party)
-        if to is None:
-            raise SupplyError(f"no consortium member holds the GS1 Company Prefix of {op.to_party}",
-                              Code.PARTY_UNKNOWN)
     if to is None:
         raise SupplyError("a shipment needs a consignee", Code.PARTY_UNKNOWN)
     identity.require_org(run.state, to)
