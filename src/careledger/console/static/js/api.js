@@ -83,3 +83,20 @@ export const lotDistribution = (gtin, lot) => call('GET',
   `/v1/console/supply/lots/${encodeURIComponent(gtin)}/${encodeURIComponent(lot)}/distribution`);
 /** Alerts are a signed GET. */
 export const alerts = (params, signer) => call('GET', '/v1/supply/alerts' + q(params), { signer });
+
+// -- claims: rule data about no one (the signed claim queries are not here yet: see views/claims.js) ---------
+export const claimPlan = (insurer, plan) => call('GET', `/v1/claims/plans/${encodeURIComponent(insurer)}/${encodeURIComponent(plan)}`);
+export const editTable = (name) => call('GET', `/v1/claims/tables/${encodeURIComponent(name)}`);
+
+// -- research: the study registry ----------------------------------------------------------------------------
+export const studies = (kind) => call('GET', '/v1/research/studies' + q({ kind }));
+export const study = (id) => call('GET', `/v1/research/studies/${encodeURIComponent(id)}`);
+
+// -- trials: public registry records --------------------------------------------------------------------------
+const trialPath = (trial, tail = '') => `/v1/trials/${encodeURIComponent(trial)}${tail}`;
+export const trials = () => call('GET', '/v1/trials');
+export const trial = (id) => call('GET', trialPath(id));
+export const trialSites = (id) => call('GET', trialPath(id, '/sites'));
+export const trialProtocols = (id) => call('GET', trialPath(id, '/protocols'));
+export const trialReconsent = (id) => call('GET', trialPath(id, '/reconsent'));
+export const trialSafety = (id) => call('GET', trialPath(id, '/safety'));

@@ -10,7 +10,9 @@ import { onSessionChange, session, setKey } from './session.js';
 export const VIEWS = [
   ['keys', () => import('./views/keys.js')], ['patient', () => import('./views/patient.js')],
   ['clinician', () => import('./views/clinician.js')], ['pharmacist', () => import('./views/pharmacist.js')],
-  ['supply', () => import('./views/supply.js')], ['explorer', () => import('./views/explorer.js')],
+  ['supply', () => import('./views/supply.js')], ['claims', () => import('./views/claims.js')],
+  ['research', () => import('./views/research.js')], ['trials', () => import('./views/trials.js')],
+  ['explorer', () => import('./views/explorer.js')],
   ['about', () => import('./views/about.js')],
 ];
 
