@@ -59,7 +59,7 @@ class AlertReads:
 
 def start(context: NodeContext, services: Services) -> None:
     """The alert index and the captured-event index, built at start-up (each derives its entries from
-    committed transactions as it is read), and the memory of the signed reads the alert route answered."""
+    committed transactions as it is read), and the memory of the signed reads the alerts answered."""
     services.add(AlertIndex())
     services.add(CapturedEventIndex())
     services.add(AlertReads(ReplayGuard()))
