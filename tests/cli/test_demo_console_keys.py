@@ -6,40 +6,35 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
-from careledger.client import Client
+from careledger.core.crypto import SigningKey
 from careledger.demo.console_keys import ROLES, write_console_keys
-from careledger.demo.consortium import ORGANISATIONS, Consortium
-from careledger.demo.story import Story
+from careledger.demo.consortium import ORGANISATIONS
 from careledger.keys import read_key
 from support import seeded_key
 
+ADMINS = {oid: seeded_key(f"demo-admin/{oid}") for oid, *_ in ORGANISATIONS}
 
-def story_with(people: list[str]) -> Story:
-    admins = {oid: seeded_key(f"demo-admin/{oid}") for oid, *_ in ORGANISATIONS}
-    story = Story(Client("http://127.0.0.1:9"), Consortium(None, admins), Console())  # type: ignore[arg-type]
-    for name in people:
-        story.people[name] = seeded_key(f"demo/{name}")
-    return story
+
+def people(*names: str) -> dict[str, SigningKey]:
+    return {name: seeded_key(f"demo/{name}") for name in names}
 
 
 def test_every_role_gets_its_key_file(tmp_path: Path) -> None:
-    people = [who for kind, who in ROLES.values() if kind == "person"]
-    story = story_with(people)
-    written = write_console_keys(story, tmp_path / "console-keys")
+    met = people(*(who for kind, who in ROLES.values() if kind == "person"))
+    written = write_console_keys(met, ADMINS, tmp_path / "console-keys")
     assert sorted(written) == sorted(ROLES)
     for role, path in written.items():
         kind, who = ROLES[role]
-        expected = story.consortium.admin(who) if kind == "admin" else story.people[who]
+        expected = ADMINS[who] if kind == "admin" else met[who]
         assert path == tmp_path / "console-keys" / f"{role}.json"
         assert read_key(path).public_hex == expected.public_hex
         assert path.stat().st_mode & 0o077 == 0  # private to the user, as every key file
 
 
 def test_a_role_the_story_never_met_is_left_out_and_files_are_never_overwritten(tmp_path: Path) -> None:
-    story = story_with(["patient"])
-    written = write_console_keys(story, tmp_path)
+    met = people("patient")
+    written = write_console_keys(met, ADMINS, tmp_path)
     assert sorted(written) == ["manufacturer", "operator", "patient", "regulator"]
     with pytest.raises(FileExistsError):
-        write_console_keys(story, tmp_path)
+        write_console_keys(met, ADMINS, tmp_path)

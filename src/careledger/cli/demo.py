@@ -68,7 +68,7 @@ def demo(
     server.stop()
     node.close()
     keys_dir = path / "console-keys"
-    write_console_keys(story, keys_dir)
+    write_console_keys(story.people, story.consortium.admins, keys_dir)
     out.print()
     out.rule("[bold cyan]careledger verify")
     report = verify_file(consortium.home.db_path)

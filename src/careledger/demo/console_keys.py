@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from careledger.demo.story import Story
+from careledger.core.crypto import SigningKey
 from careledger.keys import write_key
 
 ROLES: dict[str, tuple[str, str]] = {
@@ -22,18 +23,17 @@ ROLES: dict[str, tuple[str, str]] = {
 """Each console view's role and whose key the demo gives it."""
 
 
-def write_console_keys(story: Story, directory: Path) -> dict[str, Path]:
+def write_console_keys(people: Mapping[str, SigningKey], admins: Mapping[str, SigningKey],
+                       directory: Path) -> dict[str, Path]:
     """Write ``<directory>/<role>.json`` (plain, version 1: the console seals a loaded file under a
-    passphrase the user chooses) for every role of :data:`ROLES` whose person the story met. Raises
+    passphrase the user chooses) for every role of :data:`ROLES` whose person the story met (``people``,
+    the story's) or whose organisation has an admin (``admins``, by organisation id). Raises
     FileExistsError when a file is already there (key files are never overwritten)."""
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for role, (kind, who) in ROLES.items():
-        if kind == "admin":
-            key = story.consortium.admin(who)
-        elif who in story.people:
-            key = story.people[who]
-        else:
+        key = (admins if kind == "admin" else people).get(who)
+        if key is None:
             continue
         path = directory / f"{role}.json"
         write_key(path, key, role)
