@@ -24,6 +24,7 @@ from careledger.api.server import serve_in_thread
 from careledger.claims.edits import synthetic_tables
 from careledger.client import Client
 from careledger.contracts.claims.layout import day_of_ms
+from careledger.contracts.research.study_keys import compute_study_pseudonym, derive_study_key
 from careledger.core.crypto import SigningKey
 from careledger.keys import write_key
 from careledger.node.home import init_home
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 PLAN = "example-ppo"
+DAY_MS = 86_400_000
 PEOPLE = {"insurer-officer": ("insurer", "claims_officer"), "researcher": ("research", "researcher"),
           "coordinator": ("research", "trial_coordinator"), "dr": ("hospital", "physician")}
 
@@ -100,6 +102,18 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
         d.send(d.keys["coordinator"], "trials.add_site", {
             "trial": d.facts["trial"], "org": "hospital", "ethics": ethics,
             "investigators": [{"key": d.keys["dr"].public_hex, "role": "principal_investigator"}]})
+        # a patient who consented, with her study key, to a study of the registry (the page finds it)
+        d.keys["alice"] = seeded_key("console-desks/alice")
+        d.send(d.keys["alice"], "identity.register_patient", {})
+        now = int(time.time() * 1000)
+        study = d.send(d.keys["researcher"], "research.register_study", {
+            "anonymity": {"k": 5, "quasi_identifiers": ["birth_year", "sex", "zip3"]}, "category": "respiratory",
+            "ethics_ref": "IRB-2026-031", "period": {"end_ms": now + 400 * DAY_MS, "start_ms": now - DAY_MS},
+            "purpose": "HRESCH", "request": {"resource_types": ["Condition", "Patient"]}, "sponsor": "research",
+            "title": "Asthma control in adults"})
+        d.facts["study"] = study["receipt"]["result"]["study"]
+        d.send(derive_study_key(d.keys["alice"].seed, d.facts["study"]), "research.consent",
+               {"resource_types": [], "scope": "study", "target": d.facts["study"]})
         for name, key in d.keys.items():
             write_key(d.key_file(name), key, name)
         yield d
@@ -181,6 +195,28 @@ def test_researcher_registers_a_study_and_sees_it_in_the_registry(desks: Desks, 
     checked(page, "research")
 
 
+def test_patient_sees_her_research_log_and_consents_to_the_trial(desks: Desks, page: Any) -> None:
+    """(Before the sponsor suspends recruitment, below.) Her study keys are derived in the page (HKDF of her seed, as careledger.contracts.research.study_keys):
+    the research log is read with the study's key, and her trial consent is signed with the trial's."""
+    load_key(page, desks, "alice")  # type: ignore[arg-type]
+    page.click("#tab-participation")
+    page.wait_for_selector("#research-log")
+    assert "Asthma control in adults" in page.inner_text("#research-log")
+    assert "1 research consent(s) in force" in page.inner_text("#research-summary")
+    trial = desks.facts["trial"]
+    subject = compute_study_pseudonym(derive_study_key(desks.keys["alice"].seed, trial).public_hex)
+    row = page.locator(f"#my-trials tr[data-trial='{trial}']")
+    assert subject[:14] in row.inner_text() and "not taking part" in row.inner_text()
+    page.on("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Consent to take part").click()
+    page.wait_for_selector("#my-trials-out .notice-ok")
+    page.wait_for_selector(f"#my-trials tr[data-trial='{trial}']:has-text('consented to protocol version 1')")
+    with Client(desks.url) as client:
+        consent = client.request("GET", f"/v1/trials/{trial}/subjects/{subject}")["consent"]
+    assert (consent["status"], consent["version"], consent["subject"]) == ("active", 1, subject)
+    checked(page, "patient-research-trials")
+
+
 def test_sponsor_opens_the_trial_and_suspends_recruitment(desks: Desks, page: Any) -> None:
     load_key(page, desks, "coordinator")  # type: ignore[arg-type]
     page.click("#tab-trials")
@@ -223,7 +259,7 @@ def test_keyboard_opens_a_trial_and_the_views_speak_chinese(desks: Desks, browse
     pg.wait_for_selector("#trial-detail")
     assert pg.inner_text("main h1") == "临床试验"
     assert axe_check(pg, "trials-zh") == []
-    for tab, title in (("claims", "理赔台"), ("research", "科研")):
+    for tab, title in (("claims", "理赔台"), ("research", "科研"), ("participation", "我的科研与临床试验")):
         pg.click(f"#tab-{tab}")
         pg.wait_for_function("t => document.querySelector('main h1')?.textContent === t", arg=title)
         assert axe_check(pg, f"{tab}-zh") == []

@@ -91,6 +91,8 @@ export const editTable = (name) => call('GET', `/v1/claims/tables/${encodeURICom
 // -- research: the study registry ----------------------------------------------------------------------------
 export const studies = (kind) => call('GET', '/v1/research/studies' + q({ kind }));
 export const study = (id) => call('GET', `/v1/research/studies/${encodeURIComponent(id)}`);
+/** One study pseudonym's research log: a signed request by that study key. */
+export const researchLog = (signer) => call('POST', '/v1/research/log', { body: { kind: 'research-log' }, signer });
 
 // -- trials: public registry records --------------------------------------------------------------------------
 const trialPath = (trial, tail = '') => `/v1/trials/${encodeURIComponent(trial)}${tail}`;
@@ -100,3 +102,4 @@ export const trialSites = (id) => call('GET', trialPath(id, '/sites'));
 export const trialProtocols = (id) => call('GET', trialPath(id, '/protocols'));
 export const trialReconsent = (id) => call('GET', trialPath(id, '/reconsent'));
 export const trialSafety = (id) => call('GET', trialPath(id, '/safety'));
+export const trialSubject = (id, subject) => call('GET', trialPath(id, `/subjects/${encodeURIComponent(subject)}`));

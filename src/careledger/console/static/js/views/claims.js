@@ -5,7 +5,7 @@
 // signed claim queries that move to the one signed-request scheme first (see the notice).
 
 import * as api from '../api.js';
-import { act, badge, clear, code, field, h, notice, receiptView, short, table } from '../dom.js';
+import { act, badge, clear, code, field, fmtDate, h, notice, receiptView, short, table } from '../dom.js';
 import { t } from '../i18n.js';
 import { send } from '../ledger.js';
 import { session } from '../session.js';
@@ -15,6 +15,7 @@ const state = { claim: '', insurer: '', plan: '', table: 'synthetic-practitioner
 const CLAIM = 'clm-[0-9a-f]{24}';
 const HEX32 = '[0-9a-f]{64}';
 const money = (minor, currency) => (minor === null || minor === undefined ? '—' : `${(minor / 100).toFixed(2)} ${currency}`);
+const day = (n) => fmtDate(n * 86_400_000);
 const pct = (bps) => `${(bps / 100).toFixed(bps % 100 ? 2 : 0)} %`;
 
 function claimField(id) {
@@ -68,7 +69,7 @@ function planView(doc) {
   const latest = doc.versions[doc.versions.length - 1];
   const r = latest.rules;
   return h('div', {},
-    h('p', { id: 'plan-summary' }, t('cs.plan.summary', { versions: doc.versions.length, version: latest.version, day: latest.effective_day,
+    h('p', { id: 'plan-summary' }, t('cs.plan.summary', { versions: doc.versions.length, version: latest.version, day: day(latest.effective_day),
       deductible: money(r.deductible, r.currency), days: r.timely_filing_days, edits: r.edit_set || '—' }), ' ', code(short(latest.digest, 16))),
     table(t('cs.plan.categories'), [t('cs.col.category'), t('cs.col.covered'), t('cs.col.copay'), t('cs.col.coinsurance'), t('cs.col.deductible'), t('cs.col.auth')],
       r.categories.map((c) => h('tr', {}, h('td', {}, c.category), h('td', {}, c.covered ? t('cs.yes') : badge('bad', t('cs.excluded'))),
@@ -103,7 +104,7 @@ function rulesSection() {
         state.table = name.value.trim();
         const doc = await api.editTable(state.table);
         return table(t('cs.table.caption', { name: doc.name }), [t('col.version'), t('cs.col.effective'), t('col.status'), t('cs.col.yes'), t('cs.col.no'), t('cs.col.digest')],
-          doc.versions.map((v) => h('tr', {}, h('td', {}, v.version), h('td', {}, String(v.effective_day)),
+          doc.versions.map((v) => h('tr', {}, h('td', {}, v.version), h('td', {}, day(v.effective_day)),
             h('td', {}, v.status === 'approved' ? badge('ok', t('cs.table.approved')) : v.status),
             h('td', {}, v.yes.join(', ') || '—'), h('td', {}, v.no.join(', ') || '—'), h('td', {}, code(short(v.digest, 16))))));
       });
