@@ -291,7 +291,7 @@ export default {
   'about.keys': 'Your keys',
   'about.keys.body': 'Private keys are kept only in this browser (IndexedDB), sealed with your passphrase (scrypt and AES-256-GCM, the same file format as the careledger command), and are never sent. Lock the key or close the tab to forget the unlocked copy.',
   'about.missing': 'Not in this release',
-  'about.missing.claims': "Claims staff: the queues (flag feed, a claim's status) and a patient's own claims and EOBs wait for the claims queries to move to the one signed-request scheme; decisions and plan rules are in the Claims view.",
+  'about.missing.claims': 'Claims staff: the queues (flag feed, a claim’s status) and a patient’s own claims and EOBs wait for the claims queries to move to the one signed-request scheme; decisions and plan rules are in the Claims view.',
   'about.missing.research': 'Researchers: signed reads of release packages and query results are not in the console yet; the Research view shows the registry and registers studies.',
   'about.missing.trials': 'Trial participants: withdrawing a trial or research consent is not in the console yet; My research & trials shows her research log and consents to a trial.',
   'about.missing.recovery': 'Key recovery for patients through the identity contract (operations work, issue 16).',
