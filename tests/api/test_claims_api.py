@@ -11,11 +11,16 @@ from fastapi.routing import APIRoute
 
 from careledger.api.claims import router
 from careledger.claims.edits import synthetic_tables
+from careledger.vault.requests import sign_headers
 from support.claims_node import ClaimsNode, claims_node_fixture  # noqa: F401
 
 POSTS = ("/v1/claims/prepare", "/v1/claims/coverages/prepare", "/v1/claims/intake", "/v1/claims/txs",
          "/v1/claims/status", "/v1/claims/list", "/v1/claims/flags", "/v1/claims/coverages",
          "/v1/claims/eligibility")
+SIGNED = {"/v1/claims/prepare": "claim.prepare", "/v1/claims/coverages/prepare": "coverage.prepare",
+          "/v1/claims/status": "claims.status", "/v1/claims/list": "claims.list", "/v1/claims/flags": "claims.flags",
+          "/v1/claims/coverages": "claims.coverages", "/v1/claims/eligibility": "claims.eligibility"}
+"""The routes that take a signed request (docs/protocol.md section 4.3), each with its one kind."""
 
 
 @pytest.fixture
@@ -25,11 +30,11 @@ def openapi(claims_node: ClaimsNode) -> dict[str, Any]:
 
 
 def declared(doc: dict[str, Any], path: str, method: str = "post") -> set[int]:
-    """The statuses the route declares: as served, plus 422, which the app's OpenAPI hook strips from every
-    route's document along with FastAPI's own validation answer (reported to the lead)."""
+    """The statuses the route declares, as served (the app's OpenAPI hook replaces only FastAPI's own
+    validation answer, never a declared 422)."""
     route = next(r for r in router.routes if isinstance(r, APIRoute) and r.path == path
                  and method.upper() in (r.methods or ()))
-    assert {int(s) for s in doc["paths"][path][method]["responses"]} == {int(s) for s in route.responses} - {422}
+    assert {int(s) for s in doc["paths"][path][method]["responses"]} == {int(s) for s in route.responses}
     return {int(s) for s in route.responses}
 
 
@@ -43,8 +48,13 @@ def test_every_route_has_a_typed_body_and_declares_its_statuses(openapi: dict[st
         assert {200, 400, 413, 415, 503} <= declared(openapi, path), path
         assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].startswith(
             "#/components/schemas/"), path
-    prepare = openapi["paths"]["/v1/claims/prepare"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert prepare["properties"]["request"]["properties"]["kind"]["const"] == "claim.prepare"
+    for path, kind in SIGNED.items():
+        op = openapi["paths"][path]["post"]
+        assert op["security"] == [{"CareLedgerRequest": []}], path
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["properties"]["kind"]["const"] == kind and schema["additionalProperties"] is False, path
+        assert not {"request", "sig", "requester", "time_ms", "nonce", "content"} & set(schema["properties"]), path
+    assert "security" not in openapi["paths"]["/v1/claims/intake"]["post"]  # the reads it forwards are signed
     assert {401, 403, 404, 409, 410, 422, 500} <= declared(openapi, "/v1/claims/prepare")
     assert {502, 504} <= declared(openapi, "/v1/claims/intake")
     intake_502 = openapi["paths"]["/v1/claims/intake"]["post"]["responses"]["502"]["content"]["application/json"]
@@ -56,8 +66,12 @@ def test_every_route_has_a_typed_body_and_declares_its_statuses(openapi: dict[st
 def test_bodies_must_be_json_and_within_their_limit(claims_node: ClaimsNode, openapi: dict[str, Any],
                                                     path: str) -> None:
     url = claims_node.url + path
+    signed = {"content-type": "application/json"}  # the signature is checked before the body
+    if path in SIGNED:
+        signed |= sign_headers(claims_node.keys["hospital-officer"], claims_node.ledger.chain_id(), "POST", path,
+                               b"{not json")
     answers = [httpx.post(url, content=b"{}", headers={"content-type": "text/plain"}),
-               httpx.post(url, content=b"{not json", headers={"content-type": "application/json"}),
+               httpx.post(url, content=b"{not json", headers=signed),
                httpx.post(url, content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
                           headers={"content-type": "application/json"})]
     assert [(r.status_code, r.json()["error"]["name"]) for r in answers] == [
@@ -67,12 +81,25 @@ def test_bodies_must_be_json_and_within_their_limit(claims_node: ClaimsNode, ope
 
 def test_refusals_answer_a_declared_status(claims_node: ClaimsNode, openapi: dict[str, Any]) -> None:
     w = claims_node
-    cases = [("/v1/claims/status", {"request": {"kind": "claims.status"}, "sig": "00" * 64}, 400, "REQUEST_MALFORMED"),
-             ("/v1/claims/txs", {"tx": "00"}, 400, "MALFORMED_ENCODING"),
-             ("/v1/claims/intake", {"claim": "clm-" + "0" * 24, "reads": [{"request": {}, "sig": "00" * 64}]}, 404,
-              "CLAIM_UNKNOWN")]
-    for path, body, status, name in cases:
-        r = httpx.post(w.url + path, json=body)
+    key, chain = w.keys["hospital-officer"], w.ledger.chain_id()
+
+    def signed(path: str, doc: dict[str, Any]) -> dict[str, str]:
+        return sign_headers(key, chain, "POST", path, httpx.Request("POST", "/", json=doc).content)
+
+    status_query = {"kind": "claims.status"}  # no claim
+    forwarded = {"authorization": "CareLedger-Request key=00", "body": "{}"}
+    cases = [("/v1/claims/status", status_query, {}, 401, "MISSING_SIGNATURE"),
+             ("/v1/claims/status", status_query, signed("/v1/claims/list", status_query), 401, "BAD_SIGNATURE"),
+             ("/v1/claims/status", status_query, signed("/v1/claims/status", status_query), 400, "REQUEST_MALFORMED"),
+             ("/v1/claims/status", {**status_query, "claim": "clm-" + "0" * 24, "requester": key.public_hex},
+              signed("/v1/claims/status", {**status_query, "claim": "clm-" + "0" * 24,
+                                           "requester": key.public_hex}), 400, "REQUEST_MALFORMED"),
+             ("/v1/claims/txs", {"tx": "00"}, {}, 400, "MALFORMED_ENCODING"),
+             ("/v1/claims/intake", {"claim": "clm-" + "0" * 24, "reads": [forwarded]}, {}, 404, "CLAIM_UNKNOWN"),
+             ("/v1/claims/intake", {"claim": "clm-" + "0" * 24, "reads": [{"request": {}, "sig": "00" * 64}]}, {},
+              400, "REQUEST_MALFORMED")]  # the old envelope
+    for path, body, headers, status, name in cases:
+        r = httpx.post(w.url + path, json=body, headers=headers)
         assert (r.status_code, r.json()["error"]["name"]) == (status, name), r.text
         assert status in declared(openapi, path)
 

@@ -27,7 +27,8 @@ from careledger.vault.requests import sign_headers
 from support import Consortium
 
 SIGNED = (r"^/(v1/records/query|v1/gateway/(read|store)|v1/supply/alerts|v1/research/(releases|packages|answers|"
-          r"results|log)|fhir/(auth/token|\{resource_type\}.*))$")
+          r"results|log)|v1/claims/(prepare|coverages/prepare|status|list|flags|coverages|eligibility)|"
+          r"fhir/(auth/token|\{resource_type\}.*))$")
 EXAMPLES = 12
 
 
@@ -68,7 +69,8 @@ def test_signed_routes_answer_only_what_they_declare(server: BackgroundServer, c
         ("GET", "/v1/supply/alerts"), ("POST", "/fhir/auth/token"), ("GET", "/fhir/{resource_type}"),
         ("GET", "/fhir/{resource_type}/{resource_id}"), ("POST", "/v1/research/releases"),
         ("POST", "/v1/research/packages"), ("POST", "/v1/research/answers"), ("POST", "/v1/research/results"),
-        ("POST", "/v1/research/log")}
+        ("POST", "/v1/research/log"), *(("POST", f"/v1/claims/{p}") for p in (
+            "prepare", "coverages/prepare", "status", "list", "flags", "coverages", "eligibility"))}
     admin, chain_id = consortium.admin("hospital"), consortium.chain_id
     seen: dict[str, set[int]] = {}
     with httpx.Client(base_url=server.url, timeout=30) as http:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from careledger.client.claims import ClaimsClient
 from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
 from careledger.core.tx import sign_tx
+from careledger.vault.requests import sign_headers
 from support.claims_node import ClaimsNode, claims_node_fixture, coverage_resource, today  # noqa: F401
 
 
@@ -85,18 +87,24 @@ def test_a_replayed_submission(claims_node: ClaimsNode) -> None:
     refused(w, Code.DUPLICATE_TX, lambda: w.ledger.submit(raw, wait=True))
 
 
-def test_a_replayed_prepare_request(claims_node: ClaimsNode) -> None:
+def test_a_replayed_or_altered_prepare_request(claims_node: ClaimsNode) -> None:
     w = claims_node
     record, rid = w.encounter()
     cc = w.claims("hospital-officer")
-    envelope = cc._signed("claim.prepare", {"content": "00" * 32, "coverage": w.coverages[("insurer", "patient")],
-                                            "custodian": "hospital", "encounter": record, "insurer": "insurer",
-                                            "patient": w.pseudonym()})
+    body = json.dumps({"kind": "claim.prepare", "coverage": w.coverages[("insurer", "patient")],
+                       "custodian": "hospital", "encounter": record, "insurer": "insurer", "patient": w.pseudonym(),
+                       "resource": w.claim_resource(rid)}).encode()
+    headers = {"content-type": "application/json",
+               **sign_headers(cc.key, w.ledger.chain_id(), "POST", "/v1/claims/prepare", body)}
     gateway = cc.records.gateway("hospital")
-    refused(w, Code.REQUEST_MALFORMED, lambda: gateway.request(  # the resource is not the one signed
-        "POST", "/v1/claims/prepare", json={**envelope, "resource": w.claim_resource(rid)}))
+    altered = body.replace(b'"insurer":"insurer"', b'"insurer":"insurer-b"').replace(
+        b'"insurer": "insurer"', b'"insurer": "insurer-b"')
+    assert altered != body
+    refused(w, Code.BAD_SIGNATURE, lambda: gateway.request(  # the signature covers every byte of the body
+        "POST", "/v1/claims/prepare", content=altered, headers=headers))
+    assert gateway.request("POST", "/v1/claims/prepare", content=body, headers=headers)["type"] == "claims.submit"
     refused(w, Code.REQUEST_REPLAYED, lambda: gateway.request(
-        "POST", "/v1/claims/prepare", json={**envelope, "resource": w.claim_resource(rid)}))
+        "POST", "/v1/claims/prepare", content=body, headers=headers))
 
 
 def test_a_transaction_that_is_not_the_one_prepared(claims_node: ClaimsNode) -> None:
@@ -145,8 +153,8 @@ def test_intake_refusals(claims_node: ClaimsNode) -> None:
     officer = w.claims("insurer-officer")
     gateway = officer.records.gateway("insurer")
 
-    def read(records: list[str], purpose: str = "HPAYMT", key: ClaimsClient = officer) -> dict[str, Any]:
-        return key._signed("read", {"custodian": "hospital", "emergency": False, "patient": w.pseudonym(),
+    def read(records: list[str], purpose: str = "HPAYMT", key: ClaimsClient = officer) -> dict[str, str]:
+        return key._forwarded_read({"custodian": "hospital", "emergency": False, "patient": w.pseudonym(),
                                     "purpose": purpose, "records": records})
 
     both = sorted({status["record"], status["claim"]["encounter"]})
@@ -160,6 +168,13 @@ def test_intake_refusals(claims_node: ClaimsNode) -> None:
         "claim": claim, "reads": [read(both, key=w.claims("insurer-b-officer"))]}))
     refused(w, Code.REQUEST_MALFORMED, lambda: gateway.request("POST", "/v1/claims/intake", json={
         "claim": claim, "reads": []}))
+    good = read(both)
+    refused(w, Code.BAD_SIGNATURE, lambda: gateway.request("POST", "/v1/claims/intake", json={
+        "claim": claim, "reads": [{**good, "body": good["body"].replace("HPAYMT", "TREAT")}]}))
+    refused(w, Code.BAD_SIGNATURE, lambda: gateway.request("POST", "/v1/claims/intake", json={
+        "claim": claim, "reads": [{**good, "body": good["body"] + " "}]}))  # every byte is signed
+    refused(w, Code.MISSING_SIGNATURE, lambda: gateway.request("POST", "/v1/claims/intake", json={
+        "claim": claim, "reads": [{**good, "authorization": "Bearer x"}]}))
 
 
 def test_who_sees_a_claim(claims_node: ClaimsNode) -> None:

@@ -14,7 +14,8 @@ through the desk of the node that hosts the document's vault (:mod:`careledger.c
 * ``POST /v1/claims/txs``                the signed transaction: its documents are anchored, then it is
                                          submitted and its receipt returned.
 
-Queries about a patient's claims take signed requests (:mod:`careledger.claims.queries`):
+The prepare routes and the queries about a patient's claims take signed requests (docs/protocol.md
+section 4.3; their kinds in :mod:`careledger.claims.requests`, the queries in :mod:`careledger.claims.queries`):
 ``POST /v1/claims/status``, ``/list``, ``/flags``, ``/coverages``, ``/eligibility``. Plans and edit
 tables are rule data about no one: ``GET /v1/claims/plans/{insurer}/{plan}``, ``GET
 /v1/claims/tables/{name}``. Bodies are JSON (:func:`careledger.api.common.read_body`); every status a
@@ -28,11 +29,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from careledger.api import schemas
-from careledger.api.common import node_of, not_found, read_body, receipt_json
+from careledger.api.common import inline_defs, node_of, not_found, read_body, receipt_json, signed_request, signed_route
 from careledger.api.errors import LedgerRoute, error_response
 from careledger.api.records import RecordsServices
 from careledger.api.services import NodeContext, Services, services_of
@@ -46,6 +47,7 @@ from careledger.core.errors import Code, LedgerError
 from careledger.vault.canonical import parse_exact
 from careledger.vault.fhir import FhirInvalid
 from careledger.vault.ledger import NodeLedger
+from careledger.vault.requests import SignedRequest
 
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
@@ -81,46 +83,16 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ClaimPrepareBody(_Closed):
-    request: claims_requests.ClaimPrepare
-    sig: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
-    resource: dict[str, Any] = Field(description="The FHIR R4 Claim (professional or institutional).")
-
-
-class CoveragePrepareBody(_Closed):
-    request: claims_requests.CoveragePrepare
-    sig: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
-    resource: dict[str, Any] = Field(description="The FHIR R4 Coverage.")
-
-
-class ReadEnvelope(_Closed):
-    request: dict[str, Any] = Field(description="A gateway `read` request (careledger.vault.requests).")
-    sig: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
-
-
 class IntakeBody(_Closed):
     claim: ClaimId
-    reads: Annotated[list[ReadEnvelope], Field(min_length=1, max_length=2, description=(
-        "The officer's signed read of the claim's record and its encounter at the provider, purpose HPAYMT; "
-        "for a secondary claim, a second read of the prior payer's ClaimResponse at its insurer."))]
+    reads: Annotated[list[claims_requests.ForwardedRead], Field(min_length=1, max_length=2, description=(
+        "The officer's signed read (for POST /v1/gateway/read) of the claim's record and its encounter at the "
+        "provider, purpose HPAYMT; for a secondary claim, a second read of the prior payer's ClaimResponse at "
+        "its insurer."))]
 
 
 class CommitBody(_Closed):
     tx: Annotated[str, Field(pattern=r"^([0-9a-f]{2})+$", description="The signed transaction's wire bytes, hex.")]
-
-
-def _query_body(model: type[BaseModel]) -> type[BaseModel]:
-    signature = Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
-    built: type[BaseModel] = create_model(f"{model.__name__}Body", __base__=_Closed, request=(model, ...),
-                                          sig=(signature, ...))
-    return built
-
-
-StatusBody = _query_body(claims_requests.ClaimStatusQuery)
-ListBody = _query_body(claims_requests.PatientClaimsQuery)
-FlagsBody = _query_body(claims_requests.FlagsQuery)
-CoveragesBody = _query_body(claims_requests.CoveragesQuery)
-EligibilityBody = _query_body(claims_requests.EligibilityQuery)
 
 
 class DocumentRef(_Open):
@@ -212,27 +184,9 @@ class TableVersions(_Open):
     versions: list[dict[str, Any]]
 
 
-def _inline(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s JSON schema with its definitions inlined (a request body schema for ``openapi_extra``)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
-
-
 def body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline(model)}}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": inline_defs(model.model_json_schema())}}}}
 
 
 def ok(model: type[BaseModel], description: str = "The answer") -> dict[int | str, Any]:
@@ -251,6 +205,11 @@ def errors(*statuses: int, flagged: tuple[int, ...] = ()) -> dict[int | str, dic
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
+async def _signed(request: Request, limit: int) -> SignedRequest:
+    """The signed request as received: media type and size checked, the body read whole."""
+    return signed_request(request, await read_body(request, limit))
+
 
 async def _doc(request: Request, limit: int) -> Any:
     raw = await read_body(request, limit)
@@ -292,7 +251,8 @@ def _validated(model: type[BaseModel], doc: Any) -> Any:
 
 # --- the desk -------------------------------------------------------------------------------------------------
 
-@router.post("/prepare", summary="Prepare a claim (provider's claims officer)", openapi_extra=body(ClaimPrepareBody),
+@router.post("/prepare", summary="Prepare a claim (provider's claims officer; signed)",
+             openapi_extra=signed_route(claims_requests.ClaimPrepare),
              response_model=None,
              responses={**ok(PreparedTx, "The claims.submit payload to sign"),
                         **errors(400, 401, 403, 404, 409, 410, 413, 415, 422, 500, 503)})
@@ -301,24 +261,24 @@ async def prepare_claim(request: Request) -> JSONResponse:
     commitment and line fingerprints computed here (the salts never leave the node). Answers the
     `claims.submit` payload; sign it and POST the transaction to `/v1/claims/txs` on this node."""
     try:
-        doc = await _doc(request, MAX_DOCUMENT_BYTES)
+        signed = await _signed(request, MAX_DOCUMENT_BYTES)
     except LedgerError as exc:
         return _error(exc)
-    return await _run(claims_of(request).desk.prepare_claim, doc)
+    return await _run(claims_of(request).desk.prepare_claim, signed)
 
 
-@router.post("/coverages/prepare", summary="Prepare a coverage (insurer's claims officer)",
-             openapi_extra=body(CoveragePrepareBody), response_model=None,
+@router.post("/coverages/prepare", summary="Prepare a coverage (insurer's claims officer; signed)",
+             openapi_extra=signed_route(claims_requests.CoveragePrepare), response_model=None,
              responses={**ok(PreparedTx, "The claims.register_coverage or claims.update_coverage payload"),
                         **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
 async def prepare_coverage(request: Request) -> JSONResponse:
     """A FHIR Coverage for a pseudonymous beneficiary: only plan, period, order and status reach the
     ledger, behind a salted commitment to the whole resource (stored in this node's vault of the insurer)."""
     try:
-        doc = await _doc(request, MAX_DOCUMENT_BYTES)
+        signed = await _signed(request, MAX_DOCUMENT_BYTES)
     except LedgerError as exc:
         return _error(exc)
-    return await _run(claims_of(request).desk.prepare_coverage, doc)
+    return await _run(claims_of(request).desk.prepare_coverage, signed)
 
 
 @router.post("/intake", summary="Fetch, check and adjudicate a claim (insurer's claims officer)",
@@ -334,7 +294,7 @@ async def intake(request: Request) -> JSONResponse:
         parsed = _validated(IntakeBody, await _doc(request, MAX_REQUEST_BYTES))
     except LedgerError as exc:
         return _error(exc)
-    return await _run(claims_of(request).desk.intake, parsed.claim, [r.model_dump() for r in parsed.reads])
+    return await _run(claims_of(request).desk.intake, parsed.claim, list(parsed.reads))
 
 
 @router.post("/txs", summary="Submit a prepared claims transaction", openapi_extra=body(CommitBody),
@@ -366,13 +326,14 @@ async def commit(request: Request) -> JSONResponse:
 
 async def _query(request: Request, kind: str) -> JSONResponse:
     try:
-        doc = await _doc(request, MAX_REQUEST_BYTES)
+        signed = await _signed(request, MAX_REQUEST_BYTES)
     except LedgerError as exc:
         return _error(exc)
-    return await _run(claims_of(request).queries.answer, doc, kind)
+    return await _run(claims_of(request).queries.answer, signed, kind)
 
 
-@router.post("/status", summary="A claim's status (signed: patient, provider, insurer)", openapi_extra=body(StatusBody),
+@router.post("/status", summary="A claim's status (signed: patient, provider, insurer)",
+             openapi_extra=signed_route(claims_requests.ClaimStatusQuery),
              response_model=None, responses={**ok(ClaimStatusView), **errors(400, 401, 403, 404, 409, 413, 415, 503)})
 async def claim_status(request: Request) -> JSONResponse:
     """The claim as the ledger holds it — parties, coverage, encounter, status, flags — with every
@@ -381,21 +342,24 @@ async def claim_status(request: Request) -> JSONResponse:
     return await _query(request, "claims.status")
 
 
-@router.post("/list", summary="A patient's claims (signed)", openapi_extra=body(ListBody), response_model=None,
+@router.post("/list", summary="A patient's claims (signed)",
+             openapi_extra=signed_route(claims_requests.PatientClaimsQuery), response_model=None,
              responses={**ok(ClaimList), **errors(400, 401, 409, 413, 415, 503)})
 async def claim_list(request: Request) -> JSONResponse:
     """All of them to the patient or a delegate; a provider's or insurer's officer sees its organisation's."""
     return await _query(request, "claims.list")
 
 
-@router.post("/flags", summary="An insurer's flag feed (signed)", openapi_extra=body(FlagsBody), response_model=None,
+@router.post("/flags", summary="An insurer's flag feed (signed)",
+             openapi_extra=signed_route(claims_requests.FlagsQuery), response_model=None,
              responses={**ok(FlagFeed), **errors(400, 401, 403, 409, 413, 415, 503)})
 async def claim_flags(request: Request) -> JSONResponse:
     """Phantom claims, duplicates (across payers too), content and encounter mismatches, in commit order."""
     return await _query(request, "claims.flags")
 
 
-@router.post("/coverages", summary="A patient's coverages (signed)", openapi_extra=body(CoveragesBody),
+@router.post("/coverages", summary="A patient's coverages (signed)",
+             openapi_extra=signed_route(claims_requests.CoveragesQuery),
              response_model=None, responses={**ok(CoverageList), **errors(400, 401, 409, 413, 415, 503)})
 async def coverages(request: Request) -> JSONResponse:
     """The patient's coverages (plan, period, payer order, status); an insurer's officers see their own."""
@@ -403,7 +367,7 @@ async def coverages(request: Request) -> JSONResponse:
 
 
 @router.post("/eligibility", summary="Eligibility: FHIR CoverageEligibilityResponse (signed)",
-             openapi_extra=body(EligibilityBody), response_model=None,
+             openapi_extra=signed_route(claims_requests.EligibilityQuery), response_model=None,
              responses={**ok(EligibilityAnswer), **errors(400, 401, 403, 409, 413, 415, 422, 503)})
 async def claim_eligibility(request: Request) -> JSONResponse:
     """Is the patient covered on that day (default today), by whom first, with each plan's benefits."""

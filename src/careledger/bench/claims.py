@@ -68,7 +68,7 @@ from careledger.core.tx import sign_tx
 from careledger.demo.consortium import create_consortium
 from careledger.node.store import StateCommitment, Store
 from careledger.vault.canonical import canonical_bytes, from_python, json_of_canonical
-from careledger.vault.requests import sign_request
+from careledger.vault.requests import authorization, sign_headers
 from careledger.vault.store import Vault
 
 CHAIN_ID = "careledger-bench-claims"
@@ -239,9 +239,13 @@ class Driver:
         self.http = http
         self.chain_id = chain_id
 
-    async def post(self, path: str, body: bytes | dict[str, Any]) -> dict[str, Any]:
+    async def post(self, path: str, body: bytes | dict[str, Any], sign: SigningKey | None = None) -> dict[str, Any]:
+        """POST ``body`` (a signed request of ``sign``, when given: docs/protocol.md section 4.3)."""
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        response = await self.http.post(path, content=content, headers={"content-type": "application/json"})
+        headers = {"content-type": "application/json"}
+        if sign is not None:
+            headers |= sign_headers(sign, self.chain_id, "POST", path, content)
+        response = await self.http.post(path, content=content, headers=headers)
         doc: dict[str, Any] = response.json()
         if response.status_code != 200:
             raise BenchSetupError(f"{path}: HTTP {response.status_code} {str(doc.get('error'))[:200]}")
@@ -276,18 +280,18 @@ async def _one_claim(d: Driver, lane: Lane, patient: SigningKey, encounter: tupl
     pseudonym = compute_pseudonym(patient.public_hex)
     canonical = canonical_bytes(from_python(resource_doc))
     t0 = time.perf_counter()
-    envelope = sign_request(lane.hospital, d.chain_id, "claim.prepare", {
-        "content": hashlib.sha256(canonical).hexdigest(), "coverage": coverage, "custodian": HOSPITAL,
-        "encounter": encounter[0], "insurer": INSURER, "patient": pseudonym})
-    body = json.dumps(envelope).encode()[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"
-    prepared = await d.post("/v1/claims/prepare", body)
+    head = json.dumps({"kind": "claim.prepare", "coverage": coverage, "custodian": HOSPITAL,
+                       "encounter": encounter[0], "insurer": INSURER, "patient": pseudonym}).encode()
+    body = head[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"
+    prepared = await d.post("/v1/claims/prepare", body, sign=lane.hospital)
     submitted = await d.commit(lane, lane.hospital, prepared)
     t1 = time.perf_counter()
     claim = submitted["receipt"]["result"]["claim"]
     record = submitted["records"][0]["record"]
-    read = sign_request(lane.insurer, d.chain_id, "read", {
-        "custodian": HOSPITAL, "emergency": False, "patient": pseudonym, "purpose": "HPAYMT",
-        "records": sorted({record, encounter[0]})})
+    read_body = json.dumps({"kind": "read", "custodian": HOSPITAL, "emergency": False, "patient": pseudonym,
+                            "purpose": "HPAYMT", "records": sorted({record, encounter[0]})}).encode()
+    read = {"authorization": authorization(lane.insurer, d.chain_id, "POST", "/v1/gateway/read", read_body),
+            "body": read_body.decode()}
     intake = await d.post("/v1/claims/intake", {"claim": claim, "reads": [read]})
     await d.commit(lane, lane.insurer, intake)
     t2 = time.perf_counter()
@@ -371,8 +375,10 @@ def _setup(node: Service, home: Any, admins: dict[str, SigningKey], cfg: ClaimsB
         for lane in lanes:
             for p in lane.patients:
                 pseudonym = compute_pseudonym(p.public_hex)
-                doc = http.post("/v1/claims/coverages", json=sign_request(
-                    p, CHAIN_ID, "claims.coverages", {"patient": pseudonym})).json()
+                query = json.dumps({"kind": "claims.coverages", "patient": pseudonym}).encode()
+                doc = http.post("/v1/claims/coverages", content=query, headers={
+                    "content-type": "application/json",
+                    **sign_headers(p, CHAIN_ID, "POST", "/v1/claims/coverages", query)}).json()
                 coverage_of[pseudonym] = doc["coverages"][0]["id"]
         progress("setting up: encounters in the hospital's vault")
         per_patient = max(1, -(-cfg.claims // (cfg.concurrency * patients)))
@@ -387,10 +393,11 @@ def _setup(node: Service, home: Any, admins: dict[str, SigningKey], cfg: ClaimsB
                     "period": {"start": f"{date_of(d)}T09:00:00Z", "end": f"{date_of(d)}T10:00:00Z"}}}
                     for i, d in ids]}
                 canonical = canonical_bytes(from_python(bundle))
-                envelope = sign_request(dr, CHAIN_ID, "store", {"content": hashlib.sha256(canonical).hexdigest(),
-                                                                 "custodian": HOSPITAL, "patient": pseudonym})
-                body = json.dumps(envelope).encode()[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"
-                stored = http.post("/v1/gateway/store", content=body, headers={"content-type": "application/json"})
+                head = json.dumps({"kind": "store", "custodian": HOSPITAL, "patient": pseudonym}).encode()
+                body = head[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"
+                signed = sign_headers(dr, CHAIN_ID, "POST", "/v1/gateway/store", body)
+                stored = http.post("/v1/gateway/store", content=body,
+                                   headers={"content-type": "application/json", **signed})
                 if stored.status_code != 200:
                     raise BenchSetupError(f"storing encounters failed: {stored.text[:300]}")
                 encounters[pseudonym] = [(r["record"], i, d) for r, (i, d) in zip(stored.json()["records"], ids,

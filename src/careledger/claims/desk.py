@@ -43,10 +43,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -76,10 +76,18 @@ from careledger.core.errors import Code, LedgerError, TxFailed
 from careledger.core.state import Overlay, StateReader
 from careledger.core.tx import decode_tx
 from careledger.node.engine import Engine
-from careledger.vault.canonical import canonical_bytes, compute_commitment, content_hash, from_python, parse_exact
+from careledger.vault.canonical import canonical_bytes, compute_commitment, from_python, parse_exact
 from careledger.vault.fhir import FhirInvalid, operation_outcome
 from careledger.vault.gateway import Gateway
-from careledger.vault.requests import FRESHNESS_MS, ReplayGuard, verify_request
+from careledger.vault.requests import (
+    FRESHNESS_MS,
+    ReadRequest,
+    ReplayGuard,
+    SignedRequest,
+    Verified,
+    parse_exact_json,
+    verify_request,
+)
 from careledger.vault.store import Vault
 
 from . import requests as claims_requests
@@ -102,6 +110,7 @@ from .package import (
     prior_payer_from_response,
     seal_with_salt,
 )
+from .requests import ForwardedRead
 
 log = logging.getLogger("careledger.claims")
 PENDING_TTL_MS = 10 * 60 * 1000
@@ -192,10 +201,16 @@ class TableShelf:
         return found
 
 
-def _remote_read(url: str, envelope: dict[str, Any]) -> dict[str, Any]:
-    """A read through another node's gateway (``POST {url}/v1/gateway/read``); its refusal as LedgerError."""
+P = TypeVar("P", claims_requests.ClaimPrepare, claims_requests.CoveragePrepare)
+
+
+def _remote_read(url: str, read: SignedRequest) -> dict[str, Any]:
+    """A signed read handed unchanged to another node's gateway (``POST {url}/v1/gateway/read``: its body
+    and Authorization header as signed); its refusal as LedgerError."""
+    headers = {"content-type": "application/json", "authorization": read.authorization or ""}
     try:
-        response = httpx.post(url.rstrip("/") + "/v1/gateway/read", json=envelope, timeout=REMOTE_TIMEOUT)
+        response = httpx.post(url.rstrip("/") + claims_requests.READ_TARGET, content=read.body, headers=headers,
+                              timeout=REMOTE_TIMEOUT)
     except httpx.HTTPError as exc:
         raise LedgerError(f"the custodian's gateway could not be reached ({type(exc).__name__})",
                           Code.NODE_UNAVAILABLE) from None
@@ -220,7 +235,7 @@ class ClaimsDesk:
 
     def __init__(self, gateway: Gateway, engine: Engine, *, tables_dir: Path | None = None,
                  clock: Callable[[], float] = time.time, window_ms: int = FRESHNESS_MS,
-                 remote_read: Callable[[str, dict[str, Any]], dict[str, Any]] = _remote_read) -> None:
+                 remote_read: Callable[[str, SignedRequest], dict[str, Any]] = _remote_read) -> None:
         self.gateway = gateway
         self.ledger = gateway.ledger
         self.engine = engine
@@ -274,27 +289,31 @@ class ClaimsDesk:
             raise LedgerError(exc.message, exc.code) from None
 
     # -- provider: a claim ---------------------------------------------------------------------------------
-    def prepare_claim(self, doc: Any) -> dict[str, Any]:
+    def _verify_prepare(self, request: SignedRequest, kind: str, model: type[P]) -> Verified[P]:
+        """A signed request to prepare a document (``kind``; its resource parsed with every decimal's exact
+        text): signature, freshness, shape, novelty. Raises the request errors."""
+        verified: Verified[P] = verify_request(request, self.ledger.chain_id, self.ledger.suite, self.now_ms(),
+                                               kinds={kind: model}, guard=self.guard, window_ms=self.window_ms,
+                                               parse=parse_exact_json)
+        return verified
+
+    def prepare_claim(self, request: SignedRequest) -> dict[str, Any]:
         """Validate a FHIR Claim for an encounter this provider holds; answer the ``claims.submit`` payload.
 
         Raises the request errors; UNKNOWN_SIGNER; CLAIM_NOT_PROVIDER (not an admin or claims officer of
-        the custodian); VAULT_NOT_HOSTED; PATIENT_UNKNOWN; REQUEST_MALFORMED (the resource is not the one
-        signed, or the record is not an Encounter); FHIR_INVALID / CLAIM_CONTENT_INVALID with an
+        the custodian); VAULT_NOT_HOSTED; PATIENT_UNKNOWN; REQUEST_MALFORMED (the record is not an
+        Encounter); FHIR_INVALID / CLAIM_CONTENT_INVALID with an
         OperationOutcome (also for a claim type other than professional or institutional);
         RECORD_UNKNOWN / NOT_CUSTODIAN / RECORD_PATIENT_MISMATCH / RECORD_ERASED for an encounter this
         vault does not hold for this patient; VAULT_INTEGRITY.
         """
-        verified = claims_requests.verify(doc, self.ledger.chain_id, self.ledger.suite, self.now_ms(), self.guard,
-                                          ("claim.prepare",), frozenset({"resource"}))
-        req: claims_requests.ClaimPrepare = verified.body
+        verified = self._verify_prepare(request, "claim.prepare", claims_requests.ClaimPrepare)
+        req, requester = verified.body, verified.requester
         view = self.ledger.view()
-        self._officer(view, req.requester, req.custodian, admin=True, code=Code.CLAIM_NOT_PROVIDER)
+        self._officer(view, requester, req.custodian, admin=True, code=Code.CLAIM_NOT_PROVIDER)
         vault = self.gateway.vault(req.custodian)
         self._patient(view, req.patient)
-        resource = doc.get("resource")
-        if content_hash(resource) != req.content:
-            raise LedgerError("the resource is not the one the request signs", Code.REQUEST_MALFORMED)
-        value = from_python(resource)
+        value = from_python(req.resource)
         content = parse_claim(value)
         if content.claim_type not in CLAIM_TYPES:
             raise FhirInvalid("only professional and institutional claims are submitted", operation_outcome(
@@ -310,7 +329,7 @@ class ClaimsDesk:
             "insurer": req.insurer, "lines": len(content.lines), "patient": req.patient,
             "prior_payer_claim": req.prior_payer_claim, "provider": req.custodian, "replaces": req.replaces,
             "start_day": content.billable_start_day, "type": content.claim_type}
-        pending = Pending("claims.submit", req.custodian, req.requester, req.patient, payload,
+        pending = Pending("claims.submit", req.custodian, requester, req.patient, payload,
                           [Document(claim_record_id(commitment), "Claim", canonical_bytes(value), salt)],
                           self.now_ms() + PENDING_TTL_MS)
         self._hold(commitment, pending)
@@ -337,24 +356,20 @@ class ClaimsDesk:
         return salt
 
     # -- insurer: a coverage ---------------------------------------------------------------------------------
-    def prepare_coverage(self, doc: Any) -> dict[str, Any]:
+    def prepare_coverage(self, request: SignedRequest) -> dict[str, Any]:
         """Validate a FHIR Coverage; answer the ``claims.register_coverage`` (or, naming ``coverage``,
         ``claims.update_coverage``) payload. Raises the request errors; UNKNOWN_SIGNER;
         CLAIM_NOT_INSURER; VAULT_NOT_HOSTED; PATIENT_UNKNOWN; REQUEST_MALFORMED; FHIR_INVALID /
         COVERAGE_INVALID; CLAIM_COVERAGE_UNKNOWN / CLAIM_COVERAGE_MISMATCH for an update of a coverage
         that is not this insurer's cover of this patient; COVERAGE_INVALID for an update that changes
         the plan or the start."""
-        verified = claims_requests.verify(doc, self.ledger.chain_id, self.ledger.suite, self.now_ms(), self.guard,
-                                          ("coverage.prepare",), frozenset({"resource"}))
-        req: claims_requests.CoveragePrepare = verified.body
+        verified = self._verify_prepare(request, "coverage.prepare", claims_requests.CoveragePrepare)
+        req, requester = verified.body, verified.requester
         view = self.ledger.view()
-        self._officer(view, req.requester, req.custodian, admin=True, code=Code.CLAIM_NOT_INSURER)
+        self._officer(view, requester, req.custodian, admin=True, code=Code.CLAIM_NOT_INSURER)
         self.gateway.vault(req.custodian)
         self._patient(view, req.patient)
-        resource = doc.get("resource")
-        if content_hash(resource) != req.content:
-            raise LedgerError("the resource is not the one the request signs", Code.REQUEST_MALFORMED)
-        value = from_python(resource)
+        value = from_python(req.resource)
         terms = parse_coverage(value, coverage=req.coverage or "", insurer=req.custodian, beneficiary=req.patient)
         salt = new_salt()
         commitment = coverage_commitment(value, salt)
@@ -377,14 +392,24 @@ class ClaimsDesk:
                     [("business-rule", "plan and period.start must not change", "Coverage")]), Code.COVERAGE_INVALID)
             payload = {"commitment": commitment, "coverage": req.coverage, "end_day": terms.end_day,
                        "order": terms.order, "status": terms.status}
-        pending = Pending(tx_type, req.custodian, req.requester, req.patient, payload,
+        pending = Pending(tx_type, req.custodian, requester, req.patient, payload,
                           [Document(coverage_record_id(commitment), "Coverage", canonical_bytes(value), salt)],
                           self.now_ms() + PENDING_TTL_MS)
         self._hold(commitment, pending)
         return self._answer(pending)
 
     # -- insurer: intake and adjudication ----------------------------------------------------------------------
-    def intake(self, claim_id: str, reads: list[Any]) -> dict[str, Any]:
+    def _verify_read(self, read: ForwardedRead) -> tuple[SignedRequest, Verified[ReadRequest]]:
+        """A forwarded read, checked here as the custodian's gateway will check it (signature for ``POST
+        /v1/gateway/read``, freshness, a ``read``); its replay is the gateway's to refuse. Raises the
+        request errors."""
+        signed = read.signed()
+        verified: Verified[ReadRequest] = verify_request(signed, self.ledger.chain_id, self.ledger.suite,
+                                                         self.now_ms(), kinds={"read": ReadRequest},
+                                                         window_ms=self.window_ms, parse=parse_exact_json)
+        return signed, verified
+
+    def intake(self, claim_id: str, reads: Sequence[ForwardedRead]) -> dict[str, Any]:
         """Fetch the claim and its encounter through the provider's gateway (the officer's signed ``read``,
         ``reads[0]``), check them, adjudicate, and answer the ``claims.adjudicate`` payload.
 
@@ -402,10 +427,9 @@ class ClaimsDesk:
         claim = get_claim(view, claim_id)
         if claim is None:
             raise LedgerError(f"no claim {claim_id}", Code.CLAIM_UNKNOWN)
-        verified = verify_request(reads[0], self.ledger.chain_id, self.ledger.suite, self.now_ms(), None, ("read",),
-                                  self.window_ms)
+        signed, verified = self._verify_read(reads[0])
         req = verified.body
-        self._officer(view, req.requester, claim.insurer, admin=False, code=Code.CLAIM_NOT_INSURER)
+        self._officer(view, verified.requester, claim.insurer, admin=False, code=Code.CLAIM_NOT_INSURER)
         insurer_vault = self.gateway.vault(claim.insurer)
         if claim.status not in ("submitted", "pended", "appealed"):
             raise LedgerError(f"claim {claim.id} is {claim.status}: not awaiting adjudication",
@@ -416,7 +440,7 @@ class ClaimsDesk:
                 or sorted(set(req.records)) != sorted({record, claim.encounter}):
             raise LedgerError("the read must name the claim's record and its encounter at the provider, for "
                               "purpose HPAYMT", Code.REQUEST_MALFORMED)
-        fetched = self._read(view, claim.provider, reads[0])
+        fetched = self._read(view, claim.provider, signed)
         claim_doc = self._checked(view, fetched, record, claim, FLAG_CONTENT_MISMATCH)
         encounter_doc = self._retained_encounter(view, claim, fetched)
         if encounter_doc is None:
@@ -426,7 +450,7 @@ class ClaimsDesk:
                                      bytes.fromhex(encounter_doc["salt"]), encounter_doc["canonical"].encode("utf-8"))
         enc = encounter_facts(claim.encounter, parse_exact(retained.canonical), retained.salt,
                               encounter_doc["commitment"])
-        return self._adjudicate(view, claim, content, enc, retained, req.requester, reads[1:], insurer_vault)
+        return self._adjudicate(view, claim, content, enc, retained, verified.requester, reads[1:], insurer_vault)
 
     def _retained_encounter(self, view: StateReader, claim: ClaimRecord,
                             fetched: dict[str, Any]) -> dict[str, Any] | None:
@@ -445,15 +469,16 @@ class ClaimsDesk:
         return {"record": kept.record, "version": kept.version, "salt": kept.salt.hex(),
                 "canonical": kept.canonical.decode("utf-8"), "commitment": anchor.commitment}
 
-    def _read(self, view: StateReader, custodian: str, envelope: Any) -> dict[str, Any]:
+    def _read(self, view: StateReader, custodian: str, read: SignedRequest) -> dict[str, Any]:
+        """The custodian's gateway's answer to a signed read: this node's own, or its node's over HTTP."""
         if self.gateway._hosts(custodian):
-            return self.gateway.read(envelope)
+            return self.gateway.read(read)
         org = identity.get_org(view, custodian)
         url = None if org is None else org.api
         if not url:
             raise LedgerError(f"no node of {custodian!r} is known (its organisation names no api)",
                               Code.VAULT_NOT_HOSTED)
-        return self.remote_read(str(url), envelope)
+        return self.remote_read(str(url), read)
 
     @staticmethod
     def _checked(view: StateReader, fetched: dict[str, Any], record: str, claim: ClaimRecord,
@@ -490,7 +515,7 @@ class ClaimsDesk:
         return content
 
     def _adjudicate(self, view: StateReader, claim: ClaimRecord, content: ClaimContent, enc: Any,
-                    retained: RetainedEncounter, officer: str, prior_reads: list[Any],
+                    retained: RetainedEncounter, officer: str, prior_reads: Sequence[ForwardedRead],
                     vault: Vault) -> dict[str, Any]:
         cov = get_coverage(view, claim.coverage)
         assert cov is not None
@@ -588,7 +613,8 @@ class ClaimsDesk:
             out.extend(paid_lines(package.content(), package.result, other.id))
         return tuple(sorted(out, key=lambda p: (p.service_day, p.system, p.code, p.claim, p.modifiers, p.units)))
 
-    def _prior_payer(self, view: StateReader, claim: ClaimRecord, reads: list[Any], currency: str) -> Any:
+    def _prior_payer(self, view: StateReader, claim: ClaimRecord, reads: Sequence[ForwardedRead],
+                     currency: str) -> Any:
         """The prior payer's per-line payments, from its ClaimResponse read through its gateway (None
         without such a read: the claim is then denied OA-22, bill the primary first)."""
         if claim.prior_payer_claim is None or not reads:
@@ -598,12 +624,11 @@ class ClaimsDesk:
         if primary is None or latest is None or latest.result_commitment is None or latest.outcome == "pended":
             return None
         record = adjudication_record_id(latest.result_commitment, "response")
-        envelope = reads[0]
-        body = envelope.get("request") if isinstance(envelope, dict) else None
-        if not isinstance(body, dict) or body.get("custodian") != primary.insurer or body.get("records") != [record]:
+        signed, verified = self._verify_read(reads[0])
+        if verified.body.custodian != primary.insurer or list(verified.body.records) != [record]:
             raise LedgerError("the second read must name the prior payer's ClaimResponse at its insurer",
                               Code.REQUEST_MALFORMED)
-        fetched = self._read(view, primary.insurer, envelope)
+        fetched = self._read(view, primary.insurer, signed)
         doc = self._checked(view, fetched, record, claim, FLAG_CONTENT_MISMATCH)
         return prior_payer_from_response(parse_exact(doc["canonical"]), primary.id, primary.insurer, currency)
 

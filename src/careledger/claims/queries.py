@@ -47,7 +47,7 @@ from careledger.core.state import StateReader
 from careledger.vault.canonical import DECIMAL_TAG
 from careledger.vault.fhir import validate_resource
 from careledger.vault.ledger import LedgerPort
-from careledger.vault.requests import FRESHNESS_MS, ReplayGuard
+from careledger.vault.requests import FRESHNESS_MS, ReplayGuard, SignedRequest, Verified, verify_request
 
 from . import requests as claims_requests
 from .content import date_of, from_minor
@@ -108,15 +108,17 @@ class ClaimQueries:
         self.window_ms = window_ms
         self.guard = ReplayGuard(window_ms)
 
-    def answer(self, doc: Any, kind: str) -> dict[str, Any]:
-        """Answer a signed request of ``kind``. Raises the request errors, UNKNOWN_SIGNER and the kind's
-        own refusals (see the module docstring)."""
+    def answer(self, request: SignedRequest, kind: str) -> dict[str, Any]:
+        """Answer a signed request (docs/protocol.md section 4.3) whose body is a ``kind``. Raises the
+        request errors (MISSING_SIGNATURE, BAD_SIGNATURE, REQUEST_STALE, REQUEST_MALFORMED,
+        REQUEST_REPLAYED), UNKNOWN_SIGNER and the kind's own refusals (see the module docstring)."""
         now = int(self.clock() * 1000)
-        verified = claims_requests.verify(doc, self.ledger.chain_id, self.ledger.suite, now, self.guard, (kind,),
-                                          window_ms=self.window_ms)
+        verified: Verified[Any] = verify_request(request, self.ledger.chain_id, self.ledger.suite, now,
+                                                 kinds={kind: claims_requests.QUERY_KINDS[kind]}, guard=self.guard,
+                                                 window_ms=self.window_ms)
         req = verified.body
         view = self.ledger.view()
-        signer = identity.resolve_signer(view, req.requester)
+        signer = identity.resolve_signer(view, verified.requester)
         if signer.kind == "unregistered":
             raise AuthError("the requester is neither a consortium member nor a registered patient",
                             Code.UNKNOWN_SIGNER)

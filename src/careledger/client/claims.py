@@ -26,11 +26,8 @@ whose content, fingerprints or encounter do not match the ledger.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
-
-import httpx
 
 from careledger.client import Client, ClientError
 from careledger.client.records import FetchedRecord, RecordsClient
@@ -38,11 +35,13 @@ from careledger.core.crypto import SigningKey
 from careledger.core.errors import Code
 from careledger.core.tx import sign_tx
 from careledger.vault.canonical import canonical_bytes, from_python, json_of_canonical, parse_exact
-from careledger.vault.requests import sign_request
+from careledger.vault.requests import authorization
 
 __all__ = ["ClaimFlagged", "ClaimsClient"]
 
 PAYMENT = "HPAYMT"
+READ_TARGET = "/v1/gateway/read"
+"""The custodian's gateway route a forwarded read is signed for (careledger.claims.requests.READ_TARGET)."""
 
 
 class ClaimFlagged(ClientError):
@@ -51,44 +50,25 @@ class ClaimFlagged(ClientError):
     committed flag transaction."""
 
     def __init__(self, error: ClientError, flag: dict[str, Any], flag_result: dict[str, Any]) -> None:
-        super().__init__(error.code, error.name, error.message, error.http_status, error.tx_hash)
+        super().__init__(error.code, error.name, error.message, error.http_status, error.tx_hash, error.document)
         self.flag = flag
         self.flag_result = flag_result
 
 
 def _post_for_flag(gateway: Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST ``body``; the answer, or :class:`ClaimFlagged` (without a flag result yet) for a refusal that
-    carries a ``flag``, else the usual :class:`ClientError`. (:class:`Client` keeps only an error's code,
-    name and message; the intake's refusal also says which flag to record.)"""
+    carries a ``flag`` (the intake's refusal says which flag to record), else the usual :class:`ClientError`."""
     try:
-        response = gateway._http.post(path, json=body, timeout=60)
-    except httpx.HTTPError:
-        return gateway.request("POST", path, json=body, timeout=60)  # reports the transport error its way
-    if response.is_success:
-        return _json(response)
-    try:
-        doc = response.json()
-    except ValueError:
-        doc = None
-    error = doc.get("error") if isinstance(doc, dict) else None
-    if isinstance(error, dict) and isinstance(doc, dict) and isinstance(doc.get("flag"), dict):
-        failure = ClientError(int(error["code"]), str(error["name"]), str(error["message"]), response.status_code)
-        raise ClaimFlagged(failure, doc["flag"], {})
-    if isinstance(error, dict) and isinstance(error.get("code"), int):
-        raise ClientError(error["code"], str(error.get("name", "")), str(error.get("message", "")),
-                          response.status_code)
-    raise _error(Code.INTERNAL_ERROR, f"unexpected HTTP {response.status_code} answer", response.status_code)
+        return gateway.request("POST", path, json=body, timeout=60)
+    except ClientError as exc:
+        flag = exc.document.get("flag") if exc.document is not None else None
+        if isinstance(flag, dict):
+            raise ClaimFlagged(exc, flag, {}) from None
+        raise
 
 
 def _error(code: Code, message: str, http_status: int | None = None) -> ClientError:
     return ClientError(int(code), code.name, message, http_status)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    doc = response.json()
-    if not isinstance(doc, dict):
-        raise _error(Code.INTERNAL_ERROR, "the node's answer is not a JSON object", response.status_code)
-    return doc
 
 
 class ClaimsClient:
@@ -106,8 +86,12 @@ class ClaimsClient:
     def close(self) -> None:
         self.records.close()
 
-    def _signed(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return sign_request(self.key, self.ledger.chain_id(), kind, fields)
+    def _forwarded_read(self, fields: dict[str, Any]) -> dict[str, str]:
+        """This key's signed gateway ``read`` of ``fields`` for the desk to hand on (docs/protocol.md section
+        4.3: signed for ``POST /v1/gateway/read``; the body's exact text beside its Authorization header)."""
+        body = json.dumps({"kind": "read", **fields}).encode()
+        return {"authorization": authorization(self.key, self.ledger.chain_id(), "POST", READ_TARGET, body),
+                "body": body.decode()}
 
     def _send(self, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         return self.ledger.send(self.key, tx_type, 1, payload)
@@ -115,10 +99,9 @@ class ClaimsClient:
     def _prepare(self, custodian: str, path: str, kind: str, fields: dict[str, Any], resource: Any) -> dict[str, Any]:
         value = parse_exact(resource) if isinstance(resource, str | bytes) else from_python(resource)
         canonical = canonical_bytes(value)
-        envelope = self._signed(kind, {**fields, "content": hashlib.sha256(canonical).hexdigest(),
-                                       "custodian": custodian})
-        body = json.dumps(envelope).encode()[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"
-        return self.records.gateway(custodian).request("POST", path, content=body,
+        head = json.dumps({"kind": kind, **fields, "custodian": custodian}).encode()
+        body = head[:-1] + b',"resource":' + json_of_canonical(canonical) + b"}"  # its decimals exactly as given
+        return self.records.gateway(custodian).request("POST", path, content=body, sign=self.key,
                                                         headers={"content-type": "application/json"}, timeout=60)
 
     def commit(self, custodian: str, prepared: dict[str, Any]) -> dict[str, Any]:
@@ -175,14 +158,14 @@ class ClaimsClient:
         signed read, purpose HPAYMT), checks and adjudicates it: the ``claims.adjudicate`` payload to sign."""
         status = self.status(claim)
         record = status["claim"]
-        reads = [self._signed("read", {"custodian": record["provider"], "emergency": False,
+        reads = [self._forwarded_read({"custodian": record["provider"], "emergency": False,
                                        "patient": record["patient"], "purpose": PAYMENT,
                                        "records": sorted({status["record"], record["encounter"]})})]
         if record["prior_payer_claim"] is not None:
             primary = self.status(record["prior_payer_claim"])
             latest = primary["adjudications"][-1] if primary["adjudications"] else None
             if latest is not None and latest["records"] is not None:
-                reads.append(self._signed("read", {"custodian": primary["claim"]["insurer"], "emergency": False,
+                reads.append(self._forwarded_read({"custodian": primary["claim"]["insurer"], "emergency": False,
                                                    "patient": record["patient"], "purpose": PAYMENT,
                                                    "records": [latest["records"]["response"]]}))
         return _post_for_flag(self.records.gateway(record["insurer"]), "/v1/claims/intake",
@@ -223,7 +206,7 @@ class ClaimsClient:
 
     # -- queries ----------------------------------------------------------------------------------------------
     def _query(self, path: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return self.ledger.request("POST", f"/v1/claims/{path}", json=self._signed(kind, fields))
+        return self.ledger.request("POST", f"/v1/claims/{path}", json={"kind": kind, **fields}, sign=self.key)
 
     def status(self, claim: str) -> dict[str, Any]:
         """The claim, its adjudications (with the records behind them), payments, appeals and flags."""
