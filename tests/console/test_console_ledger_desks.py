@@ -1,14 +1,15 @@
-"""The claims, research and trials views clicked through in a real Chromium against a real node.
+"""The claims, research and trials views, and the patient's claims, research log and trials, clicked
+through in a real Chromium against a real node.
 
-The world is a real node with the claims consortium (hospital, clinic, two insurers, pharmacy, research,
-regulator, manufacturer): an insurer's claims officer, the example plan and the synthetic edit table
-approved by the consortium's vote, a researcher and a trial coordinator at the research organisation,
-and one registered trial with a site. Every set-up step is an ordinary signed transaction. Each view
-is checked with axe-core and photographed for the README.
-
-A claim submitted and adjudicated end to end needs the claims desk's prepare and intake, whose signed
-requests move to the one signed-request scheme on the interfaces branch; until then the page's
-payment is tested on a claim the ledger does not know (the node's refusal, shown with its code).
+The world is the claims end-to-end node (tests/support/claims_node.py: a hospital and two insurers with
+their vaults and desks, claims officers, patients with coverages and consent for payment, the example
+plan and the approved edit table), plus a researcher and a trial coordinator at the research
+organisation, a study the patient consented to with her study key, and one registered trial with a
+site. Two claims are submitted for one encounter, to each insurer (the ledger flags the duplicate to
+both), and the first is adjudicated through the Python client; in the page the insurer's officer reads
+the flag feed and the claim's status (signed requests) and records the payment (a signed
+transaction), and the patient opens her claim and her Explanation of Benefit. Each view is checked
+with axe-core and photographed for the README.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from typing import Any
 import pytest
 
 from careledger.api.server import serve_in_thread
-from careledger.claims.edits import synthetic_tables
 from careledger.client import Client
-from careledger.contracts.claims.layout import day_of_ms
+from careledger.contracts.claims.layout import get_claim
 from careledger.contracts.research.study_keys import compute_study_pseudonym, derive_study_key
 from careledger.core.crypto import SigningKey
 from careledger.keys import write_key
@@ -31,38 +31,33 @@ from careledger.node.home import init_home
 from careledger.trials.randomisation import generate_schedule
 from support import GENESIS_TIME_MS, make_consortium, seeded_key
 from support.claims import ORGS, ROLES
-from support.claims_data import example_plan
+from support.claims_node import PLAN, ClaimsNode, build
 from support.console import axe_check, launch, load_key, new_context, require_browser, screenshot
 from support.trials import DOC_V1, FORM_V1, SPONSOR_SEED, STRATA, sample_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-PLAN = "example-ppo"
 DAY_MS = 86_400_000
-PEOPLE = {"insurer-officer": ("insurer", "claims_officer"), "researcher": ("research", "researcher"),
-          "coordinator": ("research", "trial_coordinator"), "dr": ("hospital", "physician")}
 
 
 class Desks:
     """The node, its URL, the people's keys and the facts the tests click against."""
 
-    def __init__(self, node: Any, url: str, keys_dir: Path) -> None:
-        self.node = node
-        self.url = url
-        self.ui = url + "/ui/"
+    def __init__(self, world: ClaimsNode, keys_dir: Path) -> None:
+        self.world = world
+        self.node = world.node
+        self.url = world.url
+        self.ui = world.url + "/ui/"
         self.keys_dir = keys_dir
-        self.keys: dict[str, SigningKey] = {}
+        self.keys: dict[str, SigningKey] = dict(world.keys)
         self.facts: dict[str, Any] = {}
-        self.client = Client(url, timeout=60.0)
 
     def key_file(self, who: str) -> Path:
         return self.keys_dir / f"{who}.json"
 
     def send(self, key: SigningKey, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        result = self.client.send(key, tx_type, 1, payload)
-        assert result["receipt"]["code"] == 0, result["receipt"]
-        return result
+        return self.world.send(key, tx_type, payload)
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +71,13 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
     node = home.open_node()
     node.start()
     server = serve_in_thread(node)
-    d = Desks(node, server.url, root / "keyfiles")
+    world = build(node, home, server.url, consortium)
+    d = Desks(world, root / "keyfiles")
     try:
-        for name, (org, role) in PEOPLE.items():
+        for name, role in (("researcher", "researcher"), ("coordinator", "trial_coordinator")):
             d.keys[name] = seeded_key(f"console-desks/{name}")
-            d.send(consortium.admin(org), "identity.enrol_member",
-                   {"member": d.keys[name].public_hex, "org": org, "roles": [role]})
-        d.send(d.keys["insurer-officer"], "claims.register_plan", {
-            "effective_day": day_of_ms(int(time.time() * 1000)), "insurer": "insurer", "plan": PLAN,
-            "rules": example_plan().document, "version": 1})
-        t = synthetic_tables()
-        d.send(consortium.admin("insurer"), "claims.propose_table", {
-            "digest": t.digest, "effective_day": t.effective_day, "name": t.name, "source": "synthetic",
-            "version": t.version})
-        for org in ("hospital", "clinic", "insurer-b", "pharmacy", "research"):
-            d.send(consortium.admin(org), "claims.vote_table", {"approve": True, "name": t.name, "version": t.version})
+            d.send(consortium.admin("research"), "identity.enrol_member",
+                   {"member": d.keys[name].public_hex, "org": "research", "roles": [role]})
         sequence = generate_schedule(SPONSOR_SEED, STRATA, ["app", "sham"], [1, 1], [2, 4], 8).commitment()
         trial = d.send(d.keys["coordinator"], "trials.register", {
             "dataset": sample_dataset(), "protocol": {"consent_form_hash": FORM_V1, "document_hash": DOC_V1},
@@ -102,9 +89,7 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
         d.send(d.keys["coordinator"], "trials.add_site", {
             "trial": d.facts["trial"], "org": "hospital", "ethics": ethics,
             "investigators": [{"key": d.keys["dr"].public_hex, "role": "principal_investigator"}]})
-        # a patient who consented, with her study key, to a study of the registry (the page finds it)
-        d.keys["alice"] = seeded_key("console-desks/alice")
-        d.send(d.keys["alice"], "identity.register_patient", {})
+        # the patient consented, with her study key, to a study of the registry (the page finds it)
         now = int(time.time() * 1000)
         study = d.send(d.keys["researcher"], "research.register_study", {
             "anonymity": {"k": 5, "quasi_identifiers": ["birth_year", "sex", "zip3"]}, "category": "respiratory",
@@ -112,14 +97,27 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
             "purpose": "HRESCH", "request": {"resource_types": ["Condition", "Patient"]}, "sponsor": "research",
             "title": "Asthma control in adults"})
         d.facts["study"] = study["receipt"]["result"]["study"]
-        d.send(derive_study_key(d.keys["alice"].seed, d.facts["study"]), "research.consent",
+        d.send(derive_study_key(d.keys["patient"].seed, d.facts["study"]), "research.consent",
                {"resource_types": [], "scope": "study", "target": d.facts["study"]})
+        # one encounter billed to both insurers (flagged to both); the first claim adjudicated
+        encounter = world.encounter()
+        d.facts["claim"] = world.submit("patient", encounter=encounter)["receipt"]["result"]["claim"]
+        d.facts["duplicate"] = world.submit("patient", insurer="insurer-b", encounter=encounter)[
+            "receipt"]["result"]["claim"]
+        assert world.claims("insurer-officer").adjudicate(d.facts["claim"])["receipt"]["code"] == 0
+        world.wait_idle()
         for name, key in d.keys.items():
             write_key(d.key_file(name), key, name)
         yield d
     finally:
-        d.client.close()
+        for c in world._claims.values():
+            c.close()
+        for r in world._records.values():
+            r.close()
+        world.ledger.close()
         server.stop()
+        for v in world.vaults.values():
+            v.close()
         node.close()
 
 
@@ -153,17 +151,32 @@ def checked(page: Any, name: str) -> None:
     screenshot(page, name)
 
 
-def test_claims_officer_records_a_payment_and_reads_the_rules(desks: Desks, page: Any) -> None:
+def test_claims_officer_reads_flags_and_status_then_records_the_payment(desks: Desks, page: Any) -> None:
     load_key(page, desks, "insurer-officer")  # type: ignore[arg-type]  # it uses .ui, .key_file and .keys
     page.click("#tab-claims")
-    page.wait_for_selector("#cs-queues")
-    # the page signs claims.pay; the node refuses it (no such claim) and the page names the refusal
-    page.fill("#pay-claim", "clm-" + "ab" * 12)
-    page.fill("#pay-remittance", "cd" * 32)
+    claim = desks.facts["claim"]
+    # the flag feed: a signed read (Authorization: CareLedger-Request), the insurer's own
+    page.click("#load-flags")
+    page.wait_for_selector("#flags-out tbody tr")
+    feed = page.inner_text("#flags-out")
+    assert "duplicate across payers" in feed and claim in feed and desks.facts["duplicate"] in feed
+    # the claim's status: adjudicated, with its line codes; then pay against its ClaimResponse
+    page.fill("#status-claim", claim)
+    page.click("#load-status")
+    page.wait_for_selector("#status-out .adjudication")
+    status = page.inner_text("#status-out")
+    assert "adjudicated" in status and "approved" in status and "PR-3" in status
+    page.click("#prefill-pay-1")
+    assert page.input_value("#pay-claim") == claim and len(page.input_value("#pay-remittance")) == 64
+    page.click("#pay")
+    page.wait_for_selector("#pay-out .notice-ok")
+    assert "Committed." in page.inner_text("#pay-out")
+    record = get_claim(desks.node.store.view(), claim)
+    assert record is not None and record.status == "paid"
+    # paying twice is the contract's refusal, shown with its name
     page.click("#pay")
     page.wait_for_selector("#pay-out .notice-error")
-    shown = page.inner_text("#pay-out")
-    assert "CLAIM_UNKNOWN (4007)" in shown
+    assert "CLAIM_BAD_TRANSITION" in page.inner_text("#pay-out")
     page.fill("#plan-insurer", "insurer")
     page.fill("#plan-name", PLAN)
     page.click("#load-plan")
@@ -173,6 +186,25 @@ def test_claims_officer_records_a_payment_and_reads_the_rules(desks: Desks, page
     page.wait_for_selector("#table-out tbody tr")
     assert "approved" in page.inner_text("#table-out") and "hospital" in page.inner_text("#table-out")
     checked(page, "claims")
+
+
+def test_patient_opens_her_claim_and_her_explanation_of_benefit(desks: Desks, page: Any) -> None:
+    """(After the payment above.) Her claims are a signed claims.list as herself; the EOB is a record of
+    hers at the insurer, read through its gateway and checked against its anchor."""
+    load_key(page, desks, "patient")  # type: ignore[arg-type]
+    page.click("#tab-myclaims")
+    row = page.locator(f"#my-claims tr[data-claim='{desks.facts['claim']}']")
+    row.wait_for()
+    assert "paid" in row.inner_text() and "hospital" in row.inner_text()
+    assert page.locator("#my-claims tbody tr").count() == 2
+    row.get_by_role("button", name="Status").click()
+    page.wait_for_selector("#my-claim .adjudication")
+    assert "PR-3" in page.inner_text("#my-claim") and "1 payment(s) recorded" in page.inner_text("#my-claim")
+    page.click("#open-eob-1")
+    card = page.wait_for_selector("#eob-out .record-card")
+    text = card.inner_text()
+    assert "INTEGRITY VERIFIED" in text and "Explanation" in text
+    checked(page, "patient-claims")
 
 
 def test_researcher_registers_a_study_and_sees_it_in_the_registry(desks: Desks, page: Any) -> None:
@@ -196,15 +228,16 @@ def test_researcher_registers_a_study_and_sees_it_in_the_registry(desks: Desks, 
 
 
 def test_patient_sees_her_research_log_and_consents_to_the_trial(desks: Desks, page: Any) -> None:
-    """(Before the sponsor suspends recruitment, below.) Her study keys are derived in the page (HKDF of her seed, as careledger.contracts.research.study_keys):
-    the research log is read with the study's key, and her trial consent is signed with the trial's."""
-    load_key(page, desks, "alice")  # type: ignore[arg-type]
+    """(Before the sponsor suspends recruitment, below.) Her study keys are derived in the page (HKDF of
+    her seed, as careledger.contracts.research.study_keys): the research log is read with the study's key,
+    and her trial consent is signed with the trial's."""
+    load_key(page, desks, "patient")  # type: ignore[arg-type]
     page.click("#tab-participation")
     page.wait_for_selector("#research-log")
     assert "Asthma control in adults" in page.inner_text("#research-log")
     assert "1 research consent(s) in force" in page.inner_text("#research-summary")
     trial = desks.facts["trial"]
-    subject = compute_study_pseudonym(derive_study_key(desks.keys["alice"].seed, trial).public_hex)
+    subject = compute_study_pseudonym(derive_study_key(desks.keys["patient"].seed, trial).public_hex)
     row = page.locator(f"#my-trials tr[data-trial='{trial}']")
     assert subject[:14] in row.inner_text() and "not taking part" in row.inner_text()
     page.on("dialog", lambda d: d.accept())
@@ -259,7 +292,8 @@ def test_keyboard_opens_a_trial_and_the_views_speak_chinese(desks: Desks, browse
     pg.wait_for_selector("#trial-detail")
     assert pg.inner_text("main h1") == "临床试验"
     assert axe_check(pg, "trials-zh") == []
-    for tab, title in (("claims", "理赔台"), ("research", "科研"), ("participation", "我的科研与临床试验")):
+    for tab, title in (("claims", "理赔台"), ("research", "科研"), ("participation", "我的科研与临床试验"),
+                       ("myclaims", "我的理赔")):
         pg.click(f"#tab-{tab}")
         pg.wait_for_function("t => document.querySelector('main h1')?.textContent === t", arg=title)
         assert axe_check(pg, f"{tab}-zh") == []

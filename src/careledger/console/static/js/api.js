@@ -84,7 +84,11 @@ export const lotDistribution = (gtin, lot) => call('GET',
 /** Alerts are a signed GET. */
 export const alerts = (params, signer) => call('GET', '/v1/supply/alerts' + q(params), { signer });
 
-// -- claims: rule data about no one (the signed claim queries are not here yet: see views/claims.js) ---------
+// -- claims: signed claim queries (their bodies are the claims kinds) and rule data about no one ---------------
+export const claimStatus = (claim, signer) => call('POST', '/v1/claims/status', { body: { claim, kind: 'claims.status' }, signer });
+export const claimList = (patient, signer) => call('POST', '/v1/claims/list', { body: { kind: 'claims.list', patient }, signer });
+export const claimFlags = (insurer, signer, sinceHeight = 0) => call('POST', '/v1/claims/flags', {
+  body: { insurer, kind: 'claims.flags', since_height: sinceHeight }, signer });
 export const claimPlan = (insurer, plan) => call('GET', `/v1/claims/plans/${encodeURIComponent(insurer)}/${encodeURIComponent(plan)}`);
 export const editTable = (name) => call('GET', `/v1/claims/tables/${encodeURIComponent(name)}`);
 

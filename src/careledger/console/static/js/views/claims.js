@@ -1,13 +1,13 @@
-// The claims staff's view (an insurer's or provider's claims officer): decide a claim — record its
-// payment, flag a mismatch the intake found, void a claim entered in error — each a transaction signed
-// in the page; and the rule data a decision rests on, which is about no one: a plan's benefit rules and
-// the consortium's edit tables with their votes. The officer's queues (flag feed, claim status) are
-// signed claim queries that move to the one signed-request scheme first (see the notice).
+// The claims staff's view (an insurer's or provider's claims officer): the insurer's flag feed and a
+// claim's status (signed claim queries), decisions — record its payment, flag a mismatch the intake
+// found, void a claim entered in error — each a transaction signed in the page; and the rule data a
+// decision rests on, which is about no one: a plan's benefit rules and the edit tables with their votes.
 
 import * as api from '../api.js';
-import { act, badge, clear, code, field, fmtDate, h, notice, receiptView, short, table } from '../dom.js';
+import { act, badge, clear, code, field, fmtDate, fmtTime, h, notice, receiptView, short, table } from '../dom.js';
 import { t } from '../i18n.js';
-import { send } from '../ledger.js';
+import { send, signer } from '../ledger.js';
+import { claimStatusView } from '../claim_status.js';
 import { session } from '../session.js';
 import { sha256Hex } from '../bytes.js';
 
@@ -20,6 +20,54 @@ const pct = (bps) => `${(bps / 100).toFixed(bps % 100 ? 2 : 0)} %`;
 
 function claimField(id) {
   return h('input', { type: 'text', id, class: 'wide', value: state.claim, required: true, pattern: CLAIM, autocomplete: 'off', spellcheck: 'false' });
+}
+
+function queueSection() {
+  const out = h('div', { id: 'flags-out', 'aria-live': 'polite' });
+  const insurer = h('input', { type: 'text', id: 'flags-insurer', value: session.info?.org || '', required: true, autocomplete: 'off' });
+  const btn = h('button', { type: 'submit', id: 'load-flags' }, t('cs.flags.load'));
+  const form = h('form', {
+    class: 'inline',
+    onsubmit: (e) => {
+      e.preventDefault();
+      act(out, btn, async () => {
+        const doc = await api.claimFlags(insurer.value.trim(), await signer());
+        return table(t('cs.flags.caption', { n: doc.flags.length, insurer: doc.insurer }), [t('col.height'), t('col.when'), t('col.kind'), t('cs.claim'), t('cs.col.other')],
+          [...doc.flags].reverse().map((f) => h('tr', {}, h('td', {}, String(f.height)), h('td', {}, fmtTime(f.time_ms)),
+            h('td', {}, badge('bad', t(`claim.flag.${f.kind}`, {}, f.kind))), h('td', {}, code(f.claim)),
+            h('td', {}, f.other_claim ? [code(f.other_claim), ` (${f.other_insurer})`] : '—'))));
+      });
+    },
+  }, field(t('cs.insurer'), insurer), btn);
+  return h('section', { 'aria-labelledby': 'cs-flags-h' }, h('h2', { id: 'cs-flags-h' }, t('cs.flags')), h('p', {}, t('cs.flags.body')), form, out);
+}
+
+function statusSection() {
+  const out = h('div', { id: 'status-out', 'aria-live': 'polite' });
+  const claim = claimField('status-claim');
+  const btn = h('button', { type: 'submit', id: 'load-status' }, t('cs.status.load'));
+  const form = h('form', {
+    class: 'inline',
+    onsubmit: (e) => {
+      e.preventDefault();
+      act(out, btn, async () => {
+        state.claim = claim.value.trim();
+        const doc = await api.claimStatus(state.claim, await signer());
+        return claimStatusView(doc, (a) => {
+          const response = a.documents?.response?.commitment;
+          if (!response || !['approved', 'partial'].includes(a.outcome) || doc.claim.status === 'paid') return null;
+          const pay = h('button', { type: 'button', class: 'small', id: `prefill-pay-${a.n}` }, t('cs.pay.prefill'));
+          pay.addEventListener('click', () => {
+            document.getElementById('pay-claim').value = doc.claim.id;
+            document.getElementById('pay-remittance').value = response;
+            document.getElementById('pay-remittance').focus();
+          });
+          return pay;
+        });
+      });
+    },
+  }, field(t('cs.claim'), claim), btn);
+  return h('section', { 'aria-labelledby': 'cs-status-h' }, h('h2', { id: 'cs-status-h' }, t('cs.status')), form, out);
 }
 
 function paySection() {
@@ -115,8 +163,7 @@ function rulesSection() {
 }
 
 export async function render(main) {
-  clear(main, h('h1', {}, t('cs.title')), h('p', { class: 'lead' }, t('cs.lead')),
-    notice('info', h('span', { id: 'cs-queues' }, t('cs.queues.pending'))));
-  main.append(...(session.key ? [paySection(), flagSection()] : [notice('info', t('need.key'), ' ', h('a', { href: '#/keys' }, t('key.load')))]),
-    rulesSection());
+  clear(main, h('h1', {}, t('cs.title')), h('p', { class: 'lead' }, t('cs.lead')));
+  main.append(...(session.key ? [queueSection(), statusSection(), paySection(), flagSection()]
+    : [notice('info', t('need.key'), ' ', h('a', { href: '#/keys' }, t('key.load')))]), rulesSection());
 }
