@@ -568,7 +568,9 @@ async def test_openapi_declares_the_one_signed_request_scheme_and_the_typed_requ
                            ("POST", "/v1/gateway/store"), ("GET", "/v1/supply/alerts"), ("POST", "/fhir/auth/token"),
                            ("GET", "/fhir/{resource_type}"), ("GET", "/fhir/{resource_type}/{resource_id}"),
                            *(("POST", f"/v1/research/{p}") for p in ("releases", "packages", "answers", "results",
-                                                                     "log"))}
+                                                                     "log")),
+                           *(("POST", f"/v1/claims/{p}") for p in ("prepare", "coverages/prepare", "status", "list",
+                                                                   "flags", "coverages", "eligibility"))}
     assert {"FhirBearer": []} in signed[("GET", "/fhir/{resource_type}")]["security"]
     assert not any("X-CareLedger-Timestamp" in str(op) for op in signed.values())  # the old headers are gone
 
@@ -586,6 +588,8 @@ async def test_openapi_declares_the_one_signed_request_scheme_and_the_typed_requ
         body = signed[("POST", path)]["requestBody"]["content"]["application/json"]["schema"]
         assert not {"requester", "time_ms", "nonce", "sig", "request"} & set(body["properties"]), path  # no envelope
     assert "$ref" not in json.dumps(signed[("POST", "/v1/research/log")]["requestBody"])  # the statement inlined
+    assert kinds("POST", "/v1/claims/prepare") == {"claim.prepare"}
+    assert kinds("POST", "/v1/claims/eligibility") == {"claims.eligibility"}
     assert "requestBody" not in signed[("GET", "/v1/supply/alerts")]
 
 
