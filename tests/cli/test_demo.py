@@ -22,6 +22,11 @@ def test_demo_walks_the_whole_story_and_verifies(tmp_path: Path) -> None:
                     "careledger verify"):
         assert chapter in out, f"chapter {chapter!r} missing from the demo"
     assert "ledger intact" in out
+    # the web console: its URL, how to serve the home, and a key file for each role's view
+    assert "http://127.0.0.1:8700/ui/" in out and f"careledger node start --home {home}" in out.replace("\n", "")
+    from careledger.demo.console_keys import ROLES
+
+    assert sorted(p.stem for p in (home / "console-keys").glob("*.json")) == sorted(ROLES)
     assert "Traceback" not in out + done.stderr
     report = verify_file(home / "data" / "ledger.sqlite")
     assert report.ok and report.blocks > 10

@@ -12,6 +12,9 @@ import typer
 
 from careledger.cli.common import console, emit, err_console, expand, fail, json_mode, say
 
+CONSOLE_URL = "http://127.0.0.1:8700/ui/"
+"""Where the console answers once the demo home is served with ``--api 127.0.0.1:8700``."""
+
 
 def demo(
     home: Annotated[Path | None, typer.Option(help="Create the demo home here (default: a new temp dir).")] = None,
@@ -29,6 +32,7 @@ def demo(
         fail(f"engine {engine!r} is not available")
     from careledger.api.server import serve_in_thread
     from careledger.client import Client
+    from careledger.demo.console_keys import write_console_keys
     from careledger.demo.consortium import create_consortium
     from careledger.demo.story import DemoFailed, banner, run_story
     from careledger.node.verify import verify_file
@@ -46,9 +50,10 @@ def demo(
     host, port = api.rsplit(":", 1)
     server = serve_in_thread(node, host, int(port))
     base = server.url
-    out.print(f"node running: solo engine, HTTP API at {base} (OpenAPI: {base}/openapi.json)")
+    out.print(f"node running: solo engine, HTTP API at {base} (OpenAPI: {base}/openapi.json), "
+              f"web console at {base}/ui/")
     try:
-        run_story(Client(base), consortium, out)
+        story = run_story(Client(base), consortium, out)
     except DemoFailed as exc:
         server.stop()
         node.close()
@@ -62,6 +67,8 @@ def demo(
             pass
     server.stop()
     node.close()
+    keys_dir = path / "console-keys"
+    write_console_keys(story.people, story.consortium.admins, keys_dir)
     out.print()
     out.rule("[bold cyan]careledger verify")
     report = verify_file(consortium.home.db_path)
@@ -72,8 +79,13 @@ def demo(
         say(f"[green]ledger intact[/]: {report.blocks} blocks, {report.txs} transactions replayed from "
             f"genesis; receipts, Merkle roots, signatures and app hash all match.")
         say(f"\nThe demo home is kept at {path} — try `careledger verify --home {path}`.")
+        say(f"\n[bold]Web console[/]: serve the demo home with `careledger node start --home {path} --api "
+            f"127.0.0.1:8700`, then open {CONSOLE_URL} in Chromium (localhost: WebCrypto works without HTTPS). "
+            f"Load a role's key file from {keys_dir} (patient, clinician, pharmacist, regulator, manufacturer, "
+            "claims-officer, researcher, trial-sponsor, operator) in its Keys view.")
 
-    emit({"engine": "solo", "home": str(path), "api": base, "verify": report.to_json()}, human)
+    emit({"engine": "solo", "home": str(path), "api": base, "console": CONSOLE_URL, "console_keys": str(keys_dir),
+          "verify": report.to_json()}, human)
 
 
 def _demo_cometbft(home: Path | None, validators: int, serve: bool) -> None:

@@ -83,3 +83,27 @@ export const lotDistribution = (gtin, lot) => call('GET',
   `/v1/console/supply/lots/${encodeURIComponent(gtin)}/${encodeURIComponent(lot)}/distribution`);
 /** Alerts are a signed GET. */
 export const alerts = (params, signer) => call('GET', '/v1/supply/alerts' + q(params), { signer });
+
+// -- claims: signed claim queries (their bodies are the claims kinds) and rule data about no one ---------------
+export const claimStatus = (claim, signer) => call('POST', '/v1/claims/status', { body: { claim, kind: 'claims.status' }, signer });
+export const claimList = (patient, signer) => call('POST', '/v1/claims/list', { body: { kind: 'claims.list', patient }, signer });
+export const claimFlags = (insurer, signer, sinceHeight = 0) => call('POST', '/v1/claims/flags', {
+  body: { insurer, kind: 'claims.flags', since_height: sinceHeight }, signer });
+export const claimPlan = (insurer, plan) => call('GET', `/v1/claims/plans/${encodeURIComponent(insurer)}/${encodeURIComponent(plan)}`);
+export const editTable = (name) => call('GET', `/v1/claims/tables/${encodeURIComponent(name)}`);
+
+// -- research: the study registry ----------------------------------------------------------------------------
+export const studies = (kind) => call('GET', '/v1/research/studies' + q({ kind }));
+export const study = (id) => call('GET', `/v1/research/studies/${encodeURIComponent(id)}`);
+/** One study pseudonym's research log: a signed request by that study key. */
+export const researchLog = (signer) => call('POST', '/v1/research/log', { body: { kind: 'research-log' }, signer });
+
+// -- trials: public registry records --------------------------------------------------------------------------
+const trialPath = (trial, tail = '') => `/v1/trials/${encodeURIComponent(trial)}${tail}`;
+export const trials = () => call('GET', '/v1/trials');
+export const trial = (id) => call('GET', trialPath(id));
+export const trialSites = (id) => call('GET', trialPath(id, '/sites'));
+export const trialProtocols = (id) => call('GET', trialPath(id, '/protocols'));
+export const trialReconsent = (id) => call('GET', trialPath(id, '/reconsent'));
+export const trialSafety = (id) => call('GET', trialPath(id, '/safety'));
+export const trialSubject = (id, subject) => call('GET', trialPath(id, `/subjects/${encodeURIComponent(subject)}`));

@@ -24,7 +24,9 @@ export async function signingSupport() {
   }
 }
 
-/** An unlocked key from its 32-byte seed: {privateKey (non-extractable), publicHex}. */
+/** An unlocked key from its 32-byte seed: {privateKey (non-extractable), publicHex, studyBase}.
+ * `studyBase` is the same seed as a non-extractable HKDF key: the patient's study keys are derived
+ * from it (study_keys.js) without the seed ever being readable again. */
 export async function importSeed(seed) {
   if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new KeyFileError('a seed is 32 bytes');
   const pkcs8 = concat(PKCS8_PREFIX, seed);
@@ -32,7 +34,8 @@ export async function importSeed(seed) {
   const jwk = await crypto.subtle.exportKey('jwk', probe);
   const publicHex = toHex(b64urlToBytes(jwk.x));
   const privateKey = await crypto.subtle.importKey('pkcs8', pkcs8, 'Ed25519', false, ['sign']);
-  return { privateKey, publicHex };
+  const studyBase = await crypto.subtle.importKey('raw', seed, 'HKDF', false, ['deriveBits']);
+  return { privateKey, publicHex, studyBase };
 }
 
 export function newSeed() {

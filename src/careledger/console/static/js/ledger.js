@@ -14,9 +14,10 @@ export async function chainInfo(refresh = false) {
 }
 
 /** Sign `type` with the key's next nonce, submit, wait for the block. Returns {tx_hash, height, receipt}.
- * A contract refusal is a receipt with a non-zero code, not an exception; admission refusals throw ApiError. */
-export async function send(type, payload) {
-  const key = requireKey();
+ * A contract refusal is a receipt with a non-zero code, not an exception; admission refusals throw ApiError.
+ * `as` signs with another unlocked key than the session's (a patient's study key). */
+export async function send(type, payload, as = null) {
+  const key = as || requireKey();
   const { chain_id: chainId } = await chainInfo();
   for (let attempt = 0; ; attempt++) {
     const { next } = await api.nonce(key.publicHex);
@@ -41,9 +42,9 @@ export async function signOnly(type, payload) {
 /** A typed request body of `kind` (protocol.md section 4.3): the fields that are set. */
 export const request = typedRequest;
 
-/** The signer of the unlocked key, for api.js: `(method, target, bodyText) => {Authorization}`. */
-export async function signer() {
-  const key = requireKey();
+/** The signer of the unlocked key (or of `as`), for api.js: `(method, target, bodyText) => {Authorization}`. */
+export async function signer(as = null) {
+  const key = as || requireKey();
   const { chain_id: chainId } = await chainInfo();
   return (method, target, bodyText) => signRequest(key, chainId, method, target, bodyText);
 }

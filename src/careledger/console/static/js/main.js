@@ -9,8 +9,11 @@ import { onSessionChange, session, setKey } from './session.js';
 // Views load on first use, so the first page load fetches only the shell and the view shown.
 export const VIEWS = [
   ['keys', () => import('./views/keys.js')], ['patient', () => import('./views/patient.js')],
+  ['myclaims', () => import('./views/my_claims.js')], ['participation', () => import('./views/participation.js')],
   ['clinician', () => import('./views/clinician.js')], ['pharmacist', () => import('./views/pharmacist.js')],
-  ['supply', () => import('./views/supply.js')], ['explorer', () => import('./views/explorer.js')],
+  ['supply', () => import('./views/supply.js')], ['claims', () => import('./views/claims.js')],
+  ['research', () => import('./views/research.js')], ['trials', () => import('./views/trials.js')],
+  ['explorer', () => import('./views/explorer.js')],
   ['about', () => import('./views/about.js')],
 ];
 
