@@ -30,7 +30,7 @@ def bench(
     workload: Annotated[str, typer.Option(help="Workload: identity (default mix), records, supply, claims, research, "
                                                "trials, or startup (time to open a home grown to --txs "
                                                "transactions).")] = "identity",
-    size: Annotated[str, typer.Option(help="trials: TRIALSxSUBJECTSxVISITS[/VISITS_PER_TX] anchored over HTTP.")]
+    size: Annotated[str, typer.Option(help="trials: TRIALSxSUBJECTSxVISITS\\[/VISITS_PER_TX] anchored over HTTP.")]
     = "100x1000x10",
     serials: Annotated[int, typer.Option(help="supply: random serials in the commissioning phase.")] = 500_000,
     small: Annotated[int, typer.Option(help="supply: serials on the ledger for the first latency sample.")]
