@@ -179,9 +179,11 @@ class Client:
 
     # -- transactions ---------------------------------------------------------------------------------
     def submit(self, raw: bytes, wait: bool = False, timeout: float = 30.0) -> dict[str, Any]:
-        """Submit signed wire bytes. Without ``wait``: ``{tx_hash, status: "pending"}`` once admitted;
-        with it: ``{tx_hash, status: "committed", height, receipt}`` (``timeout`` seconds at most, ≤ 120).
-        Raises :class:`ClientError` when the node refuses it or it is dropped before commit."""
+        """Submit signed wire bytes. Without ``wait``: ``{tx_hash, status: "pending"}`` once admitted, or
+        ``status: "queued"`` when its nonce is ahead of the signer's next (it waits for the gap to fill,
+        protocol.md section 5); with it: ``{tx_hash, status: "committed", height, receipt}`` (``timeout``
+        seconds at most, ≤ 120), queued transactions included. Raises :class:`ClientError` when the node
+        refuses it or it is dropped before commit (NONCE_GAP_EXPIRED for a gap never filled)."""
         params: dict[str, Any] = {"wait": "commit", "timeout": timeout} if wait else {}
         return self.request("POST", "/v1/txs", content=raw, params=params,
                              headers={"content-type": "application/json"},
