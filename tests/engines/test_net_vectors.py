@@ -41,6 +41,7 @@ SUBSET = [
     "records/records_erase", "records/consent_grant_and_revoke", "records/consent_break_glass",
     "supply/supply_epcis_capture", "supply/supply_decommission", "supply/supply_undo", "supply/supply_verify",
     "claims/claims_edit_tables", "trials/trials_enrol", "research/research_release",
+    "identity/identity_rotate_key_member",
 ]
 """Chosen among the vectors whose outcome does not depend on the day: a plan version, for one, may not
 take effect before the block's day, so the claims vectors that register a plan are left to the engines

@@ -12,6 +12,7 @@ import nacl.signing
 from careledger.core import codec
 from careledger.core.crypto import ED25519_L, SigningKey, signing_message
 from careledger.core.tx import body_of
+from careledger.node.mempool import QUEUE_WINDOW
 from vectors.builder import CHAIN_ID, ORGS, Builder, admin, body_bytes, key, nonce, signed_with
 
 H, P = ORGS[0][0], ORGS[1][0]
@@ -50,9 +51,13 @@ def envelope_nonces() -> dict[str, Any]:
     b = Builder()
     b.pre(b.tx(admin(H), "identity.set_org_api", {"api": "https://a.example", "org": H}))
     replay = b.tx(admin(H), "identity.set_org_api", {"api": None, "org": H}, nonce=1)
-    gap = b.tx(admin(H), "identity.set_org_api", {"api": None, "org": H}, nonce=3)
+    # beyond the window in which a node queues a nonce that is ahead (protocol.md section 5), so every
+    # admission path refuses it as block execution does
+    gap = b.tx(admin(H), "identity.set_org_api", {"api": None, "org": H}, nonce=2 + QUEUE_WINDOW)
     good = b.tx(admin(H), "identity.set_org_api", {"api": None, "org": H}, nonce=2)
-    return b.vector("envelope_nonces", "Nonce 1 again is replayed (301), nonce 3 is ahead (302), nonce 2 applies.",
+    return b.vector("envelope_nonces",
+                    f"Nonce 1 again is replayed (301), nonce {2 + QUEUE_WINDOW} is ahead beyond the queue's "
+                    "window (302), nonce 2 applies.",
                     [replay, gap, good], [nonce(admin(H)), f"identity/org/{H}"],
                     [(False, 301), (False, 302), (True, 0)])
 
@@ -93,16 +98,18 @@ def envelope_check_order() -> dict[str, Any]:
         codec.encode({"body": body_of(CHAIN_ID, "identity.teleport", 1, me.public_hex, 1, {}),
                       "sig": "zz" * 64}),  # sig not hex + unknown type: 202
         _badly_signed(STRANGER, "identity.set_org_api", SET_API),  # unknown signer + bad signature: 202
-        b.tx(STRANGER, "identity.set_org_api", SET_API, nonce=2),  # unknown signer + nonce ahead: 302
-        b.tx(admin(P), "identity.set_org_api", SET_API, nonce=2),  # not this org's admin + nonce ahead: 302
+        # unknown signer, or not this org's admin, + a nonce ahead beyond the queue's window: 302 (within
+        # it, a node queues the transaction only once the signer and its authorisation pass)
+        b.tx(STRANGER, "identity.set_org_api", SET_API, nonce=1 + QUEUE_WINDOW),
+        b.tx(admin(P), "identity.set_org_api", SET_API, nonce=1 + QUEUE_WINDOW),
         b.tx(me, "identity.set_org_api", SET_API, nonce=1),  # and the one without a fault
     ]
     return b.vector("envelope_check_order",
                     "Transactions with several faults get the code of the first check in docs/protocol.md "
                     "section 4.1: a bad signature loses to an unknown type (104), a bad payload (105) or a bad "
                     "check digit (3001); a wrong chain (201), a malformed signer (204) or sig (202) win over "
-                    "an unknown type; the signature (202) before the signer's membership; the nonce (302) "
-                    "before the signer and its authorisation.",
+                    "an unknown type; the signature (202) before the signer's membership; a nonce ahead beyond "
+                    "the queue's window (302) before the signer and its authorisation.",
                     txs, [nonce(me), nonce(STRANGER), nonce(admin(P)), f"identity/org/{H}"],
                     [(False, 104), (False, 105), (False, 3001), (False, 201), (False, 204), (False, 202),
                      (False, 202), (False, 302), (False, 302), (True, 0)])

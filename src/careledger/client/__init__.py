@@ -62,18 +62,22 @@ def _seg(value: str) -> str:
 def transaction_of(payload: BaseModel, registry: Registry | None = None) -> tuple[str, int, dict[str, Any]]:
     """The transaction type and version whose payload model ``payload`` is an instance of (in
     ``registry``; by default among the handlers of the contract package that defines the model,
-    ``careledger.contracts.<name>.HANDLERS``), and the payload's JSON: the fields that were set, as
-    they were set (``model_dump(mode="json", exclude_unset=True)``), so the node checks exactly what
-    the caller built.
+    ``careledger.contracts.<name>.HANDLERS``, and of its defining module if that keeps its own), and
+    the payload's JSON: the fields that were set, as they were set (``model_dump(mode="json",
+    exclude_unset=True)``), so the node checks exactly what the caller built.
 
     Raises ValueError when no registered (type, version) takes that model, or more than one does.
     """
     if registry is not None:
         handlers = registry.handlers()
     else:
-        parts = type(payload).__module__.split(".")
+        module = type(payload).__module__
+        parts = module.split(".")
         package = ".".join(parts[:3]) if parts[:2] == ["careledger", "contracts"] and len(parts) > 2 else None
-        handlers = list(getattr(importlib.import_module(package), "HANDLERS", [])) if package else []
+        handlers = []
+        if package:  # the package's handlers, and those of a module that keeps its own (identity.keys)
+            for name in dict.fromkeys((package, module)):
+                handlers += [h for h in getattr(importlib.import_module(name), "HANDLERS", []) if h not in handlers]
     kinds = [(h.type, h.version) for h in handlers if h.payload is type(payload)]
     if len(kinds) != 1:
         raise ValueError(f"{type(payload).__name__} is the payload of {len(kinds)} registered transaction kinds, "
