@@ -31,7 +31,7 @@ from careledger.node.home import init_home
 from careledger.trials.randomisation import generate_schedule
 from support import GENESIS_TIME_MS, make_consortium, seeded_key
 from support.claims import ORGS, ROLES
-from support.claims_node import PLAN, ClaimsNode, build
+from support.claims_node import PLAN, ClaimsNode, build, close_world
 from support.console import axe_check, launch, load_key, new_context, require_browser, screenshot
 from support.trials import DOC_V1, FORM_V1, SPONSOR_SEED, STRATA, sample_dataset
 
@@ -110,15 +110,7 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desks]:
             write_key(d.key_file(name), key, name)
         yield d
     finally:
-        for c in world._claims.values():
-            c.close()
-        for r in world._records.values():
-            r.close()
-        world.ledger.close()
-        server.stop()
-        for v in world.vaults.values():
-            v.close()
-        node.close()
+        close_world(world, server, node)
 
 
 @pytest.fixture(scope="module")

@@ -162,6 +162,19 @@ def build(node: Any, home: Home, url: str, consortium: Any) -> ClaimsNode:
     return world
 
 
+def close_world(world: ClaimsNode, server: Any, node: Any) -> None:
+    """Close what :func:`build` opened, then the API server and the node under it."""
+    for c in world._claims.values():
+        c.close()
+    for r in world._records.values():
+        r.close()
+    world.ledger.close()
+    server.stop()
+    for v in world.vaults.values():
+        v.close()
+    node.close()
+
+
 @pytest.fixture(name="claims_node")
 def claims_node_fixture(tmp_path: Path) -> Iterator[ClaimsNode]:
     from careledger.api.server import serve_in_thread
@@ -178,12 +191,4 @@ def claims_node_fixture(tmp_path: Path) -> Iterator[ClaimsNode]:
     try:
         yield world
     finally:
-        for c in world._claims.values():
-            c.close()
-        for r in world._records.values():
-            r.close()
-        world.ledger.close()
-        server.stop()
-        for v in world.vaults.values():
-            v.close()
-        node.close()
+        close_world(world, server, node)
